@@ -1,0 +1,5 @@
+"""``python -m keyfan`` runs the ``keyfan`` command line."""
+
+from keyfan.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""Argument checks shared by every keyfan entry point: convert once, at the boundary, or raise.
+
+Every check names the argument, shows the value it received, states the rule, and where there
+is an obvious fix, says it. Nothing is truncated or cast silently: ``2.0`` is accepted as ``2``,
+``2.5`` is a ``ValueError``, ``True`` is a ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = ["as_float", "as_int", "as_shape", "as_size", "is_traced"]
+
+
+def is_traced(value: Any) -> bool:
+    """True for an abstract value inside ``jit``, ``vmap`` or ``grad`` (no concrete number)."""
+    return isinstance(value, jax.core.Tracer)
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def as_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> int:
+    """Returns ``value`` as a Python int, or raises.
+
+    Accepts Python ints, NumPy integer and floating scalars, 0-d NumPy and JAX arrays, and
+    floats that are whole numbers (``3.0``). Rejects booleans, non-whole or non-finite floats,
+    traced values and anything non-numeric.
+
+    Args:
+      name: the argument's name, used in error messages.
+      value: the value received.
+      lo: inclusive lower bound, or None.
+      hi: exclusive upper bound, or None.
+
+    Raises:
+      TypeError: ``value`` is not a number, is a bool, is an array with dimensions, or is traced.
+      ValueError: ``value`` is not whole, not finite, or outside ``[lo, hi)``.
+    """
+    if is_traced(value):
+        raise TypeError(
+            f"{name} must be a concrete number, got a traced value {value!r}; "
+            f"mark {name} as static (jax.jit(..., static_argnames=...)) or pass a Python int."
+        )
+    if isinstance(value, (np.ndarray, jax.Array)):
+        if value.ndim != 0:
+            raise TypeError(f"{name} must be a scalar, got an array of shape {value.shape}.")
+        value = value.item() if isinstance(value, np.ndarray) else np.asarray(value).item()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got bool {value!r}.")
+    if isinstance(value, numbers.Integral):
+        result = int(value)
+    elif isinstance(value, numbers.Real):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite whole number, got {value!r}.")
+        if not value.is_integer():
+            raise ValueError(
+                f"{name} must be a whole number, got {value!r}; "
+                f"round it yourself (e.g. {name}={round(value)}) if that is what you mean."
+            )
+        result = int(value)
+    else:
+        raise TypeError(f"{name} must be an integer, got {_describe(value)}.")
+    if lo is not None and result < lo:
+        raise ValueError(f"{name} must be at least {lo}, got {result}.")
+    if hi is not None and result >= hi:
+        raise ValueError(f"{name} must be less than {hi}, got {result}.")
+    return result
+
+
+def as_size(name: str, value: Any, *, hi: int | None = None) -> int:
+    """Returns ``value`` as a non-negative Python int (a size), or raises like :func:`as_int`."""
+    return as_int(name, value, lo=0, hi=hi)
+
+
+def as_shape(name: str, value: Any, *, hi: int | None = None) -> tuple[int, ...]:
+    """Returns a shape: an int or a sequence of non-negative ints, each checked by ``as_size``."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a shape (an int or a tuple of ints), got {_describe(value)}.")
+    if isinstance(value, Sequence):
+        return tuple(as_size(f"{name}[{i}]", v, hi=hi) for i, v in enumerate(value))
+    if isinstance(value, (np.ndarray, jax.Array)) and getattr(value, "ndim", 0) == 1:
+        return tuple(as_size(f"{name}[{i}]", v, hi=hi) for i, v in enumerate(np.asarray(value)))
+    return (as_size(name, value, hi=hi),)
+
+
+def as_float(name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+             hi_inclusive: bool = True) -> float:
+    """Returns ``value`` as a finite Python float in ``[lo, hi]`` (or ``[lo, hi)``), or raises."""
+    if is_traced(value):
+        raise TypeError(f"{name} must be a concrete number, got a traced value {value!r}.")
+    if isinstance(value, (np.ndarray, jax.Array)):
+        if value.ndim != 0:
+            raise TypeError(f"{name} must be a scalar, got an array of shape {value.shape}.")
+        value = np.asarray(value).item()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    if lo is not None and value < lo:
+        raise ValueError(f"{name} must be at least {lo}, got {value!r}.")
+    if hi is not None and (value > hi or (value == hi and not hi_inclusive)):
+        bound = f"at most {hi}" if hi_inclusive else f"less than {hi}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}.")
+    return value

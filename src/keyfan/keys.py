@@ -1,0 +1,296 @@
+"""Seeds, keys and fan-out: one seed, one key per coordinate, each computable alone.
+
+The guarantees (tested bitwise):
+
+* ``key(seed, stream)`` maps every integer seed in ``[-2**63, 2**64)`` to a distinct key, as
+  ``jax.random.PRNGKey`` does under ``jax_enable_x64=True``, whatever that flag says.
+* ``fan_out(key, (n,))`` equals ``jax.random.split(key, n)`` on the key's stream.
+* Nested fan-out is hierarchical: ``fan_out(key, (a, b))[i, j] == at(key, (i, j)) ==
+  at(at(key, i), j)``. On the ``"threefry"`` stream a coordinate's key therefore depends on
+  neither ``a`` nor ``b``: growing a batch never moves an existing example's key. (The flat grid
+  ``split(key, a * b).reshape(a, b)`` of :func:`keyfan.recipes.key_grid` does not have this
+  property: changing ``b`` moves every key after the first row.)
+* ``step(key, t)`` equals ``jax.random.fold_in(key, t)``; ``example_keys(key, ids, step=t)`` gives
+  the key of each example id, independent of the order, padding and sharding of ``ids``.
+
+Every function takes a typed key (``kf.key``, ``jax.random.key``) or raw ``uint32[2]`` key data
+(``jax.random.PRNGKey``) and returns keys of the same kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array, lax
+
+from keyfan._checks import as_int, as_shape, is_traced
+from keyfan._keyarg import check_key
+from keyfan.streams import DEFAULT_STREAM, Stream, Words, get_stream
+from keyfan.streams._threefry2x32 import threefry2x32
+
+__all__ = ["at", "example_keys", "fan_out", "key", "named", "step", "stream_of"]
+
+_MASK32 = 0xFFFFFFFF
+MAX_FAN_OUT = 2**32 - 1
+"""Largest size of one fan-out axis that is materialised (``at`` reaches any index < 2**64)."""
+
+
+def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
+    """Makes a typed key from an integer seed, on a named stream.
+
+    Args:
+      seed: an integer in ``[-2**63, 2**64)`` (Python or NumPy int, whole float, 0-d array), or a
+        traced integer scalar inside ``jit`` (sign-extended to 64 bits, so ``int32(-1)`` and
+        ``-1`` give the same key).
+      stream: ``"threefry"`` (JAX's partitionable Threefry, its default since 0.5) or
+        ``"threefry-legacy"`` (JAX 0.4's stream, for reproducing old results).
+
+    Returns:
+      A scalar typed key whose dtype names its stream. Its key data equals
+      ``jax.random.PRNGKey(seed)`` under ``jax_enable_x64=True``: the high word is
+      ``seed mod 2**64 >> 32``, the low word ``seed mod 2**32``, so no two seeds share a key
+      (in JAX's default 32-bit mode ``PRNGKey(2**40 + 5) == PRNGKey(5)``).
+
+    Example:
+      >>> import keyfan as kf
+      >>> k = kf.key(0)
+      >>> kf.normal(k, batch=(4,), shape=(3,)).shape
+      (4, 3)
+    """
+    impl = get_stream(stream)
+    if is_traced(seed) or (isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jnp.integer)
+                           and seed.ndim == 0 and not isinstance(seed, bool)):
+        seed_array = jnp.asarray(seed)
+        if not jnp.issubdtype(seed_array.dtype, jnp.integer) or seed_array.ndim:
+            raise TypeError(
+                f"seed must be an integer scalar, got a traced value of shape {seed_array.shape} "
+                f"and dtype {seed_array.dtype}."
+            )
+        return jax.random.wrap_key_data(impl.seed(seed_array), impl=impl.spec)
+    value = as_int("seed", seed, lo=-(2**63), hi=2**64) % 2**64
+    data = np.array([value >> 32, value & _MASK32], dtype=np.uint32)
+    return jax.random.wrap_key_data(data, impl=impl.spec)
+
+
+def stream_of(key: Any, *, stream: str | None = None) -> str:
+    """The name of the stream ``key`` is read on (a raw key is read on ``stream``, default
+    ``"threefry"``)."""
+    return check_key("key", key, stream=stream, batched=True).stream.name
+
+
+# -- Index words -------------------------------------------------------------------------------
+
+def _scalar_index_words(name: str, value: Any, size: int | None) -> Words:
+    """A scalar index as (hi, lo) uint32 words; concrete values are range-checked."""
+    if is_traced(value) or (isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jnp.integer)):
+        value = jnp.asarray(value)
+        if value.ndim or not jnp.issubdtype(value.dtype, jnp.integer):
+            raise TypeError(f"{name} must be an integer scalar, got shape {value.shape} dtype {value.dtype}.")
+        if not is_traced(value):
+            return _scalar_index_words(name, int(value), size)
+        return _array_words(value)
+    i = as_int(name, value, lo=0, hi=2**64 if size is None else size)
+    return np.uint32(i >> 32), np.uint32(i & _MASK32)
+
+
+def _array_words(ids: Array) -> Words:
+    """Integer array (device, possibly traced) as (hi, lo) words; 64-bit dtypes keep the high word."""
+    if ids.dtype.itemsize == 8:
+        hi = lax.convert_element_type(lax.shift_right_logical(ids, ids.dtype.type(32)), np.uint32)
+        lo = lax.convert_element_type(ids & ids.dtype.type(_MASK32), np.uint32)
+        return hi, lo
+    lo = lax.convert_element_type(ids, np.uint32)
+    return jnp.zeros_like(lo), lo
+
+
+def _ids_words(name: str, ids: Any) -> Words:
+    """An array of non-negative integer ids as (hi, lo) words, checked when concrete."""
+    if is_traced(ids) or isinstance(ids, jax.Array):
+        ids = jnp.asarray(ids)
+        if not jnp.issubdtype(ids.dtype, jnp.integer):
+            raise TypeError(f"{name} must be an array of integers, got dtype {ids.dtype}.")
+        if not is_traced(ids) and ids.size and jnp.issubdtype(ids.dtype, jnp.signedinteger) \
+                and bool(jnp.any(ids < 0)):
+            raise ValueError(f"{name} must be non-negative example ids, got a minimum of {int(ids.min())}.")
+        return _array_words(ids)
+    try:
+        host = np.asarray(ids)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of integers, got {type(ids).__name__}.") from err
+    if host.dtype == object and host.size:
+        host = np.asarray([as_int(f"{name}[{i}]", v, lo=0, hi=2**64) for i, v in enumerate(host.ravel())],
+                          dtype=np.uint64).reshape(host.shape)
+    if host.size == 0:
+        host = host.astype(np.uint64)
+    if host.dtype == bool or not np.issubdtype(host.dtype, np.integer):
+        raise TypeError(f"{name} must be an array of integers, got dtype {host.dtype}.")
+    if host.size and np.issubdtype(host.dtype, np.signedinteger) and host.min() < 0:
+        raise ValueError(f"{name} must be non-negative example ids, got a minimum of {host.min()}.")
+    host = host.astype(np.uint64)
+    return (jnp.asarray((host >> np.uint64(32)).astype(np.uint32)),
+            jnp.asarray((host & np.uint64(_MASK32)).astype(np.uint32)))
+
+
+def _hash_words(key: Words, index: Words) -> Words:
+    """The stream-independent derivation ``hash(key; (hi, lo))`` used by step, named, example ids."""
+    return threefry2x32(key[0], key[1], index[0], index[1])
+
+
+# -- Fan-out -------------------------------------------------------------------------------------
+
+@partial(jax.jit, static_argnames=("stream", "shape"))
+def _fan_out_data(data: Array, stream: Stream, shape: tuple[int, ...]) -> Array:
+    k0, k1 = data[0], data[1]
+    for level, size in enumerate(shape):
+        index = lax.broadcasted_iota(np.uint32, (1,) * level + (size,), level)
+        k0, k1 = stream.child((k0[..., None], k1[..., None]), (jnp.zeros_like(index), index), size)
+        k0 = jnp.broadcast_to(k0, shape[: level + 1])
+        k1 = jnp.broadcast_to(k1, shape[: level + 1])
+    return jnp.stack([k0, k1], axis=-1)
+
+
+def _check_fan_out_shape(name: str, value: Any, stream: Stream) -> tuple[int, ...]:
+    limit = MAX_FAN_OUT + 1 if not stream.size_dependent else 2**31 + 1
+    return as_shape(name, value, hi=limit)
+
+
+def fan_out(key: Any, batch_shape: Any, *, stream: str | None = None) -> Array:
+    """One key per coordinate of a (possibly nested) batch.
+
+    Args:
+      key: a single key (typed or raw ``uint32[2]``).
+      batch_shape: an int or a tuple of ints, e.g. ``(n_chains, batch)``.
+      stream: stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
+        its own.
+
+    Returns:
+      Keys of shape ``batch_shape`` (raw keys: ``uint32[*batch_shape, 2]``), with
+      ``keys[i, j, ...] == at(key, (i, j, ...))``. For a 1-D batch this is
+      ``jax.random.split(key, n)`` on the key's stream; a nested batch splits hierarchically
+      (``keys[i] == fan_out(at(key, i), batch_shape[1:])``), so on the ``"threefry"`` stream a
+      coordinate's key does not depend on any batch size.
+
+    Example:
+      >>> import jax, keyfan as kf
+      >>> keys = kf.fan_out(kf.key(0), (2, 3))
+      >>> bool(jax.random.key_data(keys[1, 2] == kf.at(kf.key(0), (1, 2))).all())
+      True
+    """
+    arg = check_key("key", key, stream=stream)
+    shape = _check_fan_out_shape("batch_shape", batch_shape, arg.stream)
+    return arg.wrap(_fan_out_data(arg.data, arg.stream, shape))
+
+
+def at(key: Any, index: Any, *, batch_shape: Any = None, stream: str | None = None) -> Array:
+    """The key of one batch coordinate, computed alone (no key array is built).
+
+    Args:
+      key: a single key (typed or raw ``uint32[2]``).
+      index: an int (or a traced integer scalar) or a tuple of them, one per nested batch axis.
+        On ``"threefry"`` any index in ``[0, 2**64)`` is valid.
+      batch_shape: the batch shape the index lives in. Required on ``"threefry-legacy"``, whose
+        split depends on the number of keys; optional on ``"threefry"`` (then only checked).
+      stream: stream for a raw or JAX-typed key; a keyfan key carries its own.
+
+    Returns:
+      A single key equal to ``fan_out(key, batch_shape)[index]``; on ``"threefry"``,
+      ``at(key, (i, j)) == at(at(key, i), j)``.
+
+    Raises:
+      ValueError: an index is negative or outside ``batch_shape``, or ``batch_shape`` is missing
+        on a size-dependent stream.
+    """
+    arg = check_key("key", key, stream=stream)
+    indices = tuple(index) if isinstance(index, (tuple, list)) else (index,)
+    if batch_shape is None:
+        if arg.stream.size_dependent:
+            raise ValueError(
+                f"at() on the {arg.stream.name!r} stream needs batch_shape=: its split depends on "
+                f"the number of keys, so the key of index {index!r} differs between batch sizes. "
+                f"Pass batch_shape=(n, ...) or use the 'threefry' stream."
+            )
+        sizes: tuple[int | None, ...] = (None,) * len(indices)
+    else:
+        sizes = _check_fan_out_shape("batch_shape", batch_shape, arg.stream)
+        if len(sizes) != len(indices):
+            raise ValueError(
+                f"index has {len(indices)} coordinate(s) but batch_shape {sizes} has {len(sizes)} axes."
+            )
+    words = arg.words
+    for axis, (i, size) in enumerate(zip(indices, sizes, strict=True)):
+        name = "index" if len(indices) == 1 else f"index[{axis}]"
+        words = arg.stream.child(words, _scalar_index_words(name, i, size), size)
+    return arg.wrap_words(words)
+
+
+def step(key: Any, t: Any, *, stream: str | None = None) -> Array:
+    """The key of training step ``t``: ``jax.random.fold_in(key, t)``, on every stream.
+
+    Args:
+      key: a single key.
+      t: a non-negative int (or a traced integer scalar, e.g. the step counter inside a jitted
+        train step). Steps at or above ``2**32`` use the counter's high word (``fold_in`` would
+        truncate them).
+      stream: stream for a raw or JAX-typed key.
+
+    Returns:
+      A single key of the same kind as ``key``.
+    """
+    arg = check_key("key", key, stream=stream)
+    return arg.wrap_words(_hash_words(arg.words, _scalar_index_words("t", t, None)))
+
+
+def named(key: Any, name: str, *, stream: str | None = None) -> Array:
+    """A sub-stream derived from a string, e.g. ``named(key, "dropout")``.
+
+    The name is hashed with BLAKE2b to a 64-bit counter (personalised ``"keyfan.named"``), which
+    is hashed under ``key``: distinct names collide with probability about ``2**-64`` per pair.
+    Derive several names by nesting (``named(named(key, "encoder"), "dropout")``), never by
+    concatenating strings, so that ``("AB", "C")`` and ``("A", "BC")`` stay distinct.
+
+    Args:
+      key: a single key.
+      name: any string (UTF-8 encoded).
+      stream: stream for a raw or JAX-typed key.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__} {name!r}.")
+    arg = check_key("key", key, stream=stream)
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8, person=b"keyfan.named").digest()
+    value = int.from_bytes(digest, "big")
+    index = (np.uint32(value >> 32), np.uint32(value & _MASK32))
+    return arg.wrap_words(_hash_words(arg.words, index))
+
+
+def example_keys(key: Any, ids: Any, *, step: Any = None, stream: str | None = None) -> Array:
+    """Keys from stable example ids (not batch positions), optionally at a training step.
+
+    Example ``id``'s key is ``hash(base; id)`` with ``base = kf.step(key, step)`` (or ``key`` when
+    ``step`` is None): on the ``"threefry"`` stream this is ``at(base, id)``, so
+    ``example_keys(key, jnp.arange(n)) == fan_out(key, (n,))``. An example's key depends only on
+    its id and the step, so shuffling, padding, micro-batching and sharding a dataset never
+    change its randomness, and the key of example ``id`` at step ``t`` can be recomputed alone
+    with ``example_keys(key, [id], step=t)[0]``.
+
+    Args:
+      key: a single key.
+      ids: integer array of any shape, non-negative ids below ``2**64`` (64-bit NumPy ids keep
+        their high word whatever ``jax_enable_x64`` says; traced ids are used as given).
+      step: optional step, as in :func:`step`.
+      stream: stream for a raw or JAX-typed key.
+
+    Returns:
+      Keys of shape ``ids.shape`` (raw keys: ``uint32[*ids.shape, 2]``).
+    """
+    arg = check_key("key", key, stream=stream)
+    words = arg.words
+    if step is not None:
+        words = _hash_words(words, _scalar_index_words("step", step, None))
+    hi, lo = _ids_words("ids", ids)
+    return arg.wrap_words(_hash_words(words, (hi, lo)))
+

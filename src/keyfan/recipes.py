@@ -1,0 +1,373 @@
+"""The reference recipes: the per-example randomness patterns JAX users learn first.
+
+Each function is the canonical JAX pattern, written once, exactly, with its arguments checked.
+They are the ground truth the rest of keyfan is tested against, and each docstring names the
+pitfall it avoids. The pitfalls themselves are demonstrated by :mod:`keyfan.pitfalls`.
+
+Seeds and sizes follow one rule for every recipe: they may arrive as Python ints, floats that
+are whole numbers, NumPy scalars or 0-d arrays. A non-whole, NaN or infinite value, a negative
+size, a boolean, or a seed outside ``[-2**31, 2**32)`` (which ``jax.random.PRNGKey`` would
+silently truncate) raises ``ValueError`` or ``TypeError`` naming the argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from keyfan._checks import as_float, as_int, as_size
+
+__all__ = [
+    "add_noise",
+    "augment_batch",
+    "augment_image",
+    "batched_init_param_count",
+    "check_seed",
+    "deterministic_batch",
+    "forward_batch",
+    "forward_single",
+    "init_mlp_params",
+    "key_grid",
+    "model_step",
+    "nested_normal",
+    "nn_vmap_forward",
+    "per_example_dropout",
+    "sample_and_transform",
+    "sample_many",
+]
+
+SEED_RANGE = (-(2**31), 2**32)
+"""Seeds ``PRNGKey`` takes without truncation in JAX's default 32-bit mode."""
+
+CROP = 224
+"""Side of the square crop made by :func:`augment_image`."""
+
+MAX_CROP_OFFSET = 8
+"""Crop offsets are drawn in ``[0, MAX_CROP_OFFSET)`` on each axis."""
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as an int in ``[-2**31, 2**32)``, or a ``ValueError``/``TypeError`` naming it."""
+    return as_int(name, seed, lo=SEED_RANGE[0], hi=SEED_RANGE[1])
+
+
+def _check_single_key(name: str, key: Any) -> Array:
+    """A single JAX key (typed, or raw uint32[2] data), or a ``TypeError``/``ValueError``."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{name} must be a single key, got a key array of shape {key.shape}.")
+        return key
+    if dtype is not None and dtype == jnp.uint32 and getattr(key, "shape", None) == (2,):
+        return key
+    raise TypeError(
+        f"{name} must be a single JAX key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
+        f"got {type(key).__name__}" + (f" of shape {key.shape} and dtype {dtype}." if dtype is not None else ".")
+    )
+
+
+def _check_rate(name: str, p: Any) -> float:
+    return as_float(name, p, lo=0.0, hi=1.0, hi_inclusive=False)
+
+
+# -- 1. Split then vmap -----------------------------------------------------------------------
+
+def deterministic_batch(seed: Any, batch_size: Any, n: Any) -> Array:
+    """One independent standard-normal vector per example: split one key, then ``vmap``.
+
+    ``keys = jax.random.split(jax.random.PRNGKey(seed), batch_size)``, then
+    ``jax.vmap(lambda k: jax.random.normal(k, (n,)))(keys)``.
+
+    Pitfall avoided: ``jax.random.normal(key, (batch_size, n))`` is ONE draw of a big shape, not
+    a batch of per-key draws; and a key shared with ``in_axes=None`` gives every row the same
+    values. The split happens outside the vmapped function, never inside it.
+
+    Returns:
+      float32 array of shape ``(batch_size, n)``; rows are pairwise distinct (for ``n >= 1``).
+    """
+    seed = check_seed(seed)
+    batch_size = as_size("batch_size", batch_size)
+    n = as_size("n", n)
+    base = jax.random.PRNGKey(seed)
+    keys = jax.random.split(base, batch_size)
+    return jax.vmap(lambda k: jax.random.normal(k, (n,)))(keys)
+
+
+# -- 2. Batched init --------------------------------------------------------------------------
+
+def batched_init_param_count(seed: Any, num_inits: Any, features: Any) -> Array:
+    """``num_inits`` independent initialisations of ``nn.Dense(features)`` in one ``vmap``.
+
+    ``stacked = jax.vmap(model.init, in_axes=(0, None))(keys, jnp.ones((4,)))``.
+
+    Pitfall avoided: without ``in_axes=(0, None)`` vmap maps the dummy input too (and fails, or
+    silently maps a batch you did not mean to have).
+
+    Returns:
+      float32 ``[num_inits, features, stacked kernel's leading size]``; the third entry equals
+      the first, showing one kernel per initialisation.
+    """
+    seed = check_seed(seed)
+    num_inits = as_size("num_inits", num_inits)
+    features = as_int("features", features, lo=1)
+    model = nn.Dense(features=features)
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_inits)
+    stacked = jax.vmap(model.init, in_axes=(0, None))(keys, jnp.ones((4,)))
+    return jnp.array([float(num_inits), float(features), float(stacked["params"]["kernel"].shape[0])])
+
+
+# -- 3. Lifted vmap with shared parameters ----------------------------------------------------
+
+def nn_vmap_forward(seed: Any, x_batch: Any, features: Any) -> Array:
+    """A ``Dense`` layer written for one example, lifted over a batch with shared parameters.
+
+    ``nn.vmap(nn.Dense, in_axes=0, out_axes=0, variable_axes={"params": None},
+    split_rngs={"params": False})``: the kernel ``(in_dim, features)`` and bias ``(features,)``
+    have no batch axis, so the output equals a plain ``nn.Dense`` applied to the batch.
+
+    Pitfall avoided: ``variable_axes={"params": 0}`` with ``split_rngs={"params": True}`` would
+    give every example its own, independently initialised layer.
+
+    Args:
+      seed: init seed.
+      x_batch: float array of shape ``(B, in_dim)``.
+      features: output features ``F``.
+
+    Returns:
+      The outputs flattened to shape ``(B * F,)``.
+    """
+    seed = check_seed(seed)
+    features = as_int("features", features, lo=1)
+    x_batch = jnp.asarray(x_batch)
+    if x_batch.ndim != 2 or not jnp.issubdtype(x_batch.dtype, jnp.floating):
+        raise ValueError(
+            f"x_batch must be a float array of shape (B, in_dim), got shape {x_batch.shape} "
+            f"and dtype {x_batch.dtype}."
+        )
+    vmapped_dense = nn.vmap(nn.Dense, in_axes=0, out_axes=0, variable_axes={"params": None},
+                            split_rngs={"params": False})
+    model = vmapped_dense(features=features)
+    variables = model.init(jax.random.PRNGKey(seed), x_batch)
+    return model.apply(variables, x_batch).reshape(-1)
+
+
+# -- 4. Per-example noise and dropout in a jitted step ----------------------------------------
+
+def add_noise(x: Array, key: Array, scale: Any = 0.1) -> Array:
+    """One example plus Gaussian noise: ``x + scale * normal(key, x.shape)``.
+
+    Meant to be vmapped with one key per example (see :func:`model_step`). ``x`` is a float
+    array of any shape; the result has the same shape and dtype.
+    """
+    key = _check_single_key("key", key)
+    scale = as_float("scale", scale)
+    return x + scale * jax.random.normal(key, jnp.shape(x), jnp.result_type(x))
+
+
+def per_example_dropout(x: Array, key: Array, p: Any = 0.5) -> Array:
+    """Inverted dropout on one example: ``mask * x / (1 - p)`` with ``mask ~ Bernoulli(1 - p)``.
+
+    The expectation of the output equals ``x``. Meant to be vmapped with one key per example, so
+    two examples get different masks (a shared key would drop the same units everywhere).
+
+    Args:
+      x: float array of any shape.
+      key: one key.
+      p: drop rate in ``[0, 1)``.
+    """
+    key = _check_single_key("key", key)
+    p = _check_rate("p", p)
+    mask = jax.random.bernoulli(key, 1.0 - p, jnp.shape(x))
+    return mask * x / (1.0 - p)
+
+
+@jax.jit
+def _model_step(params: dict[str, Array], x_batch: Array, key: Array) -> Array:
+    keys = jax.random.split(key, x_batch.shape[0])
+
+    def single(x: Array, k: Array) -> Array:
+        noise_key, dropout_key = jax.random.split(k)
+        h = per_example_dropout(add_noise(x, noise_key), dropout_key)
+        return h @ params["w"] + params["b"]
+
+    return jax.vmap(single)(x_batch, keys)
+
+
+def model_step(params: dict[str, Array], x_batch: Array, key: Array) -> Array:
+    """A jitted linear step with per-example noise and dropout: one split key per example.
+
+    Each example ``i`` splits its own key ``keys[i]`` into a noise key and a dropout key, adds
+    Gaussian noise (scale 0.1), applies inverted dropout (rate 0.5), then ``h @ w + b``.
+
+    Pitfall avoided: a Python loop over the keys would unroll under ``jit``; ``vmap`` compiles
+    one program whatever the batch size.
+
+    Args:
+      params: ``{"w": (in_dim, out_dim), "b": (out_dim,)}`` float arrays.
+      x_batch: float array ``(B, in_dim)``.
+      key: one key.
+
+    Returns:
+      float array ``(B, out_dim)``.
+    """
+    key = _check_single_key("key", key)
+    x_batch = jnp.asarray(x_batch)
+    if x_batch.ndim != 2:
+        raise ValueError(f"x_batch must have shape (B, in_dim), got {x_batch.shape}.")
+    if set(params) != {"w", "b"}:
+        raise ValueError(f"params must have exactly the keys 'w' and 'b', got {sorted(params)}.")
+    return _model_step(params, x_batch, key)
+
+
+# -- 5. Shared parameters, per-example inputs and keys ----------------------------------------
+
+def init_mlp_params(key: Array, in_dim: Any, hidden: Any, out_dim: Any) -> dict[str, Array]:
+    """Parameters ``{"w1": (in, hidden), "b1": (hidden,), "w2": (hidden, out), "b2": (out,)}``
+    for :func:`forward_single` (LeCun-normal weights, zero biases, float32)."""
+    key = _check_single_key("key", key)
+    in_dim = as_int("in_dim", in_dim, lo=1)
+    hidden = as_int("hidden", hidden, lo=1)
+    out_dim = as_int("out_dim", out_dim, lo=1)
+    k1, k2 = jax.random.split(key)
+    init = jax.nn.initializers.lecun_normal()
+    return {
+        "w1": init(k1, (in_dim, hidden), jnp.float32),
+        "b1": jnp.zeros((hidden,), jnp.float32),
+        "w2": init(k2, (hidden, out_dim), jnp.float32),
+        "b2": jnp.zeros((out_dim,), jnp.float32),
+    }
+
+
+FORWARD_DROPOUT = 0.3
+"""Dropout rate of :func:`forward_single`."""
+
+
+def forward_single(params: dict[str, Array], x: Array, key: Array) -> Array:
+    """A 2-layer MLP on ONE example with dropout: ``relu(x @ w1 + b1)``, dropout, ``@ w2 + b2``.
+
+    The key is split in two; the first half drives the dropout (rate 0.3, inverted). Batch it with
+    ``jax.vmap(forward_single, in_axes=(None, 0, 0))``: shared params, per-example inputs and
+    keys (see :func:`forward_batch`).
+
+    Args:
+      params: from :func:`init_mlp_params`.
+      x: float array ``(in_dim,)``.
+      key: one key.
+
+    Returns:
+      float array ``(out_dim,)``.
+    """
+    dropout_key, _ = jax.random.split(_check_single_key("key", key))
+    h = jax.nn.relu(x @ params["w1"] + params["b1"])
+    keep = jax.random.bernoulli(dropout_key, 1.0 - FORWARD_DROPOUT, h.shape)
+    h = keep * h / (1.0 - FORWARD_DROPOUT)
+    return h @ params["w2"] + params["b2"]
+
+
+def forward_batch(params: dict[str, Array], x_batch: Array, key: Array) -> Array:
+    """:func:`forward_single` over a batch ``(B, in_dim)``: ``split(key, B)`` then
+    ``vmap(forward_single, in_axes=(None, 0, 0))``. Returns ``(B, out_dim)``."""
+    key = _check_single_key("key", key)
+    x_batch = jnp.asarray(x_batch)
+    if x_batch.ndim != 2:
+        raise ValueError(f"x_batch must have shape (B, in_dim), got {x_batch.shape}.")
+    keys = jax.random.split(key, x_batch.shape[0])
+    return jax.vmap(forward_single, in_axes=(None, 0, 0))(params, x_batch, keys)
+
+
+# -- 6. Image augmentation --------------------------------------------------------------------
+
+def _check_image(name: str, image: Any, batched: bool) -> Array:
+    image = jnp.asarray(image)
+    rank = 4 if batched else 3
+    layout = "(B, H, W, 3)" if batched else "(H, W, 3)"
+    if image.ndim != rank or image.shape[-1] != 3 or not jnp.issubdtype(image.dtype, jnp.floating):
+        raise ValueError(f"{name} must be a float array of shape {layout}, got shape {image.shape} "
+                         f"and dtype {image.dtype}.")
+    h, w = image.shape[-3], image.shape[-2]
+    if h < CROP or w < CROP:
+        raise ValueError(f"{name} must be at least {CROP}x{CROP} (H, W) to crop to {CROP}x{CROP}, "
+                         f"got {h}x{w}; {CROP + MAX_CROP_OFFSET}x{CROP + MAX_CROP_OFFSET} lets every offset act.")
+    return image
+
+
+def _augment(key: Array, image: Array) -> Array:
+    flip_key, brightness_key, crop_key = jax.random.split(key, 3)
+    flip = jax.random.bernoulli(flip_key)
+    image = jnp.where(flip, image[:, ::-1, :], image)
+    image = image * jax.random.uniform(brightness_key, minval=0.8, maxval=1.2)
+    offsets = jax.random.randint(crop_key, (2,), 0, MAX_CROP_OFFSET)
+    image = jax.lax.dynamic_slice(image, (offsets[0], offsets[1], 0), (CROP, CROP, 3))
+    return jnp.clip(image, 0.0, 1.0)
+
+
+def augment_image(key: Array, image: Array) -> Array:
+    """Random flip, brightness and crop of ONE HWC image, from three split keys.
+
+    ``flip_key, brightness_key, crop_key = split(key, 3)``: a horizontal flip with probability
+    1/2; brightness times ``U(0.8, 1.2)``; a ``224 x 224`` crop at offsets drawn in ``[0, 8)``
+    per axis (``lax.dynamic_slice``, so the crop is traceable); then clip to ``[0, 1]``.
+
+    Args:
+      key: one key.
+      image: float ``(H, W, 3)`` with ``H, W >= 224`` (232 x 232 lets every offset act; with a
+        smaller image ``dynamic_slice`` clamps large offsets).
+
+    Returns:
+      float ``(224, 224, 3)`` in ``[0, 1]``.
+    """
+    return _augment(_check_single_key("key", key), _check_image("image", image, batched=False))
+
+
+def augment_batch(key: Array, images: Array) -> Array:
+    """:func:`augment_image` over a batch ``(B, H, W, 3)`` with ``split(key, B)``: each image
+    gets its own flip, brightness and crop. Returns ``(B, 224, 224, 3)``."""
+    key = _check_single_key("key", key)
+    images = _check_image("images", images, batched=True)
+    keys = jax.random.split(key, images.shape[0])
+    return jax.vmap(_augment)(keys, images)
+
+
+# -- 7. Monte Carlo samples -------------------------------------------------------------------
+
+def sample_and_transform(key: Array) -> Array:
+    """One Monte Carlo sample: ``x = normal(key, (3,))``, returns ``sin(x) + x**2`` (float32 (3,))."""
+    x = jax.random.normal(key, (3,))
+    return jnp.sin(x) + x**2
+
+
+def sample_many(key: Array, num_samples: Any = 1000) -> Array:
+    """``num_samples`` independent samples of :func:`sample_and_transform` via split + vmap:
+    shape ``(num_samples, 3)`` (``(1000, 3)`` by default)."""
+    key = _check_single_key("key", key)
+    num_samples = as_size("num_samples", num_samples)
+    return jax.vmap(sample_and_transform)(jax.random.split(key, num_samples))
+
+
+# -- 8. Nested batches: the seed's flat key grid ----------------------------------------------
+
+def key_grid(key: Array, n_chains: Any, batch: Any) -> Array:
+    """The flat grid of keys ``split(key, n_chains * batch).reshape(n_chains, batch)``.
+
+    Keys are of the same kind as ``key``: a raw key gives ``uint32[n_chains, batch, 2]``, a typed
+    key a key array of shape ``(n_chains, batch)``. This is the seed's recipe; note that changing
+    ``batch`` moves every key after the first row, which is why :func:`keyfan.fan_out` splits
+    hierarchically instead.
+    """
+    key = _check_single_key("key", key)
+    n_chains = as_size("n_chains", n_chains)
+    batch = as_size("batch", batch)
+    keys = jax.random.split(key, n_chains * batch)
+    return keys.reshape((n_chains, batch, *keys.shape[1:]))
+
+
+def nested_normal(key: Array, n_chains: Any, batch: Any, n: Any) -> Array:
+    """``normal(k, (n,))`` for every key of :func:`key_grid`, consumed by two nested ``vmap``:
+    shape ``(n_chains, batch, n)``."""
+    n = as_size("n", n)
+    grid = key_grid(key, n_chains, batch)
+    return jax.vmap(jax.vmap(lambda k: jax.random.normal(k, (n,))))(grid)

@@ -1,0 +1,27 @@
+"""keyfan's named random streams. The rest of keyfan never branches on a stream's name."""
+
+from __future__ import annotations
+
+from keyfan.streams._base import MAX_DRAW_SIZE as MAX_DRAW_SIZE
+from keyfan.streams._base import Stream as Stream
+from keyfan.streams._base import Words as Words
+from keyfan.streams.threefry import ThreefryStream
+from keyfan.streams.threefry_legacy import ThreefryLegacyStream
+
+STREAMS: dict[str, Stream] = {s.name: s for s in (ThreefryStream(), ThreefryLegacyStream())}
+"""Every stream keyfan knows, by name."""
+
+DEFAULT_STREAM = "threefry"
+
+
+def get_stream(stream: str | Stream) -> Stream:
+    """Returns the stream named ``stream`` (or ``stream`` itself), or raises ``ValueError``."""
+    if isinstance(stream, Stream):
+        return stream
+    if not isinstance(stream, str):
+        raise TypeError(f"stream must be a stream name (str), got {type(stream).__name__} {stream!r}.")
+    try:
+        return STREAMS[stream]
+    except KeyError:
+        names = ", ".join(repr(n) for n in STREAMS)
+        raise ValueError(f"stream must be one of {names}; got {stream!r}.") from None

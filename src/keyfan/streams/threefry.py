@@ -1,0 +1,45 @@
+"""The ``"threefry"`` stream: JAX's partitionable Threefry-2x32, pinned.
+
+This is JAX's default stream since 0.5 (``jax_threefry_partitionable=True``): the key at index
+``i`` of a split, and the value at flat position ``j`` of a draw, are each ONE hash of the
+64-bit counter ``(hi, lo)``, so neither depends on how many keys or values are made. That makes
+fan-out size-independent and every value computable alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jax import Array, lax
+
+from keyfan.streams._base import MAX_DRAW_SIZE, Stream, Words
+from keyfan.streams._threefry2x32 import threefry2x32
+
+__all__ = ["ThreefryStream"]
+
+
+class ThreefryStream(Stream):
+    """Partitionable Threefry-2x32 (``jax_threefry_partitionable=True``), bit for bit."""
+
+    name = "threefry"
+    size_dependent = False
+
+    def child(self, key: Words, index: Words, size: int | None) -> Words:
+        return threefry2x32(key[0], key[1], index[0], index[1])
+
+    def element_bits(self, key: Words, counter: Array, size: int, bit_width: int) -> Array:
+        y0, y1 = threefry2x32(key[0], key[1], np.uint32(0), counter)
+        if bit_width == 64:
+            hi = lax.convert_element_type(y0, np.uint64)
+            lo = lax.convert_element_type(y1, np.uint64)
+            return lax.shift_left(hi, np.uint64(32)) | lo
+        bits = y0 ^ y1
+        if bit_width == 32:
+            return bits
+        return lax.convert_element_type(bits, np.dtype(f"uint{bit_width}"))
+
+    def check_draw_size(self, size: int, bit_width: int) -> None:
+        if size > MAX_DRAW_SIZE:
+            raise ValueError(
+                f"one key draws at most {MAX_DRAW_SIZE} values per call in keyfan, got {size}; "
+                "draw per example with a batch (kf.normal(key, batch=..., shape=...)) instead."
+            )

@@ -1,0 +1,47 @@
+"""Shared test helpers: fresh keys with their seed in the test id, both streams, the canonical
+split + vmap pattern, and bitwise comparison."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import keyfan as kf
+
+STREAMS = ("threefry", "threefry-legacy")
+PARTITIONABLE = {"threefry": True, "threefry-legacy": False}
+
+
+@pytest.fixture(params=STREAMS)
+def stream(request):
+    """Each stream, with JAX's global flag set to the matching value for canonical comparisons."""
+    with jax.threefry_partitionable(PARTITIONABLE[request.param]):
+        yield request.param
+
+
+def canonical(f, keys, batch_ndim: int):
+    """The canonical pattern: ``f`` vmapped once per batch axis over ``keys``."""
+    for _ in range(batch_ndim):
+        f = jax.vmap(f)
+    return f(keys)
+
+
+def canonical_draw(f, key, batch):
+    """``vmap^len(batch)(f)(kf.fan_out(key, batch))``: the reference for every sampler."""
+    return canonical(f, kf.fan_out(key, batch), len(batch))
+
+
+def assert_bitwise_equal(actual, expected) -> None:
+    """Same shape, same dtype, same bits (NaNs included)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.tobytes() == expected.tobytes(), "arrays differ bitwise"
+
+
+def key_bits(keys):
+    """Raw uint32 data of typed or raw keys, as a NumPy array."""
+    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.key_data(keys)
+    return np.asarray(keys)

@@ -1,0 +1,52 @@
+"""keyfan.tour, keyfan.pitfalls and the `keyfan tour` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from keyfan.cli import app
+from keyfan.pitfalls import broadcast_key, distinct_rows, one_key_big_shape, python_loop_unrolls
+from keyfan.tour import run_tour
+
+
+def test_broadcast_key_bug_gives_identical_rows_and_the_fix_does_not():
+    demo = broadcast_key(0, batch_size=6, n=3)
+    rows = demo.bug.tolist()
+    assert all(row == rows[0] for row in rows), "the bug must really share the noise"
+    assert distinct_rows(demo.fix)
+
+
+def test_one_key_big_shape_is_not_the_per_example_batch():
+    demo = one_key_big_shape(0, 4, 3)
+    assert distinct_rows(demo.bug) and distinct_rows(demo.fix)
+    assert demo.bug.tolist() != demo.fix.tolist()
+
+
+def test_python_loop_grows_with_the_batch_and_vmap_does_not():
+    loop8, vmap8 = python_loop_unrolls(8)
+    loop32, vmap32 = python_loop_unrolls(32)
+    assert loop32 > loop8 > vmap8 and vmap32 == vmap8
+
+
+def test_tour_rows_all_pass():
+    rows = run_tour()
+    assert len(rows) == 8
+    for row in rows:
+        assert row.reproducible, row
+        assert row.distinct != "NO", row
+
+
+def test_cli_tour_prints_the_table_and_the_pitfall():
+    result = CliRunner().invoke(app, ["tour"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "deterministic_batch" in result.output and "augment_batch" in result.output
+    assert "bug rows pairwise distinct: False" in result.output
+    assert "fix rows pairwise distinct: True" in result.output
+
+
+def test_python_dash_m_keyfan_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "keyfan", "--help"], capture_output=True, text=True, check=True)
+    assert "tour" in out.stdout
