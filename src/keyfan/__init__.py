@@ -14,3 +14,4 @@ from keyfan.sample import normal as normal
 from keyfan.sample import randint as randint
 from keyfan.sample import truncated_normal as truncated_normal
 from keyfan.sample import uniform as uniform
+from keyfan.scopes import shared_randomness as shared_randomness
