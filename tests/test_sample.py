@@ -52,7 +52,7 @@ CASES = [
 
 
 # (batch, shape) pairs covering: a plain batch, nested batches, no batch, N = 0, N = 1, n = 0,
-# multi-dimensional events, and an event large enough (>= 32) to take the row layout.
+# multi-dimensional events and a larger event.
 COMBOS = [((5,), ()), ((3, 4), (3,)), ((), (2, 5)), ((1,), (40,)), ((0,), (3,)), ((2, 1, 3), (0,))]
 CORE = {"normal", "uniform", "bits32", "bernoulli", "randint"}
 

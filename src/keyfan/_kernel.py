@@ -5,13 +5,13 @@ batch coordinate (``stream.child`` down the hierarchy) and the bits at its event
 (``stream.element_bits``), then a distribution's bits-to-value step. Nothing is materialised in
 between: the split and the draw are one elementwise computation.
 
-Layout matters on CPU. With a small event (``n`` = 1, 3, 10) the computation runs over a flat
-index ``f`` of ``rows * n`` elements (``row = f // n``, ``position = f % n``): a 2-D ``(rows, n)``
-loop does not vectorise. With a large event it runs over ``(rows, n)``, so each row's key is
-computed once. The flat result is produced inside a ``lax.cond`` whose predicate is always true
-but not a compile-time constant: that keeps the final reshape to ``(*batch, *event)`` out of
-the fusion (XLA would otherwise drive the whole loop over the small trailing axis, about 8x
-slower). It changes no value.
+Layout matters on CPU. The computation runs over a flat index ``f`` of ``rows * n`` elements
+(``row = f // n``, ``position = f % n``): with a small event (``n`` = 3, 10) a 2-D ``(rows, n)``
+loop does not vectorise, and with a large one the flat loop measured as fast as a 2-D loop that
+computes each row's key once. The flat result is produced inside a ``lax.cond`` whose predicate
+is always true but not a compile-time constant: that keeps the final reshape to
+``(*batch, *event)`` out of the fusion (XLA would otherwise drive the whole loop over the small
+trailing axis, about 8x slower). It changes no value.
 
 Bits depend only on coordinates, so the same program can compute any block of the output:
 blocks of rows (``chunk_size``, bounded working memory, ``offset``) and shards of a mesh (each
@@ -36,7 +36,7 @@ from keyfan.streams import Stream, Words
 
 __all__ = ["BitsFn", "draw"]
 
-_ROW_LAYOUT_MIN_EVENT = 32
+_PAD_BELOW = 2**16
 _MAX_BLOCK = 2**31 - 1
 """Most elements computed by one block (a flat uint32 index; larger draws are chunked)."""
 
@@ -57,15 +57,11 @@ def _block_bits(stream: Stream, key: Words, batch_shape: tuple[int, ...],
                 draw_size: int) -> Array:
     """Flat bits of a block of rows: element ``(r, e)`` is ``element_bits(key_r, e)``."""
     rows = math.prod(local_shape)
-    if event_size >= _ROW_LAYOUT_MIN_EVENT:
-        row = lax.broadcasted_iota(np.uint32, (rows, 1), 0)
-        position = lax.broadcasted_iota(np.uint32, (1, event_size), 1)
+    flat = lax.iota(np.uint32, _padded(rows * event_size))
+    if event_size == 1:
+        row, position = flat, jnp.zeros((), np.uint32)
     else:
-        flat = lax.iota(np.uint32, rows * event_size)
-        if event_size == 1:
-            row, position = flat, jnp.zeros((), np.uint32)
-        else:
-            row, position = flat // np.uint32(event_size), flat % np.uint32(event_size)
+        row, position = flat // np.uint32(event_size), flat % np.uint32(event_size)
     coords = []
     for axis in range(len(local_shape) - 1, 0, -1):
         coords.append(row % np.uint32(local_shape[axis]))
@@ -82,8 +78,14 @@ def _block_bits(stream: Stream, key: Words, batch_shape: tuple[int, ...],
         k = stream.child(k, (np.uint32(0), np.uint32(index)), size)
     counter = position + np.uint32(counter_offset) if counter_offset else position
     bits = stream.element_bits(k, counter, draw_size, bit_width)
-    full = (rows, event_size) if event_size >= _ROW_LAYOUT_MIN_EVENT else (rows * event_size,)
-    return jnp.broadcast_to(bits, full).reshape(-1)
+    return jnp.broadcast_to(bits, flat.shape)
+
+
+def _padded(size: int) -> int:
+    """``size`` rounded up to a multiple of 64 when small: a short loop whose trip count is not a
+    multiple of the vector width makes LLVM unroll a scalar remainder, and compiles take seconds.
+    The extra elements are computed and dropped; they change no value."""
+    return -(-size // 64) * 64 if size < _PAD_BELOW else size
 
 
 def _unfused(fn: Callable[..., Array], key_data: Array, *operands: Array) -> Array:
@@ -109,13 +111,15 @@ def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Ar
                                bit_width, path, counter_offset,
                                event_size if draw_size is None else draw_size)
 
+        size = math.prod(out_shape)
         flat_params = [jnp.broadcast_to(p, out_shape).reshape(-1) for p in params]
+        flat_params = [jnp.pad(p, (0, _padded(size) - size), mode="edge") for p in flat_params]
         return transform(bits, *flat_params)
 
     if math.prod(out_shape) == 0:
         empty = jax.eval_shape(flat, key_data, *params)
         return jnp.zeros(out_shape, empty.dtype)
-    return _unfused(flat, key_data, *params).reshape(out_shape)
+    return _unfused(flat, key_data, *params)[: math.prod(out_shape)].reshape(out_shape)
 
 
 def _slice_rows(p: Array, start: Array | int, size: int) -> Array:
