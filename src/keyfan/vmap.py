@@ -247,28 +247,36 @@ def _check_no_shared_draws(f: Callable[..., Any], bound: Bound, axis_name: Any) 
         raise SharedRandomnessError(_message(f, bound, shared))
 
 
+_WHAT = {
+    "random_bits": "a random draw",
+    "random_gamma": "a gamma draw",
+    "threefry2x32": "a Threefry hash",
+    HASH_SCOPE: "a keyfan draw or key derivation (kf.normal, kf.named, kf.at, ...)",
+}
+
+
 def _message(f: Callable[..., Any], bound: Bound, shared: Sequence[_keyflow.Draw]) -> str:
     name = getattr(f, "__name__", type(f).__name__)
     draw = shared[0]
+    what = _WHAT.get(draw.primitive, f"a {draw.primitive} draw")
     where = f" at {draw.location}" if draw.location else ""
-    what = "a keyfan draw" if draw.primitive == HASH_SCOPE else f"a {draw.primitive} draw"
     keys = [i for i in sorted(draw.sources) if bound.leaves[i].key is not None]
     named = keys or sorted(draw.sources)
     if named:
-        origin = "its key comes from " + ", ".join(bound.leaves[i].name for i in named) + \
-                 ", which is not mapped (in_axes None)"
+        origin = ("its key comes from " + ", ".join(bound.leaves[i].name for i in named)
+                  + ", which is not mapped (in_axes None)")
         if not keys and any(_looks_raw(bound.values[i]) for i in named):
             origin += "; if that is a raw uint32[2] key, name it with key_argnums= so it can be fanned out"
     else:
         origin = ("its key is not an argument of the function (it is closed over, or made inside "
                   "it from constants), so kf.vmap cannot give each example its own key; pass the "
                   "key as an argument")
-    more = f" ({len(shared) - 1} more shared draw(s) found)" if len(shared) > 1 else ""
+    more = f" {len(shared) - 1} more shared draw(s) found." if len(shared) > 1 else ""
     return (
-        f"kf.vmap({name}) with randomness='error': {what}{where} is the same for every example "
-        f"of the batch: {origin}.{more} Choose randomness='different' to give example i the key "
-        f"kf.at(key, i), randomness='same' (or `with kf.shared_randomness():` around the draw) "
-        f"to share it on purpose, or pass one key per example (kf.fan_out(key, n), in_axes=0)."
+        f"kf.vmap({name}, randomness='error'): {what}{where} is the same for every example of the "
+        f"batch: {origin}.{more} Fix: randomness='different' gives example i the key "
+        f"kf.at(key, i); randomness='same' (or `with kf.shared_randomness():` around the draw) "
+        f"shares it on purpose; or pass one key per example (kf.fan_out(key, n), in_axes=0)."
     )
 
 

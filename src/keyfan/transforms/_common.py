@@ -8,13 +8,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
 
 from keyfan._checks import as_int
 from keyfan._keyarg import check_key
 from keyfan.vmap import vmap
 
-__all__ = ["floating", "over_batch", "single_key", "split_batch", "split_shape"]
+__all__ = ["floating", "over_batch", "settled", "single_key", "split_batch", "split_shape"]
 
 
 def single_key(key: Any, stream: str | None) -> Array:
@@ -57,6 +57,18 @@ def split_batch(name: str, x: Any, batch_axes: Any, *, event_rank: int | None = 
     return x, batch, event
 
 
+def settled(values: Array) -> Array:
+    """``values`` computed on their own, before any arithmetic that uses them.
+
+    XLA fuses a draw with the arithmetic after it and may then round differently (a multiply
+    and an add contracted into one FMA, constants folded across the draw's last step). keyfan's
+    batched samplers compute their values in a branch of their own, so without this barrier a
+    single-example draw (fused) and the same draw in a batch (not fused) could differ in the
+    last bit after ``x + scale * z``. With it, both compute the draw's canonical bits first.
+    """
+    return lax.optimization_barrier(values)
+
+
 def floating(name: str, x: Array) -> None:
     """Raises ``TypeError`` unless ``x`` has a floating dtype."""
     if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -66,7 +78,7 @@ def floating(name: str, x: Array) -> None:
         )
 
 
-def over_batch(fn: Callable[[Array, Array], Array], key: Array, x: Array, batch_axes: int) -> Array:
+def over_batch(fn: Callable[[Array, Array], Array], key: Array, x: Array, *, batch_axes: int) -> Array:
     """``fn(key, x)`` of one example, batched over the leading ``batch_axes`` axes of ``x``:
     element ``(i, j, ...)`` gets ``kf.at(key, (i, j, ...))`` (nested ``kf.vmap``, "different")."""
     for _ in range(batch_axes):

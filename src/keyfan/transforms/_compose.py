@@ -37,7 +37,7 @@ class Compose:
         """Runs the pipeline on one example, or on ``batch_axes`` leading batch axes of ``x``
         (example ``i`` uses ``kf.at(key, i)``, through ``kf.vmap(..., randomness="different")``)."""
         x, batch, _ = split_batch("x", x, batch_axes)
-        return over_batch(self.single, single_key(key, stream), x, len(batch))
+        return over_batch(self.single, single_key(key, stream), x, batch_axes=len(batch))
 
     def __repr__(self) -> str:
         return f"compose({', '.join(f'{n}={s!r}' for n, s in self.steps)})"
@@ -58,7 +58,8 @@ def compose(steps: Mapping[str, Step] | Sequence[tuple[str, Step]] | None = None
 
     Returns:
       A callable ``pipeline(key, x, *, batch_axes=0, stream=None)``. With ``batch_axes=1``,
-      example ``i`` equals ``pipeline(kf.at(key, i), x[i])`` bit for bit.
+      example ``i`` equals ``pipeline(kf.at(key, i), x[i])`` bit for bit. Call it inside your
+      jitted step (or wrap it in ``jax.jit``) for speed: eagerly, each step runs on its own.
 
     Example:
       >>> import functools, jax.numpy as jnp, keyfan as kf

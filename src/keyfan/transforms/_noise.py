@@ -10,7 +10,7 @@ from jax import Array
 
 from keyfan._checks import as_float
 from keyfan.sample import normal
-from keyfan.transforms._common import floating, single_key, split_batch
+from keyfan.transforms._common import floating, settled, single_key, split_batch
 
 __all__ = ["gaussian_noise"]
 
@@ -19,7 +19,7 @@ __all__ = ["gaussian_noise"]
 def _noise(key: Array, x: Array, batch: tuple[int, ...], scale: float) -> Array:
     event = x.shape[len(batch):]
     z = normal(key, batch, event, dtype=x.dtype) if batch else jax.random.normal(key, event, x.dtype)
-    return x + scale * z
+    return x + scale * settled(z)
 
 
 def gaussian_noise(key: Any, x: Any, scale: Any = 1.0, *, batch_axes: Any = 0,
