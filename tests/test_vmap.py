@@ -179,11 +179,20 @@ def _through_raw_data(x, k):
     return noisy(x, jax.random.wrap_key_data(data ^ jnp.uint32(1), impl=jax.random.key_impl(k)))
 
 
-@pytest.mark.parametrize("f", [noisy, _in_cond, _in_scan, _in_while, _in_remat_and_jit, _keyfan_sampler,
-                               _keyfan_named, _through_raw_data])
+DRAWING = [noisy, _in_cond, _in_scan, _in_while, _in_remat_and_jit, _keyfan_sampler, _keyfan_named,
+           _through_raw_data]
+
+
+@pytest.mark.parametrize("f", DRAWING)
 def test_error_raises_on_unmapped_key_and_names_it(f):
     with pytest.raises(kf.SharedRandomnessError, match=r"argument 'k(ey)?' \(position 1\)"):
         kf.vmap(f, in_axes=(0, None))(jnp.ones((4, 3)), kf.key(SEED))
+
+
+@pytest.mark.parametrize("f", DRAWING)
+def test_error_passes_the_same_functions_with_mapped_keys(f):
+    keys = kf.fan_out(kf.key(SEED), 4)
+    assert_bitwise_equal(kf.vmap(f)(jnp.ones((4, 3)), keys), jax.vmap(f)(jnp.ones((4, 3)), keys))
 
 
 def test_error_is_a_value_error_with_location_and_fixes():

@@ -61,9 +61,10 @@ def flip_left_right(key: Any, image: Any, *, p: Any = 0.5, batch_axes: Any = 0,
 
     Example:
       >>> import jax.numpy as jnp, keyfan as kf
-      >>> images = jnp.arange(2 * 4 * 2 * 1.0).reshape(4, 1, 2, 1)
-      >>> kf.transforms.flip_left_right(kf.key(0), images, batch_axes=1).shape
-      (4, 1, 2, 1)
+      >>> images = jnp.arange(8.0).reshape(4, 1, 2, 1)  # four 1x2 images
+      >>> out = kf.transforms.flip_left_right(kf.key(0), images, batch_axes=1)
+      >>> out[:, 0, :, 0].tolist()  # images 1 and 3 flipped, 0 and 2 not
+      [[0.0, 1.0], [3.0, 2.0], [4.0, 5.0], [7.0, 6.0]]
     """
     image, batch = image_batch("image", image, batch_axes)
     p = as_float("p", p, lo=0.0, hi=1.0)
