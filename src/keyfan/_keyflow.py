@@ -125,6 +125,17 @@ def _sub_jaxpr(value: object) -> tuple[core.Jaxpr, int] | None:
     return None
 
 
+def _sub_jaxprs(params: dict[str, object]) -> list[tuple[core.Jaxpr, int]]:
+    """Every jaxpr among an equation's params, also inside tuples (``cond``'s branches)."""
+    found = []
+    for value in params.values():
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            sub = _sub_jaxpr(item)
+            if sub is not None:
+                found.append(sub)
+    return found
+
+
 class _Flow:
     """One pass of the analysis over a jaxpr and, recursively, its sub-jaxprs."""
 
@@ -173,29 +184,29 @@ class _Flow:
     def _eqn(self, eqn: core.JaxprEqn, ins: list[State], stack: str, outer: str,
              record: bool) -> list[State]:
         name = eqn.primitive.name
-        where = _location(eqn, outer) if record else outer
         n_out = len(eqn.outvars)
         if name in _KEY_DRAWS:
             if record:
-                self._record(name, ins[0], stack, where)
+                self._record(name, ins[0], stack, _location(eqn, outer))
             return [_join(ins)] * n_out
         if name in _HASHES:
             if record:
-                self._record(name, _join(ins), stack, where)
+                self._record(name, _join(ins), stack, _location(eqn, outer))
             return [_join(ins)] * n_out
         if name == "axis_index":
             names = eqn.params.get("axis_name")
             names = names if isinstance(names, tuple) else (names,)
             return [(frozenset(), any(n in self.axis_names for n in names))] * n_out
+        subs = _sub_jaxprs(eqn.params)
+        if not subs:
+            return [_join(ins)] * n_out
+        where = _location(eqn, outer) if record else outer
         if name == "cond":
             return self._cond(eqn, ins, stack, where, record)
         if name == "scan":
             return self._scan(eqn, ins, stack, where, record)
         if name == "while":
             return self._while(eqn, ins, stack, where, record)
-        subs = [s for s in map(_sub_jaxpr, eqn.params.values()) if s is not None]
-        if not subs:
-            return [_join(ins)] * n_out
         call = next((_sub_jaxpr(eqn.params[p]) for p in _CALL_PARAMS if p in eqn.params), None)
         if len(subs) == 1 and call is not None and len(call[0].invars) == len(ins) \
                 and len(call[0].outvars) == n_out:
