@@ -317,3 +317,18 @@ def test_keys_of_the_wrong_shape_or_kind_are_reported():
         kf.vmap(noisy, in_axes=(0, None), randomness="different")(xs_of(2), rbg)
     with pytest.raises(ValueError, match="stream must be one of"):
         kf.vmap(noisy, stream="philox")
+
+
+def test_keyflow_reports_each_draw_with_its_sources_and_variation():
+    def f(i, k_shared, k_other):
+        a = jax.random.normal(k_shared)
+        b = jax.random.normal(jax.random.fold_in(k_other, i))
+        c = lax.scan(lambda carry, _: (carry, jax.random.uniform(jax.random.fold_in(carry, 1))), k_shared,
+                     None, length=2)[1]
+        return a + b + c.sum()
+
+    closed = jax.make_jaxpr(f)(1, kf.key(0), kf.key(1))
+    draws = _keyflow.draws(closed, [True, False, False])
+    summary = {(d.sources, d.varying) for d in draws}
+    assert summary == {(frozenset({1}), False), (frozenset({0, 2}), True)}
+    assert all("test_vmap.py" in d.location for d in draws)

@@ -214,37 +214,55 @@ def _per_example(value: Any, axis: int | None) -> jax.ShapeDtypeStruct | None:
     return jax.ShapeDtypeStruct(shape, aval.dtype, weak_type=aval.weak_type)
 
 
-def _check_no_shared_draws(f: Callable[..., Any], bound: Bound, axis_name: Any) -> None:
-    structs = [_per_example(v, leaf.axis) for v, leaf in zip(bound.values, bound.leaves, strict=True)]
-    dynamic = [i for i, s in enumerate(structs) if s is not None]
-    signature: Any = (bound.treedef, axis_name, bound.size,
-                      tuple((s.shape, s.dtype, s.weak_type, bound.leaves[i].axis is None)
-                            if s is not None else ("static", bound.values[i])
-                            for i, s in enumerate(structs)))
+def _signature(bound: Bound, structs: Sequence[jax.ShapeDtypeStruct | None]) -> Any:
+    """What the check depends on: structure, per-example avals, which leaves are mapped, and the
+    values of static (non-array) leaves; None if that is not hashable."""
+    signature = (bound.treedef, bound.size, tuple(
+        (s.shape, s.dtype, s.weak_type, leaf.axis is None) if s is not None else ("static", value)
+        for s, leaf, value in zip(structs, bound.leaves, bound.values, strict=True)))
     try:
         hash(signature)
-        cache = _CACHE.setdefault(f, {})
     except TypeError:
-        signature, cache = None, {}
-    if signature not in cache:
-        def traced(*leaves: Any) -> Any:
-            values = list(bound.values)
-            for i, leaf in zip(dynamic, leaves, strict=True):
-                values[i] = leaf
-            args, kwargs = jax.tree_util.tree_unflatten(bound.treedef, values)
-            return f(*args, **kwargs)
+        return None
+    return signature
 
-        env = None if axis_name is None else [(axis_name, bound.size)]
-        closed = jax.make_jaxpr(traced, axis_env=env)(*(structs[i] for i in dynamic))
-        varying = [bound.leaves[i].axis is not None for i in dynamic]
-        found = _keyflow.draws(closed, varying, axis_names=() if axis_name is None else (axis_name,))
-        cache[signature] = [
-            dataclasses.replace(d, sources=frozenset(dynamic[i] for i in d.sources)) for d in found
-            if not d.varying and not _keyflow.in_scope(d.name_stack, SHARED_RANDOMNESS_SCOPE)
-        ]
-    shared = cache[signature]
-    if shared:
-        raise SharedRandomnessError(_message(f, bound, shared))
+
+def _trace_shared_draws(f: Callable[..., Any], bound: Bound,
+                        structs: Sequence[jax.ShapeDtypeStruct | None],
+                        axis_name: Any) -> list[_keyflow.Draw]:
+    """Traces one example of ``f`` and returns its unintended shared draws, with sources given
+    as leaf indices of ``bound``."""
+    dynamic = [i for i, s in enumerate(structs) if s is not None]
+
+    def one_example(*leaves: Any) -> Any:
+        values = list(bound.values)
+        for i, leaf in zip(dynamic, leaves, strict=True):
+            values[i] = leaf
+        args, kwargs = jax.tree_util.tree_unflatten(bound.treedef, values)
+        return f(*args, **kwargs)
+
+    env = None if axis_name is None else [(axis_name, bound.size)]
+    closed = jax.make_jaxpr(one_example, axis_env=env)(*(structs[i] for i in dynamic))
+    varying = [bound.leaves[i].axis is not None for i in dynamic]
+    draws = _keyflow.draws(closed, varying, axis_names=() if axis_name is None else (axis_name,))
+    return [dataclasses.replace(d, sources=frozenset(dynamic[i] for i in d.sources)) for d in draws
+            if not d.varying and not _keyflow.in_scope(d.name_stack, SHARED_RANDOMNESS_SCOPE)]
+
+
+def _check_no_shared_draws(f: Callable[..., Any], bound: Bound, axis_name: Any) -> None:
+    """Raises :class:`SharedRandomnessError` if a draw of ``f`` is the same for every example;
+    the answer is cached per function and signature, so each signature is traced once."""
+    structs = [_per_example(v, leaf.axis) for v, leaf in zip(bound.values, bound.leaves, strict=True)]
+    signature = _signature(bound, structs)
+    try:
+        cache = _CACHE.setdefault(f, {}) if signature is not None else {}
+    except TypeError:  # f cannot be weakly referenced
+        cache = {}
+    key = (signature, axis_name)
+    if key not in cache:
+        cache[key] = _trace_shared_draws(f, bound, structs, axis_name)
+    if cache[key]:
+        raise SharedRandomnessError(_message(f, bound, cache[key]))
 
 
 _WHAT = {
