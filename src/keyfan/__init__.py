@@ -16,6 +16,7 @@ from keyfan.sample import randint as randint
 from keyfan.sample import truncated_normal as truncated_normal
 from keyfan.sample import uniform as uniform
 from keyfan.scopes import shared_randomness as shared_randomness
+from keyfan.transforms import dropout as dropout
 from keyfan.vmap import Randomness as Randomness
 from keyfan.vmap import SharedRandomnessError as SharedRandomnessError
 from keyfan.vmap import vmap as vmap

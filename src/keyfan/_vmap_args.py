@@ -116,10 +116,11 @@ def _normalize_axis(leaf: Leaf, value: Any, axis: int) -> int:
     shape = _shape(value)
     rank = len(shape) - (1 if leaf.key == "raw" else 0)
     if not -rank <= axis < rank:
-        what = "a raw key array with batch shape" if leaf.key == "raw" else "a value of shape"
+        what = ("a raw key array with batch shape" if leaf.key == "raw" else "a value of shape")
+        data = " (the last axis of raw keys holds the two key words)" if leaf.key == "raw" else ""
         raise ValueError(
             f"in_axes maps {leaf.name} over axis {axis}, but it is {what} {shape[:rank]} "
-            f"(rank {rank}). Use an axis in [{-rank}, {rank}) or None to leave it unmapped."
+            f"(rank {rank}){data}. Use an axis in [{-rank}, {rank}) or None to leave it unmapped."
             if rank else
             f"in_axes maps {leaf.name} over axis {axis}, but it has no axes (shape {shape}); "
             f"pass None for it in in_axes to leave it unmapped."
