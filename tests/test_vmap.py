@@ -97,6 +97,20 @@ def test_pytrees_kwargs_and_out_axes():
     assert_bitwise_equal(got["k"], batch["c"])
 
 
+def test_keyword_arguments_in_any_order():
+    key = kf.key(SEED)
+
+    def f(*, x, key, bias):
+        return x + bias + jax.random.normal(key, (3,))
+
+    got = kf.vmap(f, randomness="different")(x=xs_of(4), key=key, bias=jnp.arange(4.0)[:, None])
+    expected = jax.vmap(lambda x, k, b: x + b + jax.random.normal(k, (3,)))(xs_of(4), kf.fan_out(key, 4),
+                                                                           jnp.arange(4.0)[:, None])
+    assert_bitwise_equal(got, expected)
+    with pytest.raises(kf.SharedRandomnessError, match="keyword argument 'key'"):
+        kf.vmap(f)(x=xs_of(4), key=key, bias=jnp.arange(4.0)[:, None])
+
+
 def test_axis_name_collectives_and_axis_size():
     key = kf.key(SEED)
 

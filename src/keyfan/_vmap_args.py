@@ -157,14 +157,13 @@ def bind(f: Callable[..., Any], in_axes: Any, key_argnums: tuple[int, ...], axis
             kind = "raw" if position in key_positions else "typed" if is_typed_key(value) else None
             leaves.append(Leaf(arg_name + (f" {keystr(path)}" if path else ""), axis, kind))
             values.append(value)
-    for keyword, arg in kwargs.items():
-        with_path, _ = jax.tree_util.tree_flatten_with_path(arg)
-        for path, value in with_path:
-            typed = is_typed_key(value)
-            axis = None if typed and not _shape(value) else 0
-            name = f"keyword argument {keyword!r}" + (f" {keystr(path)}" if path else "")
-            leaves.append(Leaf(name, axis, "typed" if typed else None))
-            values.append(value)
+    # Flattened as a whole, in the order tree_structure((args, kwargs)) uses (sorted keywords).
+    for path, value in jax.tree_util.tree_flatten_with_path(kwargs)[0]:
+        typed = is_typed_key(value)
+        axis = None if typed and not _shape(value) else 0
+        name = f"keyword argument {path[0].key!r}" + (f" {keystr(path[1:])}" if path[1:] else "")
+        leaves.append(Leaf(name, axis, "typed" if typed else None))
+        values.append(value)
     treedef = jax.tree_util.tree_structure((args, kwargs))
     leaves = [dataclasses.replace(leaf, axis=None if leaf.axis is None else _normalize_axis(leaf, v, leaf.axis))
               for leaf, v in zip(leaves, values, strict=True)]
