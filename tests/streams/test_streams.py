@@ -10,8 +10,8 @@ import pytest
 
 import keyfan as kf
 from keyfan.streams import STREAMS, get_stream
-from tests.conftest import PARTITIONABLE, STREAMS as STREAM_NAMES
-from tests.conftest import assert_bitwise_equal, key_bits
+from tests.conftest import PARTITIONABLE, assert_bitwise_equal, key_bits
+from tests.conftest import STREAMS as STREAM_NAMES
 
 SHAPES = [(), (1,), (2,), (3,), (7,), (2, 5), (0,), (1000,)]
 
