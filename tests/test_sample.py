@@ -51,9 +51,9 @@ CASES = [
 ]
 
 
-# (batch, shape) pairs covering: a plain batch, nested batches, no batch, N = 0, N = 1, n = 0,
-# multi-dimensional events and a larger event.
-COMBOS = [((5,), ()), ((3, 4), (3,)), ((), (2, 5)), ((1,), (40,)), ((0,), (3,)), ((2, 1, 3), (0,))]
+# (batch, shape) pairs covering: a plain batch, nested batches, no batch, N = 0, n = 0,
+# multi-dimensional events and an event of >= 64 values (row keys computed first).
+COMBOS = [((5,), ()), ((3, 4), (3,)), ((), (2, 5)), ((2,), (70,)), ((0,), (3,)), ((2, 1, 3), (0,))]
 CORE = {"normal", "uniform", "bits32", "bernoulli", "randint"}
 
 
@@ -151,6 +151,7 @@ def test_chunked_equals_unchunked(stream, chunk_size):
     lo = jnp.arange(50.0)[:, None, None]
     assert_bitwise_equal(kf.uniform(key, (50, 2), 3, minval=lo, maxval=lo + 1, chunk_size=chunk_size),
                          kf.uniform(key, (50, 2), 3, minval=lo, maxval=lo + 1))
+    assert_bitwise_equal(kf.bits(key, (50,), (80,), chunk_size=chunk_size), kf.bits(key, (50,), (80,)))
 
 
 def test_offset_blocks_concatenate_to_the_whole_batch():
@@ -166,8 +167,10 @@ def test_offsets_past_2_32_use_64_bit_counters(offset):
     # offset and checked against kf.at, without materialising anything large.
     key = kf.key(21)
     block = kf.normal(key, 4, 3, offset=offset)
+    wide = kf.bits(key, 4, 100, offset=offset)
     for i in range(4):
         assert_bitwise_equal(block[i], jax.random.normal(kf.at(key, offset + i), (3,)))
+        assert_bitwise_equal(wide[i], jax.random.bits(kf.at(key, offset + i), (100,), jnp.uint32))
 
 
 def test_jit_and_eager_agree():
