@@ -55,6 +55,11 @@ def targets(results: Sequence[Result]) -> list[dict[str, Any]]:
     per_output = [r.ns_per_output for r in results if r.role == "keyfan" and r.group.startswith("normal ")]
     spread = max(per_output) / min(per_output) if per_output else None
     add("keyfan jit: slowest / fastest time per output across shapes", spread, 1.5, higher_is_better=False)
+    for r in results:
+        if r.role == "kf.vmap":
+            base = _baseline(results, r.group, "canonical")
+            add(f"{r.group}: time / hand-written split + vmap", r.median_ms / base.median_ms, 1.05,
+                higher_is_better=False)
     return checks
 
 

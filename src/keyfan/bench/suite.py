@@ -9,6 +9,7 @@ Groups (ratios are taken within a group, against its "canonical" and "numpy" cas
 * ``sigmoid gradient``: the exact derivative ``s(x)(1 - s(x))`` against ``jax.grad``, jitted or
   not, vmapped over 1000 points.
 * ``normal NxN``: for each shape, canonical (jitted), keyfan eager and jitted, NumPy.
+* ``kf.vmap NxN``: ``kf.vmap(f, randomness="different")`` against split + vmap by hand.
 """
 
 from __future__ import annotations
@@ -102,9 +103,29 @@ def shape_cases(key, raw, shapes) -> list[Case]:
     return cases
 
 
+def vmap_cases(key, shapes) -> list[Case]:
+    """``kf.vmap(f, randomness="different")`` against the hand-written split + vmap, both jitted."""
+
+    def per_example(x, k):
+        return x + jax.random.normal(k, x.shape)
+
+    hand = jax.jit(lambda xs, k: jax.vmap(per_example)(xs, jax.random.split(k, xs.shape[0])))
+    ours = jax.jit(kf.vmap(per_example, in_axes=(0, None), randomness="different"))
+    cases = []
+    for n_examples, n in shapes:
+        group = f"kf.vmap {n_examples:.0e}x{n}".replace("+0", "").replace("e0", "e")
+        xs = jnp.zeros((n_examples, n))
+        cases += [
+            Case(f"{group}: split + vmap by hand (jit)", group, lambda xs=xs: hand(xs, key), xs.size, "canonical"),
+            Case(f"{group}: kf.vmap different (jit)", group, lambda xs=xs: ours(xs, key), xs.size, "kf.vmap"),
+        ]
+    return cases
+
+
 def default_cases(*, quick: bool = False) -> list[Case]:
     """Every case of the suite (``quick``: the 1e4 x 1e3 shape is left out)."""
     key = kf.key(0)
     raw = jax.random.PRNGKey(0)
     return [*notebook_cases(key, raw), *sigmoid_cases(),
-            *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES)]
+            *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES),
+            *vmap_cases(key, [(10**3, 128), (10**5, 10)] if quick else [(10**3, 128), (10**5, 10), (10**6, 1)])]
