@@ -188,6 +188,13 @@ def test_offsets_past_2_32_use_64_bit_counters(offset):
         assert_bitwise_equal(wide[i], jax.random.bits(kf.at(key, offset + i), (100,), jnp.uint32))
 
 
+def test_traced_parameters_are_used_as_given():
+    key = kf.key(3)
+    p = jnp.array([0.2, 0.9])
+    jitted = jax.jit(lambda k, p: kf.bernoulli(k, 2, 4, p=p[:, None]))(key, p)
+    assert_bitwise_equal(jitted, kf.bernoulli(key, 2, 4, p=p[:, None]))
+
+
 def test_jit_and_eager_agree():
     key = kf.key(3)
     eager = kf.truncated_normal(key, (7, 3), 5, lower=-0.5, upper=0.5)
@@ -243,6 +250,12 @@ def test_moments_at_a_fixed_seed():
     (lambda: kf.normal(kf.key(0), 3, dtype="not-a-dtype"), TypeError, "dtype"),
     (lambda: kf.uniform(kf.key(0), 3, 2, minval=jnp.zeros(3)), ValueError, "minval"),
     (lambda: kf.bernoulli(kf.key(0), 3, p=1), TypeError, "p"),
+    (lambda: kf.bernoulli(kf.key(0), 3, p=1.5), ValueError, "p must be a probability"),
+    (lambda: kf.bernoulli(kf.key(0), 3, p=jnp.array([0.5, float("nan"), 0.1])), ValueError, "p"),
+    (lambda: kf.uniform(kf.key(0), 3, minval=2.0, maxval=1.0), ValueError, "minval"),
+    (lambda: kf.uniform(kf.key(0), 3, minval="a"), TypeError, "minval"),
+    (lambda: kf.uniform(kf.key(0), 3, maxval=float("inf")), ValueError, "maxval"),
+    (lambda: kf.truncated_normal(kf.key(0), 3, lower=1.0, upper=-1.0), ValueError, "lower"),
     (lambda: kf.bernoulli(kf.key(0), 3, mode="mid"), ValueError, "mode"),
     (lambda: kf.randint(kf.key(0), 3, minval=0.5, maxval=3), TypeError, "minval"),
     (lambda: kf.bits(kf.key(0), 3, dtype=jnp.int32), TypeError, "dtype"),
