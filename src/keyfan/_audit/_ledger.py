@@ -1,0 +1,95 @@
+"""Which keys a traced function consumes, and where it consumes one twice.
+
+A key is *consumed* by a draw (``random_bits``, ``random_gamma``, the bits of keyfan's inlined
+hash) or by ``random_split``, as in JAX's key-reuse checker; ``fold_in`` derives a new key without
+consuming its parent. Keys are identified by value number (:class:`~keyfan._audit._values.Numbering`),
+so a typed key and its raw data, or two identical derivations, are one key. The ledger records
+the first use of every key and an :class:`Event` for every second one.
+
+Branches of a ``cond`` are alternatives: each runs on a :meth:`Ledger.fork` and the forks are
+merged back, so a key drawn in both branches is drawn once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keyfan._audit._values import Numbering
+
+__all__ = ["Event", "Ledger", "Use"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Use:
+    """One consumption (or derivation) of a key."""
+
+    how: str
+    """``"draw"``, ``"split"``, ``"bits"`` (keyfan's hash) or ``"fold_in"``."""
+    location: str
+    """``file:line (function)`` of the user's code, or ``""``."""
+    name_stack: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A misuse found by the ledger."""
+
+    kind: str
+    """``"key-reuse"``, ``"split-then-reuse"``, ``"fold-in-twice"``, ``"broadcast-key"`` or
+    ``"loop-reuse"`` (a key consumed on every iteration of a loop)."""
+    use: Use
+    """The offending use."""
+    first: Use | None = None
+    """The earlier use of the same key, if any."""
+
+
+class Ledger:
+    """First uses of keys, by value number, and the events found so far."""
+
+    def __init__(self, numbering: Numbering, events: list[Event] | None = None) -> None:
+        self.numbering = numbering
+        self.uses: dict[int, Use] = {}
+        self.folds: dict[int, Use] = {}
+        self.events: list[Event] = [] if events is None else events
+        self.log: list[tuple[str, int, Use]] = []
+        """Every use recorded on this ledger, in order: ``(table, value number, use)``."""
+        self.duplicates: set[int] = set()
+        """Keys derived twice: their reuse is reported once, as the derivation."""
+
+    def consume(self, vn: int, use: Use) -> None:
+        """Records that ``use`` consumes the key numbered ``vn``."""
+        first = self.uses.get(vn)
+        if first is None:
+            self.uses[vn] = use
+        elif not self.numbering.derives_from(vn, self.duplicates):
+            kind = "split-then-reuse" if first.how == "split" else "key-reuse"
+            self.events.append(Event(kind, use, first))
+        self.log.append(("uses", vn, use))
+
+    def fold(self, vn: int, use: Use) -> None:
+        """Records that ``use`` derives the key numbered ``vn`` with ``fold_in``."""
+        first = self.folds.get(vn)
+        if first is None:
+            self.folds[vn] = use
+        else:
+            self.duplicates.add(vn)
+            self.events.append(Event("fold-in-twice", use, first))
+        self.log.append(("folds", vn, use))
+
+    def report(self, kind: str, use: Use, first: Use | None = None) -> None:
+        self.events.append(Event(kind, use, first))
+
+    def fork(self) -> Ledger:
+        """A ledger for one alternative branch: the same history, its own new uses."""
+        child = Ledger(self.numbering, self.events)
+        child.uses = dict(self.uses)
+        child.folds = dict(self.folds)
+        child.duplicates = self.duplicates
+        return child
+
+    def merge(self, branches: list[Ledger]) -> None:
+        """Adopts the uses of alternative branches (each forked from this ledger)."""
+        for branch in branches:
+            for table, vn, use in branch.log:
+                getattr(self, table).setdefault(vn, use)
+                self.log.append((table, vn, use))
