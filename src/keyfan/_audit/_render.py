@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 from rich.console import Group
-from rich.table import Table
+from rich.padding import Padding
 from rich.text import Text
 
-from keyfan._audit._report import AuditReport, short_location
+from keyfan._audit._report import AuditFinding, AuditReport, short_location
 
 __all__ = ["render"]
 
 
 def render(report: AuditReport) -> Group:
-    """The verdict line, then one table row per finding (problems first)."""
-    style = "bold green" if report.ok else "bold red"
-    parts: list[Table | Text] = [Text(report.summary(), style=style)]
-    if report.findings:
-        table = Table(show_lines=True)
-        for column, width in (("kind", None), ("where", None), ("what", 60), ("fix", 50)):
-            table.add_column(column, overflow="fold", max_width=width)
-        for finding in (*report.problems, *report.allowed):
-            kind = Text(finding.kind.value, style="yellow" if finding.allowed else "red")
-            if finding.allowed:
-                kind.append(" (allowed)", style="green")
-            where = short_location(finding.location) or "?"
-            table.add_row(kind, where, finding.message, finding.fix)
-        parts.append(table)
+    """The verdict line, then each finding (problems first): kind and source line, what is wrong,
+    and the fix."""
+    parts: list[Text | Padding] = [Text(report.summary(), style="bold green" if report.ok else "bold red")]
+    for finding in (*report.problems, *report.allowed):
+        parts.extend(_finding(finding))
     return Group(*parts)
+
+
+def _finding(finding: AuditFinding) -> list[Text | Padding]:
+    head = Text()
+    if finding.allowed:
+        head.append("✓ allowed ", style="green")
+        head.append(finding.kind.value, style="yellow")
+    else:
+        head.append("✗ ", style="red")
+        head.append(finding.kind.value, style="bold red")
+    head.append(f"  {short_location(finding.location) or 'unknown location'}", style="cyan")
+    fix = Text("fix: ", style="bold")
+    fix.append(finding.fix)
+    return [head, Padding(Text(finding.message), (0, 0, 0, 4)), Padding(fix, (0, 0, 0, 4))]

@@ -7,10 +7,10 @@ import enum
 import os
 from typing import Any
 
-__all__ = ["AuditReport", "Finding", "Kind", "short_location"]
+__all__ = ["AuditReport", "AuditFinding", "AuditKind", "short_location"]
 
 
-class Kind(enum.Enum):
+class AuditKind(enum.Enum):
     """The kinds of key misuse ``keyfan.audit`` finds."""
 
     SHARED_DRAW = "shared-draw"
@@ -32,10 +32,10 @@ class Kind(enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
-class Finding:
+class AuditFinding:
     """One misuse (or one declared, allowed sharing)."""
 
-    kind: Kind
+    kind: AuditKind
     message: str
     """What is wrong, in one sentence."""
     location: str
@@ -59,7 +59,7 @@ class AuditReport:
 
     function: str
     """The audited function's name."""
-    findings: tuple[Finding, ...]
+    findings: tuple[AuditFinding, ...]
     draws: int
     """Number of random draws analysed."""
     levels: tuple[str, ...]
@@ -71,11 +71,11 @@ class AuditReport:
         return not self.problems
 
     @property
-    def problems(self) -> tuple[Finding, ...]:
+    def problems(self) -> tuple[AuditFinding, ...]:
         return tuple(f for f in self.findings if not f.allowed)
 
     @property
-    def allowed(self) -> tuple[Finding, ...]:
+    def allowed(self) -> tuple[AuditFinding, ...]:
         return tuple(f for f in self.findings if f.allowed)
 
     def summary(self) -> str:
