@@ -26,18 +26,20 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from jax import dtypes
+from jax import dtypes, random
 from jax.extend import core
 
 from keyfan._audit import _loops
 from keyfan._audit._hashes import HASH_SCOPE, hash_outputs
 from keyfan._audit._ledger import Event, Ledger, Use
-from keyfan._audit._source import join_stack, location
+from keyfan._audit._source import call_instance, join_stack, location
 from keyfan._audit._values import EMPTY, Mark, Numbering, Val, join
 
 __all__ = ["Analysis", "DrawSite", "analyze"]
 
 _CALL_PARAMS = ("jaxpr", "call_jaxpr", "fun_jaxpr")
+_MAX_CONTENT = 4096
+"""Constants up to this many elements are numbered by content."""
 _KEEPS_COPIES = frozenset({"reshape", "squeeze", "expand_dims", "transpose", "convert_element_type"})
 
 
@@ -76,6 +78,11 @@ class Ctx(NamedTuple):
     stack: str
     where: str
     path: tuple[int, ...]
+    """Ids of the enclosing call equations, outermost first."""
+    wheres: tuple[str, ...]
+    """The source line of each enclosing call."""
+    calls: tuple[int | None, ...]
+    """The call instance (``_source.call_instance``) of each enclosing call."""
     record: bool
     ledger: Ledger | None
 
@@ -96,7 +103,7 @@ def analyze(closed: core.ClosedJaxpr, in_levels: Sequence[frozenset[int]], *,
     ins = [Val(Mark(levels=frozenset(lv), sources=frozenset({i})), flow.numbering.intern(("input", i)))
            for i, lv in enumerate(in_levels)]
     book = Ledger(flow.numbering) if ledger else None
-    outs = flow.run(closed.jaxpr, flow.consts(closed.jaxpr), ins, Ctx("", "", (), True, book))
+    outs = flow.run(closed.jaxpr, flow.consts(closed.jaxpr, closed.consts), ins, Ctx("", "", (), (), (), True, book))
     live = frozenset().union(*(o.mark.draws for o in outs))
     return Analysis(list(flow.sites.values()), book.events if book else [], live)
 
@@ -133,6 +140,21 @@ def key_like(aval: Any) -> bool:
     if dtypes.issubdtype(dtype, dtypes.prng_key):
         return True
     return np.dtype(dtype) == np.uint32 and tuple(getattr(aval, "shape", ()))[-1:] == (2,)
+
+
+def _content(value: Any) -> Hashable | None:
+    """A constant's dtype, shape and bytes (key data for typed keys), or None if too large."""
+    try:
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and dtypes.issubdtype(dtype, dtypes.prng_key):
+            data = np.asarray(random.key_data(value))
+            return ("const-key", str(dtype), data.shape, data.tobytes())
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    if array.size > _MAX_CONTENT or array.dtype == object:
+        return None
+    return ("const-value", str(array.dtype), array.shape, array.tobytes())
 
 
 def _names(params: dict[str, Any], *fields: str) -> tuple[Any, ...]:
@@ -176,7 +198,7 @@ class Flow:
         return [read(v) for v in jaxpr.outvars]
 
     def run_closed(self, closed: core.ClosedJaxpr, ins: Sequence[Val], ctx: Ctx) -> list[Val]:
-        return self.run(closed.jaxpr, self.consts(closed.jaxpr), ins, ctx)
+        return self.run(closed.jaxpr, self.consts(closed.jaxpr, closed.consts), ins, ctx)
 
     def eqn(self, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
         rule = RULES.get(eqn.primitive.name)
@@ -189,18 +211,22 @@ class Flow:
 
     # -- helpers used by the rules -----------------------------------------------------------
 
-    def consts(self, jaxpr: core.Jaxpr) -> list[Val]:
-        """Values of a jaxpr's constvars: closed-over key-like constants are tracked."""
+    def consts(self, jaxpr: core.Jaxpr, values: Sequence[Any] | None = None) -> list[Val]:
+        """Values of a jaxpr's constvars, numbered by content when known (two closures over one
+        key are one key); closed-over key-like constants are tracked."""
         vals = []
         for i, var in enumerate(jaxpr.constvars):
-            vn = self.numbering.intern(("const", id(jaxpr), i))
+            content = _content(values[i]) if values is not None and i < len(values) else None
+            vn = self.numbering.intern(("const", id(jaxpr), i) if content is None else content)
             vals.append(Val(Mark(consts=frozenset({vn})) if key_like(var.aval) else EMPTY, vn))
         return vals
 
     def enter(self, eqn: core.JaxprEqn, ctx: Ctx) -> Ctx:
         """The context of a sub-jaxpr of ``eqn``."""
-        where = location(eqn, ctx.where) if ctx.record or ctx.ledger is not None else ctx.where
-        return ctx._replace(path=(*ctx.path, id(eqn)), where=where)
+        tracked = ctx.record or ctx.ledger is not None
+        where = location(eqn, ctx.where) if tracked else ctx.where
+        return ctx._replace(path=(*ctx.path, id(eqn)), wheres=(*ctx.wheres, where),
+                            calls=(*ctx.calls, call_instance(eqn)), where=where)
 
     def numbers(self, eqn: core.JaxprEqn, ins: Sequence[Val]) -> list[int]:
         """Value numbers of ``eqn``'s outputs: equal for equal inputs, unless effectful."""
@@ -237,7 +263,11 @@ class Flow:
         return did
 
     def use(self, eqn: core.JaxprEqn, how: str, ctx: Ctx) -> Use:
-        return Use(how, location(eqn, ctx.where), ctx.stack)
+        where = location(eqn, ctx.where)
+        wheres, calls = (*ctx.wheres, where), (*ctx.calls, call_instance(eqn))
+        depth = wheres.index(where)
+        call = None if calls[depth] is None else (ctx.path[:depth], calls[depth])
+        return Use(how, where, ctx.stack, call)
 
     def consume(self, eqn: core.JaxprEqn, key: Val, how: str, ctx: Ctx) -> None:
         if ctx.ledger is None:

@@ -6,6 +6,10 @@ consuming its parent. Keys are identified by value number (:class:`~keyfan._audi
 so a typed key and its raw data, or two identical derivations, are one key. The ledger records
 the first use of every key and an :class:`Event` for every second one.
 
+Uses inside one library call made from one source line (``jax.random.poisson`` and
+``binomial`` compute two algorithms from one key and select between them) are the library's
+business and never conflict with each other (:meth:`Use.same_library_call`).
+
 Branches of a ``cond`` are alternatives: each runs on a :meth:`Ledger.fork` and the forks are
 merged back, so a key drawn in both branches is drawn once.
 """
@@ -28,6 +32,16 @@ class Use:
     location: str
     """``file:line (function)`` of the user's code, or ``""``."""
     name_stack: str
+    call: tuple[tuple[int, ...], int] | None = None
+    """The call into a library the use happens in: the outermost equation around it (itself
+    included) made from its own source line, as the call sites above it and its instance
+    (``_source.call_instance``)."""
+
+    def same_library_call(self, other: Use) -> bool:
+        """True if both uses happen inside one call into a library (``jax.random.poisson`` and
+        ``binomial`` run two algorithms on one key and select per element); two calls from one
+        line, as in ``normal(k) + normal(k)``, are two calls."""
+        return self.call is not None and self.call == other.call and self.location == other.location
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +75,8 @@ class Ledger:
         first = self.uses.get(vn)
         if first is None:
             self.uses[vn] = use
+        elif use.same_library_call(first):
+            pass  # jax.random.poisson runs two algorithms on one key and picks per element
         elif not self.numbering.derives_from(vn, self.duplicates):
             kind = "split-then-reuse" if first.how == "split" else "key-reuse"
             self.events.append(Event(kind, use, first))
@@ -71,7 +87,7 @@ class Ledger:
         first = self.folds.get(vn)
         if first is None:
             self.folds[vn] = use
-        else:
+        elif not use.same_library_call(first):
             self.duplicates.add(vn)
             self.events.append(Event("fold-in-twice", use, first))
         self.log.append(("folds", vn, use))

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import os
 import re
+import sysconfig
 
 import jax
 from jax.extend import core
 
-__all__ = ["in_scope", "join_stack", "location"]
+__all__ = ["in_scope", "join_stack", "call_instance", "location"]
 
-_INTERNAL_DIRS = (
-    os.path.dirname(os.path.dirname(jax.__file__)) + os.sep + "jax" + os.sep,
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
-    os.path.dirname(os.__file__) + os.sep,
-)
-"""JAX, keyfan and the standard library: frames there are not the user's code."""
+_INTERNAL_DIRS = tuple(dict.fromkeys(
+    os.path.join(os.path.realpath(d), "") for d in (
+        os.path.dirname(jax.__file__),
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        os.path.dirname(os.__file__),
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+    )
+))
+"""JAX, keyfan, the standard library and installed packages (Flax, Optax, ...): frames there are
+not the user's code, so a draw is attributed to the user's line that called into them."""
 
 
 def location(eqn: core.JaxprEqn, outer: str) -> str:
@@ -23,9 +29,16 @@ def location(eqn: core.JaxprEqn, outer: str) -> str:
     enclosing call's) when the traceback stops at a ``jit`` boundary."""
     traceback = getattr(eqn.source_info, "traceback", None)
     for frame in getattr(traceback, "frames", ()):
-        if not frame.file_name.startswith(_INTERNAL_DIRS):
+        if not os.path.realpath(frame.file_name).startswith(_INTERNAL_DIRS):
             return f"{frame.file_name}:{frame.line_num} ({frame.function_name})"
     return outer
+
+
+def call_instance(eqn: core.JaxprEqn) -> int | None:
+    """An id of the call that made ``eqn``: equations inlined from one ``jit`` call share their
+    traceback object, while every separate bind gets its own (None without tracebacks)."""
+    traceback = getattr(eqn.source_info, "traceback", None)
+    return None if traceback is None else id(traceback)
 
 
 def in_scope(name_stack: str, scope: str) -> bool:
