@@ -81,25 +81,29 @@ def _shared_findings(traced: Traced, analysis: Analysis) -> list[AuditFinding]:
 
 
 def _shared_finding(traced: Traced, site: DrawSite, missing: frozenset[int]) -> AuditFinding:
-    what = _WHAT.get(site.primitive, f"a {site.primitive} draw")
+    what = site.api or _WHAT.get(site.primitive, f"a {site.primitive} draw")
     along = " and ".join(traced.level_label(i) for i in sorted(missing))
     if site.sources:
         kind = AuditKind.SHARED_DRAW
         unmapped = [i for i in sorted(site.sources) if not missing <= traced.in_levels[i]]
         named = [i for i in unmapped if traced.keys[i]] or unmapped
         origin = ", ".join(traced.names[i] for i in named)
-        message = (f"{what} is the same for every example along {along}: its key comes from {origin}, "
+        message = (f"{what} draws the same values for every example along {along}: its key comes from {origin}, "
                    f"which {'is' if len(named) == 1 else 'are'} not mapped there.")
     elif site.consts:
         kind = AuditKind.CLOSURE_KEY
-        message = (f"{what} uses a key captured from an enclosing scope (a closure), so it is the same "
-                   f"for every example along {along}.")
+        message = (f"{what} uses a key captured from an enclosing scope (a closure), so it draws the "
+                   f"same values for every example along {along}.")
     else:
         kind = AuditKind.CONSTANT_KEY
         message = (f"{what} uses a key made from constants inside the function (such as "
-                   f"jax.random.key(0)), so it is the same for every example along {along}.")
+                   f"jax.random.key(0)), so it draws the same values for every example along {along}.")
     allowed = in_scope(site.name_stack, SHARED_RANDOMNESS_SCOPE)
     return AuditFinding(kind, message, site.location, FIXES[kind], allowed=allowed)
+
+
+def _name(use: Use) -> str:
+    return use.api if use.api and use.how != "split" else _HOW.get(use.how, use.how)
 
 
 def _at(use: Use | None) -> str:
@@ -108,8 +112,8 @@ def _at(use: Use | None) -> str:
 
 def _event_finding(event: Event) -> AuditFinding:
     use, first = event.use, event.first
-    how = _HOW.get(use.how, use.how)
-    first_how = _HOW.get(first.how, first.how) if first is not None else ""
+    how = _name(use)
+    first_how = _name(first) if first is not None else ""
     if event.kind == "key-reuse":
         kind = AuditKind.KEY_REUSE
         message = (f"{how} consumes a key already consumed by {first_how}{_at(first)}: both see the "

@@ -21,26 +21,21 @@ computed from mapped data counts as per-example), so a draw reported as shared i
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
-from jax import dtypes, random
 from jax.extend import core
 
-from keyfan._audit import _loops
+from keyfan._audit import _rules
 from keyfan._audit._hashes import HASH_SCOPE, hash_outputs
 from keyfan._audit._ledger import Event, Ledger, Use
-from keyfan._audit._source import call_instance, join_stack, location
-from keyfan._audit._values import EMPTY, Mark, Numbering, Val, join
+from keyfan._audit._rules import makes_copies, size
+from keyfan._audit._source import api_name, call_instance, join_stack, location
+from keyfan._audit._values import EMPTY, Mark, Numbering, Val, content_key, join, key_like
 
 __all__ = ["Analysis", "DrawSite", "analyze"]
 
 _CALL_PARAMS = ("jaxpr", "call_jaxpr", "fun_jaxpr")
-_MAX_CONTENT = 4096
-"""Constants up to this many elements are numbered by content."""
-_KEEPS_COPIES = frozenset({"reshape", "squeeze", "expand_dims", "transpose", "convert_element_type"})
 
 
 @dataclasses.dataclass
@@ -60,6 +55,8 @@ class DrawSite:
     """Ids of the draws whose results flow into its key (keyfan's derivations, say)."""
     name_stack: str
     location: str
+    api: str = ""
+    """The random API the user called (``jax.random.normal``), or ``""``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,19 +69,31 @@ class Analysis:
     """Ids of the draws whose results reach an output."""
 
 
+class Call(NamedTuple):
+    """An enclosing equation with sub-jaxprs (a call site)."""
+
+    id: int
+    where: str
+    """Its user source line."""
+    instance: int | None
+    """Its call instance (``_source.call_instance``)."""
+    api: str
+    """The random API the user called to make it, or ``""``."""
+
+
 class Ctx(NamedTuple):
     """Where the analysis is: the enclosing scopes and what to record."""
 
     stack: str
     where: str
-    path: tuple[int, ...]
-    """Ids of the enclosing call equations, outermost first."""
-    wheres: tuple[str, ...]
-    """The source line of each enclosing call."""
-    calls: tuple[int | None, ...]
-    """The call instance (``_source.call_instance``) of each enclosing call."""
+    calls: tuple[Call, ...]
+    """The enclosing call sites, outermost first."""
     record: bool
     ledger: Ledger | None
+
+    @property
+    def path(self) -> tuple[int, ...]:
+        return tuple(c.id for c in self.calls)
 
 
 def analyze(closed: core.ClosedJaxpr, in_levels: Sequence[frozenset[int]], *,
@@ -103,7 +112,7 @@ def analyze(closed: core.ClosedJaxpr, in_levels: Sequence[frozenset[int]], *,
     ins = [Val(Mark(levels=frozenset(lv), sources=frozenset({i})), flow.numbering.intern(("input", i)))
            for i, lv in enumerate(in_levels)]
     book = Ledger(flow.numbering) if ledger else None
-    outs = flow.run(closed.jaxpr, flow.consts(closed.jaxpr, closed.consts), ins, Ctx("", "", (), (), (), True, book))
+    outs = flow.run(closed.jaxpr, flow.consts(closed.jaxpr, closed.consts), ins, Ctx("", "", (), True, book))
     live = frozenset().union(*(o.mark.draws for o in outs))
     return Analysis(list(flow.sites.values()), book.events if book else [], live)
 
@@ -126,43 +135,6 @@ def _sub_jaxprs(params: dict[str, object]) -> list[tuple[core.Jaxpr, int]]:
             if sub is not None:
                 found.append(sub)
     return found
-
-
-def _size(atom: Any) -> int:
-    return math.prod(getattr(atom.aval, "shape", ()))
-
-
-def key_like(aval: Any) -> bool:
-    """A typed key array, or uint32 data whose last axis has the two words of a raw key."""
-    dtype = getattr(aval, "dtype", None)
-    if dtype is None:
-        return False
-    if dtypes.issubdtype(dtype, dtypes.prng_key):
-        return True
-    return np.dtype(dtype) == np.uint32 and tuple(getattr(aval, "shape", ()))[-1:] == (2,)
-
-
-def _content(value: Any) -> Hashable | None:
-    """A constant's dtype, shape and bytes (key data for typed keys), or None if too large."""
-    try:
-        dtype = getattr(value, "dtype", None)
-        if dtype is not None and dtypes.issubdtype(dtype, dtypes.prng_key):
-            data = np.asarray(random.key_data(value))
-            return ("const-key", str(dtype), data.shape, data.tobytes())
-        array = np.asarray(value)
-    except (TypeError, ValueError):
-        return None
-    if array.size > _MAX_CONTENT or array.dtype == object:
-        return None
-    return ("const-value", str(array.dtype), array.shape, array.tobytes())
-
-
-def _names(params: dict[str, Any], *fields: str) -> tuple[Any, ...]:
-    for field in fields:
-        if field in params:
-            value = params[field]
-            return value if isinstance(value, (tuple, list)) else (value,)
-    return ()
 
 
 class Flow:
@@ -201,7 +173,7 @@ class Flow:
         return self.run(closed.jaxpr, self.consts(closed.jaxpr, closed.consts), ins, ctx)
 
     def eqn(self, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
-        rule = RULES.get(eqn.primitive.name)
+        rule = _rules.RULES.get(eqn.primitive.name)
         if rule is not None:
             return rule(self, eqn, ins, ctx)
         subs = _sub_jaxprs(eqn.params)
@@ -216,17 +188,23 @@ class Flow:
         key are one key); closed-over key-like constants are tracked."""
         vals = []
         for i, var in enumerate(jaxpr.constvars):
-            content = _content(values[i]) if values is not None and i < len(values) else None
+            content = content_key(values[i]) if values is not None and i < len(values) else None
             vn = self.numbering.intern(("const", id(jaxpr), i) if content is None else content)
             vals.append(Val(Mark(consts=frozenset({vn})) if key_like(var.aval) else EMPTY, vn))
         return vals
 
     def enter(self, eqn: core.JaxprEqn, ctx: Ctx) -> Ctx:
         """The context of a sub-jaxpr of ``eqn``."""
-        tracked = ctx.record or ctx.ledger is not None
-        where = location(eqn, ctx.where) if tracked else ctx.where
-        return ctx._replace(path=(*ctx.path, id(eqn)), wheres=(*ctx.wheres, where),
-                            calls=(*ctx.calls, call_instance(eqn)), where=where)
+        if not (ctx.record or ctx.ledger is not None):
+            return ctx._replace(calls=(*ctx.calls, Call(id(eqn), ctx.where, None, "")))
+        where = location(eqn, ctx.where)
+        call = Call(id(eqn), where, call_instance(eqn), api_name(eqn))
+        return ctx._replace(calls=(*ctx.calls, call), where=where)
+
+    def api(self, eqn: core.JaxprEqn, ctx: Ctx) -> str:
+        """The random API behind ``eqn``: the outermost one named among its enclosing calls (inner
+        tracebacks stop at ``jit`` boundaries)."""
+        return next((c.api for c in ctx.calls if c.api), "") or api_name(eqn)
 
     def numbers(self, eqn: core.JaxprEqn, ins: Sequence[Val]) -> list[int]:
         """Value numbers of ``eqn``'s outputs: equal for equal inputs, unless effectful."""
@@ -238,7 +216,7 @@ class Flow:
             outs = [self.numbering.intern((*key, i), in_vns) for i in range(len(eqn.outvars))]
         except (TypeError, ValueError):
             outs = [self.numbering.fresh(in_vns) for _ in eqn.outvars]
-        if self._copies(eqn, ins):
+        if makes_copies(eqn, ins, self.numbering):
             self.numbering.copies.update(outs)
         return outs
 
@@ -254,7 +232,8 @@ class Flow:
             found = self.sites.get(site)
             if found is None:
                 self.sites[site] = DrawSite(did, primitive or eqn.primitive.name, key.levels, key.sources,
-                                            key.consts, key.draws, ctx.stack, location(eqn, ctx.where))
+                                            key.consts, key.draws, ctx.stack, location(eqn, ctx.where),
+                                            self.api(eqn, ctx))
             else:
                 found.levels &= key.levels
                 found.sources |= key.sources
@@ -264,18 +243,22 @@ class Flow:
 
     def use(self, eqn: core.JaxprEqn, how: str, ctx: Ctx) -> Use:
         where = location(eqn, ctx.where)
-        wheres, calls = (*ctx.wheres, where), (*ctx.calls, call_instance(eqn))
-        depth = wheres.index(where)
-        call = None if calls[depth] is None else (ctx.path[:depth], calls[depth])
-        return Use(how, where, ctx.stack, call)
+        calls = (*ctx.calls, Call(id(eqn), where, call_instance(eqn), ""))
+        depth = next(i for i, c in enumerate(calls) if c.where == where)
+        instance = calls[depth].instance
+        call = None if instance is None else (ctx.path[:depth], instance)
+        return Use(how, where, ctx.stack, api=self.api(eqn, ctx), call=call)
 
-    def consume(self, eqn: core.JaxprEqn, key: Val, how: str, ctx: Ctx) -> None:
+    def consume(self, eqn: core.JaxprEqn, key: Val, how: str, ctx: Ctx, outs: Sequence[Val] = ()) -> None:
+        """Records that ``eqn`` consumes ``key``; if that is a second use, the outputs (the
+        children of a second split) repeat earlier ones and are not reported again."""
         if ctx.ledger is None:
             return
         use = self.use(eqn, how, ctx)
-        if key.vn in self.numbering.copies and _size(eqn.invars[0]) > 1:
+        if key.vn in self.numbering.copies and size(eqn.invars[0]) > 1:
             ctx.ledger.report("broadcast-key", use)
-        ctx.ledger.consume(key.vn, use)
+        if ctx.ledger.consume(key.vn, use):
+            ctx.ledger.duplicates.update(o.vn for o in outs)
 
     def _params_key(self, eqn: core.JaxprEqn) -> Hashable:
         key = self._param_keys.get(id(eqn))
@@ -288,17 +271,6 @@ class Flow:
                 key = ("eqn", id(eqn))
             self._param_keys[id(eqn)] = key
         return key
-
-    def _copies(self, eqn: core.JaxprEqn, ins: Sequence[Val]) -> bool:
-        """True if ``eqn`` makes an array of copies (a broadcast or tiled key, say)."""
-        name = eqn.primitive.name
-        copied = [v.vn in self.numbering.copies for v in ins]
-        if name in ("broadcast_in_dim", "tile"):
-            return copied[0] or _size(eqn.outvars[0]) > _size(eqn.invars[0])
-        if name in ("concatenate", "stack"):
-            vns = [v.vn for v in ins]
-            return any(copied) or len(set(vns)) < len(vns)
-        return name in _KEEPS_COPIES and bool(copied) and copied[0]
 
     def _hash(self, eqn: core.JaxprEqn, index: int, val: Val, bits: bool, ctx: Ctx) -> Val:
         """An output of keyfan's hash: a draw (varying iff any operand varies)."""
@@ -322,80 +294,3 @@ class Flow:
                             inner._replace(ledger=None))
             found.extend(o.mark for o in outs)
         return self.default(eqn, ins, mark=join(found))
-
-
-# -- rules -------------------------------------------------------------------------------------
-
-Rule = Callable[[Flow, core.JaxprEqn, list[Val], Ctx], list[Val]]
-
-
-def _key_draw(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
-    """``random_bits``, ``random_gamma``: a draw that consumes its key operand."""
-    did = flow.draw(eqn, 0, ins[0].mark, ctx)
-    flow.consume(eqn, ins[0], "draw", ctx)
-    mark = join(v.mark for v in ins)
-    return flow.default(eqn, ins, mark=mark._replace(draws=mark.draws | {did}))
-
-
-def _hash_primitive(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
-    """JAX's ``threefry2x32``: a draw from all its operands."""
-    mark = join(v.mark for v in ins)
-    did = flow.draw(eqn, 0, mark, ctx)
-    return flow.default(eqn, ins, mark=mark._replace(draws=mark.draws | {did}))
-
-
-def _split(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
-    flow.consume(eqn, ins[0], "split", ctx)
-    return flow.default(eqn, ins)
-
-
-def _fold_in(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
-    outs = flow.default(eqn, ins)
-    if ctx.ledger is not None:
-        ctx.ledger.fold(outs[0].vn, flow.use(eqn, "fold_in", ctx))
-    return outs
-
-
-def _forward(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
-    """Identity on values: a raw key and its wrapped key are one key."""
-    if len(ins) != len(eqn.outvars):
-        return flow.default(eqn, ins)
-    return list(ins)
-
-
-def _axis_index(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
-    names = _names(eqn.params, "axis_name")
-    levels = frozenset().union(*(flow.axis_levels.get(n, frozenset()) for n in names))
-    return flow.default(eqn, ins, mark=Mark(levels=levels))
-
-
-def _collective(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
-    """``psum`` and friends: the result is the same for every example along the reduced axes."""
-    names = _names(eqn.params, "axes", "axis_name")
-    reduced = frozenset().union(*(flow.axis_levels.get(n, frozenset()) for n in names))
-    mark = join(v.mark for v in ins)
-    return flow.default(eqn, ins, mark=mark._replace(levels=mark.levels - reduced))
-
-
-RULES: dict[str, Rule] = {
-    "random_bits": _key_draw,
-    "random_gamma": _key_draw,
-    "threefry2x32": _hash_primitive,
-    "random_split": _split,
-    "random_fold_in": _fold_in,
-    "random_wrap": _forward,
-    "random_unwrap": _forward,
-    "copy": _forward,
-    "copy_p": _forward,
-    "device_put": _forward,
-    "optimization_barrier": _forward,
-    "axis_index": _axis_index,
-    "psum": _collective,
-    "pmax": _collective,
-    "pmin": _collective,
-    "all_gather": _collective,
-    "cond": _loops.cond,
-    "scan": _loops.scan,
-    "while": _loops.while_loop,
-}
-"""The rule of every primitive that is not plain data dependence."""

@@ -32,6 +32,8 @@ class Use:
     location: str
     """``file:line (function)`` of the user's code, or ``""``."""
     name_stack: str
+    api: str = ""
+    """The random API the user called (``jax.random.normal``), or ``""``."""
     call: tuple[tuple[int, ...], int] | None = None
     """The call into a library the use happens in: the outermost equation around it (itself
     included) made from its own source line, as the call sites above it and its instance
@@ -70,17 +72,20 @@ class Ledger:
         self.duplicates: set[int] = set()
         """Keys derived twice: their reuse is reported once, as the derivation."""
 
-    def consume(self, vn: int, use: Use) -> None:
-        """Records that ``use`` consumes the key numbered ``vn``."""
+    def consume(self, vn: int, use: Use) -> bool:
+        """Records that ``use`` consumes the key numbered ``vn``; True if it was used before
+        (by a separate call)."""
         first = self.uses.get(vn)
+        self.log.append(("uses", vn, use))
         if first is None:
             self.uses[vn] = use
-        elif use.same_library_call(first):
-            pass  # jax.random.poisson runs two algorithms on one key and picks per element
-        elif not self.numbering.derives_from(vn, self.duplicates):
+            return False
+        if use.same_library_call(first):
+            return False  # jax.random.poisson runs two algorithms on one key and picks per element
+        if not self.numbering.derives_from(vn, self.duplicates):
             kind = "split-then-reuse" if first.how == "split" else "key-reuse"
             self.events.append(Event(kind, use, first))
-        self.log.append(("uses", vn, use))
+        return True
 
     def fold(self, vn: int, use: Use) -> None:
         """Records that ``use`` derives the key numbered ``vn`` with ``fold_in``."""

@@ -101,7 +101,9 @@ class AuditReport:
 
 
 def short_location(location: str) -> str:
-    """``location`` with its path relative to the working directory when it lies under it."""
+    """``location`` with its paths relative to the working directory when they lie under it."""
+    if " <- " in location:
+        return " <- ".join(short_location(part) for part in location.split(" <- "))
     path, sep, rest = location.partition(":")
     if not sep:
         return location

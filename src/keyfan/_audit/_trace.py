@@ -24,7 +24,7 @@ import numpy as np
 from jax.extend import core
 from jax.tree_util import keystr
 
-from keyfan._audit._flow import key_like
+from keyfan._audit._values import key_like
 from keyfan._vmap_args import _arg_name, _leaf_axes, _parameter_names, check_axes
 
 __all__ = ["Level", "Traced", "parse_levels", "trace"]

@@ -13,12 +13,17 @@ Each value of the jaxpr carries two facts, computed together in one pass:
 from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import jax
 import numpy as np
+from jax import dtypes
 from jax.extend import core
 
-__all__ = ["EMPTY", "Mark", "Numbering", "Val", "join"]
+__all__ = ["EMPTY", "Mark", "Numbering", "Val", "content_key", "join", "key_like"]
+
+_MAX_CONTENT = 4096
+"""Constants up to this many elements are numbered by content."""
 
 
 class Mark(NamedTuple):
@@ -103,3 +108,28 @@ class Numbering:
                 seen.add(v)
                 todo.extend(self.inputs[v])
         return False
+
+
+def key_like(aval: Any) -> bool:
+    """A typed key array, or uint32 data whose last axis has the two words of a raw key."""
+    dtype = getattr(aval, "dtype", None)
+    if dtype is None:
+        return False
+    if dtypes.issubdtype(dtype, dtypes.prng_key):
+        return True
+    return np.dtype(dtype) == np.uint32 and tuple(getattr(aval, "shape", ()))[-1:] == (2,)
+
+
+def content_key(value: Any) -> Hashable | None:
+    """A constant's dtype, shape and bytes (key data for typed keys), or None if too large."""
+    try:
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and dtypes.issubdtype(dtype, dtypes.prng_key):
+            data = np.asarray(jax.random.key_data(value))
+            return ("const-key", str(dtype), data.shape, data.tobytes())
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    if array.size > _MAX_CONTENT or array.dtype == object:
+        return None
+    return ("const-value", str(array.dtype), array.shape, array.tobytes())
