@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
+from jax.sharding import PartitionSpec as P
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -255,6 +256,8 @@ WRAPPERS = [
     ("cond", "cond", lambda x, k: lax.cond(x[0] > 0, lambda: noisy(x, k), lambda: x - noisy(x, k))),
     ("scan", "scan", _in_scan),
     ("while", "while", _in_while),
+    ("shard_map", "shard_map", lambda x, k: jax.shard_map(noisy, mesh=jax.make_mesh((1,), ("d",)), in_specs=(P(), P()),
+                                                           out_specs=P())(x, k)),
 ]
 
 
