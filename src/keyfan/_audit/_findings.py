@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
+
 from keyfan._audit._flow import Analysis, DrawSite
 from keyfan._audit._hashes import HASH_SCOPE
 from keyfan._audit._ledger import Event, Use
@@ -59,7 +62,8 @@ FIXES = {
 def build_report(traced: Traced, analysis: Analysis) -> AuditReport:
     """The findings of one analysis, without duplicates, shared draws first."""
     findings = [*_shared_findings(traced, analysis), *(_event_finding(e) for e in analysis.events)]
-    unique = list(dict.fromkeys(findings))
+    counts = Counter(findings)
+    unique = [dataclasses.replace(f, count=counts[f]) for f in dict.fromkeys(findings)]
     labels = tuple(traced.level_label(i) for i in range(len(traced.levels)))
     return AuditReport(traced.function, tuple(unique), len(analysis.sites), labels)
 

@@ -29,6 +29,8 @@ def _finding(finding: AuditFinding) -> list[Text | Padding]:
         head.append("✗ ", style="red")
         head.append(finding.kind.value, style="bold red")
     head.append(f"  {short_location(finding.location) or 'unknown location'}", style="cyan")
+    if finding.count > 1:
+        head.append(f"  (x{finding.count})")
     fix = Text("fix: ", style="bold")
     fix.append(finding.fix)
     return [head, Padding(Text(finding.message), (0, 0, 0, 4)), Padding(fix, (0, 0, 0, 4))]

@@ -46,9 +46,13 @@ class AuditFinding:
     """True for sharing declared with ``kf.shared_randomness()`` or ``kf.vmap(randomness="same")``."""
     related: str = ""
     """The other location involved (the first use of a reused key), or ``""``."""
+    count: int = 1
+    """How many draws (or uses) at this location the finding stands for."""
 
     def __str__(self) -> str:
         where = short_location(self.location) or "unknown location"
+        if self.count > 1:
+            where += f" (x{self.count})"
         tag = "allowed " if self.allowed else ""
         return f"{tag}{self.kind.value} at {where}: {self.message} Fix: {self.fix}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sysconfig
@@ -30,8 +31,13 @@ _JAX_RANDOM_CORE = os.path.join("jax", "_src", "random", "core.py")
 _KEYFAN_DIR = os.path.join(os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "")
 
 
+@functools.lru_cache(maxsize=4096)
+def _realpath(file_name: str) -> str:
+    return os.path.realpath(file_name)
+
+
 def _internal(file_name: str) -> bool:
-    return os.path.realpath(file_name).startswith(_INTERNAL_DIRS)
+    return _realpath(file_name).startswith(_INTERNAL_DIRS)
 
 
 def location(eqn: core.JaxprEqn, outer: str) -> str:
@@ -43,7 +49,7 @@ def location(eqn: core.JaxprEqn, outer: str) -> str:
     for frame in getattr(traceback, "frames", ()):
         if not _internal(frame.file_name):
             found.append(f"{frame.file_name}:{frame.line_num} ({frame.function_name})")
-        elif found and os.path.realpath(frame.file_name).startswith(_KEYFAN_DIR):
+        elif found and _realpath(frame.file_name).startswith(_KEYFAN_DIR):
             break  # the tracing entry point (keyfan.audit, kf.vmap): what lies beyond is the caller's
         if len(found) > _MAX_CALLERS:
             break
@@ -58,7 +64,7 @@ def api_name(eqn: core.JaxprEqn) -> str:
     for frame in getattr(traceback, "frames", ()):
         if not _internal(frame.file_name):
             break
-        path = os.path.realpath(frame.file_name)
+        path = _realpath(frame.file_name)
         if frame.function_name.startswith("_"):
             continue
         if path.endswith((_JAX_RANDOM, _JAX_RANDOM_CORE)):
