@@ -61,6 +61,8 @@ class DrawSite:
 
 @dataclasses.dataclass(frozen=True)
 class Analysis:
+    """What one run of the engine found."""
+
     sites: list[DrawSite]
     """Every draw, in program order."""
     events: list[Event]

@@ -67,7 +67,7 @@ def scan(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
         outs = flow.run_closed(body, [*consts, *carry, *slices], inner._replace(record=record, ledger=ledger))
         return [o.mark for o in outs[:n_carry]], [o.mark for o in outs[n_carry:]], outs
 
-    after, ys, first = _explore(step, [v.mark for v in init], length)
+    after, ys, first = _explore(step, [v.mark for v in init], length, ctx.record)
     carry_marks = after if after is not None else [v.mark for v in init]
     ys_marks = ys if ys is not None else [EMPTY] * (len(eqn.outvars) - n_carry)
     loop.settle(first)
@@ -96,7 +96,7 @@ def while_loop(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list
             nxt = [join((n, s)) for n, s in zip(nxt, state, strict=True)]
         return nxt, [], outs
 
-    after, _, first = _explore(step, [v.mark for v in init], None)
+    after, _, first = _explore(step, [v.mark for v in init], None, ctx.record)
     marks = [join((a, v.mark)) for a, v in zip(after, init, strict=True)] if after else [v.mark for v in init]
     loop.settle(first)
     passed_on = {}
@@ -106,9 +106,9 @@ def while_loop(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list
     return loop.outputs(marks, [], passed_on, ctx.ledger)
 
 
-def _explore(step: Step, init: list[Mark], limit: int | None
+def _explore(step: Step, init: list[Mark], limit: int | None, record: bool
              ) -> tuple[list[Mark] | None, list[Mark] | None, list[Val] | None]:
-    """Runs the body from every reachable carry state, recording draws in each.
+    """Runs the body from every reachable carry state, recording draws in each (if ``record``).
 
     Returns the join of the carry states after at least one iteration, the join of the other
     outputs, and the outputs of iteration 0 (None for all three if the body never runs).
@@ -121,7 +121,7 @@ def _explore(step: Step, init: list[Mark], limit: int | None
         if len(seen) >= _MAX_STATES:
             state = _widen(step, state)
         seen.add(state)
-        nxt, ext, outs = step(state, True)
+        nxt, ext, outs = step(state, record)
         first = outs if first is None else first
         after = nxt if after is None else [join(p) for p in zip(after, nxt, strict=True)]
         extra = ext if extra is None else [join(p) for p in zip(extra, ext, strict=True)]
