@@ -35,12 +35,11 @@ def hash_outputs(jaxpr: core.Jaxpr) -> dict[core.Var, bool]:
     """The outputs of keyfan hashes in ``jaxpr``, each mapped to True if it is used as random
     bits (False: key data)."""
     try:
-        return _CACHE[jaxpr]
-    except KeyError:
-        pass
-    except TypeError:
+        found = _CACHE.get(jaxpr)
+    except TypeError:  # not weakly referenceable: no cache
         return _hash_outputs(jaxpr)
-    found = _CACHE[jaxpr] = _hash_outputs(jaxpr)
+    if found is None:
+        found = _CACHE[jaxpr] = _hash_outputs(jaxpr)
     return found
 
 
