@@ -1,5 +1,11 @@
 """keyfan: per-example randomness in JAX that is correct, reproducible and fast."""
 from keyfan import transforms as transforms
+from keyfan._audit import AuditFinding as AuditFinding
+from keyfan._audit import AuditKind as AuditKind
+from keyfan._audit import AuditReport as AuditReport
+from keyfan._audit import IndependenceReport as IndependenceReport
+from keyfan._audit import audit as audit
+from keyfan._audit import check_independent as check_independent
 from keyfan.keys import at as at
 from keyfan.keys import example_keys as example_keys
 from keyfan.keys import fan_out as fan_out

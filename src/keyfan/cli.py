@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -98,3 +99,32 @@ def bench(
 
 def main() -> None:
     app()
+
+
+@app.command("audit")
+def audit_command(
+    target: str = typer.Argument(..., help="The per-example function: path/to/file.py:function."),
+    in_axes: list[str] = typer.Option(  # noqa: B008
+        [], "--in-axes", help="in_axes as in jax.vmap, e.g. '0,None'; repeat for nested vmaps "
+        "(outermost first); 'none' for no vmap. Default 0."),
+    arg: list[str] = typer.Option(  # noqa: B008
+        [], "--arg", help="One per positional argument, per-example: float32[8,3], int32[], key, rawkey."),
+    axis_name: list[str] = typer.Option(  # noqa: B008
+        [], "--axis-name", help="The vmap's axis_name (one per --in-axes level), for axis_index."),
+) -> None:
+    """Find key misuse in a per-example function; exit 1 if anything is flagged."""
+    from keyfan._audit import audit
+    from keyfan._audit._specs import load_function, parse_arg, parse_in_axes
+
+    try:
+        f = load_function(target)
+        args = [parse_arg(a) for a in arg]
+        axes = parse_in_axes(in_axes)
+        names: Any = None if not axis_name else axis_name if isinstance(axes, list) else axis_name[0]
+        report = audit(f, *args, in_axes=axes, axis_name=names)
+    except (ValueError, TypeError) as err:
+        notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", ()))
+        console.print(f"keyfan audit: {err}{notes}", markup=False, style="red")
+        raise typer.Exit(code=2) from err
+    console.print(report)
+    raise typer.Exit(code=0 if report.ok else 1)

@@ -1,0 +1,147 @@
+"""From the engine's draw sites and ledger events to findings with a message and a fix."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+from keyfan._audit._flow import Analysis, DrawSite
+from keyfan._audit._hashes import HASH_SCOPE
+from keyfan._audit._ledger import Event, Use
+from keyfan._audit._report import AuditFinding, AuditKind, AuditReport, short_location
+from keyfan._audit._source import in_scope
+from keyfan._audit._trace import Traced
+from keyfan.scopes import SHARED_RANDOMNESS_SCOPE
+
+__all__ = ["build_report"]
+
+_WHAT = {
+    "random_bits": "a random draw",
+    "random_gamma": "a gamma draw",
+    "threefry2x32": "a Threefry hash",
+    HASH_SCOPE: "a keyfan draw or key derivation",
+}
+
+_HOW = {
+    "draw": "a random draw",
+    "split": "jax.random.split",
+    "bits": "a keyfan sampler",
+    "fold_in": "fold_in",
+}
+
+_DECLARE = "if the sharing is intended, draw inside `with kf.shared_randomness():`"
+
+FIXES = {
+    AuditKind.SHARED_DRAW: (
+        "give each example its own key: map the key (in_axes=0 over kf.fan_out(key, n)), fold in a "
+        "mapped index (jax.random.fold_in(key, jax.lax.axis_index(name))), or use "
+        f"kf.vmap(..., randomness='different'); {_DECLARE}."
+    ),
+    AuditKind.CLOSURE_KEY: (
+        "pass the key to the function as an argument and map it (one key per example) instead of "
+        f"closing over it; {_DECLARE}."
+    ),
+    AuditKind.CONSTANT_KEY: (
+        "derive the key from a mapped key argument (or fold a mapped index into it) instead of "
+        f"making it from a constant seed; {_DECLARE}."
+    ),
+    AuditKind.KEY_REUSE: "split the key (k1, k2 = jax.random.split(key)) and give each draw its own subkey.",
+    AuditKind.SPLIT_THEN_REUSE: "after key, sub = jax.random.split(key), use only the children, never the parent.",
+    AuditKind.FOLD_IN_TWICE: "fold in distinct data for each use (a different constant or counter), or split the key.",
+    AuditKind.LOOP_REUSE: (
+        "carry the key through the loop and split it every iteration (key, sub = jax.random.split(key); "
+        "draw from sub), or scan over one key per iteration."
+    ),
+    AuditKind.BROADCAST_KEY: (
+        "make one key per row with jax.random.split(key, n) or kf.fan_out(key, n) instead of "
+        "broadcasting, tiling or stacking one key."
+    ),
+}
+
+
+def build_report(traced: Traced, analysis: Analysis) -> AuditReport:
+    """The findings of one analysis, without duplicates, shared draws first."""
+    findings = [*_shared_findings(traced, analysis), *(_event_finding(e) for e in analysis.events)]
+    counts = Counter(findings)
+    unique = [dataclasses.replace(f, count=counts[f]) for f in dict.fromkeys(findings)]
+    labels = tuple(traced.level_label(i) for i in range(len(traced.levels)))
+    return AuditReport(traced.function, tuple(unique), len(analysis.sites), labels)
+
+
+def _missing(traced: Traced, site: DrawSite) -> frozenset[int]:
+    return frozenset(range(len(traced.levels))) - site.levels
+
+
+def _shared_findings(traced: Traced, analysis: Analysis) -> list[AuditFinding]:
+    flagged = [s for s in analysis.sites if s.id in analysis.live and _missing(traced, s)]
+    found = []
+    for site in flagged:
+        missing = _missing(traced, site)
+        # A derivation whose result only keys a later shared draw is reported there, once.
+        if any(site.id in other.fed_by and _missing(traced, other) >= missing for other in flagged):
+            continue
+        found.append(_shared_finding(traced, site, missing))
+    return found
+
+
+def _shared_finding(traced: Traced, site: DrawSite, missing: frozenset[int]) -> AuditFinding:
+    what = site.api or _WHAT.get(site.primitive, f"a {site.primitive} draw")
+    along = " and ".join(traced.level_label(i) for i in sorted(missing))
+    if site.sources:
+        kind = AuditKind.SHARED_DRAW
+        unmapped = [i for i in sorted(site.sources) if not missing <= traced.in_levels[i]]
+        named = [i for i in unmapped if traced.keys[i]] or unmapped
+        origin = ", ".join(traced.names[i] for i in named)
+        message = (f"{what} draws the same values for every example along {along}: its key comes from {origin}, "
+                   f"which {'is' if len(named) == 1 else 'are'} not mapped there.")
+    elif site.consts:
+        kind = AuditKind.CLOSURE_KEY
+        message = (f"{what} uses a key captured from an enclosing scope (a closure), so it draws the "
+                   f"same values for every example along {along}.")
+    else:
+        kind = AuditKind.CONSTANT_KEY
+        message = (f"{what} uses a key made from constants inside the function (such as "
+                   f"jax.random.key(0)), so it draws the same values for every example along {along}.")
+    allowed = in_scope(site.name_stack, SHARED_RANDOMNESS_SCOPE)
+    return AuditFinding(kind, message, site.location, FIXES[kind], allowed=allowed)
+
+
+def _name(use: Use) -> str:
+    return use.api if use.api and use.how != "split" else _HOW.get(use.how, use.how)
+
+
+def _at(use: Use | None) -> str:
+    return f" at {short_location(use.location)}" if use is not None and use.location else ""
+
+
+def _event_finding(event: Event) -> AuditFinding:
+    use, first = event.use, event.first
+    how = _name(use)
+    first_how = _name(first) if first is not None else ""
+    if event.kind == "key-reuse":
+        kind = AuditKind.KEY_REUSE
+        message = (f"{how} consumes a key already consumed by {first_how}{_at(first)}: both see the "
+                   f"same random bits.")
+    elif event.kind == "split-then-reuse":
+        kind = AuditKind.SPLIT_THEN_REUSE
+        message = (f"{how} uses a key after it was split{_at(first)}: the parent's randomness "
+                   f"overlaps its children's.")
+    elif event.kind == "fold-in-twice":
+        kind = AuditKind.FOLD_IN_TWICE
+        message = (f"fold_in folds the same data into the same key as the fold_in{_at(first)}: the two "
+                   f"derived keys are identical.")
+    elif event.kind == "broadcast-key":
+        kind = AuditKind.BROADCAST_KEY
+        message = (f"{how} reads an array of copies of one key (broadcast, tiled, repeated or "
+                   f"stacked), so its rows get identical randomness.")
+    elif first is not None:
+        kind = AuditKind.LOOP_REUSE
+        message = (f"a loop carries to its next iteration a key already consumed{_at(first)}, and "
+                   f"{how} consumes it again there.")
+    else:
+        kind = AuditKind.LOOP_REUSE
+        message = (f"{how} consumes the same key on every iteration of a loop (a loop constant, a "
+                   f"closed-over key, or a carry passed on unchanged), so every iteration draws the "
+                   f"same values.")
+    related = first.location if first is not None else ""
+    return AuditFinding(kind, message, use.location, FIXES[kind], related=related)

@@ -1,0 +1,116 @@
+"""Which keys a traced function consumes, and where it consumes one twice.
+
+A key is *consumed* by a draw (``random_bits``, ``random_gamma``, the bits of keyfan's inlined
+hash) or by ``random_split``, as in JAX's key-reuse checker; ``fold_in`` derives a new key without
+consuming its parent. Keys are identified by value number (:class:`~keyfan._audit._values.Numbering`),
+so a typed key and its raw data, or two identical derivations, are one key. The ledger records
+the first use of every key and an :class:`Event` for every second one.
+
+Uses inside one library call made from one source line (``jax.random.poisson`` and
+``binomial`` compute two algorithms from one key and select between them) are the library's
+business and never conflict with each other (:meth:`Use.same_library_call`).
+
+Branches of a ``cond`` are alternatives: each runs on a :meth:`Ledger.fork` and the forks are
+merged back, so a key drawn in both branches is drawn once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keyfan._audit._values import Numbering
+
+__all__ = ["Event", "Ledger", "Use"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Use:
+    """One consumption (or derivation) of a key."""
+
+    how: str
+    """``"draw"``, ``"split"``, ``"bits"`` (keyfan's hash) or ``"fold_in"``."""
+    location: str
+    """``file:line (function)`` of the user's code, or ``""``."""
+    name_stack: str
+    api: str = ""
+    """The random API the user called (``jax.random.normal``), or ``""``."""
+    call: tuple[tuple[int, ...], int] | None = None
+    """The call into a library the use happens in: the outermost equation around it (itself
+    included) made from its own source line, as the call sites above it and its instance
+    (``_source.call_instance``)."""
+
+    def same_library_call(self, other: Use) -> bool:
+        """True if both uses happen inside one call into a library (``jax.random.poisson`` and
+        ``binomial`` run two algorithms on one key and select per element); two calls from one
+        line, as in ``normal(k) + normal(k)``, are two calls."""
+        return self.call is not None and self.call == other.call and self.location == other.location
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A misuse found by the ledger."""
+
+    kind: str
+    """``"key-reuse"``, ``"split-then-reuse"``, ``"fold-in-twice"``, ``"broadcast-key"`` or
+    ``"loop-reuse"`` (a key consumed on every iteration of a loop)."""
+    use: Use
+    """The offending use."""
+    first: Use | None = None
+    """The earlier use of the same key, if any."""
+
+
+class Ledger:
+    """First uses of keys, by value number, and the events found so far."""
+
+    def __init__(self, numbering: Numbering, events: list[Event] | None = None) -> None:
+        self.numbering = numbering
+        self.uses: dict[int, Use] = {}
+        self.folds: dict[int, Use] = {}
+        self.events: list[Event] = [] if events is None else events
+        self.log: list[tuple[str, int, Use]] = []
+        """Every use recorded on this ledger, in order: ``(table, value number, use)``."""
+        self.duplicates: set[int] = set()
+        """Keys derived twice: their reuse is reported once, as the derivation."""
+
+    def consume(self, vn: int, use: Use) -> bool:
+        """Records that ``use`` consumes the key numbered ``vn``; True if it was used before
+        (by a separate call)."""
+        first = self.uses.get(vn)
+        self.log.append(("uses", vn, use))
+        if first is None:
+            self.uses[vn] = use
+            return False
+        if use.same_library_call(first):
+            return False  # jax.random.poisson runs two algorithms on one key and picks per element
+        if not self.numbering.derives_from(vn, self.duplicates):
+            kind = "split-then-reuse" if first.how == "split" else "key-reuse"
+            self.events.append(Event(kind, use, first))
+        return True
+
+    def fold(self, vn: int, use: Use) -> None:
+        """Records that ``use`` derives the key numbered ``vn`` with ``fold_in``."""
+        first = self.folds.get(vn)
+        if first is None:
+            self.folds[vn] = use
+        elif not use.same_library_call(first):
+            self.duplicates.add(vn)
+            self.events.append(Event("fold-in-twice", use, first))
+        self.log.append(("folds", vn, use))
+
+    def report(self, kind: str, use: Use, first: Use | None = None) -> None:
+        self.events.append(Event(kind, use, first))
+
+    def fork(self) -> Ledger:
+        """A ledger for one alternative branch: the same history, its own new uses."""
+        child = Ledger(self.numbering, self.events)
+        child.uses = dict(self.uses)
+        child.folds = dict(self.folds)
+        child.duplicates = self.duplicates
+        return child
+
+    def merge(self, branches: list[Ledger]) -> None:
+        """Adopts the uses of alternative branches (each forked from this ledger)."""
+        for branch in branches:
+            for table, vn, use in branch.log:
+                getattr(self, table).setdefault(vn, use)
+                self.log.append((table, vn, use))

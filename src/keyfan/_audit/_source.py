@@ -1,0 +1,96 @@
+"""Where an equation comes from: its user source line and its scopes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sysconfig
+
+import jax
+from jax.extend import core
+
+__all__ = ["api_name", "call_instance", "in_scope", "join_stack", "location"]
+
+_MAX_CALLERS = 2
+"""How many enclosing user frames a location lists after the innermost one."""
+
+_INTERNAL_DIRS = tuple(dict.fromkeys(
+    os.path.join(os.path.realpath(d), "") for d in (
+        os.path.dirname(jax.__file__),
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        os.path.dirname(os.__file__),
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+    )
+))
+"""JAX, keyfan, the standard library and installed packages (Flax, Optax, ...): frames there are
+not the user's code, so a draw is attributed to the user's line that called into them."""
+_JAX_RANDOM = os.path.join("jax", "_src", "random.py")
+_JAX_RANDOM_CORE = os.path.join("jax", "_src", "random", "core.py")
+_KEYFAN_DIR = os.path.join(os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _realpath(file_name: str) -> str:
+    return os.path.realpath(file_name)
+
+
+def _internal(file_name: str) -> bool:
+    return _realpath(file_name).startswith(_INTERNAL_DIRS)
+
+
+def location(eqn: core.JaxprEqn, outer: str) -> str:
+    """``file:line (function)`` of the innermost user frame that made ``eqn``, followed by up to
+    two enclosing user frames (``<- file:line (caller)``) when it lies in a helper; ``outer``
+    (the enclosing call's) when the traceback stops at a ``jit`` boundary."""
+    traceback = getattr(eqn.source_info, "traceback", None)
+    found: list[str] = []
+    for frame in getattr(traceback, "frames", ()):
+        if not _internal(frame.file_name):
+            found.append(f"{frame.file_name}:{frame.line_num} ({frame.function_name})")
+        elif found and _realpath(frame.file_name).startswith(_KEYFAN_DIR):
+            break  # the tracing entry point (keyfan.audit, kf.vmap): what lies beyond is the caller's
+        if len(found) > _MAX_CALLERS:
+            break
+    return " <- ".join(found) if found else outer
+
+
+def api_name(eqn: core.JaxprEqn) -> str:
+    """The random API the user called to make ``eqn``: ``jax.random.normal``, ``kf.normal``,
+    ``kf.transforms.dropout``, ... (the outermost such frame below the user's), or ``""``."""
+    traceback = getattr(eqn.source_info, "traceback", None)
+    name = ""
+    for frame in getattr(traceback, "frames", ()):
+        if not _internal(frame.file_name):
+            break
+        path = _realpath(frame.file_name)
+        if frame.function_name.startswith("_"):
+            continue
+        if path.endswith((_JAX_RANDOM, _JAX_RANDOM_CORE)):
+            name = f"jax.random.{frame.function_name}"
+        elif path.startswith(_KEYFAN_DIR):
+            module = os.path.relpath(path, _KEYFAN_DIR)
+            if module.startswith("transforms"):
+                name = f"kf.transforms.{frame.function_name}"
+            elif module in ("sample.py", "keys.py", "vmap.py"):
+                name = f"kf.{frame.function_name}"
+    return name
+
+
+def call_instance(eqn: core.JaxprEqn) -> int | None:
+    """An id of the call that made ``eqn``: equations inlined from one ``jit`` call share their
+    traceback object, while every separate bind gets its own (None without tracebacks)."""
+    traceback = getattr(eqn.source_info, "traceback", None)
+    return None if traceback is None else id(traceback)
+
+
+def in_scope(name_stack: str, scope: str) -> bool:
+    """True if ``scope`` is a component of ``name_stack``, also inside transform wrappers such
+    as ``jvp(scope)`` or ``transpose(jvp(scope))``."""
+    return re.search(rf"(?:^|[/(]){re.escape(scope)}(?:$|[/)])", name_stack) is not None
+
+
+def join_stack(outer: str, own: str) -> str:
+    """The full name stack of an equation inside a call whose own stack is ``outer``."""
+    return f"{outer}/{own}" if outer and own else outer or own

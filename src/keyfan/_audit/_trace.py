@@ -1,0 +1,190 @@
+"""From ``audit``'s arguments to the jaxpr of one example, with vmap levels on its inputs.
+
+``in_axes`` describes the vmaps the function will run under, outermost first:
+
+* one level: ``in_axes`` exactly as ``jax.vmap`` takes it (an int or None for every positional
+  argument, or a tuple of pytree prefixes, one per positional argument);
+* nested vmaps: a ``list`` of such specs, outermost first: ``[(0, None), (0, 0)]`` is
+  ``jax.vmap(jax.vmap(f, in_axes=(0, 0)), in_axes=(0, None))``;
+* ``None``: no vmap at all (audit a whole batched program for key reuse).
+
+Keyword arguments are mapped at every level, as ``jax.vmap`` maps them. Arrays and
+``jax.ShapeDtypeStruct`` leaves are traced with their (per-example) shapes; anything else (Python
+numbers, strings, modules) is passed to the function as a constant and must not be mapped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.extend import core
+from jax.tree_util import keystr
+
+from keyfan._audit._values import key_like
+from keyfan._vmap_args import _arg_name, _leaf_axes, _parameter_names, check_axes
+
+__all__ = ["Level", "Traced", "parse_levels", "trace"]
+
+TRACE_AXIS_SIZE = 2
+"""Size given to named axes when tracing; only the shapes of collectives such as
+``all_gather`` depend on it, never the analysis."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Level:
+    """One vmap around the function."""
+
+    in_axes: Any
+    axis_name: Hashable | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Traced:
+    """The jaxpr of one example and what each of its inputs is."""
+
+    closed: core.ClosedJaxpr
+    names: list[str]
+    """How the user would name each jaxpr input, e.g. ``argument 'key' (position 1)``."""
+    in_levels: list[frozenset[int]]
+    """The levels each jaxpr input is mapped over."""
+    keys: list[bool]
+    """Whether each jaxpr input is a key (typed, or raw ``uint32[..., 2]`` data)."""
+    levels: list[Level]
+    function: str
+
+    @property
+    def axis_levels(self) -> dict[Hashable, frozenset[int]]:
+        return {lv.axis_name: frozenset({i}) for i, lv in enumerate(self.levels) if lv.axis_name is not None}
+
+    def level_label(self, index: int) -> str:
+        """``"the mapped axis"``, ``"vmap level 1 ('chain')"`` and so on."""
+        name = self.levels[index].axis_name
+        named = f" {name!r}" if name is not None else ""
+        if len(self.levels) == 1:
+            return f"the mapped axis{named}"
+        where = " (outermost)" if index == 0 else " (innermost)" if index == len(self.levels) - 1 else ""
+        return f"vmap level {index}{where}" + (f" {named.strip()}" if named else "")
+
+
+def parse_levels(in_axes: Any, axis_name: Any) -> list[Level]:
+    """The vmap levels described by ``in_axes`` and ``axis_name``, outermost first."""
+    if isinstance(in_axes, list):
+        if not in_axes:
+            raise ValueError("in_axes=[] describes no vmap; pass in_axes=None to audit a function that "
+                             "is not mapped, or one in_axes spec per nested vmap level.")
+        specs = [check_axes(f"in_axes[{i}]", spec) for i, spec in enumerate(in_axes)]
+        if axis_name is None:
+            names: list[Any] = [None] * len(specs)
+        elif isinstance(axis_name, list) and len(axis_name) == len(specs):
+            names = axis_name
+        else:
+            raise ValueError(
+                f"in_axes gives {len(specs)} nested levels, so axis_name must be a list with one name "
+                f"(or None) per level, outermost first; got axis_name={axis_name!r}."
+            )
+    else:
+        if isinstance(axis_name, list):
+            raise ValueError(
+                f"axis_name={axis_name!r} is a list (one name per nested level) but in_axes={in_axes!r} "
+                f"describes one level; pass a single name, or a list of in_axes specs."
+            )
+        if in_axes is None and axis_name is None:
+            return []
+        specs, names = [check_axes("in_axes", in_axes)], [axis_name]
+    named = [n for n in names if n is not None]
+    if len(set(named)) != len(named):
+        raise ValueError(f"axis_name has a repeated name: {names!r}; each vmap level needs its own name.")
+    return [Level(spec, name) for spec, name in zip(specs, names, strict=True)]
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct))
+
+
+def _struct(value: Any) -> jax.ShapeDtypeStruct:
+    if isinstance(value, jax.ShapeDtypeStruct):
+        return value
+    if isinstance(value, jax.Array):
+        aval = jax.typeof(value)
+        return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type)
+    return jax.ShapeDtypeStruct(np.shape(value), np.asarray(value).dtype)
+
+
+def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
+                 levels: Sequence[Level]) -> tuple[list[str], list[frozenset[int]]]:
+    """Every leaf of ``(args, kwargs)`` (flattened as a whole), named, with its mapped levels."""
+    params = _parameter_names(f)
+    names: list[str] = []
+    for position, arg in enumerate(args):
+        base = _arg_name(position, params)
+        names.extend(base + (f" {keystr(path)}" if path else "")
+                     for path, _ in jax.tree_util.tree_flatten_with_path(arg)[0])
+    for path, _ in jax.tree_util.tree_flatten_with_path(kwargs)[0]:
+        names.append(f"keyword argument {path[0].key!r}" + (f" {keystr(path[1:])}" if path[1:] else ""))
+    mapped: list[set[int]] = [set() for _ in names]
+    n_positional = len(names) - len(jax.tree_util.tree_leaves(kwargs))
+    for index, level in enumerate(levels):
+        spec = level.in_axes
+        if isinstance(spec, tuple) and len(spec) != len(args):
+            raise ValueError(
+                f"in_axes{'' if len(levels) == 1 else f'[{index}]'}={spec!r} has {len(spec)} entries but "
+                f"{len(args)} positional example arguments were given; give one entry per positional "
+                f"argument (keyword arguments are mapped at every level, as in jax.vmap)."
+            )
+        axes: list[int | None] = []
+        for position, arg in enumerate(args):
+            prefix = spec[position] if isinstance(spec, tuple) else spec
+            axes.extend(_leaf_axes(_arg_name(position, params), arg, prefix))
+        axes.extend([0] * (len(names) - n_positional))
+        for leaf, axis in enumerate(axes):
+            if axis is not None:
+                mapped[leaf].add(index)
+    return names, [frozenset(m) for m in mapped]
+
+
+def trace(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], levels: Sequence[Level]) -> Traced:
+    """Traces one example of ``f`` and marks each traced input with its levels."""
+    names, leaf_levels = _leaf_levels(f, args, kwargs, levels)
+    values, treedef = jax.tree_util.tree_flatten((tuple(args), kwargs))
+    dynamic = [i for i, v in enumerate(values) if _is_array(v)]
+    for i, value in enumerate(values):
+        if i not in dynamic and leaf_levels[i] and names[i].startswith("keyword"):
+            leaf_levels[i] = frozenset()  # a static keyword value is passed as is, like a partial
+        elif i not in dynamic and leaf_levels[i]:
+            raise ValueError(
+                f"in_axes maps {names[i]}, but it is a {type(value).__name__} ({value!r}), which audit "
+                f"passes to the function as a constant: only arrays and jax.ShapeDtypeStruct can be "
+                f"mapped. Use None for it in in_axes, or pass an array."
+            )
+    for index, level in enumerate(levels):
+        if level.axis_name is None and not any(index in leaf_levels[i] for i in dynamic):
+            raise ValueError(
+                f"in_axes{'' if len(levels) == 1 else f'[{index}]'}={level.in_axes!r} maps no array "
+                f"argument, and the level has no axis_name, so nothing varies over it. Map at least one "
+                f"argument; pass in_axes=None to audit a function without vmap (a list of in_axes is "
+                f"read as nested levels, outermost first)."
+            )
+
+    def one_example(*leaves: Any) -> Any:
+        filled = list(values)
+        for i, leaf in zip(dynamic, leaves, strict=True):
+            filled[i] = leaf
+        call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, filled)
+        return f(*call_args, **call_kwargs)
+
+    function = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or type(f).__name__
+    structs = [_struct(values[i]) for i in dynamic]
+    env = [(lv.axis_name, TRACE_AXIS_SIZE) for lv in levels if lv.axis_name is not None]
+    try:
+        closed = jax.make_jaxpr(one_example, axis_env=env or None)(*structs)
+    except Exception as err:
+        shapes = ", ".join(f"{names[i]}: {s.dtype}{list(s.shape)}" for i, s in zip(dynamic, structs, strict=True))
+        err.add_note(f"keyfan.audit traced {function} on one example ({shapes or 'no array arguments'}); "
+                     f"if it uses axis_index or collectives, pass axis_name= for each vmap level.")
+        raise
+    return Traced(closed, [names[i] for i in dynamic], [leaf_levels[i] for i in dynamic],
+                  [key_like(s) for s in structs], list(levels), function)

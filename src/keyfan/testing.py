@@ -1,0 +1,57 @@
+"""Test helpers: assert that a per-example function uses its keys correctly.
+
+Use them in a project's own test suite::
+
+    from keyfan.testing import assert_no_key_misuse
+
+    def test_model_uses_keys_per_example():
+        assert_no_key_misuse(model_step, params, x, key, in_axes=(None, 0, 0))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from keyfan._audit import AuditReport, IndependenceReport, audit, check_independent
+
+__all__ = ["assert_independent", "assert_no_key_misuse"]
+
+
+def assert_no_key_misuse(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0,
+                         axis_name: Any = None, **example_kwargs: Any) -> AuditReport:
+    """Runs :func:`keyfan.audit` and fails the test if anything is flagged.
+
+    Arguments are those of :func:`keyfan.audit`. Sharing declared with
+    ``kf.shared_randomness()`` does not fail.
+
+    Returns:
+      The report, for further checks.
+
+    Raises:
+      AssertionError: with the full report (each finding's kind, source line and fix).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from keyfan.testing import assert_no_key_misuse
+      >>> def noisy(x, key):
+      ...     return x + jax.random.normal(key, x.shape)
+      >>> assert_no_key_misuse(noisy, jnp.zeros(3), jax.random.key(0), in_axes=(0, 0)).ok
+      True
+    """
+    report = audit(f, *example_args, in_axes=in_axes, axis_name=axis_name, **example_kwargs)
+    if not report.ok:
+        raise AssertionError(str(report))
+    return report
+
+
+def assert_independent(batch: Any, axis: Any = 0) -> IndependenceReport:
+    """Runs :func:`keyfan.check_independent` and fails if two examples are bitwise identical.
+
+    Raises:
+      AssertionError: naming the groups of identical examples.
+    """
+    report = check_independent(batch, axis=axis)
+    if not report.ok:
+        raise AssertionError(str(report))
+    return report
