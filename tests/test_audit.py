@@ -444,7 +444,8 @@ def model_file(tmp_path):
 
 
 def _cli(*args):
-    return CliRunner().invoke(app, ["audit", *map(str, args)])
+    # Wide enough that rich never wraps a long temporary path (pytest-xdist's are longer).
+    return CliRunner().invoke(app, ["audit", *map(str, args)], env={"COLUMNS": "400"})
 
 
 def test_cli_exits_nonzero_on_a_buggy_function(model_file):
