@@ -11,7 +11,11 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="keyfan: per-example randomness in JAX that is correct, reproducible and fast.")
-console = Console()
+
+
+def _console() -> Console:
+    """A console sized when a command runs (``COLUMNS``, the terminal), not when keyfan is imported."""
+    return Console()
 
 
 @app.callback()
@@ -22,6 +26,7 @@ def _root() -> None:
 @app.command()
 def tour() -> None:
     """Run every reference recipe, check its rows, and show the broadcast-key bug beside its fix."""
+    console = _console()
     from keyfan.pitfalls import distinct_rows
     from keyfan.tour import broadcast_demo, run_tour
 
@@ -61,6 +66,7 @@ def bench(
     out: Path = typer.Option(Path("benchmarks/results"), help="Directory for bench.json and bench.png."),  # noqa: B008
 ) -> None:
     """Time keyfan against the canonical patterns and NumPy; write JSON and a PNG chart."""
+    console = _console()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from keyfan.bench import report, run_cases
@@ -113,6 +119,7 @@ def audit_command(
         [], "--axis-name", help="The vmap's axis_name (one per --in-axes level), for axis_index."),
 ) -> None:
     """Find key misuse in a per-example function; exit 1 if anything is flagged."""
+    console = _console()
     from keyfan._audit import audit
     from keyfan._audit._specs import load_function, parse_arg, parse_in_axes
 
