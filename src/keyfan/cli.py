@@ -103,10 +103,6 @@ def bench(
     console.print(f"wrote {out / f'{name}.json'} and {out / f'{name}.png'}")
 
 
-def main() -> None:
-    app()
-
-
 @app.command("audit")
 def audit_command(
     target: str = typer.Argument(..., help="The per-example function: path/to/file.py:function."),
@@ -135,3 +131,8 @@ def audit_command(
         raise typer.Exit(code=2) from err
     console.print(report)
     raise typer.Exit(code=0 if report.ok else 1)
+
+
+def main() -> None:
+    """Entry point of the ``keyfan`` console script."""
+    app()
