@@ -1,4 +1,6 @@
 """keyfan: per-example randomness in JAX that is correct, reproducible and fast."""
+from keyfan.ensemble import Ensemble as Ensemble
+from keyfan.ensemble import shared_vmap as shared_vmap
 from keyfan.keys import at as at
 from keyfan.keys import example_keys as example_keys
 from keyfan.keys import fan_out as fan_out

@@ -35,7 +35,7 @@ class Dataset(NamedTuple):
     task: str
 
 
-def make_moons(key: Any, n: Any, *, noise: Any = 0.15) -> Dataset:
+def make_moons(key: Any, n: Any, *, noise: Any = 0.2) -> Dataset:
     """Two moons: ``n`` points alternating between the classes (any prefix is balanced).
 
     Class 0 lies on ``(cos t, sin t)``, class 1 on ``(1 - cos t, 0.5 - sin t)``, ``t ~ U(0, pi)``,

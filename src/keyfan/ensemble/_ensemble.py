@@ -54,16 +54,37 @@ def member_dropout_keys(member_key: jax.Array, ids: Any, step: Any = None) -> ja
     return example_keys(named(member_key, "dropout"), ids, step=step)
 
 
+def native_keys(keys: jax.Array) -> tuple[jax.Array, bool]:
+    """``keys`` as JAX's own ``threefry2x32`` typed keys, and the ``jax_threefry_partitionable``
+    value under which JAX's Threefry gives exactly the keys' stream.
+
+    keyfan's streams are JAX's Threefry bit for bit (``"threefry"`` is the partitionable one,
+    ``"threefry-legacy"`` the other), so a model drawing from the native keys under that flag
+    draws the same bits. The native lowering is much cheaper inside a model's gradient: XLA
+    fuses keyfan's elementwise Threefry into every consumer of a dropout mask (recomputing the
+    hash per use), while JAX's Threefry is computed once.
+    """
+    arg = check_key("keys", keys, batched=True)
+    return jax.random.wrap_key_data(arg.data, impl="threefry2x32"), not arg.stream.size_dependent
+
+
+def apply_one(model: Model, params: PyTree, xi: Any, key: jax.Array | None, partitionable: bool,
+              **kwargs: Any) -> Any:
+    """The model on ONE example ``xi`` (run as a batch of one) with its own dropout key."""
+    with jax.threefry_partitionable(partitionable):
+        out = model.apply(params, jax.tree.map(lambda a: a[None], xi), key=key, **kwargs)
+    return jax.tree.map(lambda a: a[0], out)
+
+
 def apply_per_example(model: Model, params: PyTree, x: Any, keys: jax.Array | None, **kwargs: Any) -> Any:
     """One model on a batch ``x`` ``(B, ...)``, one example at a time (as a batch of one) with
     its own key ``keys[j]`` (or no key when ``keys`` is None), under ``vmap``. Example ``j``'s
     output therefore depends on ``x[j]`` and ``keys[j]`` only, whatever the batch."""
-
-    def single(xi: Any, ki: jax.Array | None) -> Any:
-        out = model.apply(params, jax.tree.map(lambda a: a[None], xi), key=ki, **kwargs)
-        return jax.tree.map(lambda a: a[0], out)
-
-    return jax.vmap(single, in_axes=(0, None if keys is None else 0))(x, keys)
+    partitionable = True
+    if keys is not None:
+        keys, partitionable = native_keys(keys)
+    single = functools.partial(apply_one, model, params, partitionable=partitionable, **kwargs)
+    return jax.vmap(lambda xi, ki: single(xi, ki), in_axes=(0, None if keys is None else 0))(x, keys)
 
 
 @functools.lru_cache(maxsize=64)

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 from keyfan._checks import as_int
-from keyfan.ensemble._ensemble import Ensemble, member_dropout_keys
+from keyfan.ensemble._ensemble import Ensemble, apply_one, member_dropout_keys, native_keys
 from keyfan.ensemble._losses import get_loss
 from keyfan.ensemble._shard import (
     DATA_AXIS,
@@ -219,16 +219,17 @@ class Trainer:
         model, loss_fn, kwargs = ens.model, get_loss(self.loss), dict(self.model_kwargs)
         xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
         trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
-        keys = ens.keys if ens.keys is not None else jnp.zeros((ens.members,), jnp.uint32)
+        keys = ens.keys if ens.keys is not None else jnp.zeros((ens.members, 2), jnp.uint32)
+        partitionable = native_keys(keys)[1]
         weights = state.weights
 
         def example_loss(tr: PyTree, fr: PyTree, key: jax.Array | None, xi: Any, yi: Any) -> jax.Array:
-            out = model.apply(model.merge_trainable(tr, fr), jax.tree.map(lambda a: a[None], xi), key=key, **kwargs)
-            return loss_fn(jax.tree.map(lambda a: a[0], out), yi)
+            out = apply_one(model, model.merge_trainable(tr, fr), xi, key, partitionable, **kwargs)
+            return loss_fn(out, yi)
 
         def chunk(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None,
                   xc: Any, yc: Any, ic: jax.Array) -> tuple[jax.Array, PyTree]:
-            dkeys = member_dropout_keys(key, ic, state.step) if self.dropout else None
+            dkeys = native_keys(member_dropout_keys(key, ic, state.step))[0] if self.dropout else None
             per_example = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, None, 0 if self.dropout else None,
                                                                                0, 0))
             values, grads = per_example(tr, fr, dkeys, xc, yc)
