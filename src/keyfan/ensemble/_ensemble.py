@@ -45,7 +45,7 @@ def dropout_keys(member_keys: jax.Array, ids: Any, step: Any = None) -> jax.Arra
     Returns:
       Keys of shape ``(K, B)`` (raw: ``uint32[K, B, 2]``), of the same kind as ``member_keys``.
     """
-    ids = jnp.asarray(ids)
+    ids = ids if isinstance(ids, jax.Array) else np.asarray(ids)
     return jax.vmap(lambda k: member_dropout_keys(k, ids, step))(member_keys)
 
 
@@ -292,7 +292,7 @@ class Ensemble:
             return jax.vmap(lambda p, xb: self.model.apply(p, xb, **kwargs), in_axes=(0, x_axis))(self.params, x)
         if self.keys is None:
             raise ValueError("ids= needs member keys, and this ensemble has none; pass keys= to Ensemble.stack.")
-        ids = jnp.asarray(ids)
+        ids = ids if isinstance(ids, jax.Array) else np.asarray(ids)
         batch = jax.tree.leaves(x)[0].shape[1 if per_member else 0]
         if ids.shape != (batch,):
             raise ValueError(f"ids must have shape ({batch},), one id per example of x, got {ids.shape}.")
