@@ -46,6 +46,39 @@ def _to_keys(tree: PyTree, like: PyTree) -> PyTree:
                         if _is_key(ref) else a, tree, like)
 
 
+def _layout(tree: PyTree) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:
+    """``{leaf path: (shape, dtype)}``, with paths as plain names (orbax stores tuples as lists
+    and named tuples as dicts, so only the names are comparable)."""
+    def name(entry: Any) -> str:
+        for attr in ("key", "name", "idx"):
+            if hasattr(entry, attr):
+                return str(getattr(entry, attr))
+        return str(entry)
+
+    return {tuple(name(e) for e in path): (tuple(leaf.shape), str(leaf.dtype))
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _check_layout(saved: dict, wanted: dict, where: str) -> None:
+    """Raises before reading anything unless the checkpoint holds exactly the arrays of ``like``."""
+    if saved == wanted:
+        return
+    missing = sorted(set(wanted) - set(saved))
+    extra = sorted(set(saved) - set(wanted))
+    changed = sorted(p for p in set(saved) & set(wanted) if saved[p] != wanted[p])
+    detail = []
+    if missing:
+        detail.append(f"missing {'/'.join(missing[0])}")
+    if extra:
+        detail.append(f"unexpected {'/'.join(extra[0])}")
+    if changed:
+        p = changed[0]
+        detail.append(f"{'/'.join(p)} is {saved[p][0]} {saved[p][1]} in the checkpoint, {wanted[p][0]} "
+                      f"{wanted[p][1]} in like=")
+    raise ValueError(f"the checkpoint of {where} does not match the structure of like= ({'; '.join(detail)}); "
+                     f"build like= with the same model, members, optimizer and bootstrap as the saved run.")
+
+
 def _payload(state: TrainState) -> dict[str, Any]:
     payload = {"params": state.ensemble.params, "keys": state.ensemble.keys, "opt_state": state.opt_state,
                "step": state.step, "weights": state.weights}
@@ -125,14 +158,11 @@ def restore(directory: Any, *, like: TrainState, step: Any = None) -> TrainState
     template = _payload(like)
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), template)
     ocp = _orbax()
-    with ocp.CheckpointManager(path) as manager:
+    with ocp.CheckpointManager(path, item_handlers=ocp.StandardCheckpointHandler()) as manager:
         if step not in manager.all_steps():
             raise FileNotFoundError(f"no checkpoint of step {step} under {path}; saved steps: {manager.all_steps()}.")
-        try:
-            restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"the checkpoint of step {step} under {path} does not match the structure of like= "
-                             f"(same model, members, optimizer and bootstrap?): {err}") from err
+        _check_layout(_layout(manager.item_metadata(step)), _layout(abstract), f"step {step} under {path}")
+        restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
     restored = _to_keys(dict(restored), {name: getattr(like.ensemble, name, None) if name in ("params", "keys")
                                          else getattr(like, name) for name in restored})
     ens = Ensemble(restored["params"], restored.get("keys"), like.ensemble.model, like.ensemble.spec)

@@ -25,6 +25,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import flax.errors
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -192,7 +193,13 @@ class Trainer:
             from keyfan.ensemble._inputs import check_input
 
             check_input("x", x, state.ensemble.spec)
-        return self._run(state, x, y, jnp.asarray(ids))
+        try:
+            return self._run(state, x, y, jnp.asarray(ids))
+        except flax.errors.InvalidRngError as err:
+            raise ValueError(
+                f"the model asked for an RNG the trainer does not give ({err}); with dropout=False no dropout "
+                f"key is passed, so also pass model_kwargs that turn dropout off (e.g. {{'train': False}})."
+            ) from err
 
     def _run(self, state: TrainState, x: Any, y: Any, ids: jax.Array) -> tuple[TrainState, jax.Array]:
         batch = int(ids.shape[0])
