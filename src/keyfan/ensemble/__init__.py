@@ -15,7 +15,6 @@ from keyfan.ensemble._data import make_dataset as make_dataset
 from keyfan.ensemble._data import make_moons as make_moons
 from keyfan.ensemble._data import make_regression as make_regression
 from keyfan.ensemble._ensemble import Ensemble as Ensemble
-from keyfan.ensemble._ensemble import dropout_keys as dropout_keys
 from keyfan.ensemble._losses import cross_entropy as cross_entropy
 from keyfan.ensemble._losses import gaussian_nll as gaussian_nll
 from keyfan.ensemble._losses import mse as mse
@@ -29,6 +28,7 @@ from keyfan.ensemble._models import Model as Model
 from keyfan.ensemble._models import NNXModel as NNXModel
 from keyfan.ensemble._models import as_model as as_model
 from keyfan.ensemble._models import nnx_model as nnx_model
+from keyfan.ensemble._per_example import dropout_keys as dropout_keys
 from keyfan.ensemble._predict import ClassificationPrediction as ClassificationPrediction
 from keyfan.ensemble._predict import RegressionPrediction as RegressionPrediction
 from keyfan.ensemble._predict import gaussian_variance as gaussian_variance

@@ -109,7 +109,17 @@ def save(directory: Any, state: TrainState, *, max_to_keep: Any = None) -> pathl
       The checkpoint's directory.
 
     Example:
-      >>> # kf.ensemble.save("runs/ckpt", state); state = kf.ensemble.restore("runs/ckpt", like=fresh_state)
+      >>> import flax.linen as nn, jax.numpy as jnp, optax, tempfile, keyfan as kf
+      >>> x, y = jnp.ones((4, 2)), jnp.zeros((4,), jnp.int32)
+      >>> trainer = kf.ensemble.Trainer(optax.sgd(0.1))
+      >>> def fresh():
+      ...     return trainer.init(kf.Ensemble.init(nn.Dense(2), kf.key(0), members=2, sample_input=x))
+      >>> state, _ = trainer.step(fresh(), x, y, jnp.arange(4))
+      >>> run_dir = tempfile.mkdtemp()
+      >>> kf.ensemble.save(run_dir, state).name
+      '1'
+      >>> int(kf.ensemble.restore(run_dir, like=fresh()).step)
+      1
     """
     state = _check_state("state", state)
     path = _directory(directory)

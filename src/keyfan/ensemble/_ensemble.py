@@ -22,69 +22,13 @@ from keyfan._checks import as_int
 from keyfan._keyarg import check_key
 from keyfan.ensemble._inputs import InputSpec, check_input, input_spec
 from keyfan.ensemble._models import Model, NNXModel, as_model
-from keyfan.keys import example_keys, fan_out, named
+from keyfan.ensemble._per_example import apply_per_example, dropout_keys
+from keyfan.ensemble._stacking import check_member_keys, check_same_structure, member_index
+from keyfan.keys import fan_out
 
-__all__ = ["Ensemble", "apply_per_example", "dropout_keys", "member_dropout_keys"]
+__all__ = ["Ensemble"]
 
 PyTree = Any
-
-
-def dropout_keys(member_keys: jax.Array, ids: Any, step: Any = None) -> jax.Array:
-    """Per-member, per-example dropout keys: ``(member, step, example id) -> key``.
-
-    Member ``m``'s key for example ``ids[j]`` at step ``t`` is
-    ``kf.example_keys(kf.named(member_keys[m], "dropout"), ids, step=t)[j]``: it depends on the
-    member's own key, the step and the example's stable id only, never on K, the batch size, the
-    order of the batch or the device layout.
-
-    Args:
-      member_keys: ``(K,)`` keys (typed) or ``uint32[K, 2]`` raw keys.
-      ids: integer example ids, shape ``(B,)``.
-      step: optional training step (int or traced integer scalar).
-
-    Returns:
-      Keys of shape ``(K, B)`` (raw: ``uint32[K, B, 2]``), of the same kind as ``member_keys``.
-    """
-    ids = ids if isinstance(ids, jax.Array) else np.asarray(ids)
-    return jax.vmap(lambda k: member_dropout_keys(k, ids, step))(member_keys)
-
-
-def member_dropout_keys(member_key: jax.Array, ids: Any, step: Any = None) -> jax.Array:
-    """One member's dropout keys ``(B,)`` for example ``ids`` at ``step`` (see :func:`dropout_keys`)."""
-    return example_keys(named(member_key, "dropout"), ids, step=step)
-
-
-def native_keys(keys: jax.Array) -> tuple[jax.Array, bool]:
-    """``keys`` as JAX's own ``threefry2x32`` typed keys, and the ``jax_threefry_partitionable``
-    value under which JAX's Threefry gives exactly the keys' stream.
-
-    keyfan's streams are JAX's Threefry bit for bit (``"threefry"`` is the partitionable one,
-    ``"threefry-legacy"`` the other), so a model drawing from the native keys under that flag
-    draws the same bits. The native lowering is much cheaper inside a model's gradient: XLA
-    fuses keyfan's elementwise Threefry into every consumer of a dropout mask (recomputing the
-    hash per use), while JAX's Threefry is computed once.
-    """
-    arg = check_key("keys", keys, batched=True)
-    return jax.random.wrap_key_data(arg.data, impl="threefry2x32"), not arg.stream.size_dependent
-
-
-def apply_one(model: Model, params: PyTree, xi: Any, key: jax.Array | None, partitionable: bool,
-              **kwargs: Any) -> Any:
-    """The model on ONE example ``xi`` (run as a batch of one) with its own dropout key."""
-    with jax.threefry_partitionable(partitionable):
-        out = model.apply(params, jax.tree.map(lambda a: a[None], xi), key=key, **kwargs)
-    return jax.tree.map(lambda a: a[0], out)
-
-
-def apply_per_example(model: Model, params: PyTree, x: Any, keys: jax.Array | None, **kwargs: Any) -> Any:
-    """One model on a batch ``x`` ``(B, ...)``, one example at a time (as a batch of one) with
-    its own key ``keys[j]`` (or no key when ``keys`` is None), under ``vmap``. Example ``j``'s
-    output therefore depends on ``x[j]`` and ``keys[j]`` only, whatever the batch."""
-    partitionable = True
-    if keys is not None:
-        keys, partitionable = native_keys(keys)
-    single = functools.partial(apply_one, model, params, partitionable=partitionable, **kwargs)
-    return jax.vmap(lambda xi, ki: single(xi, ki), in_axes=(0, None if keys is None else 0))(x, keys)
 
 
 @functools.lru_cache(maxsize=64)
@@ -206,9 +150,9 @@ class Ensemble:
 
             adapter = dataclasses.replace(adapter, graphdef=nnx.split(members[0], nnx.Param, ...)[0])
         trees = [adapter.from_member(m) for m in members]
-        _check_same_structure("members", trees)
+        check_same_structure("members", trees)
         params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
-        return cls(params, _check_member_keys(keys, len(trees)), adapter)
+        return cls(params, check_member_keys(keys, len(trees)), adapter)
 
     @classmethod
     def concatenate(cls, ensembles: Sequence[Ensemble]) -> Ensemble:
@@ -220,7 +164,7 @@ class Ensemble:
             if other.model != first.model:
                 raise ValueError(f"ensembles[{i}] holds a different model than ensembles[0]; only "
                                  f"ensembles of one model can be joined.")
-        _check_same_structure("ensembles", [jax.tree.map(lambda a: a[0], e.params) for e in ensembles])
+        check_same_structure("ensembles", [jax.tree.map(lambda a: a[0], e.params) for e in ensembles])
         params = jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *[e.params for e in ensembles])
         with_keys = [e.keys is not None for e in ensembles]
         keys = jnp.concatenate([e.keys for e in ensembles]) if all(with_keys) else None
@@ -256,7 +200,7 @@ class Ensemble:
 
     def __getitem__(self, idx: Any) -> Ensemble:
         """A sub-ensemble: ``idx`` is a slice, an integer index array, or a boolean mask of length K."""
-        index = _member_index(idx, self.members)
+        index = member_index(idx, self.members)
         params = jax.tree.map(lambda a: a[index], self.params)
         keys = None if self.keys is None else self.keys[index]
         return Ensemble(params, keys, self.model, self.spec)
@@ -321,56 +265,3 @@ def _fit(thunk: Any, model: Model, sample_input: Any) -> Any:
             f"sample_input {shapes} does not fit the {model.kind} model: {type(err).__name__}: {err}"
             f" -- pass a batch (B, ...) shaped like the model's real inputs."
         ) from err
-
-
-def _check_same_structure(name: str, trees: list[PyTree]) -> None:
-    ref = jax.tree.structure(trees[0])
-    ref_shapes = [(jnp.shape(a), jnp.result_type(a)) for a in jax.tree.leaves(trees[0])]
-    for i, tree in enumerate(trees[1:], start=1):
-        if jax.tree.structure(tree) != ref:
-            raise ValueError(f"{name}[{i}] has a different structure than {name}[0]: {jax.tree.structure(tree)} "
-                             f"vs {ref}.")
-        shapes = [(jnp.shape(a), jnp.result_type(a)) for a in jax.tree.leaves(tree)]
-        for path, got, want in zip(jax.tree_util.tree_leaves_with_path(tree), shapes, ref_shapes, strict=True):
-            if got != want:
-                raise ValueError(f"{name}[{i}] leaf {jax.tree_util.keystr(path[0])} has shape/dtype {got}, "
-                                 f"{name}[0] has {want}; members must share one architecture.")
-
-
-def _check_member_keys(keys: Any, k: int) -> jax.Array | None:
-    if keys is None:
-        return None
-    if isinstance(keys, (list, tuple)):
-        kinds = [check_key(f"keys[{i}]", key) for i, key in enumerate(keys)]
-        keys = kinds[0].wrap(jnp.stack([kind.data for kind in kinds]))
-    arg = check_key("keys", keys, batched=True)
-    if arg.shape != (k,):
-        raise ValueError(f"keys must hold one key per member, shape ({k},), got {arg.shape}.")
-    return arg.value
-
-
-def _member_index(idx: Any, k: int) -> Any:
-    if isinstance(idx, slice):
-        if not range(k)[idx]:
-            raise ValueError(f"idx {idx} selects no member of {k}; a sub-ensemble needs at least one.")
-        return idx
-    if isinstance(idx, (int, np.integer)) and not isinstance(idx, bool):
-        raise TypeError(f"ens[{idx}] is ambiguous: use ens.member({idx}) for one plain model, or "
-                        f"ens[{idx}:{idx + 1}] for a one-member ensemble.")
-    try:
-        arr = np.asarray(idx)
-    except Exception as err:
-        raise TypeError(f"idx must be a slice, an integer index array or a boolean mask, got {type(idx).__name__}.") \
-            from err
-    if arr.dtype == bool:
-        if arr.shape != (k,):
-            raise ValueError(f"a boolean mask must have shape ({k},), one entry per member, got {arr.shape}.")
-        arr = np.flatnonzero(arr)
-    elif not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1:
-        raise TypeError(f"idx must be a slice, a 1-D integer index array or a boolean mask of shape ({k},), "
-                        f"got dtype {arr.dtype} and shape {arr.shape}.")
-    if arr.size == 0:
-        raise ValueError("idx selects no member; a sub-ensemble needs at least one.")
-    if arr.min() < -k or arr.max() >= k:
-        raise ValueError(f"idx holds member indices in [{arr.min()}, {arr.max()}], outside [-{k}, {k}).")
-    return jnp.asarray(arr % k)

@@ -16,6 +16,7 @@ Conventions (the same for every kind):
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -31,17 +32,19 @@ __all__ = ["FunctionalModel", "LinenModel", "Model", "NNXModel", "as_model", "nn
 PyTree = Any
 
 
-class Model:
+class Model(abc.ABC):
     """The interface an :class:`~keyfan.Ensemble` uses; see the module docstring."""
 
     kind: str = "model"
     needs_sample_input: bool = True
 
+    @abc.abstractmethod
     def init(self, key: jax.Array, sample_input: Any) -> PyTree:
-        raise NotImplementedError
+        """One model's parameters, initialised from ``key``."""
 
+    @abc.abstractmethod
     def apply(self, params: PyTree, x: Any, key: jax.Array | None = None, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        """The model on the batch ``x``, with the dropout ``key`` (or deterministic without one)."""
 
     def member(self, params: PyTree) -> Any:
         """One member's parameters as the single-model object of this kind."""

@@ -50,7 +50,7 @@ def make_mesh(members: Any, data: Any = 1, *, devices: Any = None) -> Mesh:
 
     Example:
       >>> import keyfan as kf
-      >>> kf.ensemble.make_mesh(1, 1).shape
+      >>> dict(kf.ensemble.make_mesh(1, 1).shape)
       {'member': 1, 'data': 1}
     """
     members = as_int("members", members, lo=1)

@@ -32,8 +32,9 @@ import numpy as np
 import optax
 
 from keyfan._checks import as_int
-from keyfan.ensemble._ensemble import Ensemble, apply_one, member_dropout_keys, native_keys
+from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._losses import get_loss
+from keyfan.ensemble._per_example import apply_one, member_dropout_keys, native_keys
 from keyfan.ensemble._shard import (
     DATA_AXIS,
     MEMBER_AXIS,
@@ -177,7 +178,7 @@ class Trainer:
         if not isinstance(state, TrainState):
             raise TypeError(f"state must be a TrainState from Trainer.init, got {type(state).__name__}.")
         batch = jax.tree.leaves(x)[0].shape[0] if jax.tree.leaves(x) else 0
-        ids = jnp.asarray(ids) if not isinstance(ids, np.ndarray) else ids
+        ids = ids if isinstance(ids, (np.ndarray, jax.Array)) else np.asarray(ids)
         if ids.shape != (batch,) or not jnp.issubdtype(ids.dtype, jnp.integer):
             raise ValueError(f"ids must be ({batch},) integers, one stable id per example of x; got "
                              f"shape {ids.shape} dtype {ids.dtype}.")
@@ -194,7 +195,7 @@ class Trainer:
 
             check_input("x", x, state.ensemble.spec)
         try:
-            return self._run(state, x, y, jnp.asarray(ids))
+            return self._run(state, x, y, ids if isinstance(ids, jax.Array) else jnp.asarray(ids))
         except flax.errors.InvalidRngError as err:
             raise ValueError(
                 f"the model asked for an RNG the trainer does not give ({err}); with dropout=False no dropout "
@@ -206,14 +207,16 @@ class Trainer:
         if self.mesh is None:
             # Two programs, as on a mesh: fused into one, XLA may round the update differently.
             parts = self._grads(state, x, y, ids, chunks=self.chunks)
-            params, opt_state, losses = self._update(state.ensemble, state.opt_state, (parts,), batch=batch)
+            params, opt_state, losses, step = self._update(state.ensemble, state.opt_state, state.step, (parts,),
+                                                           batch=batch)
         else:
-            params, opt_state, losses = self._run_on_mesh(state, x, y, ids, batch)
+            params, opt_state, losses, step = self._run_on_mesh(state, x, y, ids, batch)
         ens = state.ensemble
         new_ens = Ensemble(params, ens.keys, ens.model, ens.spec)
-        return TrainState(new_ens, opt_state, state.step + 1, state.weights), losses
+        return TrainState(new_ens, opt_state, step, state.weights), losses
 
-    def _run_on_mesh(self, state: TrainState, x: Any, y: Any, ids: jax.Array, batch: int) -> tuple[Any, Any, Any]:
+    def _run_on_mesh(self, state: TrainState, x: Any, y: Any, ids: jax.Array,
+                     batch: int) -> tuple[Any, Any, Any, Any]:
         """One single-device program per device on its block, exact copies in between (``_shard.py``)."""
         mesh = self.mesh
         states = device_blocks(shard_members(state, mesh), mesh)
@@ -224,8 +227,10 @@ class Trainer:
         results = {}
         for (i, j), device in np.ndenumerate(devices):
             row = tuple(jax.device_put(partial[(i, jj)], device) for jj in range(devices.shape[1]))
-            results[(i, j)] = self._update(states[(i, j)].ensemble, states[(i, j)].opt_state, row, batch=batch)
-        return assemble(results, mesh, MEMBER_AXIS)
+            block = states[(i, j)]
+            results[(i, j)] = self._update(block.ensemble, block.opt_state, block.step, row, batch=batch)
+        per_member = assemble({pos: r[:3] for pos, r in results.items()}, mesh, MEMBER_AXIS)
+        return (*per_member, assemble({pos: r[3] for pos, r in results.items()}, mesh, None))
 
     @functools.partial(jax.jit, static_argnames=("self", "chunks"))
     def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int) -> tuple[jax.Array, PyTree]:
@@ -270,9 +275,9 @@ class Trainer:
         return jax.vmap(member, in_axes=in_axes)(trainable, frozen, keys, weights)
 
     @functools.partial(jax.jit, static_argnames=("self", "batch"))
-    def _update(self, ens: Ensemble, opt_state: PyTree, parts: tuple[tuple[jax.Array, PyTree], ...], *,
-                batch: int) -> tuple[PyTree, PyTree, jax.Array]:
-        """Joins the chunk blocks (in order), sums over chunks, and applies the optimizer."""
+    def _update(self, ens: Ensemble, opt_state: PyTree, step: jax.Array, parts: tuple[tuple[jax.Array, PyTree], ...],
+                *, batch: int) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        """Joins the chunk blocks (in order), sums over chunks, applies the optimizer, counts the step."""
         sums = jnp.concatenate([p[0] for p in parts], axis=1)
         grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
         scale = jnp.float32(1.0 / batch)
@@ -286,7 +291,7 @@ class Trainer:
             return optax.apply_updates(tr, updates), opt
 
         trainable, opt_state = jax.vmap(update)(trainable, opt_state, grads)
-        return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses
+        return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
 
 
 def _set_learning_rates(opt_state: PyTree, learning_rates: Any, k: int) -> PyTree:

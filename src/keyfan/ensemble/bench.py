@@ -29,8 +29,9 @@ import numpy as np
 import optax
 
 from keyfan.ensemble._data import make_moons
-from keyfan.ensemble._ensemble import Ensemble, apply_one, member_dropout_keys, native_keys
+from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._losses import cross_entropy
+from keyfan.ensemble._per_example import apply_one, member_dropout_keys, native_keys
 from keyfan.ensemble._run import MLP
 from keyfan.ensemble._train import Trainer
 from keyfan.keys import at, key
