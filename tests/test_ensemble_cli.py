@@ -44,6 +44,13 @@ def test_cli_rejects_bad_options(tmp_path):
     assert result.exit_code == 2 and "dataset must be one of" in result.output
 
 
+def test_same_seed_same_json_bytes(tmp_path):
+    for name in ("a", "b"):
+        result = CliRunner().invoke(app, ["ensemble", *TINY, "-o", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()
+
+
 def test_same_seed_same_numbers_bit_for_bit():
     config = RunConfig(members=2, epochs=2, n_train=128, batch_size=32, n_test=128, seed=9)
     first, second = run_ensemble(config, write=False), run_ensemble(config, write=False)

@@ -12,7 +12,7 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="keyfan: per-example randomness in JAX that is correct, reproducible and fast.")
 console = Console()
-DEFAULT_RUN_DIR = Path("runs/ensemble")
+DEFAULT_RUN_DIR = Path("keyfan-out/ensemble")
 
 
 @app.callback()

@@ -71,7 +71,7 @@ class RunConfig:
     learning_rate: float | None = None
     """Adam's learning rate; default: ``DEFAULTS[dataset]["learning_rate"]``."""
     bootstrap: bool = False
-    out_dir: str = "runs/ensemble"
+    out_dir: str = "keyfan-out/ensemble"
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -147,7 +147,8 @@ def run_ensemble(config: RunConfig, *, on_epoch: Callable[[int, np.ndarray], Non
     Args:
       config: the run's settings.
       on_epoch: called after each epoch with the epoch and the members' mean training losses.
-      write: write ``metrics.json`` and ``ensemble.png`` under ``config.out_dir``.
+      write: write ``metrics.json`` (the settings but the output directory, and the metrics: the
+        same bytes for the same settings) and ``ensemble.png`` under ``config.out_dir``.
 
     Returns:
       A :class:`RunResult`; ``metrics`` as in :func:`~keyfan.ensemble.ensemble_report`, plus the
@@ -164,7 +165,8 @@ def run_ensemble(config: RunConfig, *, on_epoch: Callable[[int, np.ndarray], Non
         out = pathlib.Path(config.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         js = out / "metrics.json"
-        payload = {"config": dataclasses.asdict(config), "task": config.task, **metrics}
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "out_dir"}
+        payload = {"config": settings, "task": config.task, **metrics}
         js.write_text(json.dumps(payload, indent=2) + "\n")
         png = plot_run(state.ensemble, train_set, config, out / "ensemble.png", metrics)
     return RunResult(config, metrics, state, train_set, test_set, png, js)
