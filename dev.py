@@ -85,7 +85,8 @@ def main(argv: list[str]) -> int:
     if code:
         print("[dev] ruff found problems (see above).", file=sys.stderr)
         return code
-    return _run([PYTHON, "-m", "pytest", *rest])
+    workers = ["-n", "2"] if not any(a.startswith("-n") for a in rest) else []
+    return _run([PYTHON, "-m", "pytest", *workers, *rest])
 
 
 if __name__ == "__main__":

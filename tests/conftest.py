@@ -28,8 +28,11 @@ def canonical(f, keys, batch_ndim: int):
 
 
 def canonical_draw(f, key, batch):
-    """``vmap^len(batch)(f)(kf.fan_out(key, batch))``: the reference for every sampler."""
-    return canonical(f, kf.fan_out(key, batch), len(batch))
+    """``vmap^len(batch)(f)(kf.fan_out(key, batch))``, jitted: the reference for every sampler.
+
+    Jitted because eager nested ``vmap`` compiles every primitive separately (seconds per case);
+    jit and eager agree bitwise (tested on the samplers themselves)."""
+    return jax.jit(lambda keys: canonical(f, keys, len(batch)))(kf.fan_out(key, batch))
 
 
 def assert_bitwise_equal(actual, expected) -> None:

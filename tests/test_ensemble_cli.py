@@ -65,3 +65,10 @@ def test_bench_cases_run():
                                        "ensemble.train_step.vmap_xla_sums.K8", "ensemble.train_step.loop.K8"]
     for case in cases:
         assert case.run() is not None and case.note
+    from keyfan.bench import run_cases
+    from keyfan.ensemble.bench import suite_cases
+
+    results = run_cases(suite_cases(quick=True), runs=3)
+    assert [r.name for r in results] == [cases[0].name, cases[3].name, cases[1].name, cases[2].name]
+    assert [r.role for r in results] == ["keyfan", "canonical", "keyfan", "keyfan"]
+    assert all(r.median_ms > 0 for r in results)

@@ -1,4 +1,5 @@
 """keyfan: per-example randomness in JAX that is correct, reproducible and fast."""
+from keyfan import transforms as transforms
 from keyfan.ensemble import Ensemble as Ensemble
 from keyfan.ensemble import shared_vmap as shared_vmap
 from keyfan.keys import at as at
@@ -17,3 +18,7 @@ from keyfan.sample import randint as randint
 from keyfan.sample import truncated_normal as truncated_normal
 from keyfan.sample import uniform as uniform
 from keyfan.scopes import shared_randomness as shared_randomness
+from keyfan.transforms import dropout as dropout
+from keyfan.vmap import Randomness as Randomness
+from keyfan.vmap import SharedRandomnessError as SharedRandomnessError
+from keyfan.vmap import vmap as vmap

@@ -56,6 +56,49 @@ def tour() -> None:
 
 
 @app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Leave out the largest shape (under a minute)."),
+    runs: int = typer.Option(21, min=3, help="Timed repeats per case; the median is reported."),
+    out: Path = typer.Option(Path("benchmarks/results"), help="Directory for bench.json and bench.png."),  # noqa: B008
+) -> None:
+    """Time keyfan against the canonical patterns and NumPy; write JSON and a PNG chart."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from keyfan.bench import report, run_cases
+    from keyfan.bench.suite import default_cases
+
+    cases = default_cases(quick=quick)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("benchmarking", total=len(cases) * runs)
+        results = run_cases(cases, runs=runs, progress=lambda name: bar.update(task, advance=1, description=name[:48]))
+
+    ratio = report.ratios(results)
+    table = Table(title=f"keyfan bench: median of {runs} runs after warm-up")
+    for column in ("case", "median ms", "p10-p90 ms", "ns/output", "vs canonical", "vs numpy"):
+        table.add_column(column, justify="left" if column == "case" else "right", no_wrap=column == "case")
+    fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
+    for r in results:
+        table.add_row(r.name, f"{r.median_ms:.3f}", f"{r.p10_ms:.3f}-{r.p90_ms:.3f}", fmt(r.ns_per_output, ".2f"),
+                      fmt(ratio[r.name]["vs_canonical"], ".2f") + ("x" if ratio[r.name]["vs_canonical"] else ""),
+                      fmt(ratio[r.name]["vs_numpy"], ".2f") + ("x" if ratio[r.name]["vs_numpy"] else ""))
+    console.print(table)
+
+    goals = Table(title="targets (this run)")
+    for column in ("target", "value", "goal", "met"):
+        goals.add_column(column)
+    for t in report.targets(results):
+        met = {True: "[green]yes[/]", False: "[red]no[/]", None: "n/a"}[t["met"]]
+        goals.add_row(t["target"], fmt(t["value"], ".2f"), f"{t['goal']}", met)
+    console.print(goals)
+
+    name = "bench-quick" if quick else "bench"
+    report.write_json(out / f"{name}.json", results, quick=quick)
+    report.write_png(out / f"{name}.png", results)
+    console.print(f"wrote {out / f'{name}.json'} and {out / f'{name}.png'}")
+
+
+@app.command()
 def ensemble(
     members: Annotated[int, typer.Option("--members", "-k", help="K, the number of members.")] = 8,
     epochs: Annotated[int | None, typer.Option(help="Training epochs [default: 100 for moons, 200 for regression].",

@@ -53,8 +53,10 @@ def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
     Returns:
       A scalar typed key whose dtype names its stream. Its key data equals
       ``jax.random.PRNGKey(seed)`` under ``jax_enable_x64=True``: the high word is
-      ``seed mod 2**64 >> 32``, the low word ``seed mod 2**32``, so no two seeds share a key
-      (in JAX's default 32-bit mode ``PRNGKey(2**40 + 5) == PRNGKey(5)``).
+      ``seed mod 2**64 >> 32``, the low word ``seed mod 2**32``. So no two seeds in
+      ``[0, 2**64)`` (or in ``[-2**63, 2**63)``) share a key, whereas JAX's default 32-bit mode
+      gives ``PRNGKey(2**40 + 5) == PRNGKey(5)``; as under x64, a negative seed ``s`` is the
+      64-bit pattern of ``s + 2**64``.
 
     Example:
       >>> import keyfan as kf

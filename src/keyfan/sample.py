@@ -33,6 +33,7 @@ them alongside the keys).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -42,7 +43,7 @@ from jax import Array
 from jax.sharding import NamedSharding
 
 from keyfan import _kernel
-from keyfan._checks import as_int, as_shape
+from keyfan._checks import as_int, as_shape, is_traced
 from keyfan._keyarg import KeyArg, check_key
 from keyfan._values import Bernoulli, Bits, Gumbel, Normal, RandInt, TruncatedNormal, Uniform
 from keyfan.keys import MAX_FAN_OUT
@@ -151,8 +152,8 @@ class _Draw:
         """A parameter as an array of full rank, broadcastable to ``(*batch, *shape)``."""
         try:
             array = jnp.asarray(value) if dtype is None else jnp.asarray(value, dtype)
-        except TypeError as err:
-            raise TypeError(f"{name} must be a number or an array, got {type(value).__name__}.") from err
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a number or an array, got {type(value).__name__} {value!r}.") from err
         full = self.full_shape
         try:
             broadcast = np.broadcast_shapes(array.shape, full)
@@ -171,6 +172,17 @@ class _Draw:
         return _kernel.draw(self.key.stream, self.key.value, transform, self.batch,
                             self.shape if event_shape is None else event_shape, params,
                             offset=self.offset, chunk_size=self.chunk_size, sharding=self.sharding)
+
+
+def _check_values(rule: str, ok: Callable[[], Array], **arrays: Array) -> None:
+    """Raises ``ValueError`` if concrete parameter values break ``rule`` (``ok()`` is False);
+    traced values cannot be checked and pass."""
+    if any(is_traced(a) for a in arrays.values()):
+        return
+    if not bool(ok()):
+        shown = ", ".join(f"{name}={np.asarray(a).tolist() if np.size(a) <= 8 else '[...]'}"
+                          for name, a in arrays.items())
+        raise ValueError(f"{rule}; got {shown}.")
 
 
 def _common(key, batch, shape, offset, chunk_size, sharding, stream) -> _Draw:
@@ -212,7 +224,10 @@ def uniform(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval:
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
     d.check_size(math.prod(d.shape), 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
-    return d.run(Uniform(dt), (d.param("minval", minval, dt), d.param("maxval", maxval, dt)))
+    lo, hi = d.param("minval", minval, dt), d.param("maxval", maxval, dt)
+    _check_values("minval and maxval must be finite with minval <= maxval",
+                  lambda: jnp.isfinite(lo).all() & jnp.isfinite(hi).all() & (lo <= hi).all(), minval=lo, maxval=hi)
+    return d.run(Uniform(dt), (lo, hi))
 
 
 def normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, offset: Any = 0,
@@ -262,7 +277,9 @@ def bernoulli(key: Any, batch: Any, shape: Any = (), *, p: Any = 0.5, mode: str 
     n = math.prod(d.shape)
     dt = np.dtype(p_array.dtype)
     d.check_size(2 * n if mode == "high" else n, 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
-    return d.run(Bernoulli(dt, mode, n), (d.param("p", p_array),))
+    p_array = d.param("p", p_array)
+    _check_values("p must be a probability in [0, 1]", lambda: ((p_array >= 0) & (p_array <= 1)).all(), p=p_array)
+    return d.run(Bernoulli(dt, mode, n), (p_array,))
 
 
 def randint(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval: Any, maxval: Any,
@@ -313,7 +330,10 @@ def truncated_normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
     d.check_size(math.prod(d.shape), 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
-    return d.run(TruncatedNormal(dt), (d.param("lower", lower, dt), d.param("upper", upper, dt)))
+    lo, hi = d.param("lower", lower, dt), d.param("upper", upper, dt)
+    _check_values("lower must be less than upper (either may be infinite, neither NaN)",
+                  lambda: (lo < hi).all(), lower=lo, upper=hi)
+    return d.run(TruncatedNormal(dt), (lo, hi))
 
 
 def gumbel(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, mode: str = "low",

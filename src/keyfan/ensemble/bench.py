@@ -36,7 +36,7 @@ from keyfan.ensemble._run import MLP
 from keyfan.ensemble._train import Trainer
 from keyfan.keys import at, key
 
-__all__ = ["BenchCase", "bench_cases", "measure", "measure_targets"]
+__all__ = ["BenchCase", "bench_cases", "measure", "measure_targets", "suite_cases"]
 
 INIT_MEMBERS = 350
 INIT_FEATURES = 128
@@ -134,3 +134,19 @@ def measure_targets(*, repeats: int = 20, quick: bool = False) -> dict[str, floa
     medians["train_step_speedup"] = float(np.float64(loop) / medians[cases[1].name])
     medians["train_step_speedup_xla_sums"] = float(np.float64(loop) / medians[cases[2].name])
     return medians
+
+
+def suite_cases(*, quick: bool = False) -> list[Any]:
+    """The same cases as ``keyfan.bench`` ``Case`` objects, for ``keyfan bench``'s suite: group
+    ``"ensemble init"``, and group ``"ensemble train step"`` whose ``"canonical"`` baseline is the
+    Python loop, so the suite's "vs canonical" column is the vmapped step's speedup."""
+    from keyfan.bench.runner import Case
+
+    init, vmapped, xla_sums, loop = bench_cases(quick=quick)
+    step_group = f"ensemble train step K={TRAIN_MEMBERS // 4 if quick else TRAIN_MEMBERS}"
+    return [
+        Case(init.name, "ensemble init", init.run, 0, "keyfan"),
+        Case(loop.name, step_group, loop.run, 0, "canonical"),
+        Case(vmapped.name, step_group, vmapped.run, 0, "keyfan"),
+        Case(xla_sums.name, step_group, xla_sums.run, 0, "keyfan"),
+    ]

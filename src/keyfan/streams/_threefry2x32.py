@@ -13,10 +13,16 @@ as 1, 2, 3", SC 2011.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 from jax import Array
 
-__all__ = ["threefry2x32"]
+__all__ = ["HASH_SCOPE", "threefry2x32"]
+
+HASH_SCOPE = "keyfan_threefry2x32"
+"""Name scope around every hash, so a jaxpr analysis (``keyfan._keyflow``) can tell keyfan's
+inlined Threefry from other uint32 arithmetic. Metadata only: it changes no value and no
+compiled code."""
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -38,15 +44,16 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
       The two uint32 output words, with the broadcast shape of all four inputs. Bitwise equal
       to ``jax.extend.random.threefry2x32_p`` on the same words.
     """
-    k2 = k0 ^ k1 ^ _PARITY
-    ks = (k0, k1, k2)
-    x0 = x0 + k0
-    x1 = x1 + k1
-    for block in range(5):
-        for r in _ROTATIONS[block % 2]:
-            x0 = x0 + x1
-            x1 = _rotate_left(x1, r)
-            x1 = x0 ^ x1
-        x0 = x0 + ks[(block + 1) % 3]
-        x1 = x1 + ks[(block + 2) % 3] + np.uint32(block + 1)
-    return x0, x1
+    with jax.named_scope(HASH_SCOPE):
+        k2 = k0 ^ k1 ^ _PARITY
+        ks = (k0, k1, k2)
+        x0 = x0 + k0
+        x1 = x1 + k1
+        for block in range(5):
+            for r in _ROTATIONS[block % 2]:
+                x0 = x0 + x1
+                x1 = _rotate_left(x1, r)
+                x1 = x0 ^ x1
+            x0 = x0 + ks[(block + 1) % 3]
+            x1 = x1 + ks[(block + 2) % 3] + np.uint32(block + 1)
+        return x0, x1

@@ -1,0 +1,50 @@
+"""Per-example additive Gaussian noise."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+from jax import Array
+
+from keyfan._checks import as_float
+from keyfan.sample import normal
+from keyfan.transforms._common import floating, settled, single_key, split_batch
+
+__all__ = ["gaussian_noise"]
+
+
+@partial(jax.jit, static_argnames=("batch", "scale"))
+def _noise(key: Array, x: Array, batch: tuple[int, ...], scale: float) -> Array:
+    event = x.shape[len(batch):]
+    z = normal(key, batch, event, dtype=x.dtype) if batch else jax.random.normal(key, event, x.dtype)
+    return x + scale * settled(z)
+
+
+def gaussian_noise(key: Any, x: Any, scale: Any = 1.0, *, batch_axes: Any = 0,
+                   stream: str | None = None) -> Array:
+    """Adds ``scale * N(0, 1)`` noise, drawn per example.
+
+    Args:
+      key: a single key (typed or raw ``uint32[2]``).
+      x: floating array; its first ``batch_axes`` axes index examples.
+      scale: the noise standard deviation, a Python float ``>= 0``.
+      batch_axes: number of leading batch axes of ``x`` (0: ``x`` is one example).
+      stream: stream for a raw or JAX-typed key (default ``"threefry"``).
+
+    Returns:
+      ``x + scale * jax.random.normal(key, x.shape, x.dtype)`` for one example; with
+      ``batch_axes=1``, row ``i`` equals the call with ``kf.at(key, i)`` on ``x[i]``, bit for bit
+      (the noise comes from ``kf.normal``).
+
+    Example:
+      >>> import jax.numpy as jnp, keyfan as kf
+      >>> y = kf.transforms.gaussian_noise(kf.key(0), jnp.zeros((3, 5)), 0.1, batch_axes=1)
+      >>> y.shape
+      (3, 5)
+    """
+    x, batch, _ = split_batch("x", x, batch_axes)
+    floating("x", x)
+    scale = as_float("scale", scale, lo=0.0)
+    return _noise(single_key(key, stream), x, batch, scale)

@@ -1,0 +1,303 @@
+"""``kf.vmap``: ``jax.vmap`` that knows what to do with a key it is not told to map.
+
+``jax.vmap`` has no notion of randomness: a key passed with ``in_axes=None`` is silently shared
+by the whole batch, so every example gets the same noise, the same dropout mask, the same crop.
+``kf.vmap`` makes the choice explicit, as ``torch.func.vmap(randomness=...)`` and
+``hk.vmap(split_rng=...)`` do, and reproducibly:
+
+* ``"different"``: each unmapped key argument is fanned out over the mapped axis with
+  ``kf.fan_out``, so example ``i`` sees ``kf.at(key, i)``: bit for bit the hand-written
+  ``jax.vmap(f)(..., kf.fan_out(key, n))``, and (on the ``"threefry"`` stream) independent of the
+  batch size. Nested ``"different"`` maps give example ``(i, j)`` the key ``kf.at(key, (i, j))``.
+* ``"same"``: the key is broadcast on purpose; ``f`` is traced inside ``kf.shared_randomness()``
+  so that ``kf.audit`` reports its draws as intended sharing.
+* ``"error"`` (default): ``f`` is traced once per abstract signature and a
+  :class:`SharedRandomnessError` names the argument if a draw's key does not vary over the batch.
+  Functions that make no shared draw run as plain ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import jax
+import numpy as np
+
+from keyfan import _keyflow
+from keyfan._checks import as_size
+from keyfan._keyarg import check_key
+from keyfan._vmap_args import Bound, bind, check_axes, check_key_argnums
+from keyfan.keys import fan_out
+from keyfan.scopes import SHARED_RANDOMNESS_SCOPE, shared_randomness
+from keyfan.streams import get_stream
+from keyfan.streams._threefry2x32 import HASH_SCOPE
+
+__all__ = ["Randomness", "SharedRandomnessError", "vmap"]
+
+
+class Randomness(enum.Enum):
+    """What ``kf.vmap`` does with a key argument that is not mapped."""
+
+    DIFFERENT = "different"
+    """Fan the key out: example ``i`` gets ``kf.at(key, i)``."""
+    SAME = "same"
+    """Share the key across the batch, on purpose."""
+    ERROR = "error"
+    """Raise :class:`SharedRandomnessError` if the function draws from a shared key."""
+
+
+RandomnessLike = Randomness | Literal["different", "same", "error"]
+
+
+class SharedRandomnessError(ValueError):
+    """A function under ``kf.vmap(..., randomness="error")`` draws the same random numbers for
+    every example of the batch."""
+
+
+def _canonicalize(randomness: Any) -> Randomness:
+    """The policy named by ``randomness`` (a :class:`Randomness` or its string value)."""
+    if isinstance(randomness, Randomness):
+        return randomness
+    if isinstance(randomness, str):
+        try:
+            return Randomness(randomness)
+        except ValueError:
+            pass
+    choices = ", ".join(repr(r.value) for r in Randomness)
+    error = ValueError if isinstance(randomness, str) else TypeError
+    raise error(f"randomness must be one of {choices} (or a kf.Randomness); got {randomness!r}.")
+
+
+def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0, *,
+         randomness: RandomnessLike = "error", axis_name: Any = None, axis_size: Any = None,
+         spmd_axis_name: Any = None, key_argnums: int | Sequence[int] | None = None,
+         stream: str | None = None) -> Callable[..., Any]:
+    """Vectorizing map with an explicit policy for keys that are not mapped.
+
+    A drop-in for ``jax.vmap``: ``in_axes``, ``out_axes``, ``axis_name``, ``axis_size`` and
+    ``spmd_axis_name`` mean what they mean there (keyword arguments are mapped over axis 0),
+    and the result is the same whenever ``f`` draws no randomness from an unmapped key.
+
+    Keys are found by type (typed key arrays from ``kf.key`` or ``jax.random.key``, anywhere in
+    the arguments, a single typed key passed by keyword included) or named with ``key_argnums``
+    (raw ``uint32[2]`` keys from ``jax.random.PRNGKey``, which look like any other data). Mapped
+    keys (``in_axes=0`` over an array of keys) are used as given.
+
+    Args:
+      f: the function of one example.
+      in_axes: as in ``jax.vmap``: an int or None for every positional argument, or a tuple with
+        one pytree prefix of ints and Nones per positional argument.
+      out_axes: as in ``jax.vmap``.
+      randomness: ``"different"``, ``"same"`` or ``"error"`` (default); see the module docstring.
+        Under ``"error"``, draws traced inside ``kf.shared_randomness()`` are allowed.
+      axis_name: a name for the mapped axis, for collectives inside ``f``.
+      axis_size: the batch size, needed when no argument is mapped.
+      spmd_axis_name: as in ``jax.vmap``.
+      key_argnums: positions of arguments whose leaves are keys (needed for raw keys).
+      stream: the stream raw and JAX-typed keys are fanned out on (default ``"threefry"``); a
+        ``kf.key`` carries its own.
+
+    Returns:
+      The batched function. Under ``"different"``, for an unmapped key ``key`` and a batch of
+      size ``n``, it equals ``jax.vmap(f, in_axes=...)`` called with ``kf.fan_out(key, n)`` mapped
+      over axis 0 in place of ``key``, bit for bit.
+
+    Raises:
+      SharedRandomnessError: (a ``ValueError``) under ``"error"``, when a draw of ``f`` uses a key
+        that is the same for every example; the message names the argument it comes from.
+      ValueError, TypeError: bad ``in_axes``, sizes, ``key_argnums``, policy, or keys (naming the
+        argument), raised before JAX sees the call.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> def noisy(x, key):
+      ...     return x + jax.random.normal(key, x.shape)
+      >>> key, xs = kf.key(0), jnp.zeros((4, 3))
+      >>> ys = kf.vmap(noisy, in_axes=(0, None), randomness="different")(xs, key)
+      >>> bool((ys == jax.vmap(noisy)(xs, kf.fan_out(key, 4))).all())
+      True
+    """
+    if not callable(f):
+        raise TypeError(f"f must be callable, got {type(f).__name__} {f!r}.")
+    policy = _canonicalize(randomness)
+    in_axes = check_axes("in_axes", in_axes)
+    out_axes = check_axes("out_axes", out_axes)
+    argnums = check_key_argnums(key_argnums)
+    size = None if axis_size is None else as_size("axis_size", axis_size)
+    if stream is not None:
+        get_stream(stream)
+    body = _shared(f) if policy is Randomness.SAME else f
+
+    @functools.wraps(f)
+    def mapped(*args: Any, **kwargs: Any) -> Any:
+        bound = bind(f, in_axes, argnums, size, args, kwargs)
+        values, axes = list(bound.values), [leaf.axis for leaf in bound.leaves]
+        _check_named_keys(bound, stream)
+        if policy is Randomness.DIFFERENT:
+            for i in _unmapped_keys(bound, stream):
+                values[i], axes[i] = fan_out(values[i], bound.size, stream=stream), 0
+        elif policy is Randomness.ERROR:
+            _check_no_shared_draws(f, bound, axis_name)
+        flat = _flat(body, bound.treedef)
+        return jax.vmap(flat, in_axes=tuple(axes), out_axes=out_axes, axis_name=axis_name,
+                        axis_size=bound.size, spmd_axis_name=spmd_axis_name)(*values)
+
+    return mapped
+
+
+def _shared(f: Callable[..., Any]) -> Callable[..., Any]:
+    def shared(*args: Any, **kwargs: Any) -> Any:
+        with shared_randomness():
+            return f(*args, **kwargs)
+    return shared
+
+
+def _flat(f: Callable[..., Any], treedef: Any) -> Callable[..., Any]:
+    def flat(*values: Any) -> Any:
+        args, kwargs = jax.tree_util.tree_unflatten(treedef, values)
+        return f(*args, **kwargs)
+    return flat
+
+
+def _check_named_keys(bound: Bound, stream: str | None) -> None:
+    """Every leaf of a ``key_argnums`` argument is a key (raw or typed), of any batch shape."""
+    for leaf, value in zip(bound.leaves, bound.values, strict=True):
+        if leaf.key == "raw":
+            check_key(leaf.name, value, stream=stream, batched=True)
+
+
+def _unmapped_keys(bound: Bound, stream: str | None) -> list[int]:
+    """Indices of the unmapped keys to fan out, each checked to be a single key."""
+    keys = [i for i, leaf in enumerate(bound.leaves) if leaf.key is not None]
+    if not keys:
+        raise ValueError(
+            "randomness='different' but no argument is a key: typed keys (kf.key, "
+            "jax.random.key) are found by type, raw uint32[2] keys (jax.random.PRNGKey) must be "
+            "named with key_argnums=. Pass the key as an argument, or name it."
+        )
+    unmapped = []
+    for i in keys:
+        leaf = bound.leaves[i]
+        if leaf.axis is not None:
+            continue
+        arg = check_key(leaf.name, bound.values[i], stream=stream, batched=True)
+        if arg.shape != ():
+            raise ValueError(
+                f"{leaf.name} is an unmapped array of keys of shape {arg.shape}; "
+                f"randomness='different' fans out a single key. Map it (in_axes=0) if it holds "
+                f"one key per example, or pass a single key."
+            )
+        unmapped.append(i)
+    return unmapped
+
+
+# -- randomness="error" -------------------------------------------------------------------------
+
+_CACHE: weakref.WeakKeyDictionary[Any, dict[Any, list[_keyflow.Draw]]] = weakref.WeakKeyDictionary()
+"""Shared draws per function and abstract signature: each signature is traced once."""
+
+
+def _per_example(value: Any, axis: int | None) -> jax.ShapeDtypeStruct | None:
+    """The abstract value of one example of a leaf, or None for a non-array (static) leaf."""
+    try:
+        aval = jax.typeof(value)
+    except TypeError:
+        return None
+    shape = tuple(aval.shape)
+    if axis is not None:
+        shape = shape[:axis] + shape[axis + 1:]
+    return jax.ShapeDtypeStruct(shape, aval.dtype, weak_type=aval.weak_type)
+
+
+def _signature(bound: Bound, structs: Sequence[jax.ShapeDtypeStruct | None]) -> Any:
+    """What the check depends on: structure, per-example avals, which leaves are mapped, and the
+    values of static (non-array) leaves; None if that is not hashable."""
+    signature = (bound.treedef, bound.size, tuple(
+        (s.shape, s.dtype, s.weak_type, leaf.axis is None) if s is not None else ("static", value)
+        for s, leaf, value in zip(structs, bound.leaves, bound.values, strict=True)))
+    try:
+        hash(signature)
+    except TypeError:
+        return None
+    return signature
+
+
+def _trace_shared_draws(f: Callable[..., Any], bound: Bound,
+                        structs: Sequence[jax.ShapeDtypeStruct | None],
+                        axis_name: Any) -> list[_keyflow.Draw]:
+    """Traces one example of ``f`` and returns its unintended shared draws, with sources given
+    as leaf indices of ``bound``."""
+    dynamic = [i for i, s in enumerate(structs) if s is not None]
+
+    def one_example(*leaves: Any) -> Any:
+        values = list(bound.values)
+        for i, leaf in zip(dynamic, leaves, strict=True):
+            values[i] = leaf
+        args, kwargs = jax.tree_util.tree_unflatten(bound.treedef, values)
+        return f(*args, **kwargs)
+
+    env = None if axis_name is None else [(axis_name, bound.size)]
+    closed = jax.make_jaxpr(one_example, axis_env=env)(*(structs[i] for i in dynamic))
+    varying = [bound.leaves[i].axis is not None for i in dynamic]
+    draws = _keyflow.draws(closed, varying, axis_names=() if axis_name is None else (axis_name,))
+    return [dataclasses.replace(d, sources=frozenset(dynamic[i] for i in d.sources)) for d in draws
+            if not d.varying and not _keyflow.in_scope(d.name_stack, SHARED_RANDOMNESS_SCOPE)]
+
+
+def _check_no_shared_draws(f: Callable[..., Any], bound: Bound, axis_name: Any) -> None:
+    """Raises :class:`SharedRandomnessError` if a draw of ``f`` is the same for every example;
+    the answer is cached per function and signature, so each signature is traced once."""
+    structs = [_per_example(v, leaf.axis) for v, leaf in zip(bound.values, bound.leaves, strict=True)]
+    signature = _signature(bound, structs)
+    try:
+        cache = _CACHE.setdefault(f, {}) if signature is not None else {}
+    except TypeError:  # f cannot be weakly referenced
+        cache = {}
+    key = (signature, axis_name)
+    if key not in cache:
+        cache[key] = _trace_shared_draws(f, bound, structs, axis_name)
+    if cache[key]:
+        raise SharedRandomnessError(_message(f, bound, cache[key]))
+
+
+_WHAT = {
+    "random_bits": "a random draw",
+    "random_gamma": "a gamma draw",
+    "threefry2x32": "a Threefry hash",
+    HASH_SCOPE: "a keyfan draw or key derivation (kf.normal, kf.named, kf.at, ...)",
+}
+
+
+def _message(f: Callable[..., Any], bound: Bound, shared: Sequence[_keyflow.Draw]) -> str:
+    name = getattr(f, "__name__", type(f).__name__)
+    draw = shared[0]
+    what = _WHAT.get(draw.primitive, f"a {draw.primitive} draw")
+    where = f" at {draw.location}" if draw.location else ""
+    keys = [i for i in sorted(draw.sources) if bound.leaves[i].key is not None]
+    named = keys or sorted(draw.sources)
+    if named:
+        origin = ("its key comes from " + ", ".join(bound.leaves[i].name for i in named)
+                  + ", which is not mapped (in_axes None)")
+        if not keys and any(_looks_raw(bound.values[i]) for i in named):
+            origin += "; if that is a raw uint32[2] key, name it with key_argnums= so it can be fanned out"
+    else:
+        origin = ("its key is not an argument of the function (it is closed over, or made inside "
+                  "it from constants), so kf.vmap cannot give each example its own key; pass the "
+                  "key as an argument")
+    more = f" {len(shared) - 1} more shared draw(s) found." if len(shared) > 1 else ""
+    return (
+        f"kf.vmap({name}, randomness='error'): {what}{where} is the same for every example of the "
+        f"batch: {origin}.{more} Fix: randomness='different' gives example i the key "
+        f"kf.at(key, i); randomness='same' (or `with kf.shared_randomness():` around the draw) "
+        f"shares it on purpose; or pass one key per example (kf.fan_out(key, n), in_axes=0)."
+    )
+
+
+def _looks_raw(value: Any) -> bool:
+    shape = tuple(getattr(value, "shape", ()))
+    return shape[-1:] == (2,) and np.dtype(getattr(value, "dtype", np.float32)) == np.uint32

@@ -1,0 +1,72 @@
+"""keyfan.bench: the runner's bookkeeping and the report's ratios (timing itself is not tested)."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import pytest
+from typer.testing import CliRunner
+
+from keyfan.bench import Case, report, run_cases
+from keyfan.bench.runner import Result
+from keyfan.cli import app
+
+
+def test_run_cases_times_every_case_and_reports_progress():
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def fn():
+            calls[name] += 1
+            return jnp.ones(3)
+        return fn
+
+    seen = []
+    results = run_cases([Case("a", "g", make("a"), 3, "canonical"), Case("b", "g", make("b"), 3, "keyfan")],
+                        runs=5, warmup=2, progress=seen.append)
+    assert [r.name for r in results] == ["a", "b"]
+    assert calls == {"a": 7, "b": 7}
+    assert seen == ["a", "b"] * 5
+    assert all(r.runs == 5 and r.p10_ms <= r.median_ms <= r.p90_ms for r in results)
+
+
+def test_duplicate_case_names_are_rejected():
+    with pytest.raises(ValueError, match="unique"):
+        run_cases([Case("a", "g", lambda: 1), Case("a", "g", lambda: 2)], runs=3)
+
+
+def _result(name, group, role, ms, outputs=10):
+    return Result(name, group, role, outputs, 21, ms, ms, ms)
+
+
+def test_ratios_and_targets():
+    results = [
+        _result("2a vmap(normal)(split(key, 1e6))", "n6", "canonical", 30.0),
+        _result("2b one-key normal(key, (1e6,))", "n6", "one-key", 6.0),
+        _result("2c numpy default_rng().normal(1e6)", "n6", "numpy", 12.0),
+        _result("keyfan normal N=1e6 (jit)", "n6", "keyfan", 4.0),
+        _result("normal 1e6x1: keyfan (jit)", "normal 1e6x1", "keyfan", 4.0, 10**6),
+        _result("normal 1e5x10: keyfan (jit)", "normal 1e5x10", "keyfan", 5.0, 10**6),
+    ]
+    ratio = report.ratios(results)
+    assert ratio["keyfan normal N=1e6 (jit)"] == {"vs_canonical": 7.5, "vs_numpy": 3.0}
+    assert ratio["normal 1e6x1: keyfan (jit)"]["vs_canonical"] is None
+    targets = {t["target"]: t for t in report.targets(results)}
+    assert targets["keyfan normal N=1e6 speed-up vs canonical split+vmap"]["met"] is True
+    assert targets["keyfan normal N=1e6 speed-up vs one-key draw"]["value"] == pytest.approx(1.5)
+    assert targets["keyfan jit: slowest / fastest time per output across shapes"]["value"] == pytest.approx(1.25)
+
+
+def test_json_and_png_are_written(tmp_path):
+    results = [_result("a", "g", "canonical", 2.0), _result("b", "g", "keyfan", 1.0)]
+    doc = report.write_json(tmp_path / "bench.json", results, quick=True)
+    assert json.loads((tmp_path / "bench.json").read_text()) == doc
+    assert doc["cases"][1]["vs_canonical"] == 2.0 and "cpu" in doc["machine"]
+    report.write_png(tmp_path / "bench.png", results)
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_bench_rejects_too_few_runs(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "--runs", "1", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "runs" in result.output
