@@ -27,7 +27,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
 STAMP = VENV / ".keyfan-installed"
-MAIN_JOB = ["tour"]
+MAIN_JOB = ["ensemble"]
 
 
 def _fingerprint() -> str:

@@ -48,3 +48,17 @@ def key_bits(keys):
     if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jax.random.key_data(keys)
     return np.asarray(keys)
+
+
+def tree_bits(tree) -> list:
+    """Every leaf of a pytree as a NumPy array (typed keys as their raw key data)."""
+    return [key_bits(leaf) if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) else np.asarray(leaf)
+            for leaf in jax.tree.leaves(tree)]
+
+
+def assert_trees_bitwise_equal(actual, expected) -> None:
+    """Same pytree structure, and every leaf the same shape, dtype and bits."""
+    assert jax.tree.structure(actual) == jax.tree.structure(expected), (
+        jax.tree.structure(actual), jax.tree.structure(expected))
+    for a, e in zip(tree_bits(actual), tree_bits(expected), strict=True):
+        assert_bitwise_equal(a, e)

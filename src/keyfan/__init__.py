@@ -6,6 +6,8 @@ from keyfan._audit import AuditReport as AuditReport
 from keyfan._audit import IndependenceReport as IndependenceReport
 from keyfan._audit import audit as audit
 from keyfan._audit import check_independent as check_independent
+from keyfan.ensemble import Ensemble as Ensemble
+from keyfan.ensemble import shared_vmap as shared_vmap
 from keyfan.keys import at as at
 from keyfan.keys import example_keys as example_keys
 from keyfan.keys import fan_out as fan_out

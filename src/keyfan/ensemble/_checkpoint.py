@@ -1,0 +1,179 @@
+"""Checkpoints of a training run with orbax-checkpoint: ensemble, optimizer state, step, keys.
+
+A checkpoint holds everything :class:`~keyfan.ensemble.TrainState` holds -- the stacked
+parameters, the member keys (as their raw ``uint32`` key data, since orbax stores plain arrays),
+the stacked optimizer state, the step and the bootstrap weights -- under
+``directory/<step>/``. :func:`restore` rebuilds the state on the structure of a template run,
+so a restored run continues bit for bit as if it had never stopped: the dropout keys of the
+next step depend only on the member keys, the step and the example ids, all restored exactly.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import jax
+
+from keyfan._checks import as_int
+from keyfan.ensemble._ensemble import Ensemble
+from keyfan.ensemble._train import TrainState
+
+__all__ = ["latest_step", "restore", "save"]
+
+PyTree = Any
+
+
+def _orbax() -> Any:
+    """orbax-checkpoint, imported on first use (it takes a noticeable time to import)."""
+    import orbax.checkpoint
+
+    return orbax.checkpoint
+
+
+def _is_key(leaf: Any) -> bool:
+    return isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def _to_data(tree: PyTree) -> PyTree:
+    """Typed keys as their uint32 key data (orbax saves plain arrays)."""
+    return jax.tree.map(lambda a: jax.random.key_data(a) if _is_key(a) else a, tree)
+
+
+def _to_keys(tree: PyTree, like: PyTree) -> PyTree:
+    """Key data back into typed keys wherever ``like`` holds typed keys (same implementation)."""
+    return jax.tree.map(lambda a, ref: jax.random.wrap_key_data(a, impl=jax.random.key_impl(ref))
+                        if _is_key(ref) else a, tree, like)
+
+
+def _layout(tree: PyTree) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:
+    """``{leaf path: (shape, dtype)}``, with paths as plain names (orbax stores tuples as lists
+    and named tuples as dicts, so only the names are comparable)."""
+    def name(entry: Any) -> str:
+        for attr in ("key", "name", "idx"):
+            if hasattr(entry, attr):
+                return str(getattr(entry, attr))
+        return str(entry)
+
+    return {tuple(name(e) for e in path): (tuple(leaf.shape), str(leaf.dtype))
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _check_layout(saved: dict, wanted: dict, where: str) -> None:
+    """Raises before reading anything unless the checkpoint holds exactly the arrays of ``like``."""
+    if saved == wanted:
+        return
+    missing = sorted(set(wanted) - set(saved))
+    extra = sorted(set(saved) - set(wanted))
+    changed = sorted(p for p in set(saved) & set(wanted) if saved[p] != wanted[p])
+    detail = []
+    if missing:
+        detail.append(f"missing {'/'.join(missing[0])}")
+    if extra:
+        detail.append(f"unexpected {'/'.join(extra[0])}")
+    if changed:
+        p = changed[0]
+        detail.append(f"{'/'.join(p)} is {saved[p][0]} {saved[p][1]} in the checkpoint, {wanted[p][0]} "
+                      f"{wanted[p][1]} in like=")
+    raise ValueError(f"the checkpoint of {where} does not match the structure of like= ({'; '.join(detail)}); "
+                     f"build like= with the same model, members, optimizer and bootstrap as the saved run.")
+
+
+def _payload(state: TrainState) -> dict[str, Any]:
+    payload = {"params": state.ensemble.params, "keys": state.ensemble.keys, "opt_state": state.opt_state,
+               "step": state.step, "weights": state.weights}
+    return _to_data({name: value for name, value in payload.items() if value is not None})
+
+
+def _directory(directory: Any) -> pathlib.Path:
+    if not isinstance(directory, (str, pathlib.Path)):
+        raise TypeError(f"directory must be a path (str or pathlib.Path), got {type(directory).__name__}.")
+    return pathlib.Path(directory).expanduser().resolve()
+
+
+def _check_state(name: str, state: Any) -> TrainState:
+    if not isinstance(state, TrainState):
+        raise TypeError(f"{name} must be a kf.ensemble.TrainState (from Trainer.init), got {type(state).__name__}.")
+    return state
+
+
+def save(directory: Any, state: TrainState, *, max_to_keep: Any = None) -> pathlib.Path:
+    """Saves ``state`` under ``directory/<step>`` and waits until it is on disk.
+
+    Args:
+      directory: the run's checkpoint directory (created if needed).
+      state: the :class:`TrainState` to save; its step names the checkpoint.
+      max_to_keep: keep only the newest this many checkpoints (default: all).
+
+    Returns:
+      The checkpoint's directory.
+
+    Example:
+      >>> import flax.linen as nn, jax.numpy as jnp, optax, tempfile, keyfan as kf
+      >>> x, y = jnp.ones((4, 2)), jnp.zeros((4,), jnp.int32)
+      >>> trainer = kf.ensemble.Trainer(optax.sgd(0.1))
+      >>> def fresh():
+      ...     return trainer.init(kf.Ensemble.init(nn.Dense(2), kf.key(0), members=2, sample_input=x))
+      >>> state, _ = trainer.step(fresh(), x, y, jnp.arange(4))
+      >>> run_dir = tempfile.mkdtemp()
+      >>> kf.ensemble.save(run_dir, state).name
+      '1'
+      >>> int(kf.ensemble.restore(run_dir, like=fresh()).step)
+      1
+    """
+    state = _check_state("state", state)
+    path = _directory(directory)
+    keep = None if max_to_keep is None else as_int("max_to_keep", max_to_keep, lo=1)
+    step = int(state.step)
+    ocp = _orbax()
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    with ocp.CheckpointManager(path, options=options) as manager:
+        manager.save(step, args=ocp.args.StandardSave(_payload(state)), force=True)
+        manager.wait_until_finished()
+    return path / str(step)
+
+
+def latest_step(directory: Any) -> int | None:
+    """The newest saved step under ``directory``, or None when there is none."""
+    path = _directory(directory)
+    if not path.exists():
+        return None
+    with _orbax().CheckpointManager(path) as manager:
+        return manager.latest_step()
+
+
+def restore(directory: Any, *, like: TrainState, step: Any = None) -> TrainState:
+    """Restores a :class:`TrainState` saved by :func:`save`.
+
+    Args:
+      directory: the run's checkpoint directory.
+      like: a state of the same run's structure (e.g. ``trainer.init(Ensemble.init(...))``); its
+        values are not used, its shapes, dtypes, shardings, key implementations, model and input
+        spec are.
+      step: the step to restore (default: the newest).
+
+    Returns:
+      The saved state, bitwise.
+
+    Raises:
+      FileNotFoundError: there is no checkpoint (at ``step``) under ``directory``.
+      ValueError: the checkpoint does not match the structure of ``like``.
+    """
+    like = _check_state("like", like)
+    path = _directory(directory)
+    found = latest_step(path)
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint under {path}; save one with kf.ensemble.save({str(path)!r}, state).")
+    step = found if step is None else as_int("step", step, lo=0)
+    template = _payload(like)
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), template)
+    ocp = _orbax()
+    with ocp.CheckpointManager(path, item_handlers=ocp.StandardCheckpointHandler()) as manager:
+        if step not in manager.all_steps():
+            raise FileNotFoundError(f"no checkpoint of step {step} under {path}; saved steps: {manager.all_steps()}.")
+        _check_layout(_layout(manager.item_metadata(step)), _layout(abstract), f"step {step} under {path}")
+        restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    restored = _to_keys(dict(restored), {name: getattr(like.ensemble, name, None) if name in ("params", "keys")
+                                         else getattr(like, name) for name in restored})
+    ens = Ensemble(restored["params"], restored.get("keys"), like.ensemble.model, like.ensemble.spec)
+    return TrainState(ens, restored["opt_state"], restored["step"], restored.get("weights"))

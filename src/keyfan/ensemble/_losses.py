@@ -1,0 +1,52 @@
+"""Per-example losses for ensemble training: ``loss(output, target) -> scalar`` for ONE example.
+
+The trainer applies the model one example at a time (so each example gets its own dropout key)
+and maps the loss over the batch, so a loss sees one example's output and target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from keyfan.ensemble._predict import gaussian_variance
+
+__all__ = ["LOSSES", "cross_entropy", "gaussian_nll", "get_loss", "mse"]
+
+Loss = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
+    """Softmax cross-entropy of logits ``(C,)`` against an integer label ``()``."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, label)
+
+
+def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean squared error over the example's elements (``prediction`` and ``target`` broadcast)."""
+    return jnp.mean(jnp.square(prediction - target))
+
+
+def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
+    """Gaussian negative log-likelihood of a mean-variance output ``(..., 2)`` (mean, raw scale;
+    variance :func:`~keyfan.ensemble.gaussian_variance`) against ``target`` ``(...)`` or ``(..., 1)``."""
+    mean, var = output[..., 0], gaussian_variance(output[..., 1])
+    target = jnp.reshape(target, mean.shape)
+    return jnp.sum(0.5 * (jnp.log(var) + jnp.square(target - mean) / var + math.log(2 * math.pi)))
+
+
+LOSSES: dict[str, Loss] = {"cross_entropy": cross_entropy, "mse": mse, "gaussian_nll": gaussian_nll}
+
+
+def get_loss(loss: Any) -> Loss:
+    """A loss by name (``"cross_entropy"``, ``"mse"``, ``"gaussian_nll"``) or a callable as is."""
+    if callable(loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss]
+    raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} or a callable "
+                     f"loss(output, target) -> scalar for one example; got {loss!r}.")

@@ -1,0 +1,81 @@
+"""Per-example randomness inside an ensemble: dropout keys and one-example application.
+
+Member ``m``'s dropout key for example ``id`` at step ``t`` is
+``kf.example_keys(kf.named(member_key_m, "dropout"), [id], step=t)[0]``, and each example runs
+alone (as a batch of one) with its key, so its output depends on its input and key only --
+never on K, the batch size, the batch order or the device layout.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import numpy as np
+
+from keyfan._keyarg import check_key
+from keyfan.ensemble._models import Model
+from keyfan.keys import example_keys, named
+
+__all__ = ["apply_one", "apply_per_example", "dropout_keys", "member_dropout_keys", "native_keys"]
+
+PyTree = Any
+
+
+def dropout_keys(member_keys: jax.Array, ids: Any, step: Any = None) -> jax.Array:
+    """Per-member, per-example dropout keys: ``(member, step, example id) -> key``.
+
+    Member ``m``'s key for example ``ids[j]`` at step ``t`` is
+    ``kf.example_keys(kf.named(member_keys[m], "dropout"), ids, step=t)[j]``: it depends on the
+    member's own key, the step and the example's stable id only, never on K, the batch size, the
+    order of the batch or the device layout.
+
+    Args:
+      member_keys: ``(K,)`` keys (typed) or ``uint32[K, 2]`` raw keys.
+      ids: integer example ids, shape ``(B,)``.
+      step: optional training step (int or traced integer scalar).
+
+    Returns:
+      Keys of shape ``(K, B)`` (raw: ``uint32[K, B, 2]``), of the same kind as ``member_keys``.
+    """
+    ids = ids if isinstance(ids, jax.Array) else np.asarray(ids)
+    return jax.vmap(lambda k: member_dropout_keys(k, ids, step))(member_keys)
+
+
+def member_dropout_keys(member_key: jax.Array, ids: Any, step: Any = None) -> jax.Array:
+    """One member's dropout keys ``(B,)`` for example ``ids`` at ``step`` (see :func:`dropout_keys`)."""
+    return example_keys(named(member_key, "dropout"), ids, step=step)
+
+
+def native_keys(keys: jax.Array) -> tuple[jax.Array, bool]:
+    """``keys`` as JAX's own ``threefry2x32`` typed keys, and the ``jax_threefry_partitionable``
+    value under which JAX's Threefry gives exactly the keys' stream.
+
+    keyfan's streams are JAX's Threefry bit for bit (``"threefry"`` is the partitionable one,
+    ``"threefry-legacy"`` the other), so a model drawing from the native keys under that flag
+    draws the same bits. The native lowering is much cheaper inside a model's gradient: XLA
+    fuses keyfan's elementwise Threefry into every consumer of a dropout mask (recomputing the
+    hash per use), while JAX's Threefry is computed once.
+    """
+    arg = check_key("keys", keys, batched=True)
+    return jax.random.wrap_key_data(arg.data, impl="threefry2x32"), not arg.stream.size_dependent
+
+
+def apply_one(model: Model, params: PyTree, xi: Any, key: jax.Array | None, partitionable: bool,
+              **kwargs: Any) -> Any:
+    """The model on ONE example ``xi`` (run as a batch of one) with its own dropout key."""
+    with jax.threefry_partitionable(partitionable):
+        out = model.apply(params, jax.tree.map(lambda a: a[None], xi), key=key, **kwargs)
+    return jax.tree.map(lambda a: a[0], out)
+
+
+def apply_per_example(model: Model, params: PyTree, x: Any, keys: jax.Array | None, **kwargs: Any) -> Any:
+    """One model on a batch ``x`` ``(B, ...)``, one example at a time (as a batch of one) with
+    its own key ``keys[j]`` (or no key when ``keys`` is None), under ``vmap``. Example ``j``'s
+    output therefore depends on ``x[j]`` and ``keys[j]`` only, whatever the batch."""
+    partitionable = True
+    if keys is not None:
+        keys, partitionable = native_keys(keys)
+    single = functools.partial(apply_one, model, params, partitionable=partitionable, **kwargs)
+    return jax.vmap(lambda xi, ki: single(xi, ki), in_axes=(0, None if keys is None else 0))(x, keys)

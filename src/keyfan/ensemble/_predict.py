@@ -1,0 +1,171 @@
+"""Predictive summaries of an ensemble: the mixture of its members' predictions.
+
+Three tasks, chosen by what the members output:
+
+* ``"classification"``: logits ``(K, B, C)``. The predictive distribution is the mean of the
+  members' softmax probabilities; its entropy is the total uncertainty, and the mutual
+  information (entropy of the mean minus the mean of the members' entropies) the part due to
+  disagreement between members (epistemic).
+* ``"regression"``: point predictions ``(K, B, ...)``. Mean and (population) variance over
+  members.
+* ``"gaussian"``: mean-variance members, ``(K, B, ..., 2)`` with ``[..., 0]`` the mean and
+  ``[..., 1]`` a raw scale mapped to a variance by :func:`gaussian_variance` (the
+  ``"gaussian_nll"`` loss uses the same map). The mixture's mean and variance (mean of the
+  members' variances plus the variance of their means), as in Lakshminarayanan et al. (2017).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from keyfan.ensemble._shard import (
+    DATA_AXIS,
+    assemble,
+    check_layout,
+    device_blocks,
+    fixed_sum,
+    shard_batch,
+    shard_members,
+)
+
+__all__ = ["ClassificationPrediction", "RegressionPrediction", "TASKS", "gaussian_variance", "predict",
+           "summarize"]
+
+TASKS = ("regression", "gaussian", "classification")
+MIN_VARIANCE = 1e-6
+
+
+class RegressionPrediction(NamedTuple):
+    """Predictive mean and variance, each of shape ``(B, ...)``."""
+
+    mean: jax.Array
+    variance: jax.Array
+
+
+class ClassificationPrediction(NamedTuple):
+    """Mean probabilities ``(B, C)``; predictive entropy and mutual information ``(B,)`` in nats."""
+
+    probs: jax.Array
+    entropy: jax.Array
+    mutual_information: jax.Array
+
+
+def gaussian_variance(raw: jax.Array) -> jax.Array:
+    """A member's variance from its raw output: ``softplus(raw) + 1e-6`` (positive, smooth)."""
+    return jax.nn.softplus(raw) + MIN_VARIANCE
+
+
+def _entropy(probs: jax.Array) -> jax.Array:
+    terms = jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0)
+    return -fixed_sum(terms, axis=-1)
+
+
+def _mean(a: jax.Array) -> jax.Array:
+    """The mean over members, in a layout-independent order (see ``_shard.fixed_sum``)."""
+    return fixed_sum(a, axis=0) / a.shape[0]
+
+
+def check_task(task: Any) -> str:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(map(repr, TASKS))}, got {task!r}.")
+    return task
+
+
+def _softmax(logits: jax.Array) -> jax.Array:
+    e = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+    return e / fixed_sum(e, axis=-1)[..., None]
+
+
+def summarize(outputs: jax.Array, *, task: str) -> RegressionPrediction | ClassificationPrediction:
+    """The predictive summary of members' outputs ``(K, B, ...)`` (see the module docstring).
+
+    Args:
+      outputs: float array with the member axis first.
+      task: ``"regression"``, ``"gaussian"`` or ``"classification"``.
+
+    Returns:
+      :class:`RegressionPrediction` or :class:`ClassificationPrediction`.
+    """
+    task = check_task(task)
+    outputs = jnp.asarray(outputs)
+    if outputs.ndim < 2:
+        raise ValueError(f"outputs must have shape (K, B, ...), got {outputs.shape}.")
+    if task == "classification":
+        probs = _softmax(outputs)
+        mean = _mean(probs)
+        entropy = _entropy(mean)
+        expected = _mean(_entropy(probs))
+        return ClassificationPrediction(mean, entropy, jnp.maximum(entropy - expected, 0.0))
+    if task == "gaussian":
+        if outputs.shape[-1] != 2:
+            raise ValueError(f"task='gaussian' needs member outputs (..., 2) = (mean, raw scale), got {outputs.shape}.")
+        mu, var = outputs[..., 0], gaussian_variance(outputs[..., 1])
+        mean = _mean(mu)
+        return RegressionPrediction(mean, _mean(var) + _mean(jnp.square(mu - mean)))
+    mean = _mean(outputs)
+    return RegressionPrediction(mean, _mean(jnp.square(outputs - mean)))
+
+
+def predict(ensemble: Any, x: Any, *, task: str = "regression", mesh: Any = None,
+            **kwargs: Any) -> RegressionPrediction | ClassificationPrediction:
+    """Runs every member (deterministically) on ``x`` and summarises their predictions.
+
+    Args:
+      ensemble: a :class:`~keyfan.Ensemble`.
+      x: a batch ``(B, ...)`` matching the ensemble's ``sample_input``.
+      task: ``"regression"`` (default), ``"gaussian"`` or ``"classification"``.
+      mesh: the ``(member, data)`` mesh to run on, if any: each device runs its members on its
+        examples, and member outputs are copied together before the mean, so the bits equal one
+        device's (see ``_shard.py``). The result is split over ``"data"``.
+      **kwargs: passed to the model.
+
+    Returns:
+      ``RegressionPrediction(mean, variance)``, each ``(B, ...)``, or
+      ``ClassificationPrediction(probs (B, C), entropy (B,), mutual_information (B,))``.
+
+    Example:
+      >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
+      >>> x = jnp.ones((5, 3))
+      >>> ens = kf.Ensemble.init(nn.Dense(1), kf.key(0), members=4, sample_input=x)
+      >>> mean, var = ens.predict(x)
+      >>> mean.shape, var.shape
+      ((5, 1), (5, 1))
+    """
+    check_task(task)
+    if mesh is None:
+        return _summarize_jit(_apply_jit(ensemble, x, _items(kwargs)), task)
+    check_layout(mesh, ensemble.members)
+    ens_blocks = device_blocks(shard_members(ensemble, mesh), mesh)
+    x_blocks = device_blocks(shard_batch(x, mesh), mesh)
+    outputs = {pos: _apply_jit(ens_blocks[pos], x_blocks[pos], _items(kwargs)) for pos in ens_blocks}
+    devices = mesh.devices
+    results = {}
+    for (i, j), device in np.ndenumerate(devices):
+        column = [jax.device_put(outputs[(ii, j)], device) for ii in range(devices.shape[0])]
+        results[(i, j)] = _summarize_jit(jnp.concatenate(column), task)
+    return assemble(results, mesh, DATA_AXIS)
+
+
+def _items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    try:
+        items = tuple(sorted(kwargs.items()))
+        hash(items)
+    except TypeError as err:
+        raise TypeError(f"predict's model keyword arguments must be hashable (e.g. train=False), got {kwargs!r}.") \
+            from err
+    return items
+
+
+@functools.partial(jax.jit, static_argnames=("kwargs",))
+def _apply_jit(ensemble: Any, x: Any, kwargs: tuple[tuple[str, Any], ...]) -> Any:
+    return ensemble.apply(x, **dict(kwargs))
+
+
+@functools.partial(jax.jit, static_argnames=("task",))
+def _summarize_jit(outputs: jax.Array, task: str) -> Any:
+    return summarize(outputs, task=task)

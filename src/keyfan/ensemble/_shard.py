@@ -1,0 +1,161 @@
+"""Scale out: members over a mesh axis ``"member"``, data over an axis ``"data"``, same bits.
+
+Members are independent, so sharding them needs no communication. What can change bits is how
+XLA compiles a computation: fusion, FMA contraction and algebraic rewrites (``a / b`` into
+``a * (1 / b)``) depend on the program it sees, and an SPMD-partitioned program differs from a
+single-device one. So keyfan runs a mesh as single-device programs, one per device, on that
+device's block of members and examples -- the same programs (only the block sizes differ) that
+run on one device -- and moves data between them only by exact copies:
+
+* gradients: each device computes its members' per-chunk gradient sums on its chunks of the
+  batch; the chunk sums of a member block are copied to its devices and summed over chunks by
+  :func:`fixed_sum`, then the optimizer updates the block;
+* predictions: each device runs its members on its examples; the member blocks of an example
+  block are copied together before the ensemble mean.
+
+Every sum over examples, chunks or members is :func:`fixed_sum`, a pairwise tree of adds whose
+order depends only on the number of terms. Results are bitwise equal on 1 device and on any
+mesh whose devices each hold at least two members (with one member, XLA drops the member axis
+and compiles unbatched kernels, which round differently).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from keyfan._checks import as_int
+
+__all__ = ["DATA_AXIS", "MEMBER_AXIS", "assemble", "check_layout", "device_blocks", "fixed_sum", "make_mesh",
+           "shard_batch", "shard_members"]
+
+MEMBER_AXIS = "member"
+DATA_AXIS = "data"
+
+PyTree = Any
+
+
+def make_mesh(members: Any, data: Any = 1, *, devices: Any = None) -> Mesh:
+    """A ``(member, data)`` mesh over ``members * data`` devices.
+
+    Args:
+      members: devices along the member axis (K must be divisible by it).
+      data: devices along the data axis (the number of data chunks must be divisible by it).
+      devices: the devices to use (default: the first ``members * data`` of ``jax.devices()``).
+
+    Example:
+      >>> import keyfan as kf
+      >>> dict(kf.ensemble.make_mesh(1, 1).shape)
+      {'member': 1, 'data': 1}
+    """
+    members = as_int("members", members, lo=1)
+    data = as_int("data", data, lo=1)
+    available = list(jax.devices() if devices is None else devices)
+    if members * data > len(available):
+        raise ValueError(
+            f"a mesh of members={members} x data={data} needs {members * data} devices, but only "
+            f"{len(available)} are available; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count="
+            f"{members * data} before importing jax."
+        )
+    grid = np.array(available[: members * data], dtype=object).reshape(members, data)
+    return Mesh(grid, (MEMBER_AXIS, DATA_AXIS))
+
+
+def _check_mesh(mesh: Any) -> Mesh:
+    if not isinstance(mesh, Mesh) or set(mesh.axis_names) != {MEMBER_AXIS, DATA_AXIS}:
+        raise TypeError(f"mesh must be a jax.sharding.Mesh with axes ('{MEMBER_AXIS}', '{DATA_AXIS}') "
+                        f"(see kf.ensemble.make_mesh), got {mesh!r:.120}.")
+    return mesh
+
+
+def _place(tree: PyTree, mesh: Mesh, axis: str, what: str) -> PyTree:
+    size = mesh.shape[axis]
+
+    def put(path: Any, leaf: Any) -> Any:
+        if getattr(leaf, "ndim", 0) == 0:
+            return jax.device_put(leaf, NamedSharding(mesh, P()))
+        if leaf.shape[0] % size:
+            raise ValueError(
+                f"{what}{jax.tree_util.keystr(path)} has {leaf.shape[0]} entries on its leading axis, not "
+                f"divisible by the {size} devices of mesh axis '{axis}'; choose a mesh that divides it."
+            )
+        return jax.device_put(leaf, NamedSharding(mesh, P(axis)))
+
+    return jax.tree_util.tree_map_with_path(put, tree)
+
+
+def shard_members(tree: PyTree, mesh: Mesh) -> PyTree:
+    """Places every array with a leading member axis (an ``Ensemble``, a ``TrainState``) with
+    that axis split over ``"member"`` (replicated over ``"data"``); scalars are replicated."""
+    return _place(tree, _check_mesh(mesh), MEMBER_AXIS, "state")
+
+
+def shard_batch(tree: PyTree, mesh: Mesh) -> PyTree:
+    """Places a batch (arrays with a leading example axis) split over ``"data"``."""
+    return _place(tree, _check_mesh(mesh), DATA_AXIS, "batch")
+
+
+def device_blocks(tree: PyTree, mesh: Mesh) -> dict[tuple[int, int], PyTree]:
+    """Each mesh position's local block of ``tree``: ``{(i, j): tree of single-device arrays}``
+    for the device at ``mesh.devices[i, j]`` (leaves laid out by :func:`shard_members` or
+    :func:`shard_batch`, or replicated)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    per_leaf = []
+    for leaf in leaves:
+        if not isinstance(leaf, jax.Array) or not isinstance(leaf.sharding, NamedSharding) \
+                or leaf.sharding.mesh != mesh:
+            raise ValueError(f"every array must be placed on the mesh first (kf.ensemble.shard_members / "
+                             f"shard_batch); got one with sharding {getattr(leaf, 'sharding', None)}.")
+        per_leaf.append({shard.device: shard.data for shard in leaf.addressable_shards})
+    out = {}
+    for (i, j), device in np.ndenumerate(mesh.devices):
+        out[(i, j)] = jax.tree.unflatten(treedef, [shards[device] for shards in per_leaf])
+    return out
+
+
+def assemble(blocks: dict[tuple[int, int], PyTree], mesh: Mesh, axis: str | None) -> PyTree:
+    """The inverse of :func:`device_blocks`: global arrays split over ``axis`` (None: replicated)
+    from every device's block (blocks along the other mesh axis must be copies)."""
+    first = blocks[(0, 0)]
+    leaves0, treedef = jax.tree.flatten(first)
+    flat = {pos: jax.tree.leaves(tree) for pos, tree in blocks.items()}
+    factor = 1 if axis is None else mesh.shape[axis]
+    spec = P() if axis is None else P(axis)
+    out = []
+    for n, leaf in enumerate(leaves0):
+        arrays = [flat[pos][n] for pos, _ in np.ndenumerate(mesh.devices)]
+        leaf_spec = spec if leaf.ndim else P()
+        shape = (leaf.shape[0] * factor, *leaf.shape[1:]) if leaf.ndim and axis is not None else leaf.shape
+        out.append(jax.make_array_from_single_device_arrays(shape, NamedSharding(mesh, leaf_spec), arrays))
+    return jax.tree.unflatten(treedef, out)
+
+
+def check_layout(mesh: Mesh, members: int) -> None:
+    """Raises unless each device of the member axis holds the same number (>= 2) of members."""
+    size = mesh.shape[MEMBER_AXIS]
+    if members % size or (members // size < 2 and size > 1):
+        raise ValueError(
+            f"{members} members over the {size} devices of mesh axis '{MEMBER_AXIS}' must give each device "
+            f"the same number of members, at least 2 (a single member per device compiles unbatched "
+            f"kernels, whose bits differ); use a member axis of at most {max(members // 2, 1)} devices "
+            f"dividing {members}."
+        )
+
+
+def fixed_sum(a: jax.Array, axis: int = 0) -> jax.Array:
+    """The sum over ``axis`` as a pairwise tree of elementwise adds (``a[i] + a[i + n // 2]``,
+    recursively): its order depends on ``a.shape[axis]`` only, never on the other axes or on
+    how XLA would vectorise a ``reduce``."""
+    a = jnp.moveaxis(a, axis, 0)
+    if a.shape[0] == 0:
+        return jnp.zeros(a.shape[1:], a.dtype)
+    while a.shape[0] > 1:
+        n, half = a.shape[0], a.shape[0] // 2
+        head = a[:half] + a[half : 2 * half]
+        a = jnp.concatenate([head, a[2 * half :]]) if n % 2 else head
+    return a[0]

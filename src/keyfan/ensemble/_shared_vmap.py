@@ -1,0 +1,76 @@
+"""``shared_vmap``: a linen module written for ONE example, lifted over a batch, params shared.
+
+The library form of the reference recipe :func:`keyfan.recipes.nn_vmap_forward`:
+``flax.linen.vmap`` with ``variable_axes={"params": None}`` (one set of parameters, no batch
+axis) and ``split_rngs={"params": False, "dropout": True}`` (one init, one dropout key per
+example). Flax splits a stream's key with ``jax.random.split(key, B)``, which on a keyfan key
+is ``kf.fan_out(key, (B,))``: example ``i`` of the lifted module is the single-example module
+applied to ``x[i]`` with the key ``kf.at(key, i)`` -- bit for bit, so any example's dropout mask
+can be recomputed alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+
+__all__ = ["shared_vmap"]
+
+
+def _names(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{name} must be a sequence of collection names (str), got {value!r}.")
+    return tuple(value)
+
+
+def shared_vmap(module: Any, *, split_rngs: Sequence[str] = ("dropout",), shared: Sequence[str] = ("params",),
+                in_axes: Any = 0, out_axes: Any = 0, axis_name: str | None = None) -> type[nn.Module]:
+    """Lifts a linen module class over a batch axis with shared variables and per-example RNGs.
+
+    Args:
+      module: a ``flax.linen.Module`` subclass whose ``__call__`` takes ONE example.
+      split_rngs: RNG streams split per example (each example its own key); ``"params"`` is
+        never split, so the shared parameters are initialised once.
+      shared: variable collections shared by all examples (no batch axis).
+      in_axes: the batch axis of each ``__call__`` argument (``None`` broadcasts it), as in
+        ``jax.vmap``.
+      out_axes: the batch axis of the outputs.
+      axis_name: optional name of the mapped axis, for collectives inside the module.
+
+    Returns:
+      A module class with the same attributes: construct it, then ``init`` and ``apply`` it on a
+      batch as usual, e.g. ``apply(variables, x, rngs={"dropout": kf.key(1)})``. Its ``params``
+      have the single-example shapes; example ``i``'s output equals ``module(...).apply(
+      variables, x[i], rngs={"dropout": kf.at(key, i)})``.
+
+    Raises:
+      TypeError: ``module`` is not a linen module class, or a name list is malformed.
+      ValueError: ``"params"`` is asked to be split.
+
+    Example:
+      >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
+      >>> Dense = kf.shared_vmap(nn.Dense)
+      >>> layer = Dense(features=3)
+      >>> x = jnp.ones((4, 5))
+      >>> variables = layer.init(kf.key(0), x)
+      >>> variables["params"]["kernel"].shape          # shared: no batch axis
+      (5, 3)
+      >>> layer.apply(variables, x).shape
+      (4, 3)
+    """
+    if not (isinstance(module, type) and issubclass(module, nn.Module)):
+        got = f"an instance of {type(module).__name__}" if isinstance(module, nn.Module) else repr(module)
+        raise TypeError(f"module must be a flax.linen Module class (e.g. nn.Dense, not nn.Dense(3)), got {got}; "
+                        f"pass the class and set its attributes on the lifted class: shared_vmap(nn.Dense)(3).")
+    split = _names("split_rngs", split_rngs)
+    shared_names = _names("shared", shared)
+    if "params" in split:
+        raise ValueError("split_rngs must not contain 'params': the parameters are shared, so they are initialised "
+                         "once from one key; split only per-example streams such as 'dropout'.")
+    rngs = {"params": False, **dict.fromkeys(split, True)}
+    return nn.vmap(module, in_axes=in_axes, out_axes=out_axes, variable_axes=dict.fromkeys(shared_names),
+                   split_rngs=rngs, axis_name=axis_name)

@@ -1,0 +1,95 @@
+"""Run in a fresh process (XLA_FLAGS set by the caller, before jax is imported): train and
+predict an ensemble on one device layout and print a digest of every result as JSON, for the
+1-vs-8-device equality test (tests/test_ensemble_layout.py).
+
+    python -m tests._ensemble_layout DEVICES CHUNKS
+
+With 8 devices it runs the layouts ``LAYOUTS`` (member x data devices) one after the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+
+def run(devices: int, member_axis: int, data_axis: int, chunks: int) -> dict[str, str]:
+    """Digests of params, optimizer state, keys, losses and predictions after six steps."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    import keyfan as kf
+    from keyfan.ensemble import Ensemble, Trainer, make_mesh, make_moons, shard_batch, shard_members
+
+    if len(jax.devices()) != devices:
+        raise SystemExit(f"expected {devices} devices, got {jax.devices()}")
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            x = nn.relu(nn.Dense(32)(x))
+            x = nn.Dropout(0.2, deterministic=not train)(x)
+            return nn.Dense(2)(x)
+
+    data = make_moons(kf.key(1), 64)
+    ens = Ensemble.init(MLP(), kf.key(0), members=8, sample_input=data.x[:2])
+    mesh = make_mesh(member_axis, data_axis) if devices > 1 else None
+    optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-2)
+    trainer = Trainer(optimizer, model_kwargs={"train": True}, chunks=chunks, mesh=mesh)
+    state = trainer.init(ens, bootstrap=64, learning_rates=np.linspace(1e-3, 2e-2, 8))
+    if mesh is not None:
+        state = shard_members(state, mesh)
+    losses = []
+    for step in range(6):
+        ids = (np.arange(32) + 32 * step) % 64
+        x, y = data.x[ids], data.y[ids]
+        if mesh is not None:
+            x, y, ids = shard_batch((x, y, jnp.asarray(ids)), mesh)
+        state, loss = trainer.step(state, x, y, ids)
+        losses.append(loss)
+    x = data.x if mesh is None else shard_batch(data.x, mesh)
+    prediction = state.ensemble.predict(x, task="classification", mesh=mesh)
+    if mesh is not None:
+        shard_count = len(state.ensemble.params["params"]["Dense_0"]["kernel"].sharding.device_set)
+        assert shard_count == devices, shard_count
+
+    def digest(tree) -> str:
+        leaves = [np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a)
+                  for a in jax.tree.leaves(tree)]
+        return hashlib.sha256(b"".join(a.tobytes() for a in leaves)).hexdigest()
+
+    return {"params": digest(state.ensemble.params), "opt_state": digest(state.opt_state),
+            "keys": digest(state.ensemble.keys), "step": digest(state.step), "losses": digest(losses),
+            "predict": digest(prediction)}
+
+
+def refused_with_one_member_per_device() -> str:
+    """The error for a layout that would put one member on a device (it cannot keep the bits)."""
+    import flax.linen as nn
+    import optax
+
+    import keyfan as kf
+    from keyfan.ensemble import Ensemble, Trainer, make_mesh
+
+    ens = Ensemble.init(nn.Dense(2), kf.key(0), members=8, sample_input=kf.normal(kf.key(1), batch=(2,), shape=(3,)))
+    try:
+        Trainer(optax.sgd(0.1), mesh=make_mesh(8, 1)).init(ens)
+    except ValueError as err:
+        return str(err)
+    return "not refused"
+
+
+LAYOUTS = ((4, 2),)
+
+if __name__ == "__main__":
+    devices, chunks = map(int, sys.argv[1:3])
+    if devices == 1:
+        result = {"1x1": run(1, 1, 1, chunks)}
+    else:
+        result = {f"{m}x{d}": run(devices, m, d, chunks) for m, d in LAYOUTS}
+        result["one_member_per_device"] = refused_with_one_member_per_device()
+    print(json.dumps(result))

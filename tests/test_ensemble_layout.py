@@ -1,0 +1,39 @@
+"""Ensembles on 1 and 8 CPU devices: members over mesh axis "member", data over "data", same bits.
+
+Each device count runs in its own process, because the number of CPU devices is fixed by
+XLA_FLAGS before jax is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CHUNKS = 4
+
+
+def run_layouts(devices: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-m", "tests._ensemble_layout", str(devices), str(CHUNKS)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.multidevice
+def test_training_and_prediction_are_bitwise_equal_on_1_and_8_devices():
+    one = run_layouts(1)["1x1"]
+    eight = run_layouts(8)
+    assert "each device the same number of members, at least 2" in eight.pop("one_member_per_device")
+    assert set(eight) == {"4x2"}
+    for layout, digests in eight.items():
+        assert digests == one, f"layout {layout} (member x data devices) differs from one device"
+    assert len(set(one.values())) == len(one), "distinct results must have distinct digests"
