@@ -229,6 +229,13 @@ def test_example_keys_are_invariant_to_permutation_padding_and_micro_batching(st
     assert not np.array_equal(key_bits(kf.example_keys(key, ids, step=13)), keys)
 
 
+def test_example_keys_with_ids_closed_over_inside_jit():
+    key = kf.key(2)
+    ids = jnp.array([5, 1, 9])
+    inside = jax.jit(lambda k: kf.example_keys(k, ids, step=4))(key)
+    assert_bitwise_equal(key_bits(inside), key_bits(kf.example_keys(key, ids, step=4)))
+
+
 def test_example_ids_keep_their_high_word_without_x64():
     key = kf.key(0)
     a = key_bits(kf.example_keys(key, np.array([2**40 + 7], dtype=np.int64)))

@@ -111,14 +111,12 @@ def _array_words(ids: Array) -> Words:
 
 
 def _ids_words(name: str, ids: Any) -> Words:
-    """An array of non-negative integer ids as (hi, lo) words, checked when concrete."""
-    if is_traced(ids) or isinstance(ids, jax.Array):
-        ids = jnp.asarray(ids)
+    """An array of non-negative integer ids as (hi, lo) words. Concrete ids (NumPy, lists, JAX
+    arrays, also when closed over inside ``jit``) are checked on the host; traced ids are used as
+    given."""
+    if is_traced(ids):
         if not jnp.issubdtype(ids.dtype, jnp.integer):
             raise TypeError(f"{name} must be an array of integers, got dtype {ids.dtype}.")
-        if not is_traced(ids) and ids.size and jnp.issubdtype(ids.dtype, jnp.signedinteger) \
-                and bool(jnp.any(ids < 0)):
-            raise ValueError(f"{name} must be non-negative example ids, got a minimum of {int(ids.min())}.")
         return _array_words(ids)
     try:
         host = np.asarray(ids)
