@@ -18,7 +18,7 @@ from keyfan._keyarg import check_key
 from keyfan.ensemble._models import Model
 from keyfan.keys import example_keys, named
 
-__all__ = ["apply_one", "apply_per_example", "dropout_keys", "member_dropout_keys", "native_keys"]
+__all__ = ["apply_one", "apply_per_example", "dropout_keys", "member_dropout_keys", "stream_keys"]
 
 PyTree = Any
 
@@ -48,25 +48,17 @@ def member_dropout_keys(member_key: jax.Array, ids: Any, step: Any = None) -> ja
     return example_keys(named(member_key, "dropout"), ids, step=step)
 
 
-def native_keys(keys: jax.Array) -> tuple[jax.Array, bool]:
-    """``keys`` as JAX's own ``threefry2x32`` typed keys, and the ``jax_threefry_partitionable``
-    value under which JAX's Threefry gives exactly the keys' stream.
-
-    keyfan's streams are JAX's Threefry bit for bit (``"threefry"`` is the partitionable one,
-    ``"threefry-legacy"`` the other), so a model drawing from the native keys under that flag
-    draws the same bits. The native lowering is much cheaper inside a model's gradient: XLA
-    fuses keyfan's elementwise Threefry into every consumer of a dropout mask (recomputing the
-    hash per use), while JAX's Threefry is computed once.
-    """
+def stream_keys(keys: jax.Array) -> jax.Array:
+    """``keys`` as typed keys of their keyfan stream (raw and ``jax.random.key`` keys are read on
+    ``"threefry"``), so a model drawing from them (``nn.Dropout``, ``nnx.Dropout``) draws the
+    stream's bits whatever JAX's global ``jax_threefry_partitionable`` flag says."""
     arg = check_key("keys", keys, batched=True)
-    return jax.random.wrap_key_data(arg.data, impl="threefry2x32"), not arg.stream.size_dependent
+    return arg.value if arg.kind == "keyfan" else jax.random.wrap_key_data(arg.data, impl=arg.stream.spec)
 
 
-def apply_one(model: Model, params: PyTree, xi: Any, key: jax.Array | None, partitionable: bool,
-              **kwargs: Any) -> Any:
+def apply_one(model: Model, params: PyTree, xi: Any, key: jax.Array | None, **kwargs: Any) -> Any:
     """The model on ONE example ``xi`` (run as a batch of one) with its own dropout key."""
-    with jax.threefry_partitionable(partitionable):
-        out = model.apply(params, jax.tree.map(lambda a: a[None], xi), key=key, **kwargs)
+    out = model.apply(params, jax.tree.map(lambda a: a[None], xi), key=key, **kwargs)
     return jax.tree.map(lambda a: a[0], out)
 
 
@@ -74,8 +66,7 @@ def apply_per_example(model: Model, params: PyTree, x: Any, keys: jax.Array | No
     """One model on a batch ``x`` ``(B, ...)``, one example at a time (as a batch of one) with
     its own key ``keys[j]`` (or no key when ``keys`` is None), under ``vmap``. Example ``j``'s
     output therefore depends on ``x[j]`` and ``keys[j]`` only, whatever the batch."""
-    partitionable = True
     if keys is not None:
-        keys, partitionable = native_keys(keys)
-    single = functools.partial(apply_one, model, params, partitionable=partitionable, **kwargs)
+        keys = stream_keys(keys)
+    single = functools.partial(apply_one, model, params, **kwargs)
     return jax.vmap(lambda xi, ki: single(xi, ki), in_axes=(0, None if keys is None else 0))(x, keys)

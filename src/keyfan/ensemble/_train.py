@@ -34,7 +34,7 @@ import optax
 from keyfan._checks import as_int
 from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._losses import get_loss
-from keyfan.ensemble._per_example import apply_one, member_dropout_keys, native_keys
+from keyfan.ensemble._per_example import apply_one, member_dropout_keys, stream_keys
 from keyfan.ensemble._shard import (
     DATA_AXIS,
     MEMBER_AXIS,
@@ -241,16 +241,15 @@ class Trainer:
         xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
         trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
         keys = ens.keys if ens.keys is not None else jnp.zeros((ens.members, 2), jnp.uint32)
-        partitionable = native_keys(keys)[1]
         weights = state.weights
 
         def example_loss(tr: PyTree, fr: PyTree, key: jax.Array | None, xi: Any, yi: Any) -> jax.Array:
-            out = apply_one(model, model.merge_trainable(tr, fr), xi, key, partitionable, **kwargs)
+            out = apply_one(model, model.merge_trainable(tr, fr), xi, key, **kwargs)
             return loss_fn(out, yi)
 
         def chunk(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None,
                   xc: Any, yc: Any, ic: jax.Array) -> tuple[jax.Array, PyTree]:
-            dkeys = native_keys(member_dropout_keys(key, ic, state.step))[0] if self.dropout else None
+            dkeys = stream_keys(member_dropout_keys(key, ic, state.step)) if self.dropout else None
 
             key_axis = 0 if self.dropout else None
             if self.layout_invariant:

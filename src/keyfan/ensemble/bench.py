@@ -31,7 +31,7 @@ import optax
 from keyfan.ensemble._data import make_moons
 from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._losses import cross_entropy
-from keyfan.ensemble._per_example import apply_one, member_dropout_keys, native_keys
+from keyfan.ensemble._per_example import apply_one, member_dropout_keys, stream_keys
 from keyfan.ensemble._run import MLP
 from keyfan.ensemble._train import Trainer
 from keyfan.keys import at, key
@@ -72,11 +72,11 @@ def _train_cases(members: int, *, hidden: int = HIDDEN, batch: int = BATCH,
 
     @jax.jit
     def member_step(params: Any, opt_state: Any, member_key: jax.Array, step: jax.Array, ids: jax.Array) -> Any:
-        dkeys, partitionable = native_keys(member_dropout_keys(member_key, ids, step))
+        dkeys = stream_keys(member_dropout_keys(member_key, ids, step))
 
         def loss(p: Any) -> jax.Array:
             def one(xi: Any, yi: Any, ki: jax.Array) -> jax.Array:
-                return cross_entropy(apply_one(model, p, xi, ki, partitionable, train=True), yi)
+                return cross_entropy(apply_one(model, p, xi, ki, train=True), yi)
             return jnp.mean(jax.vmap(one)(x, y, dkeys))
 
         value, grads = jax.value_and_grad(loss)(params)
