@@ -10,6 +10,9 @@ Groups (ratios are taken within a group, against its "canonical" and "numpy" cas
   not, vmapped over 1000 points.
 * ``normal NxN``: for each shape, canonical (jitted), keyfan eager and jitted, NumPy.
 * ``kf.vmap NxN``: ``kf.vmap(f, randomness="different")`` against split + vmap by hand.
+* ``ensemble init`` / ``ensemble train step``: ``Ensemble.init`` of 350 Dense members, and one
+  vmapped ``Trainer`` step of 32 MLPs against a Python loop over their jitted steps
+  (``keyfan.ensemble.bench``).
 """
 
 from __future__ import annotations
@@ -126,6 +129,9 @@ def default_cases(*, quick: bool = False) -> list[Case]:
     """Every case of the suite (``quick``: the 1e4 x 1e3 shape is left out)."""
     key = kf.key(0)
     raw = jax.random.PRNGKey(0)
+    from keyfan.ensemble.bench import suite_cases
+
     return [*notebook_cases(key, raw), *sigmoid_cases(),
             *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES),
-            *vmap_cases(key, [(10**3, 128), (10**5, 10)] if quick else [(10**3, 128), (10**5, 10), (10**6, 1)])]
+            *vmap_cases(key, [(10**3, 128), (10**5, 10)] if quick else [(10**3, 128), (10**5, 10), (10**6, 1)]),
+            *suite_cases(quick=quick)]
