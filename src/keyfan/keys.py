@@ -31,7 +31,7 @@ from jax import Array, lax
 from keyfan._checks import as_int, as_shape, is_traced
 from keyfan._keyarg import check_key
 from keyfan.streams import DEFAULT_STREAM, Stream, Words, get_stream
-from keyfan.streams._threefry2x32 import threefry2x32_primitive
+from keyfan.streams._threefry2x32 import threefry2x32
 
 __all__ = ["at", "example_keys", "fan_out", "key", "named", "step", "stream_of"]
 
@@ -138,7 +138,7 @@ def _ids_words(name: str, ids: Any) -> Words:
 
 def _hash_words(key: Words, index: Words) -> Words:
     """The stream-independent derivation ``hash(key; (hi, lo))`` used by step, named, example ids."""
-    return threefry2x32_primitive(key[0], key[1], index[0], index[1])
+    return threefry2x32(key[0], key[1], index[0], index[1])
 
 
 # -- Fan-out -------------------------------------------------------------------------------------
@@ -148,8 +148,7 @@ def _fan_out_data(data: Array, stream: Stream, shape: tuple[int, ...]) -> Array:
     k0, k1 = data[0], data[1]
     for level, size in enumerate(shape):
         index = lax.broadcasted_iota(np.uint32, (1,) * level + (size,), level)
-        k0, k1 = stream.child((k0[..., None], k1[..., None]), (jnp.zeros_like(index), index), size,
-                              hash=threefry2x32_primitive)
+        k0, k1 = stream.child((k0[..., None], k1[..., None]), (jnp.zeros_like(index), index), size)
         k0 = jnp.broadcast_to(k0, shape[: level + 1])
         k1 = jnp.broadcast_to(k1, shape[: level + 1])
     return jnp.stack([k0, k1], axis=-1)
@@ -225,7 +224,7 @@ def at(key: Any, index: Any, *, batch_shape: Any = None, stream: str | None = No
     words = arg.words
     for axis, (i, size) in enumerate(zip(indices, sizes, strict=True)):
         name = "index" if len(indices) == 1 else f"index[{axis}]"
-        words = arg.stream.child(words, _scalar_index_words(name, i, size), size, hash=threefry2x32_primitive)
+        words = arg.stream.child(words, _scalar_index_words(name, i, size), size)
     return arg.wrap_words(words)
 
 

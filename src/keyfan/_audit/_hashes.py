@@ -20,7 +20,7 @@ from jax.extend import core
 from keyfan._audit._source import in_scope
 from keyfan.streams._threefry2x32 import HASH_SCOPE
 
-__all__ = ["HASH_SCOPE", "hash_outputs", "is_keyfan_hash"]
+__all__ = ["HASH_SCOPE", "hash_outputs"]
 
 _MOVES = frozenset({
     "broadcast_in_dim", "concatenate", "convert_element_type", "copy", "copy_p", "dynamic_slice",
@@ -43,21 +43,17 @@ def hash_outputs(jaxpr: core.Jaxpr) -> dict[core.Var, bool]:
     return found
 
 
-def is_keyfan_hash(eqn: core.JaxprEqn) -> bool:
-    """True for an equation of keyfan's hash (traced inside ``HASH_SCOPE``)."""
+def _scoped(eqn: core.JaxprEqn) -> bool:
     return in_scope(str(eqn.source_info.name_stack), HASH_SCOPE)
 
 
-
-
-
 def _hash_outputs(jaxpr: core.Jaxpr) -> dict[core.Var, bool]:
-    inside = {v for eqn in jaxpr.eqns if is_keyfan_hash(eqn) for v in eqn.outvars}
+    inside = {v for eqn in jaxpr.eqns if _scoped(eqn) for v in eqn.outvars}
     if not inside:
         return {}
     readers: dict[core.Var, list[core.JaxprEqn]] = {}
     for eqn in jaxpr.eqns:
-        if not is_keyfan_hash(eqn):
+        if not _scoped(eqn):
             for v in eqn.invars:
                 if isinstance(v, core.Var):
                     readers.setdefault(v, []).append(eqn)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from jax.extend import core
 
 from keyfan._audit import _loops
-from keyfan._audit._hashes import is_keyfan_hash
 from keyfan._audit._values import Mark, Numbering, Val, join
 
 if TYPE_CHECKING:
@@ -62,10 +61,7 @@ def _key_draw(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[
 
 
 def _hash_primitive(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
-    """JAX's ``threefry2x32``: a draw from all its operands. Inside keyfan's hash scope it is one
-    step of keyfan's hash, whose outputs the engine classifies as key data or bits."""
-    if is_keyfan_hash(eqn):
-        return flow.default(eqn, ins)
+    """JAX's ``threefry2x32``: a draw from all its operands."""
     mark = join(v.mark for v in ins)
     did = flow.draw(eqn, 0, mark, ctx)
     return flow.default(eqn, ins, mark=mark._replace(draws=mark.draws | {did}))

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-from keyfan.streams._threefry2x32 import Hash, threefry2x32, threefry2x32_primitive
+from keyfan.streams._threefry2x32 import threefry2x32
 
 Words = tuple[Array, Array]
 
@@ -54,13 +54,11 @@ class Stream(abc.ABC):
     """True when ``child(key, i, size)`` depends on ``size`` (the legacy split)."""
 
     @abc.abstractmethod
-    def child(self, key: Words, index: Words, size: int | None, *, hash: Hash = threefry2x32) -> Words:
-        """Key words at ``index = (hi, lo)`` of ``split(key, size)``; uint32 arrays, broadcast.
-        ``hash`` is the Threefry implementation to compute it with (same bits either way)."""
+    def child(self, key: Words, index: Words, size: int | None) -> Words:
+        """Key words at ``index = (hi, lo)`` of ``split(key, size)``; uint32 arrays, broadcast."""
 
     @abc.abstractmethod
-    def element_bits(self, key: Words, counter: Array, size: int, bit_width: int, *,
-                     hash: Hash = threefry2x32) -> Array:
+    def element_bits(self, key: Words, counter: Array, size: int, bit_width: int) -> Array:
         """Value at flat position ``counter`` (uint32) of ``random_bits(key, bit_width, shape)``
         for a shape holding ``size`` values; an unsigned array of ``bit_width`` bits."""
 
@@ -69,10 +67,6 @@ class Stream(abc.ABC):
         """Raises ``ValueError`` if one key cannot draw ``size`` values of ``bit_width`` bits."""
 
     # -- Derived: the JAX PRNG implementation -------------------------------------------------
-    # These run inside jax.random functions, whose results go anywhere in a user's program: they
-    # hash with JAX's opaque primitive, so XLA computes each hash once (see
-    # threefry2x32_primitive). keyfan's fused samplers call child/element_bits with the
-    # elementwise hash instead.
 
     def seed(self, seed: Array) -> Array:
         """uint32[2] key data for an integer seed, as ``PRNGKey`` maps it under ``x64``.
@@ -100,7 +94,7 @@ class Stream(abc.ABC):
         """``jax.random.fold_in`` on one key: the hash of the counter ``(0, data)``."""
         data = lax.convert_element_type(data, np.uint32)
         k0, k1 = _as_words(key_data)
-        return _stack_words(threefry2x32_primitive(k0, k1, jnp.zeros_like(data), data))
+        return _stack_words(threefry2x32(k0, k1, jnp.zeros_like(data), data))
 
     def split(self, key_data: Array, shape: tuple[int, ...]) -> Array:
         """``jax.random.split(key, shape)`` on one key: ``prod(shape)`` children, flat order."""
@@ -108,7 +102,7 @@ class Stream(abc.ABC):
         if num > MAX_DRAW_SIZE:
             raise ValueError(f"split: at most {MAX_DRAW_SIZE} keys per call, got shape {shape}.")
         index = lax.iota(np.uint32, num)
-        words = self.child(_as_words(key_data), (jnp.zeros_like(index), index), num, hash=threefry2x32_primitive)
+        words = self.child(_as_words(key_data), (jnp.zeros_like(index), index), num)
         return _stack_words(words).reshape(*shape, 2)
 
     def random_bits(self, key_data: Array, bit_width: int, shape: tuple[int, ...]) -> Array:
@@ -116,8 +110,7 @@ class Stream(abc.ABC):
         size = math.prod(shape)
         self.check_draw_size(size, bit_width)
         counter = lax.iota(np.uint32, size)
-        bits = self.element_bits(_as_words(key_data), counter, size, bit_width, hash=threefry2x32_primitive)
-        return bits.reshape(shape)
+        return self.element_bits(_as_words(key_data), counter, size, bit_width).reshape(shape)
 
     @functools.cached_property
     def spec(self):

@@ -13,18 +13,11 @@ as 1, 2, 3", SC 2011.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
-import jax.extend.random
-import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-__all__ = ["HASH_SCOPE", "Hash", "threefry2x32", "threefry2x32_primitive"]
-
-Hash = Callable[[Array, Array, Array, Array], tuple[Array, Array]]
-"""``hash(k0, k1, x0, x1) -> (y0, y1)`` on broadcastable uint32 arrays."""
+__all__ = ["HASH_SCOPE", "threefry2x32"]
 
 HASH_SCOPE = "keyfan_threefry2x32"
 """Name scope around every hash, so a jaxpr analysis (``keyfan._keyflow``) can tell keyfan's
@@ -64,24 +57,3 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
             x0 = x0 + ks[(block + 1) % 3]
             x1 = x1 + ks[(block + 2) % 3] + np.uint32(block + 1)
         return x0, x1
-
-
-def threefry2x32_primitive(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
-    """The same hash through JAX's own ``threefry2x32`` primitive (same bits as
-    :func:`threefry2x32`).
-
-    Used where keys and draws leave keyfan's fused samplers: in the streams' JAX PRNG functions
-    (``jax.random.*`` on a keyfan key) and in key derivation (``fan_out``, ``at``, ...). The
-    primitive is one opaque operation for XLA, computed once, whereas the elementwise
-    :func:`threefry2x32` may be fused, and so recomputed, into every consumer of its result
-    (every use of a dropout mask inside a gradient). Inputs broadcast as for
-    :func:`threefry2x32`.
-    """
-    with jax.named_scope(HASH_SCOPE):
-        words = jnp.broadcast_arrays(*(jnp.asarray(w, np.uint32) for w in (k0, k1, x0, x1)))
-        # JAX's CPU lowering needs both key words, and both counter words, to have one shape.
-        # Stacking each pair keeps that under vmap, where one word of a pair may be batched and
-        # the other not (a constant high word beside a per-example low word, say).
-        keys, counters = jnp.stack(words[:2]), jnp.stack(words[2:])
-        y0, y1 = jax.extend.random.threefry2x32_p.bind(keys[0], keys[1], counters[0], counters[1])
-    return y0, y1

@@ -12,7 +12,7 @@ import numpy as np
 from jax import Array, lax
 
 from keyfan.streams._base import MAX_DRAW_SIZE, Stream, Words
-from keyfan.streams._threefry2x32 import Hash, threefry2x32
+from keyfan.streams._threefry2x32 import threefry2x32
 
 __all__ = ["ThreefryStream"]
 
@@ -23,12 +23,11 @@ class ThreefryStream(Stream):
     name = "threefry"
     size_dependent = False
 
-    def child(self, key: Words, index: Words, size: int | None, *, hash: Hash = threefry2x32) -> Words:
-        return hash(key[0], key[1], index[0], index[1])
+    def child(self, key: Words, index: Words, size: int | None) -> Words:
+        return threefry2x32(key[0], key[1], index[0], index[1])
 
-    def element_bits(self, key: Words, counter: Array, size: int, bit_width: int, *,
-                     hash: Hash = threefry2x32) -> Array:
-        y0, y1 = hash(key[0], key[1], np.uint32(0), counter)
+    def element_bits(self, key: Words, counter: Array, size: int, bit_width: int) -> Array:
+        y0, y1 = threefry2x32(key[0], key[1], np.uint32(0), counter)
         if bit_width == 64:
             hi = lax.convert_element_type(y0, np.uint64)
             lo = lax.convert_element_type(y1, np.uint64)

@@ -15,14 +15,14 @@ import numpy as np
 from jax import Array, lax
 
 from keyfan.streams._base import Stream, Words
-from keyfan.streams._threefry2x32 import Hash, threefry2x32
+from keyfan.streams._threefry2x32 import threefry2x32
 
 __all__ = ["ThreefryLegacyStream"]
 
 _MAX_BLOCK = 2**32 - 1  # JAX 0.4 switches to a block-split layout at this many words
 
 
-def _block_word(key: Words, w: Array, total: int, hash: Hash) -> Array:
+def _block_word(key: Words, w: Array, total: int) -> Array:
     """Word ``w`` (uint32 array) of ``threefry_2x32(key, iota(total))`` in JAX 0.4's layout."""
     half = (total + 1) // 2
     w = jnp.asarray(w)
@@ -31,7 +31,7 @@ def _block_word(key: Words, w: Array, total: int, hash: Hash) -> Array:
     x1 = t + np.uint32(half)
     if total % 2:
         x1 = jnp.where(x1 < np.uint32(total), x1, np.uint32(0))
-    y0, y1 = hash(key[0], key[1], t, x1)
+    y0, y1 = threefry2x32(key[0], key[1], t, x1)
     return jnp.where(first, y0, y1)
 
 
@@ -41,27 +41,26 @@ class ThreefryLegacyStream(Stream):
     name = "threefry-legacy"
     size_dependent = True
 
-    def child(self, key: Words, index: Words, size: int | None, *, hash: Hash = threefry2x32) -> Words:
+    def child(self, key: Words, index: Words, size: int | None) -> Words:
         if size is None:
             raise ValueError("the 'threefry-legacy' split depends on the number of keys: pass it.")
         lo = jnp.asarray(index[1])
         w = lo + lo
-        return _block_word(key, w, 2 * size, hash), _block_word(key, w + np.uint32(1), 2 * size, hash)
+        return _block_word(key, w, 2 * size), _block_word(key, w + np.uint32(1), 2 * size)
 
-    def element_bits(self, key: Words, counter: Array, size: int, bit_width: int, *,
-                     hash: Hash = threefry2x32) -> Array:
+    def element_bits(self, key: Words, counter: Array, size: int, bit_width: int) -> Array:
         if bit_width == 32:
-            return _block_word(key, counter, size, hash)
+            return _block_word(key, counter, size)
         if bit_width == 64:
             # 2 * size words; the high words are the first half, the low words the second half,
             # and both halves of element j come out of the same hash (j, size + j).
-            y0, y1 = hash(key[0], key[1], counter, counter + np.uint32(size))
+            y0, y1 = threefry2x32(key[0], key[1], counter, counter + np.uint32(size))
             hi = lax.convert_element_type(y0, np.uint64)
             lo = lax.convert_element_type(y1, np.uint64)
             return lax.shift_left(hi, np.uint64(32)) | lo
         per_word = 32 // bit_width
         words = -(-size // per_word)
-        word = _block_word(key, counter // np.uint32(per_word), words, hash)
+        word = _block_word(key, counter // np.uint32(per_word), words)
         shift = np.uint32(bit_width) * (counter % np.uint32(per_word))
         value = lax.shift_right_logical(word, shift) & np.uint32(2**bit_width - 1)
         return lax.convert_element_type(value, np.dtype(f"uint{bit_width}"))
