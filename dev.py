@@ -5,7 +5,7 @@ Needs only Python >= 3.11 and access to the package registry. On first use (or w
 ``pyproject.toml`` or ``requirements/constraints.txt`` change) it creates ``.venv`` and installs
 keyfan with its pinned dependencies; afterwards it starts at once.
 
-  python3 dev.py run [ARGS]    the main job (`keyfan tour` by default; ARGS: any keyfan command)
+  python3 dev.py run [ARGS]    the main job (`keyfan ensemble` by default; ARGS: any keyfan command)
   python3 dev.py test [ARGS]   ruff, then the whole test suite (ARGS go to pytest)
   python3 dev.py bench [ARGS]  the benchmark suite (`keyfan bench`)
   python3 dev.py keyfan ARGS   any keyfan command
