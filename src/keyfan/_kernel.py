@@ -6,14 +6,11 @@ batch coordinate (``stream.child`` down the hierarchy) and the bits at its event
 between: the split and the draw are one elementwise computation.
 
 Layout matters on CPU. The draw runs over a flat index ``f`` of ``rows * n`` elements
-(``position = f % n``): with a small event (``n`` = 3, 10) a 2-D ``(rows, n)`` loop does not
-vectorise. With a small event each element also hashes its row's key (``row = f // n``), so the
-whole draw is one loop; with a large event (``n >= 64``) the ``rows`` keys are computed first
-and read by the draw, which saves one hash per element (1.3-1.8x faster at 1024 x 4096). Each
-flat result is produced inside a ``lax.cond`` whose predicate is always true but not a
-compile-time constant: that keeps the final reshape to ``(*batch, *event)`` out of the fusion
-(XLA would otherwise drive the whole loop over the small trailing axis, about 8x slower). None
-of this changes a value.
+(``position = f % n``), padded and kept a loop of its own (``keyfan._flat``): a 2-D ``(rows, n)``
+loop with a small ``n`` does not vectorise. With a small event each element also hashes its
+row's key (``row = f // n``), so the whole draw is one loop; with a large event (``n >= 64``) the
+``rows`` keys are computed first and read by the draw, which saves one hash per element
+(1.3-1.8x faster at 1024 x 4096). None of this changes a value.
 
 Bits depend only on coordinates, so the same program can compute any block of the output:
 blocks of rows (``chunk_size``, bounded working memory, ``offset``) and shards of a mesh (each
@@ -33,12 +30,13 @@ import numpy as np
 from jax import Array, lax
 from jax.sharding import NamedSharding, PartitionSpec
 
+from keyfan._flat import flat_loop, pad, unfused
+from keyfan._flat import padded as padded_size
 from keyfan._keyarg import raw_data
 from keyfan.streams import Stream, Words
 
-__all__ = ["BitsFn", "draw"]
+__all__ = ["BitsFn", "coordinate_keys", "draw"]
 
-_PAD_BELOW = 2**16
 _KEYS_FIRST_MIN_EVENT = 64
 _MAX_BLOCK = 2**31 - 1
 """Most elements computed by one block (a flat uint32 index; larger draws are chunked)."""
@@ -54,7 +52,7 @@ def _add_words(offset: Words, x: Array) -> Words:
     return hi, lo
 
 
-def _coordinate_keys(stream: Stream, key: Words, batch_shape: tuple[int, ...],
+def coordinate_keys(stream: Stream, key: Words, batch_shape: tuple[int, ...],
                      local_shape: tuple[int, ...], offsets: Sequence[Words | None], row: Array) -> Words:
     """Keys of the batch coordinates of flat row indices ``row`` (uint32) of a block."""
     coords = []
@@ -82,24 +80,6 @@ def _element_bits(stream: Stream, row_key: Words, position: Array, size: int, bi
     return jnp.broadcast_to(stream.element_bits(k, counter, draw_size, bit_width), (size,))
 
 
-def _padded(size: int) -> int:
-    """``size`` rounded up to a multiple of 64 when small: a short loop whose trip count is not a
-    multiple of the vector width makes LLVM unroll a scalar remainder, and compiles take seconds.
-    The extra elements are computed and dropped; they change no value."""
-    return -(-size // 64) * 64 if size < _PAD_BELOW else size
-
-
-def _pad(x: Array, size: int) -> Array:
-    return x if x.shape[0] == size else jnp.pad(x, (0, size - x.shape[0]), mode="edge")
-
-
-def _unfused(fn: Callable[..., Array], first: Array, *operands: Array) -> Array:
-    """``fn(first, *operands)`` in a branch of its own, so its flat loop stays flat."""
-    out = jax.eval_shape(fn, first, *operands)
-    always = (jnp.ravel(first)[0] | np.uint32(1)) != np.uint32(0)
-    return lax.cond(always, fn, lambda *_: jnp.zeros(out.shape, out.dtype), first, *operands)
-
-
 def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Array,
                    batch_shape: tuple[int, ...], local_shape: tuple[int, ...],
                    offsets: Sequence[Words | None], event_shape: tuple[int, ...],
@@ -113,37 +93,37 @@ def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Ar
     event_size = math.prod(event_shape)
     out_shape = local_shape + event_shape
     rows, size = math.prod(local_shape), math.prod(out_shape)
-    padded = _padded(size)
+    padded = padded_size(size)
     keys_first = event_size >= _KEYS_FIRST_MIN_EVENT
 
     def row_keys(key_data: Array) -> Array:
-        row = lax.iota(np.uint32, rows)
-        words = _coordinate_keys(stream, (key_data[0], key_data[1]), batch_shape, local_shape, offsets, row)
-        return jnp.stack([jnp.broadcast_to(w, (rows,)) for w in words])
+        row = lax.iota(np.uint32, padded_size(rows))
+        words = coordinate_keys(stream, (key_data[0], key_data[1]), batch_shape, local_shape, offsets, row)
+        return jnp.stack([jnp.broadcast_to(w, row.shape) for w in words])
 
     def flat(keys: Array, *params: Array) -> Array:
         f = lax.iota(np.uint32, padded)
         position = jnp.zeros((), np.uint32) if event_size == 1 else f % np.uint32(event_size)
         if keys_first:
-            row_key = tuple(_pad(jnp.broadcast_to(w[:, None], (rows, event_size)).reshape(-1), padded)
+            row_key = tuple(pad(jnp.broadcast_to(w[:rows, None], (rows, event_size)).reshape(-1), padded)
                             for w in keys)
         else:
             row = f if event_size == 1 else f // np.uint32(event_size)
-            row_key = _coordinate_keys(stream, (keys[0], keys[1]), batch_shape, local_shape, offsets, row)
+            row_key = coordinate_keys(stream, (keys[0], keys[1]), batch_shape, local_shape, offsets, row)
 
         def bits(bit_width: int, *, path: tuple[tuple[int, int], ...] = (), counter_offset: int = 0,
                  draw_size: int | None = None) -> Array:
             return _element_bits(stream, row_key, position, padded, bit_width, path, counter_offset,
                                  event_size if draw_size is None else draw_size)
 
-        flat_params = [_pad(jnp.broadcast_to(p, out_shape).reshape(-1), padded) for p in params]
+        flat_params = [pad(jnp.broadcast_to(p, out_shape).reshape(-1), padded) for p in params]
         return transform(bits, *flat_params)
 
     if size == 0:
         empty = jax.eval_shape(flat, key_data, *params)
         return jnp.zeros(out_shape, empty.dtype)
-    keys = _unfused(row_keys, key_data) if keys_first else key_data
-    return _unfused(flat, keys, *params)[:size].reshape(out_shape)
+    keys = unfused(row_keys, key_data) if keys_first else key_data
+    return flat_loop(flat, size, keys, *params).reshape(out_shape)
 
 
 def _slice_rows(p: Array, start: Array | int, size: int) -> Array:

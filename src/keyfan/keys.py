@@ -20,6 +20,7 @@ Every function takes a typed key (``kf.key``, ``jax.random.key``) or raw ``uint3
 from __future__ import annotations
 
 import hashlib
+import math
 from functools import partial
 from typing import Any
 
@@ -29,6 +30,8 @@ import numpy as np
 from jax import Array, lax
 
 from keyfan._checks import as_int, as_shape, is_traced
+from keyfan._flat import flat_loop, padded
+from keyfan._kernel import coordinate_keys
 from keyfan._keyarg import check_key
 from keyfan.streams import DEFAULT_STREAM, Stream, Words, get_stream
 from keyfan.streams._threefry2x32 import threefry2x32
@@ -145,13 +148,15 @@ def _hash_words(key: Words, index: Words) -> Words:
 
 @partial(jax.jit, static_argnames=("stream", "shape"))
 def _fan_out_data(data: Array, stream: Stream, shape: tuple[int, ...]) -> Array:
-    k0, k1 = data[0], data[1]
-    for level, size in enumerate(shape):
-        index = lax.broadcasted_iota(np.uint32, (1,) * level + (size,), level)
-        k0, k1 = stream.child((k0[..., None], k1[..., None]), (jnp.zeros_like(index), index), size)
-        k0 = jnp.broadcast_to(k0, shape[: level + 1])
-        k1 = jnp.broadcast_to(k1, shape[: level + 1])
-    return jnp.stack([k0, k1], axis=-1)
+    """uint32 ``(*shape, 2)``: the hierarchical keys of every coordinate, as one flat loop."""
+    size = math.prod(shape)
+
+    def keys(data: Array) -> Array:
+        row = lax.iota(np.uint32, padded(size))
+        words = coordinate_keys(stream, (data[0], data[1]), shape, shape, [None] * len(shape), row)
+        return jnp.stack([jnp.broadcast_to(w, row.shape) for w in words], -1)
+
+    return flat_loop(keys, size, data).reshape(*shape, 2)
 
 
 def _check_fan_out_shape(name: str, value: Any, stream: Stream) -> tuple[int, ...]:
