@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,8 +17,10 @@ DEFAULT_RUN_DIR = Path("keyfan-out/ensemble")
 
 
 def _console() -> Console:
-    """A console sized when a command runs (``COLUMNS``, the terminal), not when keyfan is imported."""
-    return Console()
+    """A console sized when a command runs (``COLUMNS``, the terminal), not when keyfan is imported;
+    120 columns when the output is a file or a pipe (CI logs), where rich would assume 80."""
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=120 if piped else None)
 
 
 @app.callback()
@@ -80,19 +84,26 @@ def bench(
         results = run_cases(cases, runs=runs, progress=lambda name: bar.update(task, advance=1, description=name[:48]))
 
     ratio = report.ratios(results)
+    fmt = lambda v, spec, unit="": "" if v is None else format(v, spec) + unit  # noqa: E731
+    rows = [(r.name, f"{r.median_ms:.3f}", f"{r.p10_ms:.3f}-{r.p90_ms:.3f}", fmt(r.ns_per_output, ".2f"),
+             fmt(ratio[r.name]["vs_canonical"], ".2f", "x"), fmt(ratio[r.name]["vs_numpy"], ".2f", "x"))
+            for r in results]
     table = Table(title=f"keyfan bench: median of {runs} runs after warm-up")
-    for column in ("case", "median ms", "p10-p90 ms", "ns/output", "vs canonical", "vs numpy"):
-        table.add_column(column, justify="left" if column == "case" else "right", no_wrap=column == "case")
-    fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
-    for r in results:
-        table.add_row(r.name, f"{r.median_ms:.3f}", f"{r.p10_ms:.3f}-{r.p90_ms:.3f}", fmt(r.ns_per_output, ".2f"),
-                      fmt(ratio[r.name]["vs_canonical"], ".2f") + ("x" if ratio[r.name]["vs_canonical"] else ""),
-                      fmt(ratio[r.name]["vs_numpy"], ".2f") + ("x" if ratio[r.name]["vs_numpy"] else ""))
+    headers = ("case", "median ms", "p10-p90 ms", "ns/output", "vs canonical", "vs numpy")
+    for i, column in enumerate(headers):
+        if column == "case":  # the names wrap in a narrow terminal; the figures never do
+            table.add_column(column, overflow="fold")
+        else:
+            width = max([len(column), *(len(row[i]) for row in rows)])
+            table.add_column(column, justify="right", no_wrap=True, min_width=width)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
     goals = Table(title="targets (this run)")
-    for column in ("target", "value", "goal", "met"):
-        goals.add_column(column)
+    goals.add_column("target", overflow="fold")
+    for column in ("value", "goal", "met"):
+        goals.add_column(column, justify="right", no_wrap=True, min_width=6)
     for t in report.targets(results):
         met = {True: "[green]yes[/]", False: "[red]no[/]", None: "n/a"}[t["met"]]
         goals.add_row(t["target"], fmt(t["value"], ".2f"), f"{t['goal']}", met)

@@ -30,6 +30,7 @@ import numpy as np
 from jax import Array, lax
 
 from keyfan._flat import flat_loop, padded
+from keyfan.streams._per_key import per_key
 from keyfan.streams._threefry2x32 import threefry2x32
 
 Words = tuple[Array, Array]
@@ -102,21 +103,27 @@ class Stream(abc.ABC):
         num = math.prod(shape)
         if num > MAX_DRAW_SIZE:
             raise ValueError(f"split: at most {MAX_DRAW_SIZE} keys per call, got shape {shape}.")
-        def keys(key_data: Array) -> Array:
-            index = lax.iota(np.uint32, padded(num))
-            return _stack_words(self.child(_as_words(key_data), (jnp.zeros_like(index), index), num))
 
-        return flat_loop(keys, num, key_data).reshape(*shape, 2)
+        def element(key: Words, index: Array) -> Array:
+            return _stack_words(self.child(key, (jnp.zeros_like(index), index), num))
+
+        def one(key_data: Array) -> Array:
+            return flat_loop(lambda k: element(_as_words(k), lax.iota(np.uint32, padded(num))), num, key_data)
+
+        return per_key(one, element, num)(key_data).reshape(*shape, 2)
 
     def random_bits(self, key_data: Array, bit_width: int, shape: tuple[int, ...]) -> Array:
         """``jax.random.bits`` on one key: ``element_bits`` over every flat position."""
         size = math.prod(shape)
         self.check_draw_size(size, bit_width)
-        def bits(key_data: Array) -> Array:
-            counter = lax.iota(np.uint32, padded(size))
-            return self.element_bits(_as_words(key_data), counter, size, bit_width)
 
-        return flat_loop(bits, size, key_data).reshape(shape)
+        def element(key: Words, counter: Array) -> Array:
+            return self.element_bits(key, counter, size, bit_width)
+
+        def one(key_data: Array) -> Array:
+            return flat_loop(lambda k: element(_as_words(k), lax.iota(np.uint32, padded(size))), size, key_data)
+
+        return per_key(one, element, size)(key_data).reshape(shape)
 
     @functools.cached_property
     def spec(self):
