@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 from typer.testing import CliRunner
 
-from keyfan.bench import Case, report, run_cases
+from keyfan.bench import Case, report, run_cases, runner
 from keyfan.bench.runner import Result
 from keyfan.cli import app
 
@@ -24,11 +24,28 @@ def test_run_cases_times_every_case_and_reports_progress():
 
     seen = []
     results = run_cases([Case("a", "g", make("a"), 3, "canonical"), Case("b", "g", make("b"), 3, "keyfan")],
-                        runs=5, warmup=2, progress=seen.append)
+                        runs=5, warmup=2, min_sample_ms=0, progress=seen.append)
     assert [r.name for r in results] == ["a", "b"]
     assert calls == {"a": 7, "b": 7}
     assert seen == ["a", "b"] * 5
     assert all(r.runs == 5 and r.p10_ms <= r.median_ms <= r.p90_ms for r in results)
+
+
+def test_each_sample_averages_enough_calls_to_last_min_sample_ms(monkeypatch):
+    """With a clock that advances 0.5 ms per call: 10 calls per 5 ms sample, 0.5 ms per call."""
+    clock = {"now": 0.0}
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: clock["now"])
+    calls = []
+
+    def fn():
+        clock["now"] += 0.5e-3
+        calls.append(1)
+        return jnp.ones(1)
+
+    (result,) = run_cases([Case("a", "g", fn, 1, "keyfan")], runs=4, warmup=1, min_sample_ms=5.0)
+    assert result.calls == 10
+    assert result.median_ms == pytest.approx(0.5) and result.p10_ms == pytest.approx(0.5)
+    assert len(calls) == 1 + 3 + 4 * 10  # warm-up, calibration, samples
 
 
 def test_duplicate_case_names_are_rejected():

@@ -94,7 +94,8 @@ def write_json(path: Path, results: Sequence[Result], *, quick: bool) -> dict[st
         "quick": quick,
         "machine": machine(),
         "cases": [
-            {"name": r.name, "group": r.group, "role": r.role, "runs": r.runs, "median_ms": r.median_ms,
+            {"name": r.name, "group": r.group, "role": r.role, "runs": r.runs, "calls_per_run": r.calls,
+             "median_ms": r.median_ms,
              "p10_ms": r.p10_ms, "p90_ms": r.p90_ms, "outputs": r.outputs, "ns_per_output": r.ns_per_output,
              **ratio[r.name]}
             for r in results
