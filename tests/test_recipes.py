@@ -51,11 +51,14 @@ def test_one_big_draw_is_not_the_per_example_batch():
 
 # -- batched_init_param_count -----------------------------------------------------------------
 
-@pytest.mark.parametrize("seed,num_inits,features", [(0, 1, 1), (1, 5, 3), (2**32 - 1, 7, 2), (-5, 3.0, 4.0)])
-def test_batched_init_param_count(seed, num_inits, features):
+@settings(max_examples=10, deadline=None)
+@given(seed=SEEDS, num_inits=st.integers(1, 6), features=st.integers(1, 5), as_float=st.booleans())
+def test_batched_init_param_count(seed, num_inits, features, as_float):
+    if as_float:
+        seed, num_inits, features = float(seed), float(num_inits), float(features)
     out = recipes.batched_init_param_count(seed, num_inits, features)
     model = nn.Dense(features=int(features))
-    keys = jax.random.split(jax.random.PRNGKey(seed), int(num_inits))
+    keys = jax.random.split(jax.random.PRNGKey(int(seed)), int(num_inits))
     stacked = jax.vmap(model.init, in_axes=(0, None))(keys, jnp.ones((4,)))
     expected = jnp.array([float(num_inits), float(features), float(stacked["params"]["kernel"].shape[0])])
     assert_bitwise_equal(out, expected)
@@ -67,7 +70,8 @@ def test_batched_init_param_count(seed, num_inits, features):
 
 # -- nn_vmap_forward --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("seed,batch,in_dim,features", [(0, 4, 5, 3), (7, 1, 2, 1), (2**31, 6, 3, 8)])
+@settings(max_examples=10, deadline=None)
+@given(seed=SEEDS, batch=st.integers(1, 6), in_dim=st.integers(1, 5), features=st.integers(1, 8))
 def test_nn_vmap_forward_equals_inline_and_plain_dense(seed, batch, in_dim, features):
     x = jax.random.normal(jax.random.PRNGKey(99), (batch, in_dim))
     out = recipes.nn_vmap_forward(seed, x, features)
@@ -75,12 +79,12 @@ def test_nn_vmap_forward_equals_inline_and_plain_dense(seed, batch, in_dim, feat
                       split_rngs={"params": False})(features=features)
     variables = vmapped.init(jax.random.PRNGKey(seed), x)
     assert_bitwise_equal(out, vmapped.apply(variables, x).reshape(-1))
-    # Shared parameters: no batch axis.
-    assert variables["params"]["kernel"].shape == (in_dim, features)
-    assert variables["params"]["bias"].shape == (features,)
-    # The same as a plain Dense applied to the whole batch with those parameters.
-    plain = nn.Dense(features).apply(variables, x)
-    np.testing.assert_allclose(np.asarray(out), np.asarray(plain).reshape(-1), rtol=1e-6, atol=1e-6)
+    # Shared parameters, no batch axis: exactly a plain Dense initialised with the same key
+    # (the lifted init sees one example), applied to the whole batch.
+    plain_variables = nn.Dense(features).init(jax.random.PRNGKey(seed), x[0])
+    assert jax.tree.map(jnp.shape, plain_variables) == {"params": {"kernel": (in_dim, features),
+                                                                   "bias": (features,)}}
+    assert_bitwise_equal(out, nn.Dense(features).apply(plain_variables, x).reshape(-1))
 
 
 def test_nn_vmap_forward_rejects_bad_batch():
@@ -128,7 +132,7 @@ def test_dropout_masks_differ_between_examples_and_keep_the_mean():
 def test_dropout_p_zero_is_identity_and_p_one_is_rejected():
     x = jnp.arange(5.0)
     assert_bitwise_equal(recipes.per_example_dropout(x, jax.random.PRNGKey(0), 0.0), x)
-    with pytest.raises(ValueError, match="p"):
+    with pytest.raises(ValueError, match=r"^p must be less than 1"):
         recipes.per_example_dropout(x, jax.random.PRNGKey(0), 1.0)
 
 
@@ -139,15 +143,36 @@ def test_add_noise_rejects_a_batch_of_keys():
 
 # -- forward_single ---------------------------------------------------------------------------
 
-def test_forward_batch_equals_vmap_with_shared_params():
+@settings(max_examples=10, deadline=None)
+@given(seed=SEEDS, batch=st.integers(1, 6))
+def test_forward_batch_equals_inline_split_vmap(seed, batch):
+    key = jax.random.PRNGKey(seed)
+    params = recipes.init_mlp_params(key, 4, 64, 2)
+    x = jax.random.normal(jax.random.PRNGKey(1), (batch, 4))
+
+    def inline_single(params, x, k):  # DESIGN §1, written out: the FIRST split key drives dropout
+        dk, _ = jax.random.split(k)
+        h = jax.nn.relu(x @ params["w1"] + params["b1"])
+        keep = jax.random.bernoulli(dk, 0.7, h.shape)
+        return (keep * h / 0.7) @ params["w2"] + params["b2"]
+
+    expected = jax.vmap(inline_single, in_axes=(None, 0, 0))(params, x, jax.random.split(key, batch))
+    assert_bitwise_equal(recipes.forward_batch(params, x, key), expected)
+    assert_bitwise_equal(jax.vmap(recipes.forward_single, in_axes=(None, 0, 0))(
+        params, x, jax.random.split(key, batch)), expected)
+
+
+def test_forward_batch_shares_params_and_differs_per_example():
     key = jax.random.PRNGKey(3)
     params = recipes.init_mlp_params(key, 4, 64, 2)
     assert {k: v.shape for k, v in params.items()} == {"w1": (4, 64), "b1": (64,), "w2": (64, 2), "b2": (2,)}
+    w1, w2 = jax.random.split(key)
+    init = jax.nn.initializers.lecun_normal()
+    assert_bitwise_equal(params["w1"], init(w1, (4, 64), jnp.float32))
+    assert_bitwise_equal(params["w2"], init(w2, (64, 2), jnp.float32))
     x = jnp.ones((5, 4))
     keys = jax.random.split(key, 5)
-    expected = jax.vmap(recipes.forward_single, in_axes=(None, 0, 0))(params, x, keys)
     out = recipes.forward_batch(params, x, key)
-    assert_bitwise_equal(out, expected)
     assert distinct_rows(out)  # same inputs, different dropout masks per example
     # Each row is forward_single with that example's own key (equal up to the rounding of a
     # matrix-vector versus a matrix-matrix product).
@@ -160,6 +185,23 @@ def _coordinate_image(size: int = 232) -> jnp.ndarray:
     """An image whose pixels encode their (row, col), so flips and crops can be read back."""
     rows, cols = jnp.meshgrid(jnp.arange(size), jnp.arange(size), indexing="ij")
     return jnp.stack([rows / 1000.0, cols / 1000.0, jnp.full_like(rows, 0.5, dtype=jnp.float32)], -1)
+
+
+@pytest.mark.parametrize("seed", [0, 5, 2**32 - 1])
+def test_augment_batch_equals_inline_split_vmap(seed):
+    key = jax.random.PRNGKey(seed)
+    images = jax.random.uniform(jax.random.PRNGKey(1), (64, 232, 232, 3))
+
+    def inline(k, image):  # DESIGN §1, written out
+        flip_key, brightness_key, crop_key = jax.random.split(k, 3)
+        image = jnp.where(jax.random.bernoulli(flip_key), image[:, ::-1, :], image)
+        image = image * jax.random.uniform(brightness_key, minval=0.8, maxval=1.2)
+        dy, dx = jax.random.randint(crop_key, (2,), 0, 8)
+        return jnp.clip(jax.lax.dynamic_slice(image, (dy, dx, 0), (224, 224, 3)), 0.0, 1.0)
+
+    expected = jax.jit(jax.vmap(inline))(jax.random.split(key, 64), images)
+    assert_bitwise_equal(recipes.augment_batch(key, images), expected)
+    assert_bitwise_equal(recipes.augment_image(jax.random.split(key, 64)[9], images[9]), expected[9])
 
 
 def test_augment_batch_shapes_range_and_per_example_decisions():
@@ -196,8 +238,10 @@ def test_augment_image_rejects_small_or_wrong_images():
 
 # -- Monte Carlo and nested batches -----------------------------------------------------------
 
-def test_sample_many_equals_split_vmap():
-    key = jax.random.PRNGKey(11)
+@settings(max_examples=10, deadline=None)
+@given(seed=SEEDS)
+def test_sample_many_equals_split_vmap(seed):
+    key = jax.random.PRNGKey(seed)
     out = recipes.sample_many(key)
     assert out.shape == (1000, 3)
     xs = jax.vmap(lambda k: jax.random.normal(k, (3,)))(jax.random.split(key, 1000))
@@ -205,9 +249,10 @@ def test_sample_many_equals_split_vmap():
     assert distinct_rows(out)
 
 
-@pytest.mark.parametrize("n_chains,batch,n", [(2, 3, 4), (4, 8, 1), (1, 1, 2)])
-def test_key_grid_and_nested_vmap(n_chains, batch, n):
-    key = jax.random.PRNGKey(2)
+@settings(max_examples=10, deadline=None)
+@given(seed=SEEDS, n_chains=st.integers(1, 4), batch=st.integers(1, 8), n=st.integers(1, 4))
+def test_key_grid_and_nested_vmap(seed, n_chains, batch, n):
+    key = jax.random.PRNGKey(seed)
     grid = recipes.key_grid(key, n_chains, batch)
     expected = jax.random.split(key, n_chains * batch).reshape(n_chains, batch, 2)
     assert_bitwise_equal(grid, expected)
@@ -230,7 +275,7 @@ def test_key_grid_keeps_typed_keys_typed():
 
 # -- Argument rules ---------------------------------------------------------------------------
 
-BAD_SIZES = [(2.5, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+BAD_SIZES = [(2.5, ValueError), (float("nan"), ValueError), (float("inf"), ValueError), (float("-inf"), ValueError),
              (-1, ValueError), (-3.0, ValueError), (True, TypeError), ("4", TypeError),
              (np.array([1, 2]), TypeError), (None, TypeError)]
 BAD_SEEDS = [(2.5, ValueError), (float("nan"), ValueError), (float("-inf"), ValueError),
@@ -245,29 +290,30 @@ RECIPE_CALLS = {
     "sample_many": lambda num_samples=3: recipes.sample_many(jax.random.PRNGKey(0), num_samples),
     "key_grid": lambda n_chains=2, batch=3: recipes.key_grid(jax.random.PRNGKey(0), n_chains, batch),
     "nested_normal": lambda n=2: recipes.nested_normal(jax.random.PRNGKey(0), 2, 2, n),
-    "init_mlp_params": lambda hidden=4: recipes.init_mlp_params(jax.random.PRNGKey(0), 2, hidden, 1),
+    "init_mlp_params": lambda in_dim=2, hidden=4, out_dim=1:
+        recipes.init_mlp_params(jax.random.PRNGKey(0), in_dim, hidden, out_dim),
 }
 SIZE_ARGS = [("deterministic_batch", "batch_size"), ("deterministic_batch", "n"),
              ("batched_init_param_count", "num_inits"), ("batched_init_param_count", "features"),
              ("nn_vmap_forward", "features"), ("sample_many", "num_samples"),
              ("key_grid", "n_chains"), ("key_grid", "batch"), ("nested_normal", "n"),
-             ("init_mlp_params", "hidden")]
+             ("init_mlp_params", "in_dim"), ("init_mlp_params", "hidden"), ("init_mlp_params", "out_dim")]
 SEED_ARGS = ["deterministic_batch", "batched_init_param_count", "nn_vmap_forward"]
 
 
 @pytest.mark.parametrize("recipe,arg", SIZE_ARGS)
 @pytest.mark.parametrize("value,error", BAD_SIZES, ids=repr)
 def test_bad_sizes_are_rejected_naming_the_argument(recipe, arg, value, error):
-    if arg in ("features", "hidden") and isinstance(value, float) and value == -3.0:
+    if arg in ("features", "in_dim", "hidden", "out_dim") and isinstance(value, float) and value == -3.0:
         value = 0  # these must be >= 1: zero is the first bad value
-    with pytest.raises(error, match=arg):
+    with pytest.raises(error, match=rf"^{arg} must "):
         RECIPE_CALLS[recipe](**{arg: value})
 
 
 @pytest.mark.parametrize("recipe", SEED_ARGS)
 @pytest.mark.parametrize("value,error", BAD_SEEDS, ids=repr)
 def test_bad_seeds_are_rejected_naming_the_argument(recipe, value, error):
-    with pytest.raises(error, match="seed"):
+    with pytest.raises(error, match=r"^seed must "):
         RECIPE_CALLS[recipe](seed=value)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from keyfan.cli import app
 from keyfan.pitfalls import broadcast_key, distinct_rows, one_key_big_shape, python_loop_unrolls
-from keyfan.tour import run_tour
+from keyfan.tour import TourRow, run_tour
 
 
 def test_broadcast_key_bug_gives_identical_rows_and_the_fix_does_not():
@@ -35,8 +36,22 @@ def test_tour_rows_all_pass():
     rows = run_tour()
     assert len(rows) == 8
     for row in rows:
-        assert row.reproducible, row
-        assert row.distinct != "NO", row
+        assert row.reproducible and row.holds and row.ok, row
+    by_name = {row.recipe: row for row in rows}
+    assert by_name["batched_init_param_count"].distinct == "3rd == 1st"
+    assert by_name["deterministic_batch"].distinct == "yes"
+
+
+@pytest.mark.parametrize("failing", [
+    TourRow("batched_init_param_count", (3,), "NO: 3rd != 1st", True, "", holds=False),
+    TourRow("deterministic_batch", (8, 4), "yes", False, "", holds=True),
+])
+def test_cli_tour_exits_nonzero_when_a_row_fails(monkeypatch, failing):
+    import keyfan.tour
+
+    monkeypatch.setattr(keyfan.tour, "run_tour", lambda: [failing])
+    result = CliRunner().invoke(app, ["tour"], env={"COLUMNS": "160"})
+    assert result.exit_code == 1, result.output
 
 
 def test_cli_tour_prints_the_table_and_the_pitfall():

@@ -29,9 +29,17 @@ class TourRow(NamedTuple):
     recipe: str
     shape: tuple[int, ...]
     distinct: str
-    """"yes", "NO", or a note where distinct rows are not the property (e.g. shared params)."""
+    """"yes", "NO", or the property checked instead where distinct rows are not it
+    ("3rd == 1st", "NO: 3rd != 1st", "same by design" for shared params)."""
     reproducible: bool
     note: str
+    holds: bool
+    """Whether the row's property holds (distinct rows, or the override's check)."""
+
+    @property
+    def ok(self) -> bool:
+        """The property holds and the second run reproduced the first bit for bit."""
+        return self.holds and self.reproducible
 
 
 def _cases() -> list[tuple[str, Callable[[], Array], str | None, str]]:
@@ -67,12 +75,14 @@ def run_tour() -> list[TourRow]:
         first, second = np.asarray(thunk()), np.asarray(thunk())
         reproducible = first.shape == second.shape and first.tobytes() == second.tobytes()
         if override == "3rd == 1st":
-            distinct = "3rd == 1st" if first[2] == first[0] else "NO: 3rd != 1st"
+            holds = bool(first[2] == first[0])
+            distinct = "3rd == 1st" if holds else "NO: 3rd != 1st"
         elif override is not None:
-            distinct = override
+            holds, distinct = True, override
         else:
-            distinct = "yes" if distinct_rows(first) else "NO"
-        rows.append(TourRow(name, tuple(first.shape), distinct, reproducible, note))
+            holds = distinct_rows(first)
+            distinct = "yes" if holds else "NO"
+        rows.append(TourRow(name, tuple(first.shape), distinct, reproducible, note, holds))
     return rows
 
 
