@@ -8,6 +8,7 @@ transform; every wrapper kind is followed; reports, errors, the runtime check, t
 from __future__ import annotations
 
 import functools
+import pathlib
 import textwrap
 
 import flax.linen as nn
@@ -27,6 +28,8 @@ from keyfan._audit._specs import parse_arg, parse_in_axes
 from keyfan.cli import app
 from keyfan.testing import assert_independent, assert_no_key_misuse
 from tests.audit_corpus import CASES, Case
+
+README = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 SEED = 20240917
 KEY = jax.random.key(SEED)
@@ -88,6 +91,9 @@ def test_corpus_precision_and_recall(capsys):
                      f"precision {tp}/{tp + fp} = {precision:.1%}, recall {tp}/{tp + fn} = {recall:.1%}")
         assert fp == 0, "no correct snippet may be flagged"
         assert fn == sum(c.limit != "" for c in cases), "every missed bug is a documented limit"
+        percent = {p: "100%" if p == 1 else f"{p:.1%}" for p in (precision, recall)}
+        readme_row = f"| {tp}/{tp + fp} = {percent[precision]} | {tp}/{tp + fn} = {percent[recall]} |"
+        assert readme_row in README, f"README's precision/recall table is stale: expected {readme_row!r}"
     with capsys.disabled():
         print("\n" + "\n".join(lines))
 

@@ -4,7 +4,7 @@ and counts against the audit's recall."""
 import jax
 import jax.numpy as jnp
 
-from tests.audit_corpus._case import KEY, X, bug, noisy
+from tests.audit_corpus._case import KEY, bug, noisy
 
 XS = jnp.zeros((4, 3))
 
@@ -16,12 +16,3 @@ XS = jnp.zeros((4, 3))
            "function with its in_axes, or check the output with keyfan.check_independent.")
 def inner_vmap_with_broadcast_key(xs, key):
     return jax.vmap(noisy, in_axes=(0, None))(xs, key)
-
-
-@bug(X, KEY, in_axes=(0, 0), kinds=("key-reuse",),
-     why="Drawing from a key and from fold_in(key, 0): under the partitionable Threefry the derived "
-         "key's data equals the first two words of the parent's bits.",
-     limit="fold_in does not consume its key, as in JAX's own key-reuse checker: counting it as a use "
-           "would flag every draw next to the common fold_in(key, step) derivation.")
-def draw_then_fold_in_parent(x, key):
-    return noisy(x, key) + jax.random.uniform(jax.random.fold_in(key, 0), x.shape)

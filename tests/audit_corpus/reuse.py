@@ -1,4 +1,4 @@
-"""One key, two uses: reuse (typed and raw), split-then-reuse, fold_in twice."""
+"""One key, two uses: reuse (typed and raw), split-then-reuse, fold_in twice, fold_in beside a draw or a split."""
 
 import jax
 import jax.numpy as jnp
@@ -129,3 +129,24 @@ def gamma_mapped(x, key):
 @bug(X, KEY, in_axes=(0, None), kinds=("shared-draw",), why="random_gamma from an unmapped key.")
 def gamma_unmapped(x, key):
     return x * jax.random.gamma(key, 2.0, x.shape)
+
+
+@bug(X, KEY, in_axes=(0, 0), kinds=("key-reuse",),
+     why="Drawing from a key and from fold_in(key, 0): under the partitionable Threefry the derived "
+         "key's data equals the first two words of the parent's bits.")
+def draw_then_fold_in_parent(x, key):
+    return noisy(x, key) + jax.random.uniform(jax.random.fold_in(key, 0), x.shape)
+
+
+@bug(X, KEY, in_axes=(0, 0), kinds=("key-reuse",),
+     why="fold_in(key, 0) is split(key)[0] under the partitionable Threefry: two draws from one key.")
+def fold_in_parent_then_split(x, key):
+    folded = jax.random.fold_in(key, 0)
+    first, _ = jax.random.split(key)
+    return noisy(x, folded) + jax.random.uniform(first, x.shape)
+
+
+@ok(X, KEY, in_axes=(0, 0),
+    why="Many fold_ins of distinct data into one key that is never drawn from or split itself.")
+def fold_in_distinct_data_only(x, key):
+    return noisy(x, jax.random.fold_in(key, 1)) + jax.random.uniform(jax.random.fold_in(key, 2), x.shape)

@@ -118,7 +118,13 @@ def _event_finding(event: Event) -> AuditFinding:
     use, first = event.use, event.first
     how = _name(use)
     first_how = _name(first) if first is not None else ""
-    if event.kind == "key-reuse":
+    if event.kind == "key-reuse" and "fold_in" in (use.how, first.how if first else ""):
+        kind = AuditKind.KEY_REUSE
+        other, folded = (first_how, use) if use.how == "fold_in" else (how, first)
+        message = (f"{other} consumes a key that fold_in{_at(folded)} also derives from: fold_in(key, d) "
+                   f"equals split(key, n)[d] and the hash behind value d of a draw from key, so the "
+                   f"derived key's randomness overlaps the parent's.")
+    elif event.kind == "key-reuse":
         kind = AuditKind.KEY_REUSE
         message = (f"{how} consumes a key already consumed by {first_how}{_at(first)}: both see the "
                    f"same random bits.")

@@ -2,7 +2,12 @@
 
 A key is *consumed* by a draw (``random_bits``, ``random_gamma``, the bits of keyfan's inlined
 hash) or by ``random_split``, as in JAX's key-reuse checker; ``fold_in`` derives a new key without
-consuming its parent. Keys are identified by value number (:class:`~keyfan._audit._values.Numbering`),
+consuming its parent, so folding distinct data into one key many times is fine. Unlike JAX's
+checker, a key that is both consumed and used as a ``fold_in`` parent is a reuse: under the
+partitionable Threefry ``fold_in(key, d)`` hashes the counter ``(0, d)`` under ``key``, which is
+exactly ``split(key, n)[d]`` and the hash behind position ``d`` of a draw from ``key``.
+
+Keys are identified by value number (:class:`~keyfan._audit._values.Numbering`),
 so a typed key and its raw data, or two identical derivations, are one key. The ledger records
 the first use of every key and an :class:`Event` for every second one.
 
@@ -66,6 +71,8 @@ class Ledger:
         self.numbering = numbering
         self.uses: dict[int, Use] = {}
         self.folds: dict[int, Use] = {}
+        self.parents: dict[int, Use] = {}
+        """First ``fold_in`` on each parent key, by the parent's value number."""
         self.events: list[Event] = [] if events is None else events
         self.log: list[tuple[str, int, Use]] = []
         """Every use recorded on this ledger, in order: ``(table, value number, use)``."""
@@ -79,16 +86,23 @@ class Ledger:
         self.log.append(("uses", vn, use))
         if first is None:
             self.uses[vn] = use
+            fold = self.parents.get(vn)
+            if fold is not None and not use.same_library_call(fold) and not self._derived_twice(vn):
+                self.events.append(Event("key-reuse", use, fold))
             return False
         if use.same_library_call(first):
             return False  # jax.random.poisson runs two algorithms on one key and picks per element
-        if not self.numbering.derives_from(vn, self.duplicates):
+        if not self._derived_twice(vn):
             kind = "split-then-reuse" if first.how == "split" else "key-reuse"
             self.events.append(Event(kind, use, first))
         return True
 
-    def fold(self, vn: int, use: Use) -> None:
-        """Records that ``use`` derives the key numbered ``vn`` with ``fold_in``."""
+    def _derived_twice(self, vn: int) -> bool:
+        return self.numbering.derives_from(vn, self.duplicates)
+
+    def fold(self, vn: int, use: Use, parent: int | None = None) -> None:
+        """Records that ``use`` derives the key numbered ``vn`` with ``fold_in`` from the key
+        numbered ``parent``."""
         first = self.folds.get(vn)
         if first is None:
             self.folds[vn] = use
@@ -96,6 +110,13 @@ class Ledger:
             self.duplicates.add(vn)
             self.events.append(Event("fold-in-twice", use, first))
         self.log.append(("folds", vn, use))
+        if parent is None or parent in self.parents:
+            return
+        self.parents[parent] = use
+        self.log.append(("parents", parent, use))
+        consumed = self.uses.get(parent)
+        if consumed is not None and not use.same_library_call(consumed) and not self._derived_twice(parent):
+            self.events.append(Event("key-reuse", use, consumed))
 
     def report(self, kind: str, use: Use, first: Use | None = None) -> None:
         self.events.append(Event(kind, use, first))
@@ -105,6 +126,7 @@ class Ledger:
         child = Ledger(self.numbering, self.events)
         child.uses = dict(self.uses)
         child.folds = dict(self.folds)
+        child.parents = dict(self.parents)
         child.duplicates = self.duplicates
         return child
 

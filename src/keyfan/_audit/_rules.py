@@ -76,7 +76,7 @@ def _split(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val
 def _fold_in(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
     outs = flow.default(eqn, ins)
     if ctx.ledger is not None:
-        ctx.ledger.fold(outs[0].vn, flow.use(eqn, "fold_in", ctx))
+        ctx.ledger.fold(outs[0].vn, flow.use(eqn, "fold_in", ctx), parent=ins[0].vn)
     return outs
 
 
