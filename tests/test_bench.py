@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+import jax
 import jax.numpy as jnp
 import pytest
 from typer.testing import CliRunner
 
-from keyfan.bench import Case, report, run_cases, runner
+import keyfan as kf
+from keyfan.bench import Case, report, run_cases, runner, suite
 from keyfan.bench.runner import Result
 from keyfan.cli import app
+from tests.conftest import assert_bitwise_equal
 
 
 def test_run_cases_times_every_case_and_reports_progress():
@@ -87,3 +90,12 @@ def test_json_and_png_are_written(tmp_path):
 def test_cli_bench_rejects_too_few_runs(tmp_path):
     result = CliRunner().invoke(app, ["bench", "--runs", "1", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "runs" in result.output
+
+
+@pytest.mark.parametrize("name", sorted(suite.SAMPLERS))
+def test_sampler_cases_time_the_same_bits(name):
+    """Each sampler pair of the suite computes the same values, so its ratio compares like with like."""
+    one, batched = suite.SAMPLERS[name]
+    key = kf.key(1)
+    canonical = jax.jit(jax.vmap(one))(kf.fan_out(key, (1000,)))
+    assert_bitwise_equal(batched(key, 1000), canonical)

@@ -9,6 +9,8 @@ Groups (ratios are taken within a group, against its "canonical" and "numpy" cas
 * ``sigmoid gradient``: the exact derivative ``s(x)(1 - s(x))`` against ``jax.grad``, jitted or
   not, vmapped over 1000 points.
 * ``normal NxN``: for each shape, canonical (jitted), keyfan eager and jitted, NumPy.
+* ``sampler NAME 1e6``: every other sampler at ``N = 10**6`` scalar draws (categorical over 10
+  classes), canonical ``split`` + ``vmap`` (jitted) against keyfan (jitted).
 * ``kf.vmap NxN``: ``kf.vmap(f, randomness="different")`` against split + vmap by hand.
 * ``ensemble init`` / ``ensemble train step``: ``Ensemble.init`` of 350 Dense members, and one
   vmapped ``Trainer`` step of 32 MLPs against a Python loop over their jitted steps
@@ -109,6 +111,34 @@ def shape_cases(key, raw, shapes) -> list[Case]:
     return cases
 
 
+SAMPLERS = {
+    "bits": (lambda k: jax.random.bits(k), lambda k, n: kf.bits(k, (n,))),
+    "uniform": (lambda k: jax.random.uniform(k), lambda k, n: kf.uniform(k, (n,))),
+    "bernoulli": (lambda k: jax.random.bernoulli(k, 0.3), lambda k, n: kf.bernoulli(k, (n,), p=0.3)),
+    "randint": (lambda k: jax.random.randint(k, (), 0, 10), lambda k, n: kf.randint(k, (n,), minval=0, maxval=10)),
+    "truncated_normal": (lambda k: jax.random.truncated_normal(k, -1.0, 2.0),
+                         lambda k, n: kf.truncated_normal(k, (n,), lower=-1.0, upper=2.0)),
+    "gumbel": (lambda k: jax.random.gumbel(k), lambda k, n: kf.gumbel(k, (n,))),
+    "categorical": (lambda k: jax.random.categorical(k, jnp.zeros(10)),
+                    lambda k, n: kf.categorical(k, (n,), jnp.zeros(10))),
+}
+"""Per-example draw of one value, and keyfan's batched call, for every sampler but ``normal``."""
+
+
+def sampler_cases(key, n_examples: int = 10**6) -> list[Case]:
+    """Every other sampler: canonical split + vmap (jit) against keyfan (jit), one value each."""
+    cases = []
+    for name, (one, batched) in SAMPLERS.items():
+        group = f"sampler {name} 1e6"
+        canonical = jax.jit(lambda k, one=one: jax.vmap(one)(kf.fan_out(k, (n_examples,))))
+        ours = jax.jit(lambda k, batched=batched: batched(k, n_examples))
+        cases += [
+            Case(f"{group}: canonical split+vmap (jit)", group, lambda c=canonical: c(key), n_examples, "canonical"),
+            Case(f"{group}: keyfan (jit)", group, lambda o=ours: o(key), n_examples, "keyfan"),
+        ]
+    return cases
+
+
 def vmap_cases(key, shapes) -> list[Case]:
     """``kf.vmap(f, randomness="different")`` against the hand-written split + vmap, both jitted."""
 
@@ -136,5 +166,6 @@ def default_cases(*, quick: bool = False) -> list[Case]:
 
     return [*notebook_cases(key, raw), *sigmoid_cases(),
             *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES),
+            *sampler_cases(key),
             *vmap_cases(key, [(10**3, 128), (10**5, 10)] if quick else [(10**3, 128), (10**5, 10), (10**6, 1)]),
             *suite_cases(quick=quick)]
