@@ -162,6 +162,9 @@ def add_noise(x: Array, key: Array, scale: Any = 0.1) -> Array:
 
     Meant to be vmapped with one key per example (see :func:`model_step`). ``x`` is a float
     array of any shape; the result has the same shape and dtype.
+
+    Pitfall avoided: ``vmap(add_noise, in_axes=(0, None))(xs, key)`` broadcasts the key, so every
+    example gets the same noise (:func:`keyfan.pitfalls.broadcast_key` shows it); map the keys.
     """
     key = _check_single_key("key", key)
     scale = as_float("scale", scale)
@@ -178,6 +181,9 @@ def per_example_dropout(x: Array, key: Array, p: Any = 0.5) -> Array:
       x: float array of any shape.
       key: one key.
       p: drop rate in ``[0, 1)``.
+
+    Returns:
+      An array of ``x``'s shape: zeros where dropped, ``x / (1 - p)`` elsewhere.
     """
     key = _check_single_key("key", key)
     p = _check_rate("p", p)
@@ -253,6 +259,9 @@ def forward_single(params: dict[str, Array], x: Array, key: Array) -> Array:
     ``jax.vmap(forward_single, in_axes=(None, 0, 0))``: shared params, per-example inputs and
     keys (see :func:`forward_batch`).
 
+    Pitfall avoided: ``in_axes=0`` for the params would need (and map over) a stacked copy per
+    example, and ``None`` for the key would give every example the same dropout mask.
+
     Args:
       params: from :func:`init_mlp_params`.
       x: float array ``(in_dim,)``.
@@ -312,6 +321,10 @@ def augment_image(key: Array, image: Array) -> Array:
     1/2; brightness times ``U(0.8, 1.2)``; a ``224 x 224`` crop at offsets drawn in ``[0, 8)``
     per axis (``lax.dynamic_slice``, so the crop is traceable); then clip to ``[0, 1]``.
 
+    Pitfall avoided: one key for the whole batch (or a flip of the batched image, as dm-pix
+    makes it) gives every image the same flip and crop; :func:`augment_batch` splits one key per
+    image, and a Python ``if`` on the flip draw would fail under ``jit`` (``jnp.where`` does not).
+
     Args:
       key: one key.
       image: float ``(H, W, 3)`` with ``H, W >= 224`` (232 x 232 lets every offset act; with a
@@ -335,7 +348,11 @@ def augment_batch(key: Array, images: Array) -> Array:
 # -- 7. Monte Carlo samples -------------------------------------------------------------------
 
 def sample_and_transform(key: Array) -> Array:
-    """One Monte Carlo sample: ``x = normal(key, (3,))``, returns ``sin(x) + x**2`` (float32 (3,))."""
+    """One Monte Carlo sample: ``x = normal(key, (3,))``, returns ``sin(x) + x**2`` (float32 (3,)).
+
+    Pitfall avoided: ``normal(key, (1000, 3))`` is ONE draw of a big array, not 1000 per-key
+    samples; :func:`sample_many` splits 1000 keys, so sample ``i`` can be recomputed from its key.
+    """
     x = jax.random.normal(key, (3,))
     return jnp.sin(x) + x**2
 

@@ -10,7 +10,7 @@ Groups (ratios are taken within a group, against its "canonical" and "numpy" cas
   not, vmapped over 1000 points.
 * ``normal NxN``: for each shape, canonical (jitted), keyfan eager and jitted, NumPy.
 * ``sampler NAME 1e6``: every other sampler at ``N = 10**6`` scalar draws (categorical over 10
-  classes), canonical ``split`` + ``vmap`` (jitted) against keyfan (jitted).
+  classes): canonical ``split`` + ``vmap`` (jitted), the same on keyfan keys, and keyfan (jitted).
 * ``kf.vmap NxN``: ``kf.vmap(f, randomness="different")`` against split + vmap by hand.
 * ``ensemble init`` / ``ensemble train step``: ``Ensemble.init`` of 350 Dense members, and one
   vmapped ``Trainer`` step of 32 MLPs against a Python loop over their jitted steps
@@ -125,15 +125,20 @@ SAMPLERS = {
 """Per-example draw of one value, and keyfan's batched call, for every sampler but ``normal``."""
 
 
-def sampler_cases(key, n_examples: int = 10**6) -> list[Case]:
-    """Every other sampler: canonical split + vmap (jit) against keyfan (jit), one value each."""
+def sampler_cases(key, raw, n_examples: int = 10**6) -> list[Case]:
+    """Every other sampler, one value per example: JAX's canonical split + vmap (jit, JAX's own
+    keys, the same bits as the ``"threefry"`` stream), the same code on keyfan keys (whose
+    ``jax.random`` draws run keyfan's per-key loops), and keyfan's sampler (jit)."""
     cases = []
     for name, (one, batched) in SAMPLERS.items():
         group = f"sampler {name} 1e6"
-        canonical = jax.jit(lambda k, one=one: jax.vmap(one)(kf.fan_out(k, (n_examples,))))
+        canonical = jax.jit(lambda k, one=one: jax.vmap(one)(jax.random.split(k, n_examples)))
+        on_keyfan_keys = jax.jit(lambda k, one=one: jax.vmap(one)(kf.fan_out(k, (n_examples,))))
         ours = jax.jit(lambda k, batched=batched: batched(k, n_examples))
         cases += [
-            Case(f"{group}: canonical split+vmap (jit)", group, lambda c=canonical: c(key), n_examples, "canonical"),
+            Case(f"{group}: canonical split+vmap (jit)", group, lambda c=canonical: c(raw), n_examples, "canonical"),
+            Case(f"{group}: split+vmap on keyfan keys (jit)", group, lambda c=on_keyfan_keys: c(key), n_examples,
+                 "keyfan keys"),
             Case(f"{group}: keyfan (jit)", group, lambda o=ours: o(key), n_examples, "keyfan"),
         ]
     return cases
@@ -166,6 +171,6 @@ def default_cases(*, quick: bool = False) -> list[Case]:
 
     return [*notebook_cases(key, raw), *sigmoid_cases(),
             *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES),
-            *sampler_cases(key),
+            *sampler_cases(key, raw),
             *vmap_cases(key, [(10**3, 128), (10**5, 10)] if quick else [(10**3, 128), (10**5, 10), (10**6, 1)]),
             *suite_cases(quick=quick)]
