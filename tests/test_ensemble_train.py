@@ -214,6 +214,34 @@ def test_summaries_against_hand_computed_values():
     np.testing.assert_allclose(gauss.variance, [2.0 + 1.0], rtol=1e-5)
 
 
+def test_metrics_against_a_numpy_reference():
+    """Accuracy, NLL, Brier and 15-bin ECE, and the mixture's RMSE, NLL and 2-sigma coverage,
+    recomputed with plain NumPy loops on random inputs."""
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=200).astype(np.float32)
+    labels = rng.integers(0, 3, size=200)
+    got = {k: float(v) for k, v in kf.ensemble.classification_metrics(jnp.asarray(probs), jnp.asarray(labels)).items()}
+    conf, pred = probs.max(-1), probs.argmax(-1)
+    ece = sum(abs(np.sum((pred == labels)[b] - conf[b])) for b in
+              [np.minimum((conf * 15).astype(int), 14) == i for i in range(15)]) / 200
+    expected = {"accuracy": np.mean(pred == labels), "nll": -np.mean(np.log(probs[np.arange(200), labels])),
+                "brier": np.mean(np.sum((probs - np.eye(3)[labels]) ** 2, -1)), "ece": ece}
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+    means, variances = rng.normal(size=(4, 50)), rng.uniform(0.5, 2.0, size=(4, 50))
+    targets = rng.normal(size=50)
+    got = {k: float(v) for k, v in kf.ensemble.regression_metrics(
+        jnp.asarray(means, jnp.float32), jnp.asarray(variances, jnp.float32), jnp.asarray(targets, jnp.float32)).items()}
+    mean = means.mean(0)
+    var = variances.mean(0) + ((means - mean) ** 2).mean(0)
+    density = np.mean(np.exp(-0.5 * (targets - means) ** 2 / variances) / np.sqrt(2 * np.pi * variances), axis=0)
+    expected = {"rmse": np.sqrt(np.mean((mean - targets) ** 2)), "nll": -np.mean(np.log(density)),
+                "coverage_2sigma": np.mean(np.abs(targets - mean) <= 2 * np.sqrt(var))}
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, err_msg=name)
+
+
 def test_predict_shapes_and_ranges():
     _, state = fresh(members=3)
     ens = state.ensemble

@@ -52,8 +52,10 @@ CASES = [
 
 
 # (batch, shape) pairs covering: a plain batch, nested batches, no batch, N = 0, N = 1, n = 0,
-# multi-dimensional events and an event of >= 64 values (row keys computed first).
-COMBOS = [((5,), ()), ((3, 4), (3,)), ((), (2, 5)), ((1,), (70,)), ((0,), (3,)), ((2, 1, 3), (0,))]
+# multi-dimensional events, and each way of reading row keys (keyfan._kernel): hashed per element
+# (small event), gathered (8..63 values, or a nested batch) and broadcast (>= 64 values).
+COMBOS = [((5,), ()), ((3, 4), (3,)), ((), (2, 5)), ((1,), (70,)), ((0,), (3,)), ((2, 1, 3), (0,)),
+          ((5,), (9,))]
 
 
 @pytest.mark.parametrize("name,ours,theirs", CASES, ids=[c[0] for c in CASES])
@@ -168,6 +170,7 @@ def test_chunked_equals_unchunked(stream, chunk_size):
     assert_bitwise_equal(kf.uniform(key, (50, 2), 3, minval=lo, maxval=lo + 1, chunk_size=chunk_size),
                          kf.uniform(key, (50, 2), 3, minval=lo, maxval=lo + 1))
     assert_bitwise_equal(kf.bits(key, (50,), (80,), chunk_size=chunk_size), kf.bits(key, (50,), (80,)))
+    assert_bitwise_equal(kf.normal(key, (50,), (9,), chunk_size=chunk_size), kf.normal(key, (50,), (9,)))
 
 
 def test_offset_blocks_concatenate_to_the_whole_batch():
@@ -184,8 +187,10 @@ def test_offsets_past_2_32_use_64_bit_counters(offset):
     key = kf.key(21)
     block = kf.normal(key, 4, 3, offset=offset)
     wide = kf.bits(key, 4, 100, offset=offset)
+    gathered = kf.uniform(key, 4, 9, offset=offset)
     for i in range(4):
         assert_bitwise_equal(block[i], jax.random.normal(kf.at(key, offset + i), (3,)))
+        assert_bitwise_equal(gathered[i], jax.random.uniform(kf.at(key, offset + i), (9,)))
         assert_bitwise_equal(wide[i], jax.random.bits(kf.at(key, offset + i), (100,), jnp.uint32))
 
 

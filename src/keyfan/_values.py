@@ -17,7 +17,8 @@ from jax import Array, lax
 
 from keyfan._kernel import BitsFn
 
-__all__ = ["Bernoulli", "Bits", "Gumbel", "Normal", "RandInt", "TruncatedNormal", "Uniform"]
+__all__ = ["Bernoulli", "Bits", "Gumbel", "Normal", "RandInt", "TruncatedNormal", "Uniform", "UniformBits",
+           "gumbel_low_from_bits"]
 
 _SPLIT = ((0, 2),), ((1, 2),)
 """``k1, k2 = jax.random.split(k)`` as paths below an example's key."""
@@ -53,6 +54,24 @@ def _normal_real(bits: BitsFn, dtype: np.dtype, **draw) -> Array:
     hi = np.array(1.0, dtype)
     u = _uniform(bits, dtype, jnp.asarray(lo), jnp.asarray(hi), **draw)
     return lax.mul(np.array(np.sqrt(2), dtype), lax.erf_inv(u))
+
+
+def gumbel_low_from_bits(raw: Array, dtype: np.dtype) -> Array:
+    """``jax.random.gumbel``'s ``"low"`` step from the raw bits of :class:`UniformBits`."""
+    info = jnp.finfo(dtype)
+    u = uniform_from_bits(raw, dtype, jnp.asarray(info.tiny, dtype), jnp.ones((), dtype))
+    return -jnp.log(-jnp.log(u))
+
+
+@dataclasses.dataclass(frozen=True)
+class UniformBits:
+    """The raw bits under ``jax.random.uniform`` of ``dtype``, widened to its width; the value
+    step runs outside the draw's loop, where XLA can fuse it into a consumer (a reduction)."""
+
+    dtype: np.dtype
+
+    def __call__(self, bits: BitsFn) -> Array:
+        return _uniform_bits(bits, self.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,8 +191,7 @@ class Gumbel:
         info = jnp.finfo(self.dtype)
         one = jnp.ones((), self.dtype)
         if self.mode == "low":
-            u = _uniform(bits, self.dtype, jnp.asarray(info.tiny, self.dtype), one)
-            return -jnp.log(-jnp.log(u))
+            return gumbel_low_from_bits(_uniform_bits(bits, self.dtype), self.dtype)
         n, zero = self.event_size, jnp.zeros((), self.dtype)
         high = _uniform(bits, self.dtype, zero, one, counter_offset=0, draw_size=2 * n)
         low = _uniform(bits, self.dtype, zero, one, counter_offset=n, draw_size=2 * n)

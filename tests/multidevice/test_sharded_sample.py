@@ -29,6 +29,7 @@ def test_sharded_draws_equal_unsharded_on_1_2_and_8_devices():
             "bernoulli_chunked": lambda s: kf.bernoulli(key, (64,), (5,), p=0.3, chunk_size=3, sharding=s),
             "randint_offset": lambda s: kf.randint(key, (64,), (2,), minval=0, maxval=9, offset=2**33, sharding=s),
             "legacy": lambda s: kf.normal(kf.key(3, "threefry-legacy"), (64,), (3,), sharding=s),
+            "gathered_row_keys": lambda s: kf.normal(key, (64,), (9,), sharding=s),
         }
         reference = {name: np.asarray(draw(None)) for name, draw in draws.items()}
         collectives = ("all-gather", "all-reduce", "collective-permute", "all-to-all", "reduce-scatter")
