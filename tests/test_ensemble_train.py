@@ -231,8 +231,8 @@ def test_metrics_against_a_numpy_reference():
 
     means, variances = rng.normal(size=(4, 50)), rng.uniform(0.5, 2.0, size=(4, 50))
     targets = rng.normal(size=50)
-    got = {k: float(v) for k, v in kf.ensemble.regression_metrics(
-        jnp.asarray(means, jnp.float32), jnp.asarray(variances, jnp.float32), jnp.asarray(targets, jnp.float32)).items()}
+    as32 = functools.partial(jnp.asarray, dtype=jnp.float32)
+    got = {k: float(v) for k, v in kf.ensemble.regression_metrics(as32(means), as32(variances), as32(targets)).items()}
     mean = means.mean(0)
     var = variances.mean(0) + ((means - mean) ** 2).mean(0)
     density = np.mean(np.exp(-0.5 * (targets - means) ** 2 / variances) / np.sqrt(2 * np.pi * variances), axis=0)
