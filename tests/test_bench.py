@@ -94,10 +94,16 @@ def test_cli_bench_rejects_too_few_runs(tmp_path):
     assert result.exit_code != 0 and "runs" in result.output
 
 
-@pytest.mark.parametrize("name", sorted(suite.SAMPLERS))
-def test_sampler_cases_time_the_same_bits(name):
-    """Each sampler pair of the suite computes the same values, so its ratio compares like with like."""
-    one, batched = suite.SAMPLERS[name]
-    key = kf.key(1)
-    canonical = jax.jit(jax.vmap(one))(kf.fan_out(key, (1000,)))
-    assert_bitwise_equal(batched(key, 1000), canonical)
+def test_sampler_cases_time_the_same_bits():
+    """Each sampler group of the suite (JAX's own split + vmap, the same on keyfan keys, keyfan)
+    computes the same values, so its ratios compare like with like."""
+    cases = suite.sampler_cases(kf.key(0), jax.random.PRNGKey(0), n_examples=500)
+    groups: dict[str, list] = {}
+    for case in cases:
+        groups.setdefault(case.group, []).append(case)
+    assert len(groups) == len(suite.SAMPLERS)
+    for group in groups.values():
+        assert [c.role for c in group] == ["canonical", "keyfan keys", "keyfan"]
+        reference = group[0].fn()
+        for case in group[1:]:
+            assert_bitwise_equal(case.fn(), reference)

@@ -55,7 +55,7 @@ CASES = [
 # multi-dimensional events, and each way of reading row keys (keyfan._kernel): hashed per element
 # (small event), gathered (8..63 values, or a nested batch) and broadcast (>= 64 values).
 COMBOS = [((5,), ()), ((3, 4), (3,)), ((), (2, 5)), ((1,), (70,)), ((0,), (3,)), ((2, 1, 3), (0,)),
-          ((5,), (9,))]
+          ((5,), (9,)), ((0,), (9,)), ((0, 3), (2,)), ((0,), (70,))]
 
 
 @pytest.mark.parametrize("name,ours,theirs", CASES, ids=[c[0] for c in CASES])
@@ -92,6 +92,14 @@ def test_categorical_equals_canonical(stream, batch, axis, shape):
     high = kf.categorical(key, batch, LOGITS, axis=axis, shape=shape, mode="high")
     assert_bitwise_equal(high, canonical_draw(
         lambda k: jax.random.categorical(k, LOGITS, axis=axis, shape=shape, mode="high"), key, batch))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_categorical_with_half_precision_logits(stream, dtype):
+    key = kf.key(13, stream)
+    logits = LOGITS.astype(dtype)
+    assert_bitwise_equal(kf.categorical(key, (40,), logits),
+                         canonical_draw(lambda k: jax.random.categorical(k, logits), key, (40,)))
 
 
 def test_categorical_with_per_example_logits():
@@ -171,6 +179,7 @@ def test_chunked_equals_unchunked(stream, chunk_size):
                          kf.uniform(key, (50, 2), 3, minval=lo, maxval=lo + 1))
     assert_bitwise_equal(kf.bits(key, (50,), (80,), chunk_size=chunk_size), kf.bits(key, (50,), (80,)))
     assert_bitwise_equal(kf.normal(key, (50,), (9,), chunk_size=chunk_size), kf.normal(key, (50,), (9,)))
+    assert_bitwise_equal(kf.normal(key, (0,), (70,), chunk_size=chunk_size), kf.normal(key, (0,), (70,)))
 
 
 def test_offset_blocks_concatenate_to_the_whole_batch():

@@ -51,7 +51,8 @@ def test_cli_tour_exits_nonzero_when_a_row_fails(monkeypatch, failing):
 
     monkeypatch.setattr(keyfan.tour, "run_tour", lambda: [failing])
     result = CliRunner().invoke(app, ["tour"], env={"COLUMNS": "160"})
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # not a crash
+    assert failing.distinct in result.output and "bug rows pairwise distinct: False" in result.output
 
 
 def test_cli_tour_prints_the_table_and_the_pitfall():

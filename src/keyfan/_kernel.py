@@ -122,7 +122,7 @@ def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Ar
             row_key = tuple(pad(jnp.broadcast_to(w[:rows, None], (rows, event_size)).reshape(-1), padded)
                             for w in keys)
         elif gather_keys:
-            row = jnp.minimum(f // np.uint32(event_size), np.uint32(rows - 1))  # padding repeats the last row
+            row = jnp.minimum(f // np.uint32(event_size), np.uint32(max(rows - 1, 0)))  # padding: the last row
             row_key = (keys[0][row], keys[1][row])
         else:
             row = f if event_size == 1 else f // np.uint32(event_size)
@@ -136,8 +136,10 @@ def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Ar
         flat_params = [pad(jnp.broadcast_to(p, out_shape).reshape(-1), padded) for p in params]
         return transform(bits, *flat_params)
 
-    if size == 0:
-        empty = jax.eval_shape(flat, key_data, *params)
+    if size == 0:  # only the dtype is needed; with row keys first, flat reads (2, rows) keys
+        keys_struct = (jax.ShapeDtypeStruct((2, padded_size(rows)), np.uint32) if keys_first or gather_keys
+                       else key_data)
+        empty = jax.eval_shape(flat, keys_struct, *params)
         return jnp.zeros(out_shape, empty.dtype)
     keys = unfused(row_keys, key_data) if keys_first or gather_keys else key_data
     return flat_loop(flat, size, keys, *params).reshape(out_shape)
@@ -153,7 +155,7 @@ def _compute(stream: Stream, transform: Callable[..., Array], key_data: Array,
              chunk_size: int | None) -> Array:
     """The block ``local_shape`` at ``offsets``, computed ``chunk_size`` rows of axis 0 at a time."""
     per_row = math.prod(local_shape[1:]) * math.prod(event_shape)
-    if not local_shape or (chunk_size is None and local_shape[0] * per_row <= _MAX_BLOCK):
+    if not local_shape or 0 in local_shape or (chunk_size is None and local_shape[0] * per_row <= _MAX_BLOCK):
         return _compute_block(stream, transform, key_data, batch_shape, local_shape, offsets,
                               event_shape, params)
     if per_row > _MAX_BLOCK:

@@ -1,10 +1,13 @@
 """One key, two uses: reuse (typed and raw), split-then-reuse, fold_in twice, fold_in beside a draw or a split."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 import keyfan as kf
 from tests.audit_corpus._case import KEY, RAW, X, bug, noisy, ok
+
+STEP = jnp.int32(0)
 
 
 @bug(X, KEY, in_axes=(0, 0), kinds=("key-reuse",),
@@ -150,3 +153,20 @@ def fold_in_parent_then_split(x, key):
     why="Many fold_ins of distinct data into one key that is never drawn from or split itself.")
 def fold_in_distinct_data_only(x, key):
     return noisy(x, jax.random.fold_in(key, 1)) + jax.random.uniform(jax.random.fold_in(key, 2), x.shape)
+
+
+@bug(X, STEP, KEY, in_axes=(0, None, 0), kinds=("key-reuse",),
+     why="fold_in(key, step) beside split(key): at step 0 or 1 the step key IS one of the children.")
+def fold_in_traced_step_and_split(x, step, key):
+    step_key = jax.random.fold_in(key, step)
+    noise_key, _ = jax.random.split(key)
+    return noisy(x, step_key) + noisy(x, noise_key)
+
+
+@ok(X, KEY, in_axes=(0, 0),
+    why="Flax's init folds 32-bit path hashes into the key it is given; splitting that key too "
+        "cannot meet them (fold_in(key, d) meets split(key, n) only for d < n).")
+def flax_init_then_split_the_same_key(x, key):
+    params = nn.Dense(2).init(key, x)
+    _, sub = jax.random.split(key)
+    return nn.Dense(2).apply(params, noisy(x, sub))

@@ -120,9 +120,12 @@ def _event_finding(event: Event) -> AuditFinding:
     first_how = _name(first) if first is not None else ""
     if event.kind == "key-reuse" and "fold_in" in (use.how, first.how if first else ""):
         kind = AuditKind.KEY_REUSE
-        other, folded = (first_how, use) if use.how == "fold_in" else (how, first)
-        message = (f"{other} consumes a key that fold_in{_at(folded)} also derives from: fold_in(key, d) "
-                   f"equals split(key, n)[d] and the hash behind value d of a draw from key, so the "
+        if use.how == "fold_in":
+            head = f"fold_in derives a key from a key that {first_how}{_at(first)} consumes"
+        else:
+            head = f"{how} consumes a key that fold_in{_at(first)} also derives from"
+        message = (f"{head}: under the partitionable Threefry (JAX's default) fold_in(key, d) equals "
+                   f"split(key, n)[d] for d < n and the hash behind value d of a draw from key, so the "
                    f"derived key's randomness overlaps the parent's.")
     elif event.kind == "key-reuse":
         kind = AuditKind.KEY_REUSE

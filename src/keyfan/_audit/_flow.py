@@ -243,20 +243,23 @@ class Flow:
                 found.fed_by |= key.draws
         return did
 
-    def use(self, eqn: core.JaxprEqn, how: str, ctx: Ctx) -> Use:
+    def use(self, eqn: core.JaxprEqn, how: str, ctx: Ctx, *, count: int | None = None,
+            data: int | None = None) -> Use:
         where = location(eqn, ctx.where)
         calls = (*ctx.calls, Call(id(eqn), where, call_instance(eqn), ""))
         depth = next(i for i, c in enumerate(calls) if c.where == where)
         instance = calls[depth].instance
         call = None if instance is None else (ctx.path[:depth], instance)
-        return Use(how, where, ctx.stack, api=self.api(eqn, ctx), call=call)
+        return Use(how, where, ctx.stack, api=self.api(eqn, ctx), call=call, count=count, data=data)
 
-    def consume(self, eqn: core.JaxprEqn, key: Val, how: str, ctx: Ctx, outs: Sequence[Val] = ()) -> None:
-        """Records that ``eqn`` consumes ``key``; if that is a second use, the outputs (the
-        children of a second split) repeat earlier ones and are not reported again."""
+    def consume(self, eqn: core.JaxprEqn, key: Val, how: str, ctx: Ctx, outs: Sequence[Val] = (),
+                count: int | None = None) -> None:
+        """Records that ``eqn`` consumes ``key`` (hashing ``count`` counters under it, if known);
+        if that is a second use, the outputs (the children of a second split) repeat earlier
+        ones and are not reported again."""
         if ctx.ledger is None:
             return
-        use = self.use(eqn, how, ctx)
+        use = self.use(eqn, how, ctx, count=count)
         if key.vn in self.numbering.copies and size(eqn.invars[0]) > 1:
             ctx.ledger.report("broadcast-key", use)
         if ctx.ledger.consume(key.vn, use):

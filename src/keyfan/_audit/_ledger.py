@@ -3,9 +3,10 @@
 A key is *consumed* by a draw (``random_bits``, ``random_gamma``, the bits of keyfan's inlined
 hash) or by ``random_split``, as in JAX's key-reuse checker; ``fold_in`` derives a new key without
 consuming its parent, so folding distinct data into one key many times is fine. Unlike JAX's
-checker, a key that is both consumed and used as a ``fold_in`` parent is a reuse: under the
-partitionable Threefry ``fold_in(key, d)`` hashes the counter ``(0, d)`` under ``key``, which is
-exactly ``split(key, n)[d]`` and the hash behind position ``d`` of a draw from ``key``.
+checker, a key that is both consumed and used as a ``fold_in`` parent is a reuse when the two can
+meet: under the partitionable Threefry (keyfan's ``"threefry"``, JAX's default) ``fold_in(key, d)``
+hashes the counter ``(0, d)`` under ``key``, which is exactly ``split(key, n)[d]`` for ``d < n``
+and the hash behind value ``d`` of a draw from ``key`` (:meth:`Use.overlaps_fold`).
 
 Keys are identified by value number (:class:`~keyfan._audit._values.Numbering`),
 so a typed key and its raw data, or two identical derivations, are one key. The ledger records
@@ -43,6 +44,17 @@ class Use:
     """The call into a library the use happens in: the outermost equation around it (itself
     included) made from its own source line, as the call sites above it and its instance
     (``_source.call_instance``)."""
+    count: int | None = None
+    """Counters a split or draw hashes under the key (children, or values drawn); None if unknown."""
+    data: int | None = None
+    """The constant a ``fold_in`` folds in, or None if it is traced."""
+
+    def overlaps_fold(self, fold: Use) -> bool:
+        """True if this split or draw can hash the counter that ``fold`` (a ``fold_in`` of the same
+        key) hashes: ``fold_in(key, d)`` is counter ``(0, d)``, as are child ``d`` of a split and
+        value ``d`` of a draw. A constant ``d`` at or past the counters used cannot meet them
+        (Flax folds 32-bit path hashes into the key it is given); a traced one may."""
+        return fold.data is None or self.count is None or fold.data < self.count
 
     def same_library_call(self, other: Use) -> bool:
         """True if both uses happen inside one call into a library (``jax.random.poisson`` and
@@ -87,7 +99,8 @@ class Ledger:
         if first is None:
             self.uses[vn] = use
             fold = self.parents.get(vn)
-            if fold is not None and not use.same_library_call(fold) and not self._derived_twice(vn):
+            if (fold is not None and use.overlaps_fold(fold) and not use.same_library_call(fold)
+                    and not self._derived_twice(vn)):
                 self.events.append(Event("key-reuse", use, fold))
             return False
         if use.same_library_call(first):
@@ -115,7 +128,8 @@ class Ledger:
         self.parents[parent] = use
         self.log.append(("parents", parent, use))
         consumed = self.uses.get(parent)
-        if consumed is not None and not use.same_library_call(consumed) and not self._derived_twice(parent):
+        if (consumed is not None and consumed.overlaps_fold(use) and not use.same_library_call(consumed)
+                and not self._derived_twice(parent)):
             self.events.append(Event("key-reuse", use, consumed))
 
     def report(self, kind: str, use: Use, first: Use | None = None) -> None:

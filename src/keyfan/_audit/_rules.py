@@ -55,7 +55,8 @@ def makes_copies(eqn: core.JaxprEqn, ins: Sequence[Val], numbering: Numbering) -
 def _key_draw(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
     """``random_bits``, ``random_gamma``: a draw that consumes its key operand."""
     did = flow.draw(eqn, 0, ins[0].mark, ctx)
-    flow.consume(eqn, ins[0], "draw", ctx)
+    counters = math.prod(eqn.params["shape"]) if eqn.primitive.name == "random_bits" else None
+    flow.consume(eqn, ins[0], "draw", ctx, count=counters)
     mark = join(v.mark for v in ins)
     return flow.default(eqn, ins, mark=mark._replace(draws=mark.draws | {did}))
 
@@ -69,14 +70,16 @@ def _hash_primitive(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) ->
 
 def _split(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
     outs = flow.default(eqn, ins)
-    flow.consume(eqn, ins[0], "split", ctx, outs)
+    flow.consume(eqn, ins[0], "split", ctx, outs, count=math.prod(eqn.params["shape"]))
     return outs
 
 
 def _fold_in(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
     outs = flow.default(eqn, ins)
     if ctx.ledger is not None:
-        ctx.ledger.fold(outs[0].vn, flow.use(eqn, "fold_in", ctx), parent=ins[0].vn)
+        data = eqn.invars[1]
+        constant = int(data.val) if isinstance(data, core.Literal) and size(data) == 1 else None
+        ctx.ledger.fold(outs[0].vn, flow.use(eqn, "fold_in", ctx, data=constant), parent=ins[0].vn)
     return outs
 
 
