@@ -67,7 +67,7 @@ def tour() -> None:
 def bench(
     quick: bool = typer.Option(False, "--quick", help="Leave out the largest shape (under a minute)."),
     runs: int = typer.Option(21, min=3, help="Timed samples per case; the median is reported."),
-    sample_ms: float = typer.Option(5.0, min=0.0, help="Each sample averages enough calls to last this long "
+    sample_ms: float = typer.Option(20.0, min=0.0, help="Each sample averages enough calls to last this long "
                                                         "(0: one call per sample)."),
     out: Path = typer.Option(Path("benchmarks/results"), help="Directory for bench.json and bench.png."),  # noqa: B008
 ) -> None:
