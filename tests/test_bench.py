@@ -107,3 +107,18 @@ def test_sampler_cases_time_the_same_bits():
         reference = group[0].fn()
         for case in group[1:]:
             assert_bitwise_equal(case.fn(), reference)
+
+
+def test_ensemble_targets_are_read_at_350_members_and_k32_only():
+    results = [
+        _result("ensemble.init.350xDense", "ensemble init", "keyfan", 22.0),
+        _result("ensemble.init.35xDense", "ensemble init", "keyfan", 7.0),
+        _result("ensemble.train_step.loop.K32", "ensemble train step K=32", "canonical", 4.0),
+        _result("ensemble.train_step.vmap.K32", "ensemble train step K=32", "keyfan", 0.5),
+        _result("ensemble.train_step.loop.K8", "ensemble train step K=8", "canonical", 1.0),
+        _result("ensemble.train_step.vmap.K8", "ensemble train step K=8", "keyfan", 0.4),  # quick: no target
+    ]
+    targets = {t["target"]: t for t in report.targets(results) if t["target"].startswith("ensemble")}
+    assert set(targets) == {"ensemble.init.350xDense: median time (ms)",
+                            "ensemble.train_step.vmap.K32: speed-up over the Python loop"}
+    assert targets["ensemble.train_step.vmap.K32: speed-up over the Python loop"]["value"] == pytest.approx(8.0)

@@ -67,8 +67,9 @@ def tour() -> None:
 def bench(
     quick: bool = typer.Option(False, "--quick", help="Leave out the largest shape (under a minute)."),
     runs: int = typer.Option(21, min=3, help="Timed samples per case; the median is reported."),
-    sample_ms: float = typer.Option(20.0, min=0.0, help="Each sample averages enough calls to last this long "
-                                                        "(0: one call per sample)."),
+    sample_ms: float | None = typer.Option(None, min=0.0, help="Each sample averages enough calls to last this "
+                                                               "long (0: one call per sample; default 20, or "
+                                                               "10 with --quick)."),
     out: Path = typer.Option(Path("benchmarks/results"), help="Directory for bench.json and bench.png."),  # noqa: B008
 ) -> None:
     """Time keyfan against the canonical patterns and NumPy; write JSON and a PNG chart."""
@@ -78,6 +79,8 @@ def bench(
     from keyfan.bench import report, run_cases
     from keyfan.bench.suite import default_cases
 
+    if sample_ms is None:
+        sample_ms = 10.0 if quick else 20.0
     cases = default_cases(quick=quick)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
