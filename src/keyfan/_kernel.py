@@ -19,7 +19,9 @@ reading it from memory:
   11.3 ms). For ``n`` of 2 to 7 on one batch axis a gather costs about what it saves;
 * otherwise each element hashes its row's key itself, so the whole draw is one loop.
 
-None of this changes a value.
+Precomputed row keys take 8 bytes per row of a block (as much as the output itself for a
+nested batch of 2 float32 values per example); ``chunk_size`` bounds them with the rest. None of
+this changes a value.
 
 Bits depend only on coordinates, so the same program can compute any block of the output:
 blocks of rows (``chunk_size``, bounded working memory, ``offset``) and shards of a mesh (each
