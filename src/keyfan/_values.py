@@ -188,11 +188,10 @@ class Gumbel:
     event_size: int
 
     def __call__(self, bits: BitsFn) -> Array:
-        info = jnp.finfo(self.dtype)
-        one = jnp.ones((), self.dtype)
         if self.mode == "low":
             return gumbel_low_from_bits(_uniform_bits(bits, self.dtype), self.dtype)
-        n, zero = self.event_size, jnp.zeros((), self.dtype)
+        info = jnp.finfo(self.dtype)
+        one, zero, n = jnp.ones((), self.dtype), jnp.zeros((), self.dtype), self.event_size
         high = _uniform(bits, self.dtype, zero, one, counter_offset=0, draw_size=2 * n)
         low = _uniform(bits, self.dtype, zero, one, counter_offset=n, draw_size=2 * n)
         x = jnp.where(high >= 0.5, high, high + 2 ** -(info.nmant) * low + info.tiny)

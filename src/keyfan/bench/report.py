@@ -14,13 +14,14 @@ import jax
 import numpy as np
 
 from keyfan.bench.runner import Result
+from keyfan.bench.suite import TARGET_SHAPES, shape_group
 
 __all__ = ["ratios", "targets", "machine", "write_json", "write_png"]
 
 
-SPREAD_GROUPS = ("normal 1e6x1", "normal 1e5x10", "normal 1e6x3", "normal 1e3x128", "normal 1e4x1000")
-"""The shape set of the per-output spread target ({1e6x1, 1e5x10, 1e6x3, 1e3x128, 1e4x1e3}); the
-suite's extra odd-N shape is reported beside them but is not part of the target."""
+SPREAD_GROUPS = tuple(shape_group(*shape) for shape in TARGET_SHAPES)
+"""The groups of the per-output spread target (the issue's shape set); the suite's extra odd-N
+shape is reported beside them but is not part of the target."""
 
 
 def _baseline(results: Sequence[Result], group: str, role: str) -> Result | None:
