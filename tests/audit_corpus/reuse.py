@@ -170,3 +170,12 @@ def flax_init_then_split_the_same_key(x, key):
     params = nn.Dense(2).init(key, x)
     _, sub = jax.random.split(key)
     return nn.Dense(2).apply(params, noisy(x, sub))
+
+
+@bug(X, KEY, in_axes=(0, 0), kinds=("key-reuse",),
+     why="fold_in(key, 0) equals split(key)[0]; an earlier fold of a large constant must not hide it.")
+def small_fold_after_a_large_one_then_split(x, key):
+    far = jax.random.fold_in(key, 3213575472)
+    near = jax.random.fold_in(key, 0)
+    first, _ = jax.random.split(key)
+    return noisy(x, far) + noisy(x, near) + jax.random.uniform(first, x.shape)

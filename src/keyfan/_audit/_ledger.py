@@ -76,6 +76,14 @@ class Event:
     """The earlier use of the same key, if any."""
 
 
+def _meets_more(fold: Use, than: Use) -> bool:
+    """True if ``fold`` meets more counters of its parent than the fold ``than`` does: a traced
+    datum may meet any, a constant ``d`` meets those from ``d`` up."""
+    if than.data is None:
+        return False
+    return fold.data is None or fold.data < than.data
+
+
 class Ledger:
     """First uses of keys, by value number, and the events found so far."""
 
@@ -84,7 +92,8 @@ class Ledger:
         self.uses: dict[int, Use] = {}
         self.folds: dict[int, Use] = {}
         self.parents: dict[int, Use] = {}
-        """First ``fold_in`` on each parent key, by the parent's value number."""
+        """The ``fold_in`` on each parent key most likely to meet a split or draw of it (a traced
+        datum, else the smallest constant), by the parent's value number."""
         self.events: list[Event] = [] if events is None else events
         self.log: list[tuple[str, int, Use]] = []
         """Every use recorded on this ledger, in order: ``(table, value number, use)``."""
@@ -123,8 +132,11 @@ class Ledger:
             self.duplicates.add(vn)
             self.events.append(Event("fold-in-twice", use, first))
         self.log.append(("folds", vn, use))
-        if parent is None or parent in self.parents:
+        if parent is None:
             return
+        known = self.parents.get(parent)
+        if known is not None and not _meets_more(use, known):
+            return  # the fold on record meets every counter this one could
         self.parents[parent] = use
         self.log.append(("parents", parent, use))
         consumed = self.uses.get(parent)
