@@ -91,7 +91,7 @@ def test_foreign_and_malformed_keys_are_refused():
 
 # -- fan_out and at -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n", [0, 1, 2, 5, 33])
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 33, 2049])
 def test_fan_out_1d_equals_split(stream, n):
     key = kf.key(9, stream)
     assert_bitwise_equal(key_bits(kf.fan_out(key, (n,))), key_bits(jax.random.split(key, n)))

@@ -69,6 +69,39 @@ def test_sampler_equals_canonical(stream, name, ours, theirs):
         assert_bitwise_equal(ours(key, batch, shape), canonical_draw(theirs(shape), key, batch))
 
 
+# Draws of PAIRED_MIN_SIZE (4096) values or more run two values at a time (keyfan._flat), draws of
+# more than 4 * 2**18 values block by block. One combo per kernel path at that size: per-value
+# hashing (n = 1, n = 3), gathered row keys (nested, n = 9), a rows loop (n = 70, an odd row count).
+PAIRED_COMBOS = [((4099,), ()), ((1500,), (3,)), ((30, 20), (9,)), ((65,), (70,))]
+_BY_NAME = {name: (ours, theirs) for name, ours, theirs in CASES}
+
+
+@pytest.mark.parametrize("name", ["normal", "bits32", "uniform", "randint"])
+def test_paired_draws_equal_canonical(stream, name):
+    ours, theirs = _BY_NAME[name]
+    key = kf.key(17, stream)
+    for batch, shape in PAIRED_COMBOS if name in ("normal", "bits32") else PAIRED_COMBOS[1::2]:
+        assert_bitwise_equal(ours(key, batch, shape), canonical_draw(theirs(shape), key, batch))
+
+
+def test_paired_draws_with_per_example_parameters():
+    key = kf.key(8)
+    keys = kf.fan_out(key, 3000)
+    lo = jnp.linspace(-5.0, 5.0, 3000)[:, None]
+    assert_bitwise_equal(kf.uniform(key, 3000, 3, minval=lo, maxval=lo + 2),
+                         jax.vmap(lambda k, a: jax.random.uniform(k, (3,), minval=a, maxval=a + 2))(keys, lo))
+    hi = jnp.arange(1, 3001)[:, None]
+    assert_bitwise_equal(kf.randint(key, 3000, 3, minval=0, maxval=hi),
+                         jax.vmap(lambda k, m: jax.random.randint(k, (3,), 0, m))(keys, hi))
+
+
+@pytest.mark.parametrize("batch,shape", [((1_100_003,), ()), ((1100,), (1000,))], ids=str)
+def test_draws_computed_block_by_block_equal_canonical(stream, batch, shape):
+    key = kf.key(23, stream)
+    assert_bitwise_equal(kf.normal(key, batch, shape),
+                         canonical_draw(lambda k: jax.random.normal(k, shape), key, batch))
+
+
 # One compiled canonical program per sampler; keys are arguments, so new seeds cost no compile.
 _SEED_CASES = [(ours, jax.jit(jax.vmap(theirs((3,))))) for name, ours, theirs in CASES
                if name in {"normal", "uniform", "bits32", "bernoulli", "randint", "truncated_normal", "gumbel"}]

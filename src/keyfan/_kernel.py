@@ -5,19 +5,20 @@ batch coordinate (``stream.child`` down the hierarchy) and the bits at its event
 (``stream.element_bits``), then a distribution's bits-to-value step. Nothing is materialised in
 between: the split and the draw are one elementwise computation.
 
-Layout matters on CPU. The draw runs over a flat index ``f`` of ``rows * n`` elements
-(``position = f % n``), padded and kept a loop of its own (``keyfan._flat``): a 2-D ``(rows, n)``
-loop with a small ``n`` does not vectorise. How an element gets its row's key (``row = f // n``)
-depends on how many hashes that key costs per element, ``depth`` (one per batch axis), against
-reading it from memory:
+Layout matters on CPU. The draw runs as loops of their own (``keyfan._flat``: padded, two
+values at a time from 4096 values on, block by block past 2**20): a 2-D ``(rows, n)`` loop with
+a small ``n`` does not vectorise, so small events run over a flat index ``f`` of ``rows * n``
+values (``position = f % n``). How a value gets its row's key depends on how many hashes that
+key costs per value, ``depth`` (one per batch axis), against reading it from memory:
 
-* ``n >= 64``: the ``rows`` keys are computed first and read by the draw as a broadcast of each
-  key over its ``n`` values (1.3-1.8x faster at 1024 x 4096);
-* ``n < 64`` where reading saves most of ``depth`` hashes per element (``n >= 8``, or a nested
-  batch with ``n >= 2``): the keys are computed first and each element gathers its row's key
+* ``n >= 64``: the ``rows`` keys are computed first, and the draw loops over rows, each row a
+  vector of ``n`` values under one key (``normal`` of 1000 x 1000, one core: 6.3 ms over a flat
+  index that reads each value's key, 5.3 ms over rows, 4.0 ms over rows two at a time);
+* ``n < 64`` where reading saves most of ``depth`` hashes per value (``n >= 8``, or a nested
+  batch with ``n >= 2``): the keys are computed first and each value gathers its row's key
   (``normal`` of 4M values at ``n = 8..32``: 21.6 -> 15.5 ms; nested ``(1e5, 10) x 4``: 13.3 ->
   11.3 ms). For ``n`` of 2 to 7 on one batch axis a gather costs about what it saves;
-* otherwise each element hashes its row's key itself, so the whole draw is one loop.
+* otherwise each value hashes its row's key itself, so the whole draw is one loop.
 
 Precomputed row keys take 8 bytes per row of a block (as much as the output itself for a
 nested batch of 2 float32 values per example); ``chunk_size`` bounds them with the rest. None of
@@ -41,7 +42,7 @@ import numpy as np
 from jax import Array, lax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from keyfan._flat import flat_loop, pad, unfused
+from keyfan._flat import Span, flat_loop, unfused
 from keyfan._flat import padded as padded_size
 from keyfan._keyarg import raw_data
 from keyfan.streams import Stream, Words
@@ -83,31 +84,31 @@ def coordinate_keys(stream: Stream, key: Words, batch_shape: tuple[int, ...],
     return k
 
 
-def _element_bits(stream: Stream, row_key: Words, position: Array, size: int, bit_width: int,
+def _element_bits(stream: Stream, row_key: Words, position: Array, shape: tuple[int, ...], bit_width: int,
                   path: tuple[tuple[int, int], ...], counter_offset: int, draw_size: int) -> Array:
-    """Flat bits: element ``f`` is ``element_bits`` at ``position[f]`` under its row's key."""
+    """Bits of ``shape``: each is ``element_bits`` at its ``position`` under its row's key."""
     k = row_key
     for index, n in path:
         k = stream.child(k, (np.uint32(0), np.uint32(index)), n)
     counter = position + np.uint32(counter_offset) if counter_offset else position
-    return jnp.broadcast_to(stream.element_bits(k, counter, draw_size, bit_width), (size,))
+    return jnp.broadcast_to(stream.element_bits(k, counter, draw_size, bit_width), shape)
 
 
 def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Array,
                    batch_shape: tuple[int, ...], local_shape: tuple[int, ...],
                    offsets: Sequence[Words | None], event_shape: tuple[int, ...],
                    params: Sequence[Array]) -> Array:
-    """One block of rows: keys of its batch coordinates, then the draw, as flat programs.
+    """One block of rows: keys of its batch coordinates, then the draw, as loops of their own.
 
     With a large event the row keys are computed first (``rows`` hashes, a program of their own)
-    and read by the draw (broadcast, or gathered for a mid-sized event); with a small one each
-    element hashes its row's key itself, which keeps the whole draw one loop. All give the same
-    bits.
+    and the draw loops over rows, each a vector of ``event_size`` values under one key; with a
+    mid-sized event the draw loops over values and each gathers its row's key; with a small one
+    each value hashes its row's key itself, which keeps the whole draw one loop. All give the
+    same bits.
     """
     event_size = math.prod(event_shape)
     out_shape = local_shape + event_shape
     rows, size = math.prod(local_shape), math.prod(out_shape)
-    padded = padded_size(size)
     keys_first = event_size >= _KEYS_FIRST_MIN_EVENT
     depth = len(local_shape)  # hashes that derive one row's key
     gather_keys = not keys_first and depth >= 1 and event_size >= (2 if depth >= 2 else _GATHER_MIN_EVENT)
@@ -117,34 +118,44 @@ def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Ar
         words = coordinate_keys(stream, (key_data[0], key_data[1]), batch_shape, local_shape, offsets, row)
         return jnp.stack([jnp.broadcast_to(w, row.shape) for w in words])
 
-    def flat(keys: Array, *params: Array) -> Array:
-        f = lax.iota(np.uint32, padded)
+    def draw_values(row_key: Words, position: Array, shape: tuple[int, ...], values_params: list[Array]) -> Array:
+        def bits(bit_width: int, *, path: tuple[tuple[int, int], ...] = (), counter_offset: int = 0,
+                 draw_size: int | None = None) -> Array:
+            return _element_bits(stream, row_key, position, shape, bit_width, path, counter_offset,
+                                 event_size if draw_size is None else draw_size)
+
+        return transform(bits, *values_params)
+
+    def by_value(span: Span, keys: Array, *params: Array) -> Array:
+        """The values at flat indices ``span`` of the block, shape ``(span.length,)``."""
+        f = span.index()
         position = jnp.zeros((), np.uint32) if event_size == 1 else f % np.uint32(event_size)
-        if keys_first:
-            row_key = tuple(pad(jnp.broadcast_to(w[:rows, None], (rows, event_size)).reshape(-1), padded)
-                            for w in keys)
-        elif gather_keys:
+        if gather_keys:
             row = jnp.minimum(f // np.uint32(event_size), np.uint32(max(rows - 1, 0)))  # padding: the last row
             row_key = (keys[0][row], keys[1][row])
         else:
             row = f if event_size == 1 else f // np.uint32(event_size)
             row_key = coordinate_keys(stream, (keys[0], keys[1]), batch_shape, local_shape, offsets, row)
+        return draw_values(row_key, position, (span.length,),
+                           [span.take(jnp.broadcast_to(p, out_shape).reshape(-1)) for p in params])
 
-        def bits(bit_width: int, *, path: tuple[tuple[int, int], ...] = (), counter_offset: int = 0,
-                 draw_size: int | None = None) -> Array:
-            return _element_bits(stream, row_key, position, padded, bit_width, path, counter_offset,
-                                 event_size if draw_size is None else draw_size)
+    def by_row(span: Span, keys: Array, *params: Array) -> Array:
+        """The rows ``span`` of the block, shape ``(span.length, event_size)``."""
+        row_key = tuple(span.take(w[:rows])[:, None] for w in keys)
+        position = lax.broadcasted_iota(np.uint32, (span.length, event_size), 1)
+        return draw_values(row_key, position, (span.length, event_size),
+                           [span.take(jnp.broadcast_to(p, out_shape).reshape(rows, event_size)) for p in params])
 
-        flat_params = [pad(jnp.broadcast_to(p, out_shape).reshape(-1), padded) for p in params]
-        return transform(bits, *flat_params)
-
-    if size == 0:  # only the dtype is needed; with row keys first, flat reads (2, rows) keys
+    if size == 0:  # only the dtype is needed; with row keys first, the draw reads (2, rows) keys
         keys_struct = (jax.ShapeDtypeStruct((2, padded_size(rows)), np.uint32) if keys_first or gather_keys
                        else key_data)
-        empty = jax.eval_shape(flat, keys_struct, *params)
+        empty = jax.eval_shape(lambda *args: by_value(Span(0, 0, 0), *args), keys_struct, *params)
         return jnp.zeros(out_shape, empty.dtype)
-    keys = unfused(row_keys, key_data) if keys_first or gather_keys else key_data
-    return flat_loop(flat, size, keys, *params).reshape(out_shape)
+    if keys_first:
+        keys = unfused(row_keys, key_data)
+        return flat_loop(by_row, rows, keys, *params, align=1).reshape(out_shape)
+    keys = unfused(row_keys, key_data) if gather_keys else key_data
+    return flat_loop(by_value, size, keys, *params).reshape(out_shape)
 
 
 def _slice_rows(p: Array, start: Array | int, size: int) -> Array:

@@ -30,7 +30,7 @@ import numpy as np
 from jax import Array, lax
 
 from keyfan._checks import as_int, as_shape, is_traced
-from keyfan._flat import flat_loop, padded
+from keyfan._flat import Span, flat_loop
 from keyfan._kernel import coordinate_keys
 from keyfan._keyarg import check_key
 from keyfan.streams import DEFAULT_STREAM, Stream, Words, get_stream
@@ -151,8 +151,8 @@ def _fan_out_data(data: Array, stream: Stream, shape: tuple[int, ...]) -> Array:
     """uint32 ``(*shape, 2)``: the hierarchical keys of every coordinate, as one flat loop."""
     size = math.prod(shape)
 
-    def keys(data: Array) -> Array:
-        row = lax.iota(np.uint32, padded(size))
+    def keys(span: Span, data: Array) -> Array:
+        row = span.index()
         words = coordinate_keys(stream, (data[0], data[1]), shape, shape, [None] * len(shape), row)
         return jnp.stack([jnp.broadcast_to(w, row.shape) for w in words], -1)
 

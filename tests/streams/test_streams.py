@@ -13,7 +13,8 @@ from keyfan.streams import STREAMS, get_stream
 from tests.conftest import PARTITIONABLE, assert_bitwise_equal, key_bits
 from tests.conftest import STREAMS as STREAM_NAMES
 
-SHAPES = [(), (1,), (2,), (3,), (7,), (2, 5), (0,), (1000,)]
+SHAPES = [(), (1,), (2,), (3,), (7,), (2, 5), (0,), (1000,), (4099,)]
+"""Draw shapes; 4099 values are computed two at a time (``keyfan._flat``)."""
 
 
 def _jax_reference(stream: str, fn):
@@ -30,7 +31,7 @@ def test_typed_keys_equal_jax_whatever_the_global_flag(stream, global_flag, seed
     typed = kf.key(seed, stream)
     with jax.threefry_partitionable(global_flag):
         ours = {
-            "split": [key_bits(jax.random.split(typed, n)) for n in (1, 2, 3, 5)],
+            "split": [key_bits(jax.random.split(typed, n)) for n in (1, 2, 3, 5, 2049)],
             "fold_in": key_bits(jax.random.fold_in(typed, 12345)),
             "normal": [jax.random.normal(typed, s) for s in SHAPES],
             "bits8": [jax.random.bits(typed, s, jnp.uint8) for s in SHAPES],
@@ -39,7 +40,7 @@ def test_typed_keys_equal_jax_whatever_the_global_flag(stream, global_flag, seed
             "randint": jax.random.randint(typed, (5,), -7, 300),
         }
     theirs = _jax_reference(stream, lambda: {
-        "split": [np.asarray(jax.random.split(raw, n)) for n in (1, 2, 3, 5)],
+        "split": [np.asarray(jax.random.split(raw, n)) for n in (1, 2, 3, 5, 2049)],
         "fold_in": np.asarray(jax.random.fold_in(raw, 12345)),
         "normal": [jax.random.normal(raw, s) for s in SHAPES],
         "bits8": [jax.random.bits(raw, s, jnp.uint8) for s in SHAPES],
@@ -120,3 +121,4 @@ def test_legacy_refuses_block_layout_draws():
         STREAMS["threefry-legacy"].check_draw_size(2**32, 32)
     with pytest.raises(ValueError, match="at most"):
         STREAMS["threefry"].check_draw_size(2**32, 32)
+

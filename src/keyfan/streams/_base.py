@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-from keyfan._flat import flat_loop, padded
+from keyfan._flat import flat_loop
 from keyfan.streams._per_key import per_key
 from keyfan.streams._threefry2x32 import threefry2x32
 
@@ -108,7 +108,7 @@ class Stream(abc.ABC):
             return _stack_words(self.child(key, (jnp.zeros_like(index), index), num))
 
         def one(key_data: Array) -> Array:
-            return flat_loop(lambda k: element(_as_words(k), lax.iota(np.uint32, padded(num))), num, key_data)
+            return flat_loop(lambda span, k: element(_as_words(k), span.index()), num, key_data)
 
         return per_key(one, element, num)(key_data).reshape(*shape, 2)
 
@@ -121,7 +121,7 @@ class Stream(abc.ABC):
             return self.element_bits(key, counter, size, bit_width)
 
         def one(key_data: Array) -> Array:
-            return flat_loop(lambda k: element(_as_words(k), lax.iota(np.uint32, padded(size))), size, key_data)
+            return flat_loop(lambda span, k: element(_as_words(k), span.index()), size, key_data)
 
         return per_key(one, element, size)(key_data).reshape(shape)
 

@@ -22,10 +22,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import Array, lax
+from jax import Array
 from jax.custom_batching import custom_vmap
 
-from keyfan._flat import flat_loop, padded
+from keyfan._flat import Span, flat_loop
 
 __all__ = ["FLAT_MAX_SIZE", "per_key"]
 
@@ -44,8 +44,8 @@ def _flat_rows(element: ElementFn, key_rows: Array, size: int) -> Array:
     rows = key_rows.shape[0]
     total = rows * size
 
-    def values(key_rows: Array) -> Array:
-        f = lax.iota(np.uint32, padded(total))
+    def values(span: Span, key_rows: Array) -> Array:
+        f = span.index()
         row = jnp.minimum(f // np.uint32(size), np.uint32(rows - 1))
         words = (key_rows[:, 0][row], key_rows[:, 1][row])
         return element(words, f % np.uint32(size))
