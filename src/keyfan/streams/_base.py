@@ -127,12 +127,17 @@ class Stream(abc.ABC):
 
     @functools.cached_property
     def spec(self):
-        """The stream as a JAX PRNG implementation (``jax.random.key(..., impl=spec)``)."""
+        """The stream as a JAX PRNG implementation (``jax.random.key(..., impl=spec)``).
+
+        ``split`` and ``random_bits`` are registered jitted, as JAX's own Threefry functions are:
+        JAX calls them outside ``jit`` for an eager ``jax.random.split(key)``, and the loop inside
+        (``keyfan._flat``) would otherwise compile anew on every call (0.17 s each).
+        """
         return jax.extend.random.define_prng_impl(
             key_shape=(2,),
             seed=self.seed,
-            split=self.split,
-            random_bits=self.random_bits,
+            split=jax.jit(self.split, static_argnums=1),
+            random_bits=jax.jit(self.random_bits, static_argnums=(1, 2)),
             fold_in=self.fold_in,
             name=f"keyfan.{self.name}",
             tag=f"keyfan.{self.name}",
