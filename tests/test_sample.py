@@ -217,6 +217,9 @@ def test_chunked_equals_unchunked(stream, chunk_size):
     assert_bitwise_equal(kf.bits(key, (50,), (80,), chunk_size=chunk_size), kf.bits(key, (50,), (80,)))
     assert_bitwise_equal(kf.normal(key, (50,), (9,), chunk_size=chunk_size), kf.normal(key, (50,), (9,)))
     assert_bitwise_equal(kf.normal(key, (0,), (70,), chunk_size=chunk_size), kf.normal(key, (0,), (70,)))
+    for dtype in (jnp.bfloat16, jnp.float16):  # 16-bit floats are written into the result as uint16
+        assert_bitwise_equal(kf.normal(key, (50,), (3,), dtype, chunk_size=chunk_size),
+                             kf.normal(key, (50,), (3,), dtype))
 
 
 def test_offset_blocks_concatenate_to_the_whole_batch():

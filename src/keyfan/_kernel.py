@@ -187,18 +187,21 @@ def _compute(stream: Stream, transform: Callable[..., Array], key_data: Array,
                               (size, *local_shape[1:]), [start_words, *offsets[1:]],
                               event_shape, [_slice_rows(p, start, size) for p in params])
 
-    out_struct = jax.eval_shape(lambda: block(0, chunk))
-    out = jnp.zeros(local_shape + event_shape, out_struct.dtype)
+    dtype = jax.eval_shape(lambda: block(0, chunk)).dtype
+    # Blocks are written in place into the result; 16-bit floats as uint16, because XLA's CPU
+    # backend widens a bfloat16/float16 update to float32 and converts the whole result for each
+    # block (bfloat16 normal of 1e7 in blocks of 2**18 rows: 615 ms against 110 unblocked).
+    storage = np.dtype(np.uint16) if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize == 2 else dtype
 
-    def body(i: Array, out: Array) -> Array:
-        start = i * chunk
-        return lax.dynamic_update_slice_in_dim(out, block(start, chunk), start, axis=0)
+    def write(out: Array, start: Array | int, size: int) -> Array:
+        piece = block(start, size)
+        return lax.dynamic_update_slice_in_dim(out, lax.bitcast_convert_type(piece, storage), start, axis=0)
 
-    out = lax.fori_loop(0, n_full, body, out)
+    out = lax.fori_loop(0, n_full, lambda i, out: write(out, i * chunk, chunk),
+                        jnp.zeros(local_shape + event_shape, storage))
     if tail:
-        start = n_full * chunk
-        out = lax.dynamic_update_slice_in_dim(out, block(start, tail), start, axis=0)
-    return out
+        out = write(out, n_full * chunk, tail)
+    return lax.bitcast_convert_type(out, dtype)
 
 
 def _mesh_axes(entry: Any) -> tuple[str, ...]:
