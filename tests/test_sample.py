@@ -71,8 +71,9 @@ def test_sampler_equals_canonical(stream, name, ours, theirs):
 
 # Draws of PAIRED_MIN_SIZE (4096) values or more run two values at a time (keyfan._flat), draws of
 # more than 4 * 2**18 values block by block. One combo per kernel path at that size: per-value
-# hashing (n = 1, n = 3), gathered row keys (nested, n = 9), a rows loop (n = 70, an odd row count).
-PAIRED_COMBOS = [((4099,), ()), ((1500,), (3,)), ((30, 20), (9,)), ((65,), (70,))]
+# hashing (n = 1, n = 3), gathered row keys (nested, n = 9), rows loops (an odd row count of odd
+# length, padded by one row; one row of even length, looped over as two half-rows).
+PAIRED_COMBOS = [((4099,), ()), ((1500,), (3,)), ((30, 20), (9,)), ((65,), (71,)), ((), (5000,))]
 _BY_NAME = {name: (ours, theirs) for name, ours, theirs in CASES}
 
 
@@ -93,6 +94,10 @@ def test_paired_draws_with_per_example_parameters():
     hi = jnp.arange(1, 3001)[:, None]
     assert_bitwise_equal(kf.randint(key, 3000, 3, minval=0, maxval=hi),
                          jax.vmap(lambda k, m: jax.random.randint(k, (3,), 0, m))(keys, hi))
+    # 33 rows of 200: looped over as 66 half-rows, each reading its half of the parameters
+    lo = jnp.linspace(-5.0, 5.0, 33 * 200).reshape(33, 200)
+    assert_bitwise_equal(kf.uniform(key, 33, 200, minval=lo, maxval=lo + 2),
+                         jax.vmap(lambda k, a: jax.random.uniform(k, (200,), minval=a, maxval=a + 2))(keys[:33], lo))
 
 
 @pytest.mark.parametrize("batch,shape", [((1_100_003,), ()), ((1100,), (1000,))], ids=str)

@@ -139,12 +139,20 @@ def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Ar
         return draw_values(row_key, position, (span.length,),
                            [span.take(jnp.broadcast_to(p, out_shape).reshape(-1)) for p in params])
 
+    # An odd number of rows of even length loops over half-rows, so that the loop can pair them
+    # (keyfan._flat pads an odd count by one, or leaves a short one unpaired: one row of 10**6
+    # normals took 5.1 ms, two rows of half as many 3.9 ms, one core).
+    halves = 2 if rows % 2 and event_size % 2 == 0 else 1
+    width = event_size // halves
+
     def by_row(span: Span, keys: Array, *params: Array) -> Array:
-        """The rows ``span`` of the block, shape ``(span.length, event_size)``."""
-        row_key = tuple(span.take(w[:rows])[:, None] for w in keys)
-        position = lax.broadcasted_iota(np.uint32, (span.length, event_size), 1)
-        return draw_values(row_key, position, (span.length, event_size),
-                           [span.take(jnp.broadcast_to(p, out_shape).reshape(rows, event_size)) for p in params])
+        """Rows (or half-rows) ``span`` of the block, shape ``(span.length, width)``."""
+        row_key = tuple(span.take(jnp.repeat(w[:rows], halves))[:, None] for w in keys)
+        position = lax.broadcasted_iota(np.uint32, (span.length, width), 1)
+        if halves > 1:
+            position = position + (span.index() % np.uint32(2) * np.uint32(width))[:, None]
+        return draw_values(row_key, position, (span.length, width),
+                           [span.take(jnp.broadcast_to(p, out_shape).reshape(rows * halves, width)) for p in params])
 
     if size == 0:  # only the dtype is needed; with row keys first, the draw reads (2, rows) keys
         keys_struct = (jax.ShapeDtypeStruct((2, padded_size(rows)), np.uint32) if keys_first or gather_keys
@@ -153,7 +161,7 @@ def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Ar
         return jnp.zeros(out_shape, empty.dtype)
     if keys_first:
         keys = unfused(row_keys, key_data)
-        return flat_loop(by_row, rows, keys, *params, align=1).reshape(out_shape)
+        return flat_loop(by_row, rows * halves, keys, *params, align=1).reshape(out_shape)
     keys = unfused(row_keys, key_data) if gather_keys else key_data
     return flat_loop(by_value, size, keys, *params).reshape(out_shape)
 
