@@ -140,7 +140,10 @@ def flat_loop(values: Callable[..., Array], size: int, first: Array, *operands: 
     out = jax.eval_shape(lambda *args: values(whole, *args), first, *operands)
     per_index = math.prod(out.shape[1:])
     paired = (out.dtype in _PAIRED and size * per_index >= PAIRED_MIN_SIZE
-              and (align > 1 or size % 2 == 0 or size >= LANES))  # an odd count pads one index, at most 1/64
+              # a flat loop pairs scalars only: a small trailing axis (a key's two words) does not vectorise
+              and (align == 1 or out.ndim == 1)
+              # a rows loop pads an odd count by one row: at most 1/64 of the work
+              and (align > 1 or size % 2 == 0 or size >= LANES))
     if not paired:
         result = unfused(lambda *args: values(whole, *args), first, *operands)
         return result if whole.total == size else result[:size]

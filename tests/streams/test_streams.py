@@ -16,7 +16,7 @@ from tests.conftest import PARTITIONABLE, assert_bitwise_equal, key_bits
 from tests.conftest import STREAMS as STREAM_NAMES
 
 SHAPES = [(), (1,), (2,), (3,), (7,), (2, 5), (0,), (1000,), (4099,)]
-"""Draw shapes; 4099 values are computed two at a time (``keyfan._flat``)."""
+"""Draw shapes; 32-bit draws of 4099 values are computed two at a time (``keyfan._flat``)."""
 
 
 def _jax_reference(stream: str, fn):
