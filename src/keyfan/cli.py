@@ -65,7 +65,7 @@ def tour() -> None:
 
 @app.command()
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="Leave out the largest shape (under a minute)."),
+    quick: bool = typer.Option(False, "--quick", help="Leave out the largest shape; samplers at 1e5 (under a minute)."),
     runs: int = typer.Option(21, min=3, help="Timed samples per case; the median is reported."),
     sample_ms: float | None = typer.Option(None, min=0.0, help="Each sample averages enough calls to last this "
                                                                "long (0: one call per sample; default 20, or "

@@ -9,8 +9,9 @@ Groups (ratios are taken within a group, against its "canonical" and "numpy" cas
 * ``sigmoid gradient``: the exact derivative ``s(x)(1 - s(x))`` against ``jax.grad``, jitted or
   not, vmapped over 1000 points.
 * ``normal NxN``: for each shape, canonical (jitted), keyfan eager and jitted, NumPy.
-* ``sampler NAME 1e6``: every other sampler at ``N = 10**6`` scalar draws (categorical over 10
-  classes): canonical ``split`` + ``vmap`` (jitted), the same on keyfan keys, and keyfan (jitted).
+* ``sampler NAME 1e6``: every other sampler at ``N = 10**6`` scalar draws (``10**5`` with
+  ``quick``; categorical over 10 classes): canonical ``split`` + ``vmap`` (jitted), the same on
+  keyfan keys, and keyfan (jitted).
 * ``kf.vmap NxN``: ``kf.vmap(f, randomness="different")`` against split + vmap by hand.
 * ``ensemble init`` / ``ensemble train step``: ``Ensemble.init`` of 350 Dense members, and one
   vmapped ``Trainer`` step of 32 MLPs against a Python loop over their jitted steps
@@ -137,8 +138,9 @@ def sampler_cases(key, raw, n_examples: int = 10**6) -> list[Case]:
     keys, the same bits as the ``"threefry"`` stream), the same code on keyfan keys (whose
     ``jax.random`` draws run keyfan's per-key loops), and keyfan's sampler (jit)."""
     cases = []
+    size = f"{n_examples:.0e}".replace("+0", "").replace("e0", "e") if n_examples % 10 == 0 else str(n_examples)
     for name, (one, batched) in SAMPLERS.items():
-        group = f"sampler {name} 1e6"
+        group = f"sampler {name} {size}"
         canonical = jax.jit(lambda k, one=one: jax.vmap(one)(jax.random.split(k, n_examples)))
         on_keyfan_keys = jax.jit(lambda k, one=one: jax.vmap(one)(kf.fan_out(k, (n_examples,))))
         ours = jax.jit(lambda k, batched=batched: batched(k, n_examples))
@@ -171,13 +173,13 @@ def vmap_cases(key, shapes) -> list[Case]:
 
 
 def default_cases(*, quick: bool = False) -> list[Case]:
-    """Every case of the suite (``quick``: the 1e4 x 1e3 shape is left out)."""
+    """Every case of the suite (``quick``: the 1e4 x 1e3 shape is left out, the samplers run at 1e5)."""
     key = kf.key(0)
     raw = jax.random.PRNGKey(0)
     from keyfan.ensemble.bench import suite_cases
 
     return [*notebook_cases(key, raw), *sigmoid_cases(),
             *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES),
-            *sampler_cases(key, raw),
+            *sampler_cases(key, raw, 10**5 if quick else 10**6),
             *vmap_cases(key, [(10**3, 128), (10**5, 10)] if quick else [(10**3, 128), (10**5, 10), (10**6, 1)]),
             *suite_cases(quick=quick)]
