@@ -102,3 +102,18 @@ def test_key_pairs_per_index_run_one_at_a_time():
     a, b = _hash(KEY, jnp.arange(5000, dtype=np.uint32))
     assert_bitwise_equal(jax.jit(run)(KEY), jnp.stack([a, b], -1))
     assert not _uses_complex(run, KEY)
+
+
+def test_float32_bit_patterns_pass_through_pairs_unchanged():
+    # Paired float32 values are the parts of a complex64: signalling NaNs, NaN payloads,
+    # subnormals and -0.0 must come back bit for bit.
+    special = np.array([0x7F800001, 0x7FBFFFFF, 0x7FC00001, 0xFF800001, 0x00000001, 0x80000000, 0x7F800000],
+                       np.uint32)
+    patterns = np.concatenate([np.resize(special, 2500), np.arange(2500, dtype=np.uint32) * np.uint32(1717)])
+    x = jnp.asarray(patterns.view(np.float32))
+
+    def run(key, x):
+        return _flat.flat_loop(lambda span, k, x: span.take(x), x.shape[0], key, x)
+
+    assert _uses_complex(run, KEY, x)
+    assert np.asarray(jax.jit(run)(KEY, x)).view(np.uint32).tobytes() == patterns.tobytes()

@@ -3,6 +3,8 @@ and its rows do not depend on batch size, chunking, offsets, jit or the global f
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,6 +100,42 @@ def test_paired_draws_with_per_example_parameters():
     lo = jnp.linspace(-5.0, 5.0, 33 * 200).reshape(33, 200)
     assert_bitwise_equal(kf.uniform(key, 33, 200, minval=lo, maxval=lo + 2),
                          jax.vmap(lambda k, a: jax.random.uniform(k, (200,), minval=a, maxval=a + 2))(keys[:33], lo))
+
+
+@pytest.mark.parametrize("batch,shape,dtype,chunk_size", [
+    (5000, (), jnp.float32, None),  # a paired loop over values
+    (33, (200,), jnp.float32, None),  # a paired loop over half-rows
+    (10, (3,), jnp.float32, 4),  # chunked
+    (10, (3,), jnp.bfloat16, 4),  # chunked, held as uint16
+], ids=str)
+def test_derivatives_through_parameters_equal_canonical(batch, shape, dtype, chunk_size):
+    # Values travel through complex numbers and bitcasts, whose own derivatives are zero; the
+    # derivatives must be the canonical pattern's.
+    key = kf.key(4)
+    keys = kf.fan_out(key, batch)
+    lo = jnp.linspace(-1.0, 1.0, batch, dtype=dtype).reshape(batch, *(1,) * len(shape))
+
+    def ours(lo):
+        return kf.uniform(key, batch, shape, dtype, minval=lo, maxval=3 * lo + 2, chunk_size=chunk_size)
+
+    def theirs(lo):
+        return jax.vmap(lambda k, a: jax.random.uniform(k, shape, dtype, minval=a, maxval=3 * a + 2))(keys, lo)
+
+    ones = jnp.ones_like(lo)
+    assert_bitwise_equal(jax.jvp(ours, (lo,), (ones,))[1], jax.jvp(theirs, (lo,), (ones,))[1])
+    weights = jnp.linspace(0.5, 1.5, batch * math.prod(shape), dtype=dtype).reshape(batch, *shape)
+    np.testing.assert_allclose(np.asarray(jax.grad(lambda lo: (ours(lo) * weights).sum())(lo), np.float32),
+                               np.asarray(jax.grad(lambda lo: (theirs(lo) * weights).sum())(lo), np.float32),
+                               rtol=1e-2 if dtype == jnp.bfloat16 else 1e-6)
+
+
+def test_vmap_over_keys_of_paired_draws():
+    # Under vmap the lax.cond around each loop becomes a select over both branches.
+    keys = kf.fan_out(kf.key(0), 3)
+    for draw in (lambda k: kf.normal(k, 5000), lambda k: kf.normal(k, 33, 200)):
+        out = jax.vmap(draw)(keys)
+        for i in range(3):
+            assert_bitwise_equal(out[i], draw(keys[i]))
 
 
 @pytest.mark.parametrize("batch,shape", [((1_100_003,), ()), ((1100,), (1000,))], ids=str)

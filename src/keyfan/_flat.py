@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-__all__ = ["Span", "padded", "pad", "unfused", "flat_loop"]
+__all__ = ["Span", "padded", "unfused", "flat_loop"]
 
 LANES = 64
 """Loops over scalar values are padded to a multiple of this (twice this when paired)."""
@@ -104,18 +104,30 @@ def unfused(fn: Callable[..., Array], first: Array, *operands: Array) -> Array:
     return lax.cond(always, fn, lambda *_: jnp.zeros(out.shape, out.dtype), first, *operands)
 
 
+def _as_float32(x: Array) -> Array:
+    """``x`` (float32, int32 or uint32) as float32: integers by their bits, floats as they are
+    (so that derivatives flow through; a bitcast's derivative is zero)."""
+    return x if x.dtype == np.float32 else lax.bitcast_convert_type(x, np.float32)
+
+
 def _paired(values: Callable[..., Array], start: int | Array, length: int, total: int, dtype: np.dtype,
             first: Array, operands: tuple[Array, ...]) -> Array:
-    """Indices ``start .. start + length - 1`` (``length`` even), two at a time: the ``i``-th of
-    each half together, as the parts of a complex64 loop, then put back in order."""
-    halves = Span(start, length // 2, total), Span(start + length // 2, length // 2, total)
+    """Indices ``start .. start + length - 1`` of a loop over ``total``, two at a time: the
+    ``i``-th of each half together, as the parts of a complex64 loop, then put back in order.
+
+    ``length`` is even; the values are of ``dtype`` (one of ``_PAIRED``), and come back bit for bit
+    (a float32 NaN keeps its payload: building and taking apart a complex only moves bits).
+    """
+    half = length // 2
+    halves = Span(start, half, total), Span(start + half, half, total)
 
     def both(*args: Array) -> Array:
-        lo, hi = (lax.bitcast_convert_type(values(span, *args), np.float32) for span in halves)
+        lo, hi = (_as_float32(values(span, *args)) for span in halves)
         return lax.complex(lo, hi)
 
     parts = unfused(both, first, *operands)
-    return lax.bitcast_convert_type(jnp.concatenate([parts.real, parts.imag]), dtype)
+    result = jnp.concatenate([parts.real, parts.imag])
+    return result if dtype == np.float32 else lax.bitcast_convert_type(result, dtype)
 
 
 def flat_loop(values: Callable[..., Array], size: int, first: Array, *operands: Array,
@@ -131,7 +143,7 @@ def flat_loop(values: Callable[..., Array], size: int, first: Array, *operands: 
       operands: further operands.
       align: the leading axis is padded to a multiple of this: :data:`LANES` when each index holds
         one value (the loop vectorises along it), 1 when each holds a row long enough to
-        vectorise along (at least 64 values).
+        vectorise along (32 values or more).
 
     Returns:
       ``values`` at indices ``0 .. size - 1``.

@@ -6,10 +6,11 @@ batch coordinate (``stream.child`` down the hierarchy) and the bits at its event
 between: the split and the draw are one elementwise computation.
 
 Layout matters on CPU. The draw runs as loops of their own (``keyfan._flat``: padded, two
-values at a time from 4096 values on, block by block past 2**20): a 2-D ``(rows, n)`` loop with
-a small ``n`` does not vectorise, so small events run over a flat index ``f`` of ``rows * n``
-values (``position = f % n``). How a value gets its row's key depends on how many hashes that
-key costs per value, ``depth`` (one per batch axis), against reading it from memory:
+values at a time from 4096 values on, block by block past four blocks of about 2**18 values).
+A 2-D ``(rows, n)`` loop with a small ``n`` does not vectorise, so small events run over a flat
+index ``f`` of ``rows * n`` values (``position = f % n``). How a value gets its row's key depends
+on how many hashes that key costs per value, ``depth`` (one per batch axis), against reading it
+from memory:
 
 * ``n >= 64``: the ``rows`` keys are computed first, and the draw loops over rows, each row a
   vector of ``n`` values under one key (``normal`` of 1000 x 1000, one core: 6.3 ms over a flat
@@ -42,7 +43,7 @@ import numpy as np
 from jax import Array, lax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from keyfan._flat import Span, flat_loop, unfused
+from keyfan._flat import PAIRED_MIN_SIZE, Span, flat_loop, unfused
 from keyfan._flat import padded as padded_size
 from keyfan._keyarg import raw_data
 from keyfan.streams import Stream, Words
@@ -142,7 +143,7 @@ def _compute_block(stream: Stream, transform: Callable[..., Array], key_data: Ar
     # An odd number of rows of even length loops over half-rows, so that the loop can pair them
     # (keyfan._flat pads an odd count by one, or leaves a short one unpaired: one row of 10**6
     # normals took 5.1 ms, two rows of half as many 3.9 ms, one core).
-    halves = 2 if rows % 2 and event_size % 2 == 0 else 1
+    halves = 2 if rows % 2 and event_size % 2 == 0 and size >= PAIRED_MIN_SIZE else 1
     width = event_size // halves
 
     def by_row(span: Span, keys: Array, *params: Array) -> Array:
@@ -187,29 +188,46 @@ def _compute(stream: Stream, transform: Callable[..., Array], key_data: Array,
     rows = local_shape[0]
     chunk = min(chunk_size or rows, max(1, _MAX_BLOCK // max(per_row, 1)), max(rows, 1))
     n_full, tail = divmod(rows, chunk)
-    base = offsets[0] if offsets[0] is not None else (np.uint32(0), np.uint32(0))
 
-    def block(start: Array | int, size: int) -> Array:
-        start_words = _add_words(base, jnp.asarray(start).astype(np.uint32))
-        return _compute_block(stream, transform, key_data, batch_shape,
-                              (size, *local_shape[1:]), [start_words, *offsets[1:]],
-                              event_shape, [_slice_rows(p, start, size) for p in params])
+    def chunks(storage: np.dtype | None, key_data: Array, base: Words, inner: list[Words | None],
+               params: tuple[Array, ...]) -> Array:
+        """The rows, ``chunk`` at a time, written in place into a result held as ``storage``
+        (bit for bit; None: the values' own dtype)."""
+        def block(start: Array | int, size: int) -> Array:
+            start_words = _add_words(base, jnp.asarray(start).astype(np.uint32))
+            return _compute_block(stream, transform, key_data, batch_shape, (size, *local_shape[1:]),
+                                  [start_words, *inner], event_shape, [_slice_rows(p, start, size) for p in params])
 
-    dtype = jax.eval_shape(lambda: block(0, chunk)).dtype
-    # Blocks are written in place into the result; 16-bit floats as uint16, because XLA's CPU
-    # backend widens a bfloat16/float16 update to float32 and converts the whole result for each
-    # block (bfloat16 normal of 1e7 in blocks of 2**18 rows: 615 ms against 110 unblocked).
-    storage = np.dtype(np.uint16) if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize == 2 else dtype
+        dtype = jax.eval_shape(lambda: block(0, chunk)).dtype
+        held = storage or dtype
 
-    def write(out: Array, start: Array | int, size: int) -> Array:
-        piece = block(start, size)
-        return lax.dynamic_update_slice_in_dim(out, lax.bitcast_convert_type(piece, storage), start, axis=0)
+        def write(out: Array, start: Array | int, size: int) -> Array:
+            piece = block(start, size)
+            piece = piece if held == dtype else lax.bitcast_convert_type(piece, held)
+            return lax.dynamic_update_slice_in_dim(out, piece, start, axis=0)
 
-    out = lax.fori_loop(0, n_full, lambda i, out: write(out, i * chunk, chunk),
-                        jnp.zeros(local_shape + event_shape, storage))
-    if tail:
-        out = write(out, n_full * chunk, tail)
-    return lax.bitcast_convert_type(out, dtype)
+        out = lax.fori_loop(0, n_full, lambda i, out: write(out, i * chunk, chunk),
+                            jnp.zeros(local_shape + event_shape, held))
+        if tail:
+            out = write(out, n_full * chunk, tail)
+        return out if held == dtype else lax.bitcast_convert_type(out, dtype)
+
+    args = (key_data, offsets[0] if offsets[0] is not None else (np.uint32(0), np.uint32(0)),
+            list(offsets[1:]), tuple(params))
+    dtype = jax.eval_shape(partial(chunks, None), *args).dtype
+    if not (jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize == 2):
+        return chunks(None, *args)
+
+    # 16-bit floats are held as uint16: XLA's CPU backend widens a bfloat16/float16 update to
+    # float32 and converts the whole result for each chunk (bfloat16 normal of 1e7 in chunks of
+    # 2**18 rows: 615 ms against 110 unchunked). A bitcast's derivative is zero, so derivatives
+    # are those of the same loop held in the values' dtype.
+    @jax.custom_jvp
+    def held_as_bits(*args: Any) -> Array:
+        return chunks(np.dtype(np.uint16), *args)
+
+    held_as_bits.defjvp(lambda primals, tangents: jax.jvp(partial(chunks, None), primals, tangents))
+    return held_as_bits(*args)
 
 
 def _mesh_axes(entry: Any) -> tuple[str, ...]:

@@ -30,6 +30,10 @@ def test_sharded_draws_equal_unsharded_on_1_2_and_8_devices():
             "randint_offset": lambda s: kf.randint(key, (64,), (2,), minval=0, maxval=9, offset=2**33, sharding=s),
             "legacy": lambda s: kf.normal(kf.key(3, "threefry-legacy"), (64,), (3,), sharding=s),
             "gathered_row_keys": lambda s: kf.normal(key, (64,), (9,), sharding=s),
+            # large enough that every device's loop is paired (keyfan._flat): over values, and
+            # over rows (one row of 5000 per device on 8 devices runs as two half-rows)
+            "paired": lambda s: kf.uniform(key, (65536,), minval=-1.0, maxval=1.0, sharding=s),
+            "paired_rows": lambda s: kf.normal(key, (8,), (5000,), sharding=s),
         }
         reference = {name: np.asarray(draw(None)) for name, draw in draws.items()}
         collectives = ("all-gather", "all-reduce", "collective-permute", "all-to-all", "reduce-scatter")

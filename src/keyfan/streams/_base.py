@@ -129,8 +129,8 @@ class Stream(abc.ABC):
     def spec(self):
         """The stream as a JAX PRNG implementation (``jax.random.key(..., impl=spec)``).
 
-        ``split`` and ``random_bits`` are registered jitted, as JAX's own Threefry functions are:
-        JAX calls them outside ``jit`` for an eager ``jax.random.split(key)``, and the loop inside
+        The functions are registered jitted, as JAX's own Threefry functions are: JAX calls them
+        outside ``jit`` for an eager ``jax.random.split(key)``, and the loop inside
         (``keyfan._flat``) would otherwise compile anew on every call (0.17 s each).
         """
         return jax.extend.random.define_prng_impl(
@@ -138,7 +138,7 @@ class Stream(abc.ABC):
             seed=self.seed,
             split=jax.jit(self.split, static_argnums=1),
             random_bits=jax.jit(self.random_bits, static_argnums=(1, 2)),
-            fold_in=self.fold_in,
+            fold_in=jax.jit(self.fold_in),
             name=f"keyfan.{self.name}",
             tag=f"keyfan.{self.name}",
         )
