@@ -138,11 +138,17 @@ def test_vmap_over_keys_of_paired_draws():
             assert_bitwise_equal(out[i], draw(keys[i]))
 
 
-@pytest.mark.parametrize("batch,shape", [((1_100_003,), ()), ((1100,), (1000,))], ids=str)
+@pytest.mark.parametrize("batch,shape", [((1_100_003,), ()), ((1101,), (1000,))], ids=str)
 def test_draws_computed_block_by_block_equal_canonical(stream, batch, shape):
+    # More than 4 blocks of 2**18 values: a loop over blocks and a tail, over values or over
+    # half-rows (an odd row count), with per-example parameters sliced at traced offsets.
     key = kf.key(23, stream)
     assert_bitwise_equal(kf.normal(key, batch, shape),
                          canonical_draw(lambda k: jax.random.normal(k, shape), key, batch))
+    lo = jnp.linspace(-3.0, 3.0, batch[0]).reshape(batch[0], *(1,) * len(shape))
+    assert_bitwise_equal(kf.uniform(key, batch, shape, minval=lo, maxval=lo + 1),
+                         jax.jit(jax.vmap(lambda k, a: jax.random.uniform(k, shape, minval=a, maxval=a + 1)))(
+                             kf.fan_out(key, batch), lo))
 
 
 # One compiled canonical program per sampler; keys are arguments, so new seeds cost no compile.
