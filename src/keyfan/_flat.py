@@ -2,7 +2,7 @@
 block when large, each in a branch of its own, then cut and reshaped.
 
 A loop runs over a leading axis whose indices hold one value each (a flat loop, vectorised along
-that axis) or one row each (a rows loop, ``align=1``, vectorised along rows of 64 or more
+that axis) or one row each (a rows loop, ``align=1``, vectorised along rows of 32 or more
 values). Four measured effects shape it (jax 0.10.2, CPU):
 
 * A flat elementwise loop of Threefry over a size that is not a multiple of the vector width ran
@@ -51,7 +51,7 @@ _PAIRED = {np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.uint32)}
 BLOCK_VALUES = 2**18
 """Paired loops over more than four blocks of this many values run block by block, so that each
 block's temporaries stay in cache: ``normal`` of ``10**7`` values took 109 ms in one loop and
-81 ms in blocks (one core)."""
+85 ms in blocks (one core)."""
 PAIRED_MIN_SIZE = 4096
 """Loops of fewer values run one value at a time: pairing saves little there (0.029 against
 0.026 ms for ``normal`` of 1024 values, one core) and compiles the draw twice into the loop."""

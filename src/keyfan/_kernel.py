@@ -189,20 +189,21 @@ def _compute(stream: Stream, transform: Callable[..., Array], key_data: Array,
     chunk = min(chunk_size or rows, max(1, _MAX_BLOCK // max(per_row, 1)), max(rows, 1))
     n_full, tail = divmod(rows, chunk)
 
-    def chunks(storage: np.dtype | None, key_data: Array, base: Words, inner: list[Words | None],
-               params: tuple[Array, ...]) -> Array:
-        """The rows, ``chunk`` at a time, written in place into a result held as ``storage``
-        (bit for bit; None: the values' own dtype)."""
-        def block(start: Array | int, size: int) -> Array:
-            start_words = _add_words(base, jnp.asarray(start).astype(np.uint32))
-            return _compute_block(stream, transform, key_data, batch_shape, (size, *local_shape[1:]),
-                                  [start_words, *inner], event_shape, [_slice_rows(p, start, size) for p in params])
+    def block(key_data: Array, base: Words, inner: list[Words | None], params: tuple[Array, ...],
+              start: Array | int, size: int) -> Array:
+        start_words = _add_words(base, jnp.asarray(start).astype(np.uint32))
+        return _compute_block(stream, transform, key_data, batch_shape, (size, *local_shape[1:]),
+                              [start_words, *inner], event_shape, [_slice_rows(p, start, size) for p in params])
 
-        dtype = jax.eval_shape(lambda: block(0, chunk)).dtype
-        held = storage or dtype
+    args = (key_data, offsets[0] if offsets[0] is not None else (np.uint32(0), np.uint32(0)),
+            list(offsets[1:]), tuple(params))
+    dtype = jax.eval_shape(lambda: block(*args, 0, chunk)).dtype
 
+    def chunks(held: np.dtype, *args: Any) -> Array:
+        """The rows, ``chunk`` at a time, written in place into a result held as ``held`` (the
+        values' dtype, or an unsigned type of their width, bit for bit)."""
         def write(out: Array, start: Array | int, size: int) -> Array:
-            piece = block(start, size)
+            piece = block(*args, start, size)
             piece = piece if held == dtype else lax.bitcast_convert_type(piece, held)
             return lax.dynamic_update_slice_in_dim(out, piece, start, axis=0)
 
@@ -212,11 +213,8 @@ def _compute(stream: Stream, transform: Callable[..., Array], key_data: Array,
             out = write(out, n_full * chunk, tail)
         return out if held == dtype else lax.bitcast_convert_type(out, dtype)
 
-    args = (key_data, offsets[0] if offsets[0] is not None else (np.uint32(0), np.uint32(0)),
-            list(offsets[1:]), tuple(params))
-    dtype = jax.eval_shape(partial(chunks, None), *args).dtype
     if not (jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize == 2):
-        return chunks(None, *args)
+        return chunks(dtype, *args)
 
     # 16-bit floats are held as uint16: XLA's CPU backend widens a bfloat16/float16 update to
     # float32 and converts the whole result for each chunk (bfloat16 normal of 1e7 in chunks of
@@ -226,7 +224,7 @@ def _compute(stream: Stream, transform: Callable[..., Array], key_data: Array,
     def held_as_bits(*args: Any) -> Array:
         return chunks(np.dtype(np.uint16), *args)
 
-    held_as_bits.defjvp(lambda primals, tangents: jax.jvp(partial(chunks, None), primals, tangents))
+    held_as_bits.defjvp(lambda primals, tangents: jax.jvp(partial(chunks, dtype), primals, tangents))
     return held_as_bits(*args)
 
 
