@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 import keyfan as kf
 from keyfan import recipes
 from keyfan import transforms as T
-from keyfan._audit._specs import parse_arg, parse_in_axes
+from keyfan._cli_specs import parse_arg, parse_in_axes
 from keyfan.cli import app
 from keyfan.testing import assert_independent, assert_no_key_misuse
 from tests.audit_corpus import CASES, Case

@@ -6,6 +6,12 @@ from keyfan._audit import AuditReport as AuditReport
 from keyfan._audit import IndependenceReport as IndependenceReport
 from keyfan._audit import audit as audit
 from keyfan._audit import check_independent as check_independent
+from keyfan._keyflow.errors import SharedRandomnessError as SharedRandomnessError
+from keyfan._keyflow.errors import SharedRandomnessWarning as SharedRandomnessWarning
+from keyfan._sanitize import sanitize as sanitize
+from keyfan._sanitize import sanitize_from_environment as _sanitize_from_environment
+from keyfan._vmap import Randomness as Randomness
+from keyfan._vmap import vmap as vmap
 from keyfan.ensemble import Ensemble as Ensemble
 from keyfan.ensemble import shared_vmap as shared_vmap
 from keyfan.keys import at as at
@@ -25,6 +31,5 @@ from keyfan.sample import truncated_normal as truncated_normal
 from keyfan.sample import uniform as uniform
 from keyfan.scopes import shared_randomness as shared_randomness
 from keyfan.transforms import dropout as dropout
-from keyfan.vmap import Randomness as Randomness
-from keyfan.vmap import SharedRandomnessError as SharedRandomnessError
-from keyfan.vmap import vmap as vmap
+
+_sanitize_from_environment()

@@ -46,6 +46,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from keyfan._flat import PAIRED_MIN_SIZE, Span, flat_loop, unfused
 from keyfan._flat import padded as padded_size
 from keyfan._keyarg import raw_data
+from keyfan._keyflow.batching import check_key
 from keyfan.streams import Stream, Words
 
 __all__ = ["BitsFn", "coordinate_keys", "draw"]
@@ -299,6 +300,7 @@ def draw(stream: Stream, key: Array, transform: Callable[..., Array],
     Returns:
       An array of shape ``(*batch_shape, *event_shape)``.
     """
+    check_key(key)
     offset_data = np.array([offset >> 32, offset & 0xFFFFFFFF], dtype=np.uint32)
     return _run(key, offset_data, tuple(params), stream=stream, transform=transform,
                 batch_shape=batch_shape, event_shape=event_shape, chunk_size=chunk_size,

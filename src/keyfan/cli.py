@@ -178,7 +178,7 @@ def audit_command(
     """Find key misuse in a per-example function; exit 1 if anything is flagged."""
     console = _console()
     from keyfan._audit import audit
-    from keyfan._audit._specs import load_function, parse_arg, parse_in_axes
+    from keyfan._cli_specs import load_function, parse_arg, parse_in_axes
 
     try:
         f = load_function(target)

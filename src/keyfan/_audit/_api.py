@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from keyfan._audit._findings import build_report
-from keyfan._audit._flow import analyze
 from keyfan._audit._report import AuditReport
 from keyfan._audit._trace import parse_levels, trace
+from keyfan._keyflow.flow import analyze
 
 __all__ = ["audit"]
 

@@ -5,22 +5,16 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-from keyfan._audit._flow import Analysis, DrawSite
-from keyfan._audit._hashes import HASH_SCOPE
-from keyfan._audit._ledger import Event, Use
 from keyfan._audit._report import AuditFinding, AuditKind, AuditReport, short_location
-from keyfan._audit._source import in_scope
 from keyfan._audit._trace import Traced
+from keyfan._keyflow.flow import Analysis, DrawSite
+from keyfan._keyflow.ledger import Event, Use
+from keyfan._keyflow.source import in_scope
+from keyfan._keyflow.wording import FIXES as _FIXES
+from keyfan._keyflow.wording import what as _what_draw
 from keyfan.scopes import SHARED_RANDOMNESS_SCOPE
 
 __all__ = ["build_report"]
-
-_WHAT = {
-    "random_bits": "a random draw",
-    "random_gamma": "a gamma draw",
-    "threefry2x32": "a Threefry hash",
-    HASH_SCOPE: "a keyfan draw or key derivation",
-}
 
 _HOW = {
     "draw": "a random draw",
@@ -29,34 +23,7 @@ _HOW = {
     "fold_in": "fold_in",
 }
 
-_DECLARE = "if the sharing is intended, draw inside `with kf.shared_randomness():`"
-
-FIXES = {
-    AuditKind.SHARED_DRAW: (
-        "give each example its own key: map the key (in_axes=0 over kf.fan_out(key, n)), fold in a "
-        "mapped index (jax.random.fold_in(key, jax.lax.axis_index(name))), or use "
-        f"kf.vmap(..., randomness='different'); {_DECLARE}."
-    ),
-    AuditKind.CLOSURE_KEY: (
-        "pass the key to the function as an argument and map it (one key per example) instead of "
-        f"closing over it; {_DECLARE}."
-    ),
-    AuditKind.CONSTANT_KEY: (
-        "derive the key from a mapped key argument (or fold a mapped index into it) instead of "
-        f"making it from a constant seed; {_DECLARE}."
-    ),
-    AuditKind.KEY_REUSE: "split the key (k1, k2 = jax.random.split(key)) and give each draw its own subkey.",
-    AuditKind.SPLIT_THEN_REUSE: "after key, sub = jax.random.split(key), use only the children, never the parent.",
-    AuditKind.FOLD_IN_TWICE: "fold in distinct data for each use (a different constant or counter), or split the key.",
-    AuditKind.LOOP_REUSE: (
-        "carry the key through the loop and split it every iteration (key, sub = jax.random.split(key); "
-        "draw from sub), or scan over one key per iteration."
-    ),
-    AuditKind.BROADCAST_KEY: (
-        "make one key per row with jax.random.split(key, n) or kf.fan_out(key, n) instead of "
-        "broadcasting, tiling or stacking one key."
-    ),
-}
+FIXES = {kind: _FIXES[kind.value] for kind in AuditKind}
 
 
 def build_report(traced: Traced, analysis: Analysis) -> AuditReport:
@@ -85,7 +52,7 @@ def _shared_findings(traced: Traced, analysis: Analysis) -> list[AuditFinding]:
 
 
 def _shared_finding(traced: Traced, site: DrawSite, missing: frozenset[int]) -> AuditFinding:
-    what = site.api or _WHAT.get(site.primitive, f"a {site.primitive} draw")
+    what = _what_draw(site.primitive, site.api)
     along = " and ".join(traced.level_label(i) for i in sorted(missing))
     if site.sources:
         kind = AuditKind.SHARED_DRAW

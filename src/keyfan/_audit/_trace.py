@@ -24,8 +24,8 @@ import numpy as np
 from jax.extend import core
 from jax.tree_util import keystr
 
-from keyfan._audit._values import key_like
-from keyfan._vmap_args import _arg_name, _leaf_axes, _parameter_names, check_axes
+from keyfan._keyflow.args import arg_name, check_axes, leaf_axes, parameter_names
+from keyfan._keyflow.values import key_like
 
 __all__ = ["Level", "Traced", "parse_levels", "trace"]
 
@@ -117,10 +117,10 @@ def _struct(value: Any) -> jax.ShapeDtypeStruct:
 def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
                  levels: Sequence[Level]) -> tuple[list[str], list[frozenset[int]]]:
     """Every leaf of ``(args, kwargs)`` (flattened as a whole), named, with its mapped levels."""
-    params = _parameter_names(f)
+    params = parameter_names(f)
     names: list[str] = []
     for position, arg in enumerate(args):
-        base = _arg_name(position, params)
+        base = arg_name(position, params)
         names.extend(base + (f" {keystr(path)}" if path else "")
                      for path, _ in jax.tree_util.tree_flatten_with_path(arg)[0])
     for path, _ in jax.tree_util.tree_flatten_with_path(kwargs)[0]:
@@ -138,7 +138,7 @@ def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, A
         axes: list[int | None] = []
         for position, arg in enumerate(args):
             prefix = spec[position] if isinstance(spec, tuple) else spec
-            axes.extend(_leaf_axes(_arg_name(position, params), arg, prefix))
+            axes.extend(leaf_axes(arg_name(position, params), arg, prefix))
         axes.extend([0] * (len(names) - n_positional))
         for leaf, axis in enumerate(axes):
             if axis is not None:

@@ -12,7 +12,7 @@ from jax import Array, lax
 
 from keyfan._checks import as_int
 from keyfan._keyarg import check_key
-from keyfan.vmap import vmap
+from keyfan._vmap import vmap
 
 __all__ = ["floating", "over_batch", "settled", "single_key", "split_batch", "split_shape"]
 

@@ -20,7 +20,8 @@ from jax.tree_util import PyTreeDef, keystr
 
 from keyfan._checks import as_int
 
-__all__ = ["Bound", "Leaf", "bind", "check_axes", "check_key_argnums", "is_typed_key"]
+__all__ = ["Bound", "Leaf", "arg_name", "bind", "check_axes", "check_key_argnums", "is_typed_key", "leaf_axes",
+           "parameter_names"]
 
 
 def is_typed_key(value: Any) -> bool:
@@ -78,7 +79,7 @@ def _shape(value: Any) -> tuple[int, ...]:
     return tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
 
 
-def _parameter_names(f: Callable[..., Any]) -> list[str | None]:
+def parameter_names(f: Callable[..., Any]) -> list[str | None]:
     """Names of ``f``'s positional parameters (None past them or when unknown)."""
     try:
         params = inspect.signature(f).parameters.values()
@@ -88,13 +89,13 @@ def _parameter_names(f: Callable[..., Any]) -> list[str | None]:
     return [p.name for p in params if p.kind in kinds]
 
 
-def _arg_name(position: int, names: Sequence[str | None]) -> str:
+def arg_name(position: int, names: Sequence[str | None]) -> str:
     if position < len(names) and names[position]:
         return f"argument {names[position]!r} (position {position})"
     return f"positional argument {position}"
 
 
-def _leaf_axes(name: str, arg: Any, prefix: Any) -> list[int | None]:
+def leaf_axes(name: str, arg: Any, prefix: Any) -> list[int | None]:
     """One axis per leaf of ``arg`` from the pytree prefix ``prefix``."""
     prefix_leaves, prefix_def = jax.tree_util.tree_flatten(prefix, is_leaf=lambda x: x is None)
     try:
@@ -131,7 +132,7 @@ def _normalize_axis(leaf: Leaf, value: Any, axis: int) -> int:
 def bind(f: Callable[..., Any], in_axes: Any, key_argnums: tuple[int, ...], axis_size: int | None,
          args: tuple[Any, ...], kwargs: dict[str, Any]) -> Bound:
     """Flattens one call of the mapped function and checks every axis against its argument."""
-    names = _parameter_names(f)
+    names = parameter_names(f)
     if isinstance(in_axes, tuple) and len(in_axes) != len(args):
         raise ValueError(
             f"in_axes has {len(in_axes)} entries but the function was called with {len(args)} "
@@ -149,13 +150,13 @@ def bind(f: Callable[..., Any], in_axes: Any, key_argnums: tuple[int, ...], axis
     leaves: list[Leaf] = []
     values: list[Any] = []
     for position, arg in enumerate(args):
-        arg_name = _arg_name(position, names)
+        name = arg_name(position, names)
         prefix = in_axes[position] if isinstance(in_axes, tuple) else in_axes
         with_path, _ = jax.tree_util.tree_flatten_with_path(arg)
-        axes = _leaf_axes(arg_name, arg, prefix)
+        axes = leaf_axes(name, arg, prefix)
         for (path, value), axis in zip(with_path, axes, strict=True):
             kind = "raw" if position in key_positions else "typed" if is_typed_key(value) else None
-            leaves.append(Leaf(arg_name + (f" {keystr(path)}" if path else ""), axis, kind))
+            leaves.append(Leaf(name + (f" {keystr(path)}" if path else ""), axis, kind))
             values.append(value)
     # Flattened as a whole, in the order tree_structure((args, kwargs)) uses (sorted keywords).
     for path, value in jax.tree_util.tree_flatten_with_path(kwargs)[0]:

@@ -1,14 +1,14 @@
 """The key-flow engine: one loop over ``jaxpr.eqns`` and one table from primitive to rule.
 
 :func:`analyze` runs a traced per-example function once, computing for every value its
-:class:`~keyfan._audit._values.Mark` (vmap levels, sources, draws it depends on) and its value
+:class:`~keyfan._keyflow.values.Mark` (vmap levels, sources, draws it depends on) and its value
 number, and records
 
 * every random draw (:class:`DrawSite`) with the levels its key varies over: ``random_bits`` and
   ``random_gamma`` read their key operand; keyfan's inlined hash (``_hashes``) and JAX's
   ``threefry2x32`` read all their operands, since hashing a per-example counter
   (``kf.at(key, i)``) gives per-example values;
-* every key consumption in a :class:`~keyfan._audit._ledger.Ledger`, which reports reuse.
+* every key consumption in a :class:`~keyfan._keyflow.ledger.Ledger`, which reports reuse.
 
 ``axis_index`` of a mapped axis varies over its level; ``psum``-like collectives over it do not.
 Sub-jaxprs are followed per call site: calls (``jit``, ``closed_call``, ``remat``,
@@ -26,12 +26,12 @@ from typing import Any, NamedTuple
 
 from jax.extend import core
 
-from keyfan._audit import _rules
-from keyfan._audit._hashes import HASH_SCOPE, hash_outputs
-from keyfan._audit._ledger import Event, Ledger, Use
-from keyfan._audit._rules import makes_copies, size
-from keyfan._audit._source import api_name, call_instance, join_stack, location
-from keyfan._audit._values import EMPTY, Mark, Numbering, Val, content_key, join, key_like
+from keyfan._keyflow import rules as _rules
+from keyfan._keyflow.hashes import HASH_SCOPE, hash_outputs
+from keyfan._keyflow.ledger import Event, Ledger, Use
+from keyfan._keyflow.rules import makes_copies, size
+from keyfan._keyflow.source import api_name, call_instance, join_stack, location
+from keyfan._keyflow.values import EMPTY, Mark, Numbering, Val, content_key, join, key_like
 
 __all__ = ["Analysis", "DrawSite", "analyze"]
 
@@ -57,6 +57,9 @@ class DrawSite:
     location: str
     api: str = ""
     """The random API the user called (``jax.random.normal``), or ``""``."""
+    bits: bool = True
+    """False for a keyfan hash whose outputs are only ever key data (``kf.at``, ``kf.named``):
+    a key derivation, not a draw of random values."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,7 +229,8 @@ class Flow:
         mark = join(v.mark for v in ins) if mark is None else mark
         return [Val(mark, vn) for vn in self.numbers(eqn, ins)]
 
-    def draw(self, eqn: core.JaxprEqn, index: int, key: Mark, ctx: Ctx, primitive: str | None = None) -> int:
+    def draw(self, eqn: core.JaxprEqn, index: int, key: Mark, ctx: Ctx, primitive: str | None = None,
+             bits: bool = True) -> int:
         """Registers a draw at this call site and returns its id."""
         site = (ctx.path, id(eqn), index)
         did = self._site_ids.setdefault(site, len(self._site_ids))
@@ -235,8 +239,9 @@ class Flow:
             if found is None:
                 self.sites[site] = DrawSite(did, primitive or eqn.primitive.name, key.levels, key.sources,
                                             key.consts, key.draws, ctx.stack, location(eqn, ctx.where),
-                                            self.api(eqn, ctx))
+                                            self.api(eqn, ctx), bits)
             else:
+                found.bits |= bits
                 found.levels &= key.levels
                 found.sources |= key.sources
                 found.consts |= key.consts
@@ -279,7 +284,7 @@ class Flow:
 
     def _hash(self, eqn: core.JaxprEqn, index: int, val: Val, bits: bool, ctx: Ctx) -> Val:
         """An output of keyfan's hash: a draw (varying iff any operand varies)."""
-        did = self.draw(eqn, index, val.mark, ctx, primitive=HASH_SCOPE)
+        did = self.draw(eqn, index, val.mark, ctx, primitive=HASH_SCOPE, bits=bits)
         if bits:
             self.consume(eqn, Val(val.mark, val.vn), "bits", ctx)
         return Val(val.mark._replace(draws=val.mark.draws | {did}), val.vn)

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from jax.extend import core
 
-from keyfan._audit._ledger import Ledger, Use
-from keyfan._audit._values import EMPTY, Mark, Val, join
+from keyfan._keyflow.ledger import Ledger, Use
+from keyfan._keyflow.values import EMPTY, Mark, Val, join
 
 if TYPE_CHECKING:
-    from keyfan._audit._flow import Ctx, Flow
+    from keyfan._keyflow.flow import Ctx, Flow
 
 __all__ = ["cond", "scan", "while_loop"]
 

@@ -8,7 +8,7 @@ meet: under the partitionable Threefry (keyfan's ``"threefry"``, JAX's default) 
 hashes the counter ``(0, d)`` under ``key``, which is exactly ``split(key, n)[d]`` for ``d < n``
 and the hash behind value ``d`` of a draw from ``key`` (:meth:`Use.overlaps_fold`).
 
-Keys are identified by value number (:class:`~keyfan._audit._values.Numbering`),
+Keys are identified by value number (:class:`~keyfan._keyflow.values.Numbering`),
 so a typed key and its raw data, or two identical derivations, are one key. The ledger records
 the first use of every key and an :class:`Event` for every second one.
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from keyfan._audit._values import Numbering
+from keyfan._keyflow.values import Numbering
 
 __all__ = ["Event", "Ledger", "Use"]
 

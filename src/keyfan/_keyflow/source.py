@@ -10,7 +10,8 @@ import sysconfig
 import jax
 from jax.extend import core
 
-__all__ = ["api_name", "call_instance", "in_scope", "join_stack", "location"]
+__all__ = ["api_name", "call_instance", "in_scope", "join_stack", "location", "traceback_api", "traceback_location",
+           "user_frame"]
 
 _MAX_CALLERS = 2
 """How many enclosing user frames a location lists after the innermost one."""
@@ -44,7 +45,11 @@ def location(eqn: core.JaxprEqn, outer: str) -> str:
     """``file:line (function)`` of the innermost user frame that made ``eqn``, followed by up to
     two enclosing user frames (``<- file:line (caller)``) when it lies in a helper; ``outer``
     (the enclosing call's) when the traceback stops at a ``jit`` boundary."""
-    traceback = getattr(eqn.source_info, "traceback", None)
+    return traceback_location(getattr(eqn.source_info, "traceback", None), outer)
+
+
+def traceback_location(traceback: object, outer: str = "") -> str:
+    """:func:`location` of a JAX traceback (``source_info_util.current().traceback``)."""
     found: list[str] = []
     for frame in getattr(traceback, "frames", ()):
         if not _internal(frame.file_name):
@@ -59,7 +64,11 @@ def location(eqn: core.JaxprEqn, outer: str) -> str:
 def api_name(eqn: core.JaxprEqn) -> str:
     """The random API the user called to make ``eqn``: ``jax.random.normal``, ``kf.normal``,
     ``kf.transforms.dropout``, ... (the outermost such frame below the user's), or ``""``."""
-    traceback = getattr(eqn.source_info, "traceback", None)
+    return traceback_api(getattr(eqn.source_info, "traceback", None))
+
+
+def traceback_api(traceback: object) -> str:
+    """:func:`api_name` of a JAX traceback."""
     name = ""
     for frame in getattr(traceback, "frames", ()):
         if not _internal(frame.file_name):
@@ -94,3 +103,11 @@ def in_scope(name_stack: str, scope: str) -> bool:
 def join_stack(outer: str, own: str) -> str:
     """The full name stack of an equation inside a call whose own stack is ``outer``."""
     return f"{outer}/{own}" if outer and own else outer or own
+
+
+def user_frame(traceback: object) -> tuple[str, int] | None:
+    """``(file, line)`` of the innermost user frame of a JAX traceback, or None."""
+    for frame in getattr(traceback, "frames", ()):
+        if not _internal(frame.file_name):
+            return frame.file_name, frame.line_num
+    return None

@@ -1,6 +1,6 @@
 """Key flow for ``kf.vmap(randomness="error")``: which draws are the same for every example.
 
-A one-level view of the audit engine (:mod:`keyfan._audit._flow`). Given the jaxpr of ONE
+A one-level view of the audit engine (:mod:`keyfan._keyflow.flow`). Given the jaxpr of ONE
 example (``jax.make_jaxpr`` on per-example abstract values) and, for each input, whether it is
 mapped over the batch, :func:`draws` lists every random draw with
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from jax.extend import core
 
-from keyfan._audit._flow import analyze
-from keyfan._audit._source import in_scope
+from keyfan._keyflow.flow import analyze
+from keyfan._keyflow.source import in_scope
 
 __all__ = ["Draw", "draws", "in_scope"]
 

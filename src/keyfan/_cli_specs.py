@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from keyfan._vmap_args import check_axes
+from keyfan._keyflow.args import check_axes
 
 __all__ = ["load_function", "parse_arg", "parse_in_axes"]
 

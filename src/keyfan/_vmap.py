@@ -31,13 +31,15 @@ import numpy as np
 from keyfan import _keyflow
 from keyfan._checks import as_size
 from keyfan._keyarg import check_key
-from keyfan._vmap_args import Bound, bind, check_axes, check_key_argnums
+from keyfan._keyflow.args import Bound, bind, check_axes, check_key_argnums
+from keyfan._keyflow.errors import SharedRandomnessError
+from keyfan._keyflow.example import Example, example_jaxpr
+from keyfan._keyflow.wording import what as _what
 from keyfan.keys import fan_out
 from keyfan.scopes import SHARED_RANDOMNESS_SCOPE, shared_randomness
 from keyfan.streams import get_stream
-from keyfan.streams._threefry2x32 import HASH_SCOPE
 
-__all__ = ["Randomness", "SharedRandomnessError", "vmap"]
+__all__ = ["Randomness", "vmap"]
 
 
 class Randomness(enum.Enum):
@@ -53,10 +55,6 @@ class Randomness(enum.Enum):
 
 RandomnessLike = Randomness | Literal["different", "same", "error"]
 
-
-class SharedRandomnessError(ValueError):
-    """A function under ``kf.vmap(..., randomness="error")`` draws the same random numbers for
-    every example of the batch."""
 
 
 def _canonicalize(randomness: Any) -> Randomness:
@@ -233,16 +231,9 @@ def _trace_shared_draws(f: Callable[..., Any], bound: Bound,
     """Traces one example of ``f`` and returns its unintended shared draws, with sources given
     as leaf indices of ``bound``."""
     dynamic = [i for i, s in enumerate(structs) if s is not None]
-
-    def one_example(*leaves: Any) -> Any:
-        values = list(bound.values)
-        for i, leaf in zip(dynamic, leaves, strict=True):
-            values[i] = leaf
-        args, kwargs = jax.tree_util.tree_unflatten(bound.treedef, values)
-        return f(*args, **kwargs)
-
+    example = Example(list(bound.values), bound.treedef, dynamic)
     env = None if axis_name is None else [(axis_name, bound.size)]
-    closed = jax.make_jaxpr(one_example, axis_env=env)(*(structs[i] for i in dynamic))
+    closed = example_jaxpr(f, example, [structs[i] for i in dynamic], axis_env=env)
     varying = [bound.leaves[i].axis is not None for i in dynamic]
     draws = _keyflow.draws(closed, varying, axis_names=() if axis_name is None else (axis_name,))
     return [dataclasses.replace(d, sources=frozenset(dynamic[i] for i in d.sources)) for d in draws
@@ -265,18 +256,10 @@ def _check_no_shared_draws(f: Callable[..., Any], bound: Bound, axis_name: Any) 
         raise SharedRandomnessError(_message(f, bound, cache[key]))
 
 
-_WHAT = {
-    "random_bits": "a random draw",
-    "random_gamma": "a gamma draw",
-    "threefry2x32": "a Threefry hash",
-    HASH_SCOPE: "a keyfan draw or key derivation (kf.normal, kf.named, kf.at, ...)",
-}
-
-
 def _message(f: Callable[..., Any], bound: Bound, shared: Sequence[_keyflow.Draw]) -> str:
     name = getattr(f, "__name__", type(f).__name__)
     draw = shared[0]
-    what = _WHAT.get(draw.primitive, f"a {draw.primitive} draw")
+    what = _what(draw.primitive)
     where = f" at {draw.location}" if draw.location else ""
     keys = [i for i in sorted(draw.sources) if bound.leaves[i].key is not None]
     named = keys or sorted(draw.sources)

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from jax.extend import core
 
-from keyfan._audit import _loops
-from keyfan._audit._values import Mark, Numbering, Val, join
+from keyfan._keyflow import loops as _loops
+from keyfan._keyflow.values import Mark, Numbering, Val, join
 
 if TYPE_CHECKING:
-    from keyfan._audit._flow import Ctx, Flow
+    from keyfan._keyflow.flow import Ctx, Flow
 
 __all__ = ["RULES", "makes_copies", "size"]
 

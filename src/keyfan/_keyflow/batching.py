@@ -1,0 +1,369 @@
+"""The check at JAX's batching machinery: a draw whose key is not mapped over the vmap it sits in.
+
+Every vmap (``jax.vmap`` and everything built on it: ``kf.vmap``, ``nnx.vmap``, linen
+``nn.vmap`` and its lifted transforms, ``eqx.filter_vmap``) traces its function under a
+``BatchTrace``, and every primitive bound inside it, or inside a ``jit``, ``scan``, ``cond``,
+``while_loop``, ``checkpoint`` or custom derivative nested in it, passes through
+``BatchTrace.process_primitive`` with the batch dimension of each operand. While a check is
+:func:`active`, keyfan interposes there (and nowhere else), and finds:
+
+* a ``random_bits``/``random_gamma`` whose key operand is not batched over this vmap, or a
+  ``threefry2x32`` with no batched operand: every example of the vmap draws the same values;
+* a call (``jit``, ``scan``, ...) bound with no batched operand at all, so JAX runs it once for
+  the whole batch: every random draw inside it (found by the key-flow engine) is shared, unless
+  its key derives from this vmap's ``axis_index``;
+* keyfan's own samplers report their key at their entry point (:func:`check_key`).
+
+Draws traced inside ``kf.shared_randomness()`` (and so under ``kf.vmap(..., randomness="same")``)
+are declared sharing and pass; so does parameter initialisation in a linen module
+(``Scope.param``), where sharing over a vmap is how ``nn.vmap`` shares parameters
+(``variable_axes={"params": None}``). The check runs at trace time only: it reads operands and
+never changes what is bound, so the compiled program is the same with it and without it. Its
+mode is part of JAX's trace context, so functions traced before the check are traced again
+under it (and cached separately), rather than skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import os
+import sys
+import threading
+import warnings
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+from jax._src import config as jax_config
+from jax._src import core as jax_core
+from jax._src import source_info_util
+from jax._src.interpreters import batching
+from jax.extend import core
+
+from keyfan._keyflow.errors import SharedRandomnessError, SharedRandomnessWarning
+from keyfan._keyflow.flow import analyze, sub_jaxpr
+from keyfan._keyflow.hashes import HASH_SCOPE
+from keyfan._keyflow.source import in_scope, traceback_api, traceback_location, user_frame
+from keyfan._keyflow.wording import SHARED_DRAW_FIX, WRAPPER_FIXES, what
+from keyfan.scopes import SHARED_RANDOMNESS_SCOPE
+
+__all__ = ["SharedDraw", "Sink", "active", "check_key", "checking"]
+
+_DRAWS = {"random_bits": (0,), "random_gamma": (0,), "threefry2x32": None}
+"""Draw primitives and the operands that key them (None: all operands)."""
+
+_MODE = jax_config.config_states.get("keyfan_sanitize_mode") or jax_config.string_or_object_state(
+    "keyfan_sanitize_mode", "off",
+    help="keyfan's shared-draw check (set by kf.sanitize and kf.audit; part of the trace context).",
+    include_in_jit_key=True, include_in_trace_context=True)
+"""``"off"`` or a fresh token per check: traces made under a check are cached under its token."""
+
+_TOKENS = itertools.count()
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedDraw:
+    """One draw that is the same for every example of a vmap."""
+
+    what: str
+    """How to call the draw: ``jax.random.normal``, ``a random draw``, ``kf.normal``..."""
+    location: str
+    """The user's source line of the draw (``file:line (function)``), or ``""``."""
+    vmap: str
+    """The user's source line where the vmap was traced, or ``""``."""
+    wrapper: str
+    """``"jax"``, ``"linen"``, ``"nnx"``, ``"equinox"`` or ``"keyfan"``: whose vmap it is."""
+    axis_size: int | None
+    frame: tuple[str, int] | None = None
+    """``(file, line)`` of the draw, for warnings."""
+
+    @property
+    def message(self) -> str:
+        where = f" at {self.location}" if self.location else ""
+        vmap = {"jax": "jax.vmap", "linen": "linen nn.vmap", "nnx": "nnx.vmap", "equinox": "eqx.filter_vmap",
+                "keyfan": "kf.vmap"}.get(self.wrapper, "vmap")
+        vmap_at = f" traced at {self.vmap}" if self.vmap else ""
+        size = f" (batch of {self.axis_size})" if self.axis_size is not None else ""
+        specific = WRAPPER_FIXES.get(self.wrapper)
+        fix = f"{specific}; or {SHARED_DRAW_FIX}" if specific else SHARED_DRAW_FIX
+        return (f"{self.what}{where} draws the same values for every example of the {vmap}{vmap_at}{size}: "
+                f"its key is not mapped over that vmap (it was passed with in_axes=None, closed over, or "
+                f"derived from such a key). Fix: {fix}")
+
+
+@dataclasses.dataclass
+class Sink:
+    """What a check does with a shared draw: ``"error"`` raises, ``"warn"`` warns once per source
+    line, ``"collect"`` keeps it in :attr:`found`."""
+
+    action: str
+    found: list[SharedDraw] = dataclasses.field(default_factory=list)
+    warned: set[str] = dataclasses.field(default_factory=set)
+
+    def report(self, draw: SharedDraw) -> None:
+        if self.action == "error":
+            raise SharedRandomnessError(f"kf.sanitize: {draw.message}")
+        if self.action == "warn":
+            if draw.location not in self.warned:
+                self.warned.add(draw.location)
+                file, line = draw.frame or ("<unknown>", 0)
+                warnings.warn_explicit(f"kf.sanitize: {draw.message}", SharedRandomnessWarning, file, line)
+            return
+        if draw not in self.found:
+            self.found.append(draw)
+
+
+_local = threading.local()
+_GLOBAL: list[Sink] = []
+"""The sink of a program-wide check (``KEYFAN_SANITIZE``), if any."""
+
+
+def _sinks() -> list[Sink]:
+    stack = getattr(_local, "sinks", None)
+    if stack is None:
+        stack = _local.sinks = []
+    return stack
+
+
+def _sink() -> Sink | None:
+    stack = _sinks()
+    return stack[-1] if stack else (_GLOBAL[-1] if _GLOBAL else None)
+
+
+def active() -> bool:
+    """True while a check runs (in this thread, or program-wide)."""
+    return _MODE.value != "off"
+
+
+@contextlib.contextmanager
+def checking(sink: Sink) -> Iterator[Sink]:
+    """Checks every vmap traced inside the block, reporting to ``sink``."""
+    _install()
+    _sinks().append(sink)
+    try:
+        with _MODE(f"{sink.action}-{next(_TOKENS)}"):
+            yield sink
+    finally:
+        _sinks().pop()
+        _uninstall()
+
+
+def check_globally(action: str) -> None:
+    """Turns a check on for the whole program (all threads), as ``KEYFAN_SANITIZE`` does."""
+    _install()
+    _GLOBAL.append(Sink(action))
+    jax.config.update("keyfan_sanitize_mode", f"{action}-global")
+
+
+# -- where a vmap was traced -------------------------------------------------------------------
+
+_VMAPS: dict[Any, tuple[str, str]] = {}
+"""The user's line and wrapper of the vmap behind each ``AxisData`` (the last one traced)."""
+_MAX_VMAPS = 4096
+
+_WRAPPERS = (
+    (os.path.join("flax", "nnx", ""), "nnx"),
+    (os.path.join("flax", "linen", ""), "linen"),
+    (os.path.join("flax", "core", ""), "linen"),
+    (os.path.join("equinox", ""), "equinox"),
+)
+
+
+def _keyfan_vmap_file() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_vmap.py")
+
+
+def _record_vmap(axis_data: Any) -> None:
+    traceback = source_info_util.current().traceback
+    wrapper = "jax"
+    keyfan_vmap = _keyfan_vmap_file()
+    for frame in getattr(traceback, "frames", ()):
+        if frame.file_name == keyfan_vmap:
+            wrapper = "keyfan"
+            break
+        found = next((kind for part, kind in _WRAPPERS if part in frame.file_name), None)
+        if found is not None:
+            wrapper = found
+    if len(_VMAPS) >= _MAX_VMAPS:
+        _VMAPS.clear()
+    with contextlib.suppress(TypeError):  # an unhashable axis name
+        _VMAPS[axis_data] = (traceback_location(traceback), wrapper)
+
+
+def _vmap_of(trace: Any) -> tuple[str, str]:
+    try:
+        return _VMAPS.get(trace.axis_data, ("", "jax"))
+    except TypeError:
+        return "", "jax"
+
+
+# -- the interposition -------------------------------------------------------------------------
+
+_ORIGINAL_PROCESS = batching.BatchTrace.process_primitive
+_ORIGINAL_INIT = batching.BatchTrace.__init__
+_lock = threading.Lock()
+_installed = 0
+
+
+def _install() -> None:
+    global _installed
+    with _lock:
+        _installed += 1
+        if _installed == 1:
+            batching.BatchTrace.process_primitive = _process_primitive
+            batching.BatchTrace.__init__ = _init
+
+
+def _uninstall() -> None:
+    global _installed
+    with _lock:
+        _installed -= 1
+        if _installed == 0 and not _GLOBAL:
+            batching.BatchTrace.process_primitive = _ORIGINAL_PROCESS
+            batching.BatchTrace.__init__ = _ORIGINAL_INIT
+
+
+def _init(self: Any, parent_trace: Any, tag: Any, axis_data: Any) -> None:
+    _ORIGINAL_INIT(self, parent_trace, tag, axis_data)
+    # A vmap of the user's (not a batching rule re-batching a sub-jaxpr for it): remember where.
+    if _MODE.value != "off" and sys._getframe(1).f_code.co_name == "_batch_inner":
+        _record_vmap(axis_data)
+
+
+def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
+    if _MODE.value == "off":
+        return _ORIGINAL_PROCESS(self, p, tracers, params)
+    sink = _sink()
+    if sink is not None:
+        _check_primitive(self, sink, p, tracers, params)
+    # Batching rules re-trace sub-jaxprs in a fresh context (their results are cached), so the
+    # scopes the user opened around this equation are kept here for the draws inside it.
+    outer = _outer_stacks()
+    outer.append(str(source_info_util.current_name_stack()))
+    try:
+        return _ORIGINAL_PROCESS(self, p, tracers, params)
+    finally:
+        outer.pop()
+
+
+def _outer_stacks() -> list[str]:
+    stacks = getattr(_local, "outer_stacks", None)
+    if stacks is None:
+        stacks = _local.outer_stacks = []
+    return stacks
+
+
+def _name_stack() -> str:
+    """The full name stack here: the enclosing equations' scopes, then the current ones."""
+    return "/".join([*_outer_stacks(), str(source_info_util.current_name_stack())])
+
+
+def _check_primitive(trace: Any, sink: Sink, p: Any, tracers: Any, params: dict[str, Any]) -> None:
+    dims = [trace.to_batch_info(t)[1] for t in tracers]
+    if p.name in _DRAWS:
+        keyed = _DRAWS[p.name]
+        operands = range(len(dims)) if keyed is None else keyed
+        if all(dims[i] is None for i in operands if i < len(dims)):
+            info = source_info_util.current()
+            _report(trace, sink, info.traceback, _name_stack(), what(p.name, traceback_api(info.traceback)))
+    elif all(d is None for d in dims):
+        subs = [s for s in (sub_jaxpr(v) for value in params.values()
+                            for v in (value if isinstance(value, (tuple, list)) else (value,))) if s is not None]
+        for jaxpr, _ in subs:
+            if _has_draws(jaxpr):
+                _check_unmapped_call(trace, sink, jaxpr)
+
+
+def check_key(key: Any) -> None:
+    """Reports a keyfan draw from ``key`` if ``key`` is not mapped over a vmap the call sits in.
+    Called by keyfan's samplers at their entry point (their hashes are plain arithmetic, which
+    the primitive check cannot tell from other arithmetic); free when no check is active."""
+    if _MODE.value == "off":
+        return
+    sink = _sink()
+    if sink is None:
+        return
+    trace = jax_core.trace_ctx.trace
+    value = key
+    while trace is not None:
+        if isinstance(trace, batching.BatchTrace):
+            value, dim = trace.to_batch_info(value)
+            if dim is None:
+                info = source_info_util.current()
+                api = traceback_api(info.traceback) or "a keyfan draw"
+                _report(trace, sink, info.traceback, _name_stack(), api)
+                return
+        elif isinstance(value, jax_core.Tracer) and value._trace is trace:
+            value = getattr(value, "primal", value)
+        trace = getattr(trace, "parent_trace", None)
+
+
+_PARAM_INIT = (os.path.join("flax", "core", "scope.py"), "param")
+
+
+def _in_param_init(traceback: Any) -> bool:
+    """True inside linen's ``Scope.param``: parameter initialisation, shared by design when the
+    parameters are (``nn.vmap(..., variable_axes={"params": None})``)."""
+    return any(frame.function_name == _PARAM_INIT[1] and frame.file_name.endswith(_PARAM_INIT[0])
+               for frame in getattr(traceback, "frames", ()))
+
+
+def _report(trace: Any, sink: Sink, traceback: Any, name_stack: str, api: str, location: str | None = None) -> None:
+    if in_scope(name_stack, SHARED_RANDOMNESS_SCOPE) or _in_param_init(traceback):
+        return
+    vmap, wrapper = _vmap_of(trace)
+    size = trace.axis_data.size
+    sink.report(SharedDraw(api, location if location is not None else traceback_location(traceback), vmap,
+                           wrapper, size if isinstance(size, int) else None, user_frame(traceback)))
+
+
+# -- calls bound once for the whole batch ------------------------------------------------------
+
+_HAS_DRAWS: weakref.WeakKeyDictionary[core.Jaxpr, bool] = weakref.WeakKeyDictionary()
+
+
+def _has_draws(jaxpr: core.Jaxpr) -> bool:
+    """True if ``jaxpr`` (or a jaxpr nested in it) binds a draw primitive."""
+    try:
+        known = _HAS_DRAWS.get(jaxpr)
+    except TypeError:
+        known = None
+    if known is not None:
+        return known
+    found = False
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in _DRAWS:
+            found = True
+            break
+        subs = (sub_jaxpr(v) for value in eqn.params.values()
+                for v in (value if isinstance(value, (tuple, list)) else (value,)))
+        if any(s is not None and _has_draws(s[0]) for s in subs):
+            found = True
+            break
+    with contextlib.suppress(TypeError):
+        _HAS_DRAWS[jaxpr] = found
+    return found
+
+
+def _check_unmapped_call(trace: Any, sink: Sink, jaxpr: core.Jaxpr) -> None:
+    """Every live draw of a call bound once for the whole batch is shared, unless its key derives
+    from this vmap's ``axis_index``. keyfan's own hashes are checked at their samplers' entry."""
+    closed = core.ClosedJaxpr(jaxpr, [None] * len(jaxpr.constvars))
+    axis_name = trace.axis_data.name
+    analysis = analyze(closed, [frozenset()] * len(jaxpr.invars), axis_levels={axis_name: frozenset({0})},
+                       ledger=False)
+    info = source_info_util.current()
+    called_at = traceback_location(info.traceback)
+    outer_stack = _name_stack()
+    api = traceback_api(info.traceback)
+    for site in analysis.sites:
+        if site.primitive == HASH_SCOPE or 0 in site.levels or site.id not in analysis.live:
+            continue
+        location = site.location or called_at
+        if called_at and location != called_at and not location.startswith(called_at.split(" <- ")[0]):
+            location = f"{location} (called at {called_at})"
+        _report(trace, sink, info.traceback, f"{outer_stack}/{site.name_stack}", what(site.primitive, api or site.api),
+                location=location)

@@ -1,0 +1,93 @@
+"""``kf.sanitize()``: every vmap in the program checked for the broadcast key, with no code change.
+
+Under ``kf.sanitize()`` every vmap that is traced (``jax.vmap`` and everything built on it:
+``kf.vmap``, ``nnx.vmap``, linen ``nn.vmap``, ``eqx.filter_vmap``, a library's own vmap), at any
+depth (inside ``jit``, ``scan``, ``cond``, ``checkpoint``, custom derivatives, nested vmaps),
+applies ``kf.vmap``'s ``randomness="error"`` rule: a random draw whose key is not mapped over
+that vmap raises :class:`keyfan.SharedRandomnessError` at trace time, naming the user's line of
+the draw, the vmap it sits in, and the fix. ``jax.lax.map`` is a loop, not a vmap, and is not
+checked. Declared sharing passes: draws inside ``kf.shared_randomness()`` or under
+``kf.vmap(..., randomness="same")``, and linen parameter initialisation (shared parameters).
+
+The check costs nothing when off (nothing is installed) and, when on, only trace time: it reads
+the batch dimensions JAX already computes and changes no compiled code. Functions traced before
+the block are traced again inside it (the check is part of JAX's trace context), so
+``with kf.sanitize(): step(state, batch)`` checks ``step`` even if it ran before.
+
+The environment variable ``KEYFAN_SANITIZE=1`` (or ``error``) turns the check on for the whole
+program when keyfan is imported; ``KEYFAN_SANITIZE=warn`` warns instead. ``pytest
+--keyfan-sanitize`` runs every test under the check (``keyfan.pytest_plugin``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Literal
+
+from keyfan._keyflow.batching import Sink, check_globally, checking
+
+__all__ = ["sanitize", "sanitize_from_environment"]
+
+Action = Literal["error", "warn"]
+
+
+class _Sanitize(contextlib.ContextDecorator):
+    def __init__(self, action: Action):
+        self.action = action
+        self._stack: list[contextlib.ExitStack] = []
+
+    def __enter__(self) -> _Sanitize:
+        stack = contextlib.ExitStack()
+        stack.enter_context(checking(Sink(self.action)))
+        self._stack.append(stack)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.pop().close()
+
+
+def sanitize(action: Action = "error") -> _Sanitize:
+    """Checks every vmap traced inside the block (or the decorated function) for shared draws.
+
+    Args:
+      action: ``"error"`` (default) raises :class:`keyfan.SharedRandomnessError` (a
+        ``ValueError``) at the first shared draw; ``"warn"`` emits one
+        :class:`keyfan.SharedRandomnessWarning` per source line and lets the program run.
+
+    Returns:
+      A context manager that is also a decorator (``@kf.sanitize()`` on a test).
+
+    Raises:
+      ValueError: ``action`` is not ``"error"`` or ``"warn"``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> def noisy(x, key):
+      ...     return x + jax.random.normal(key, x.shape)
+      >>> step = jax.jit(lambda xs, key: jax.vmap(noisy, in_axes=(0, None))(xs, key))
+      >>> with kf.sanitize():
+      ...     try:
+      ...         step(jnp.zeros((4, 3)), kf.key(0))
+      ...     except kf.SharedRandomnessError:
+      ...         print("caught")
+      caught
+    """
+    if action not in ("error", "warn"):
+        raise ValueError(f"action must be 'error' or 'warn'; got {action!r}.")
+    return _Sanitize(action)
+
+
+_ENVIRONMENT = {"1": "error", "error": "error", "true": "error", "warn": "warn"}
+
+
+def sanitize_from_environment() -> None:
+    """Turns the check on for the whole program if ``KEYFAN_SANITIZE`` says so (``1``/``error``/
+    ``true`` or ``warn``; ``0``, ``false``, ``off`` or unset: off). Called when keyfan is imported."""
+    value = os.environ.get("KEYFAN_SANITIZE", "").strip().lower()
+    if value in ("", "0", "false", "off"):
+        return
+    if value not in _ENVIRONMENT:
+        raise ValueError(f"KEYFAN_SANITIZE must be 1, error, warn or 0; got {value!r}.")
+    check_globally(_ENVIRONMENT[value])
+
