@@ -3,6 +3,7 @@ from keyfan import transforms as transforms
 from keyfan._audit import AuditFinding as AuditFinding
 from keyfan._audit import AuditKind as AuditKind
 from keyfan._audit import AuditReport as AuditReport
+from keyfan._audit import AuditTraceError as AuditTraceError
 from keyfan._audit import IndependenceReport as IndependenceReport
 from keyfan._audit import audit as audit
 from keyfan._audit import check_independent as check_independent

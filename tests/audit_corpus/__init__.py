@@ -7,12 +7,12 @@ them all. ``tests/test_audit.py`` runs every snippet and reports precision and r
 from tests.audit_corpus import (  # noqa: F401  (importing a module registers its cases)
     closures,
     declared,
-    limits,
     loops,
     mapping,
     reuse,
     runtime,
     tiling,
+    whole_program,
     wrappers,
 )
 from tests.audit_corpus._case import CASES, Case

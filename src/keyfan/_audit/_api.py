@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from keyfan._audit._findings import build_report
 from keyfan._audit._report import AuditReport
 from keyfan._audit._trace import parse_levels, trace
+from keyfan._checks import as_int
+from keyfan._keyflow.batching import Sink, checking
 from keyfan._keyflow.flow import analyze
 
 __all__ = ["audit"]
 
 
 def audit(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0, axis_name: Any = None,
-          **example_kwargs: Any) -> AuditReport:
+          static_argnums: int | Sequence[int] | None = None, **example_kwargs: Any) -> AuditReport:
     """Finds key misuse in ``f``, the function of ONE example, under the vmaps ``in_axes`` gives.
 
     ``f`` is traced once with ``jax.make_jaxpr`` on per-example shapes; each input is marked with
@@ -67,6 +69,23 @@ def audit(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0, axis_name
     """
     if not callable(f):
         raise TypeError(f"f must be callable (the per-example function), got {type(f).__name__} {f!r}.")
-    traced = trace(f, example_args, example_kwargs, parse_levels(in_axes, axis_name))
+    levels = parse_levels(in_axes, axis_name)
+    static = _static_argnums(static_argnums, len(example_args))
+    with checking(Sink("collect")) as inner:
+        traced = trace(f, example_args, example_kwargs, levels, static_argnums=static)
     analysis = analyze(traced.closed, traced.in_levels, axis_levels=traced.axis_levels)
-    return build_report(traced, analysis)
+    return build_report(traced, analysis, inner.found)
+
+
+def _static_argnums(static_argnums: Any, count: int) -> tuple[int, ...] | None:
+    if static_argnums is None:
+        return None
+    items = static_argnums if isinstance(static_argnums, (tuple, list)) else (static_argnums,)
+    positions = []
+    for i, item in enumerate(items):
+        name = "static_argnums" if not isinstance(static_argnums, (tuple, list)) else f"static_argnums[{i}]"
+        position = as_int(name, item)
+        if not -count <= position < count:
+            raise ValueError(f"{name}={position} names no positional example argument (there are {count}).")
+        positions.append(position % count)
+    return tuple(positions)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 
 from keyfan._audit._report import AuditFinding, AuditKind, AuditReport, short_location
 from keyfan._audit._trace import Traced
+from keyfan._keyflow.batching import SharedDraw
 from keyfan._keyflow.flow import Analysis, DrawSite
 from keyfan._keyflow.ledger import Event, Use
 from keyfan._keyflow.source import in_scope
@@ -26,9 +28,11 @@ _HOW = {
 FIXES = {kind: _FIXES[kind.value] for kind in AuditKind}
 
 
-def build_report(traced: Traced, analysis: Analysis) -> AuditReport:
-    """The findings of one analysis, without duplicates, shared draws first."""
-    findings = [*_shared_findings(traced, analysis), *(_event_finding(e) for e in analysis.events)]
+def build_report(traced: Traced, analysis: Analysis, inner: Sequence[SharedDraw] = ()) -> AuditReport:
+    """The findings of one analysis, without duplicates, shared draws first; ``inner`` are the
+    shared draws found inside vmaps that the traced program runs itself."""
+    found_inner = [AuditFinding(AuditKind.SHARED_DRAW, d.problem, d.location, d.fix) for d in inner]
+    findings = [*found_inner, *_shared_findings(traced, analysis), *(_event_finding(e) for e in analysis.events)]
     counts = Counter(findings)
     unique = [dataclasses.replace(f, count=counts[f]) for f in dict.fromkeys(findings)]
     labels = tuple(traced.level_label(i) for i in range(len(traced.levels)))

@@ -20,14 +20,15 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import jax
-import numpy as np
 from jax.extend import core
 from jax.tree_util import keystr
 
 from keyfan._keyflow.args import arg_name, check_axes, leaf_axes, parameter_names
+from keyfan._keyflow.errors import SharedRandomnessError
+from keyfan._keyflow.example import example_jaxpr, example_leaves, struct
 from keyfan._keyflow.values import key_like
 
-__all__ = ["Level", "Traced", "parse_levels", "trace"]
+__all__ = ["AuditTraceError", "Level", "Traced", "parse_levels", "trace"]
 
 TRACE_AXIS_SIZE = 2
 """Size given to named axes when tracing; only the shapes of collectives such as
@@ -101,19 +102,6 @@ def parse_levels(in_axes: Any, axis_name: Any) -> list[Level]:
     return [Level(spec, name) for spec, name in zip(specs, names, strict=True)]
 
 
-def _is_array(value: Any) -> bool:
-    return isinstance(value, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct))
-
-
-def _struct(value: Any) -> jax.ShapeDtypeStruct:
-    if isinstance(value, jax.ShapeDtypeStruct):
-        return value
-    if isinstance(value, jax.Array):
-        aval = jax.typeof(value)
-        return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type)
-    return jax.ShapeDtypeStruct(np.shape(value), np.asarray(value).dtype)
-
-
 def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
                  levels: Sequence[Level]) -> tuple[list[str], list[frozenset[int]]]:
     """Every leaf of ``(args, kwargs)`` (flattened as a whole), named, with its mapped levels."""
@@ -146,19 +134,44 @@ def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, A
     return names, [frozenset(m) for m in mapped]
 
 
-def trace(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], levels: Sequence[Level]) -> Traced:
-    """Traces one example of ``f`` and marks each traced input with its levels."""
+class AuditTraceError(ValueError):
+    """``keyfan.audit`` could not trace the function on the example arguments."""
+
+
+def trace(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], levels: Sequence[Level], *,
+          static_argnums: Sequence[int] | None = None) -> Traced:
+    """Traces one example of ``f`` and marks each traced input with its levels.
+
+    Leaves are read as ``jax.jit`` reads them (:mod:`keyfan._keyflow.example`): arrays and
+    Python numbers inside pytrees are traced, bare Python number arguments are constants unless
+    ``static_argnums`` is given, anything else is a constant. If ``f`` needs one of those numbers
+    concrete (an Equinox module's ``Dropout(p=0.5)``), they are read as ``eqx.filter_jit`` reads
+    them, as constants.
+    """
     names, leaf_levels = _leaf_levels(f, args, kwargs, levels)
-    values, treedef = jax.tree_util.tree_flatten((tuple(args), kwargs))
-    dynamic = [i for i, v in enumerate(values) if _is_array(v)]
+    try:
+        return _trace(f, args, kwargs, levels, names, list(leaf_levels), static_argnums, trace_numbers=True)
+    except AuditTraceError as err:
+        concrete = isinstance(err.__cause__, jax.errors.ConcretizationTypeError)
+        if static_argnums is not None or not concrete:
+            raise
+    # f needs concrete numbers where jit would trace them: read its arguments as eqx.filter_jit does.
+    return _trace(f, args, kwargs, levels, names, list(leaf_levels), static_argnums, trace_numbers=False)
+
+
+def _trace(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], levels: Sequence[Level],
+           names: list[str], leaf_levels: list[frozenset[int]], static_argnums: Sequence[int] | None, *,
+           trace_numbers: bool) -> Traced:
+    example = example_leaves(args, kwargs, static_argnums=static_argnums, trace_numbers=trace_numbers)
+    values, dynamic = example.values, set(example.dynamic)
     for i, value in enumerate(values):
         if i not in dynamic and leaf_levels[i] and names[i].startswith("keyword"):
             leaf_levels[i] = frozenset()  # a static keyword value is passed as is, like a partial
         elif i not in dynamic and leaf_levels[i]:
             raise ValueError(
                 f"in_axes maps {names[i]}, but it is a {type(value).__name__} ({value!r}), which audit "
-                f"passes to the function as a constant: only arrays and jax.ShapeDtypeStruct can be "
-                f"mapped. Use None for it in in_axes, or pass an array."
+                f"passes to the function as a constant: only arrays, jax.ShapeDtypeStruct and numbers "
+                f"inside pytrees can be mapped. Use None for it in in_axes, or pass an array."
             )
     for index, level in enumerate(levels):
         if level.axis_name is None and not any(index in leaf_levels[i] for i in dynamic):
@@ -168,23 +181,25 @@ def trace(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], le
                 f"argument; pass in_axes=None to audit a function without vmap (a list of in_axes is "
                 f"read as nested levels, outermost first)."
             )
-
-    def one_example(*leaves: Any) -> Any:
-        filled = list(values)
-        for i, leaf in zip(dynamic, leaves, strict=True):
-            filled[i] = leaf
-        call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, filled)
-        return f(*call_args, **call_kwargs)
-
     function = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or type(f).__name__
-    structs = [_struct(values[i]) for i in dynamic]
+    structs = [struct(values[i]) for i in example.dynamic]
     env = [(lv.axis_name, TRACE_AXIS_SIZE) for lv in levels if lv.axis_name is not None]
     try:
-        closed = jax.make_jaxpr(one_example, axis_env=env or None)(*structs)
-    except Exception as err:
-        shapes = ", ".join(f"{names[i]}: {s.dtype}{list(s.shape)}" for i, s in zip(dynamic, structs, strict=True))
-        err.add_note(f"keyfan.audit traced {function} on one example ({shapes or 'no array arguments'}); "
-                     f"if it uses axis_index or collectives, pass axis_name= for each vmap level.")
+        closed = example_jaxpr(f, example, structs, axis_env=env)
+    except SharedRandomnessError:
         raise
-    return Traced(closed, [names[i] for i in dynamic], [leaf_levels[i] for i in dynamic],
+    except Exception as err:
+        shapes = ", ".join(f"{names[i]}: {_describe(s)}" for i, s in zip(example.dynamic, structs, strict=True))
+        raise AuditTraceError(
+            f"keyfan.audit could not trace {function} on one example ({shapes or 'no array arguments'}): "
+            f"{type(err).__name__}: {err}. audit traces the way jax.jit does (arrays and numbers inside "
+            f"pytrees are abstract; bare number arguments are constants unless static_argnums= is given); "
+            f"if {function} needs a concrete value there, pass it as a constant (static_argnums=), and if "
+            f"it uses axis_index or collectives, pass axis_name= for each vmap level."
+        ) from err
+    return Traced(closed, [names[i] for i in example.dynamic], [leaf_levels[i] for i in example.dynamic],
                   [key_like(s) for s in structs], list(levels), function)
+
+
+def _describe(s: jax.ShapeDtypeStruct) -> str:
+    return f"{s.dtype}{list(s.shape)}" + (" (weak)" if s.weak_type else "")

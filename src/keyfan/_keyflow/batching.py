@@ -81,17 +81,27 @@ class SharedDraw:
     """``(file, line)`` of the draw, for warnings."""
 
     @property
-    def message(self) -> str:
-        where = f" at {self.location}" if self.location else ""
+    def problem(self) -> str:
+        """What is wrong, in one sentence (without the draw's own line, see :attr:`location`)."""
         vmap = {"jax": "jax.vmap", "linen": "linen nn.vmap", "nnx": "nnx.vmap", "equinox": "eqx.filter_vmap",
                 "keyfan": "kf.vmap"}.get(self.wrapper, "vmap")
         vmap_at = f" traced at {self.vmap}" if self.vmap else ""
         size = f" (batch of {self.axis_size})" if self.axis_size is not None else ""
-        specific = WRAPPER_FIXES.get(self.wrapper)
-        fix = f"{specific}; or {SHARED_DRAW_FIX}" if specific else SHARED_DRAW_FIX
-        return (f"{self.what}{where} draws the same values for every example of the {vmap}{vmap_at}{size}: "
+        return (f"{self.what} draws the same values for every example of the {vmap}{vmap_at}{size}: "
                 f"its key is not mapped over that vmap (it was passed with in_axes=None, closed over, or "
-                f"derived from such a key). Fix: {fix}")
+                f"derived from such a key).")
+
+    @property
+    def fix(self) -> str:
+        """How to fix it, in one sentence."""
+        specific = WRAPPER_FIXES.get(self.wrapper)
+        return f"{specific}; or {SHARED_DRAW_FIX}" if specific else SHARED_DRAW_FIX
+
+    @property
+    def message(self) -> str:
+        """The whole report: the line, what is wrong, and the fix."""
+        where = f"at {self.location}: " if self.location else ""
+        return f"{where}{self.problem} Fix: {self.fix}"
 
 
 @dataclasses.dataclass
@@ -101,19 +111,21 @@ class Sink:
 
     action: str
     found: list[SharedDraw] = dataclasses.field(default_factory=list)
-    warned: set[str] = dataclasses.field(default_factory=set)
 
     def report(self, draw: SharedDraw) -> None:
         if self.action == "error":
             raise SharedRandomnessError(f"kf.sanitize: {draw.message}")
-        if self.action == "warn":
-            if draw.location not in self.warned:
-                self.warned.add(draw.location)
-                file, line = draw.frame or ("<unknown>", 0)
-                warnings.warn_explicit(f"kf.sanitize: {draw.message}", SharedRandomnessWarning, file, line)
+        # One draw can be seen on several paths (an inlined jit, its inner jit, the primitive),
+        # the same line each time, or none where a cached re-trace hides it: keep one per line.
+        same_vmap = [f for f in self.found if f.vmap == draw.vmap and f.axis_size == draw.axis_size]
+        if any(f.location == draw.location for f in same_vmap) or (not draw.location and same_vmap):
             return
-        if draw not in self.found:
-            self.found.append(draw)
+        for unknown in [f for f in same_vmap if not f.location]:
+            self.found.remove(unknown)
+        self.found.append(draw)
+        if self.action == "warn":
+            file, line = draw.frame or ("<unknown>", 0)
+            warnings.warn_explicit(f"kf.sanitize: {draw.message}", SharedRandomnessWarning, file, line)
 
 
 _local = threading.local()
@@ -237,31 +249,41 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
     if _MODE.value == "off":
         return _ORIGINAL_PROCESS(self, p, tracers, params)
     sink = _sink()
+    subs = _subs(params)
     if sink is not None:
-        _check_primitive(self, sink, p, tracers, params)
+        _check_primitive(self, sink, p, tracers, params, subs)
+    if not subs:
+        return _ORIGINAL_PROCESS(self, p, tracers, params)
     # Batching rules re-trace sub-jaxprs in a fresh context (their results are cached), so the
-    # scopes the user opened around this equation are kept here for the draws inside it.
-    outer = _outer_stacks()
-    outer.append(str(source_info_util.current_name_stack()))
+    # scopes and frames around this equation are kept here for the draws inside it.
+    outer = _outer()
+    info = source_info_util.current()
+    outer.append((str(info.name_stack), info.traceback))
     try:
         return _ORIGINAL_PROCESS(self, p, tracers, params)
     finally:
         outer.pop()
 
 
-def _outer_stacks() -> list[str]:
-    stacks = getattr(_local, "outer_stacks", None)
-    if stacks is None:
-        stacks = _local.outer_stacks = []
-    return stacks
+def _subs(params: dict[str, Any]) -> list[tuple[core.Jaxpr, int]]:
+    return [s for s in (sub_jaxpr(v) for value in params.values()
+                        for v in (value if isinstance(value, (tuple, list)) else (value,))) if s is not None]
+
+
+def _outer() -> list[tuple[str, Any]]:
+    found = getattr(_local, "outer", None)
+    if found is None:
+        found = _local.outer = []
+    return found
 
 
 def _name_stack() -> str:
     """The full name stack here: the enclosing equations' scopes, then the current ones."""
-    return "/".join([*_outer_stacks(), str(source_info_util.current_name_stack())])
+    return "/".join([*(stack for stack, _ in _outer()), str(source_info_util.current_name_stack())])
 
 
-def _check_primitive(trace: Any, sink: Sink, p: Any, tracers: Any, params: dict[str, Any]) -> None:
+def _check_primitive(trace: Any, sink: Sink, p: Any, tracers: Any, params: dict[str, Any],
+                     subs: list[tuple[core.Jaxpr, int]]) -> None:
     dims = [trace.to_batch_info(t)[1] for t in tracers]
     if p.name in _DRAWS:
         keyed = _DRAWS[p.name]
@@ -269,9 +291,7 @@ def _check_primitive(trace: Any, sink: Sink, p: Any, tracers: Any, params: dict[
         if all(dims[i] is None for i in operands if i < len(dims)):
             info = source_info_util.current()
             _report(trace, sink, info.traceback, _name_stack(), what(p.name, traceback_api(info.traceback)))
-    elif all(d is None for d in dims):
-        subs = [s for s in (sub_jaxpr(v) for value in params.values()
-                            for v in (value if isinstance(value, (tuple, list)) else (value,))) if s is not None]
+    elif subs and all(d is None for d in dims):
         for jaxpr, _ in subs:
             if _has_draws(jaxpr):
                 _check_unmapped_call(trace, sink, jaxpr)
@@ -307,17 +327,22 @@ _PARAM_INIT = (os.path.join("flax", "core", "scope.py"), "param")
 def _in_param_init(traceback: Any) -> bool:
     """True inside linen's ``Scope.param``: parameter initialisation, shared by design when the
     parameters are (``nn.vmap(..., variable_axes={"params": None})``)."""
-    return any(frame.function_name == _PARAM_INIT[1] and frame.file_name.endswith(_PARAM_INIT[0])
+    return any(frame.function_name.rsplit(".", 1)[-1] == _PARAM_INIT[1] and frame.file_name.endswith(_PARAM_INIT[0])
                for frame in getattr(traceback, "frames", ()))
 
 
 def _report(trace: Any, sink: Sink, traceback: Any, name_stack: str, api: str, location: str | None = None) -> None:
-    if in_scope(name_stack, SHARED_RANDOMNESS_SCOPE) or _in_param_init(traceback):
+    if in_scope(name_stack, SHARED_RANDOMNESS_SCOPE) or any(_in_param_init(tb) for tb in
+                                                            (traceback, *(tb for _, tb in _outer()))):
         return
     vmap, wrapper = _vmap_of(trace)
     size = trace.axis_data.size
-    sink.report(SharedDraw(api, location if location is not None else traceback_location(traceback), vmap,
-                           wrapper, size if isinstance(size, int) else None, user_frame(traceback)))
+    tracebacks = (traceback, *(tb for _, tb in reversed(_outer())))
+    if location is None:
+        # Inside a cached re-trace the traceback ends at its jit; the enclosing frames say more.
+        location = next((found for found in map(traceback_location, tracebacks) if found), "")
+    frame = next((found for found in map(user_frame, tracebacks) if found), None)
+    sink.report(SharedDraw(api, location, vmap, wrapper, size if isinstance(size, int) else None, frame))
 
 
 # -- calls bound once for the whole batch ------------------------------------------------------

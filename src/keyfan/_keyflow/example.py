@@ -4,7 +4,9 @@ Arguments are read the way ``jax.jit`` (and ``eqx.filter_jit``) reads them:
 
 * arrays, NumPy scalars and ``jax.ShapeDtypeStruct`` leaves are traced with their shapes;
 * Python numbers (``bool``, ``int``, ``float``, ``complex``) inside an argument's pytree are
-  traced as weakly typed scalars, as ``jit`` traces them (a fresh ``TrainState`` has ``step=0``);
+  traced as weakly typed scalars, as ``jit`` traces them (a fresh ``TrainState`` has ``step=0``),
+  or kept constant, as ``eqx.filter_jit`` keeps them (an Equinox ``Dropout`` holds ``p=0.5``
+  and branches on it), when the caller asks (``trace_numbers=False``);
   a Python number that IS a whole positional argument (a flag such as ``train=True``) is a
   constant unless the caller asks for it to be traced;
 * anything else (strings, functions, modules that are not pytrees) is passed as a constant.
@@ -53,7 +55,7 @@ class Example:
 
 
 def example_leaves(args: Sequence[Any], kwargs: dict[str, Any], *,
-                   static_argnums: Sequence[int] | None = None) -> Example:
+                   static_argnums: Sequence[int] | None = None, trace_numbers: bool = True) -> Example:
     """Which leaves of a call are traced.
 
     Args:
@@ -62,6 +64,8 @@ def example_leaves(args: Sequence[Any], kwargs: dict[str, Any], *,
         other leaf (Python numbers included) being traced. None (the default): every positional
         argument that is a bare Python number is a constant, as flags such as ``train=True``
         usually are, and everything else is read as ``jit`` reads it.
+      trace_numbers: False to keep Python numbers inside pytrees constant, as
+        ``eqx.filter_jit`` keeps every non-array leaf.
     """
     values, treedef = jax.tree_util.tree_flatten((tuple(args), kwargs))
     starts = [len(jax.tree_util.tree_leaves(args[:i])) for i in range(len(args) + 1)]
@@ -70,7 +74,8 @@ def example_leaves(args: Sequence[Any], kwargs: dict[str, Any], *,
     else:
         static_positions = {p % len(args) for p in static_argnums} if args else set()
     static = {leaf for p in static_positions for leaf in range(starts[p], starts[p + 1])}
-    dynamic = [i for i, v in enumerate(values) if i not in static and (is_array(v) or isinstance(v, _NUMBERS))]
+    dynamic = [i for i, v in enumerate(values)
+               if i not in static and (is_array(v) or (trace_numbers and isinstance(v, _NUMBERS)))]
     return Example(values, treedef, dynamic)
 
 

@@ -1,0 +1,69 @@
+"""pytest plugin: run a test suite under ``kf.sanitize()`` without changing it.
+
+* ``pytest --keyfan-sanitize`` runs every test (its set-up and its call) under
+  ``kf.sanitize()``: any broadcast key in any vmap a test traces fails that test with
+  :class:`keyfan.SharedRandomnessError`, naming the line. ``--keyfan-sanitize-warn`` warns
+  (:class:`keyfan.SharedRandomnessWarning`) instead.
+* ``@pytest.mark.keyfan_sanitize`` (or ``@pytest.mark.keyfan_sanitize("warn")``) does the same
+  for one test.
+
+Registered through the ``pytest11`` entry point, so installing keyfan is enough. keyfan (and
+JAX) are imported only when a test asks for the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+_ACTIONS = ("error", "warn")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("keyfan")
+    group.addoption(
+        "--keyfan-sanitize", action="store_const", const="error", dest="keyfan_sanitize", default=None,
+        help="run every test under keyfan.sanitize(): a random draw whose key is not mapped over the "
+             "vmap it sits in fails the test.",
+    )
+    group.addoption(
+        "--keyfan-sanitize-warn", action="store_const", const="warn", dest="keyfan_sanitize",
+        help="as --keyfan-sanitize, but warn (keyfan.SharedRandomnessWarning) instead of failing.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "keyfan_sanitize(action='error'): run this test under keyfan.sanitize(action).")
+
+
+def _action(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("keyfan_sanitize")
+    if marker is not None:
+        action = marker.args[0] if marker.args else marker.kwargs.get("action", "error")
+        if action not in _ACTIONS:
+            raise pytest.UsageError(f"@pytest.mark.keyfan_sanitize: action must be 'error' or 'warn'; got {action!r}.")
+        return action
+    return item.config.getoption("keyfan_sanitize", default=None)
+
+
+def _run(item: pytest.Item) -> Generator[None, Any, Any]:
+    action = _action(item)
+    if action is None:
+        return (yield)
+    from keyfan import sanitize
+
+    with sanitize(action):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
+    return (yield from _run(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    return (yield from _run(item))
