@@ -375,7 +375,7 @@ def test_bad_arguments_are_reported():
         kf.audit(noisy, X, KEY, in_axes=[0, 0], axis_name=["b", "b"])
     with pytest.raises(ValueError, match="not a pytree prefix"):
         kf.audit(lambda d: d["a"], {"a": X}, in_axes=({"b": 0},))
-    with pytest.raises(kf.AuditTraceError, match="could not trace .*NameError.*pass axis_name=") as info:
+    with pytest.raises(kf.AuditTraceError, match=r"could not trace .*NameError.*pass axis_name=") as info:
         kf.audit(lambda x: x * lax.axis_index("b"), X)
     assert isinstance(info.value, ValueError) and isinstance(info.value.__cause__, NameError)
 

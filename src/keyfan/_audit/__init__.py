@@ -9,11 +9,12 @@ One concept per module: ``_values`` (marks and value numbers), ``_ledger`` (key 
 """
 
 from keyfan._audit._api import audit as audit
-from keyfan._audit._trace import AuditTraceError as AuditTraceError
 from keyfan._audit._report import AuditFinding as AuditFinding
 from keyfan._audit._report import AuditKind as AuditKind
 from keyfan._audit._report import AuditReport as AuditReport
+from keyfan._audit._trace import AuditTraceError as AuditTraceError
 from keyfan._independent import IndependenceReport as IndependenceReport
 from keyfan._independent import check_independent as check_independent
 
-__all__ = ["AuditReport", "AuditTraceError", "AuditFinding", "IndependenceReport", "AuditKind", "audit", "check_independent"]
+__all__ = ["AuditReport", "AuditTraceError", "AuditFinding", "IndependenceReport", "AuditKind", "audit",
+           "check_independent"]
