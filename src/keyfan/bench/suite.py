@@ -16,6 +16,8 @@ Groups (ratios are taken within a group, against its "canonical" and "numpy" cas
 * ``ensemble init`` / ``ensemble train step``: ``Ensemble.init`` of 350 Dense members, and one
   vmapped ``Trainer`` step of 32 MLPs against a Python loop over their jitted steps
   (``keyfan.ensemble.bench``).
+* ``sanitizer trace time``: tracing a transformer training step with and without
+  ``kf.sanitize()`` (``keyfan.bench.sanitizer``; not in ``quick``).
 """
 
 from __future__ import annotations
@@ -176,10 +178,11 @@ def default_cases(*, quick: bool = False) -> list[Case]:
     """Every case of the suite (``quick``: the 1e4 x 1e3 shape is left out, the samplers run at 1e5)."""
     key = kf.key(0)
     raw = jax.random.PRNGKey(0)
+    from keyfan.bench.sanitizer import sanitizer_cases
     from keyfan.ensemble.bench import suite_cases
 
     return [*notebook_cases(key, raw), *sigmoid_cases(),
             *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES),
             *sampler_cases(key, raw, 10**5 if quick else 10**6),
             *vmap_cases(key, [(10**3, 128), (10**5, 10)] if quick else [(10**3, 128), (10**5, 10), (10**6, 1)]),
-            *suite_cases(quick=quick)]
+            *suite_cases(quick=quick), *([] if quick else sanitizer_cases())]
