@@ -495,3 +495,9 @@ def test_cli_arg_and_in_axes_specs():
     assert parse_in_axes(["0,None", "(None, {'w': 0})"]) == [(0, None), (None, {"w": 0})]
     with pytest.raises(ValueError, match="not a Python literal"):
         parse_in_axes(["zero"])
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 3), (0,), (1,)])
+def test_check_independent_with_fewer_than_two_examples_is_ok(shape):
+    report = kf.check_independent(jnp.zeros(shape))
+    assert report.ok and report.duplicates == () and report.examples == shape[0]

@@ -346,3 +346,22 @@ def test_keyflow_reports_each_draw_with_its_sources_and_variation():
     summary = {(d.sources, d.varying) for d in draws}
     assert summary == {(frozenset({1}), False), (frozenset({0, 2}), True)}
     assert all("test_vmap.py" in d.location for d in draws)
+
+
+def test_closed_over_key_error_suggests_a_fix_that_works():
+    key = kf.key(3)
+
+    def closed(x):
+        return x + jax.random.normal(key, x.shape)
+
+    with pytest.raises(kf.SharedRandomnessError, match="make the key an argument, then randomness='different'"):
+        kf.vmap(closed)(jnp.zeros((4, 3)))
+    # The suggested fix: the key as an argument, fanned out.
+    fixed = kf.vmap(lambda x, k: x + jax.random.normal(k, x.shape), in_axes=(0, None), randomness="different")
+    out = fixed(jnp.zeros((4, 3)), key)
+    assert (out[2] == jax.random.normal(kf.at(key, 2), (3,))).all()
+
+
+def test_unhashable_axis_name_is_a_clear_error():
+    with pytest.raises(TypeError, match=r"axis_name must be a hashable name .* got list \['a'\]"):
+        kf.vmap(lambda x: x, axis_name=["a"])

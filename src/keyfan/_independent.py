@@ -8,6 +8,7 @@ compare the first and the last example of a batch; this does it for every pair a
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -95,7 +96,7 @@ def check_independent(batch: Any, axis: Any = 0) -> IndependenceReport:
                              f"leaf needs the batch axis (use axis= to name it).")
         moved = np.moveaxis(data, axis % ndim, 0)
         sizes[name] = moved.shape[0]
-        rows.append(np.ascontiguousarray(moved).reshape(moved.shape[0], -1).view(np.uint8))
+        rows.append(np.ascontiguousarray(moved).reshape(moved.shape[0], math.prod(moved.shape[1:])).view(np.uint8))
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"{n}: {s}" for n, s in sizes.items())
         raise ValueError(f"the leaves of batch disagree on the number of examples along axis {axis} "

@@ -229,7 +229,7 @@ def _compute(stream: Stream, transform: Callable[..., Array], key_data: Array,
     return held_as_bits(*args)
 
 
-def _mesh_axes(entry: Any) -> tuple[str, ...]:
+def mesh_axes(entry: Any) -> tuple[str, ...]:
     if entry is None:
         return ()
     return tuple(entry) if isinstance(entry, (tuple, list)) else (entry,)
@@ -255,7 +255,7 @@ def _run(key: Array, offset_data: Array, params: tuple[Array, ...], *, stream: S
 
     spec = tuple(sharding.spec) + (None,) * (len(batch_shape) + len(event_shape) - len(sharding.spec))
     mesh = sharding.mesh
-    axes = [_mesh_axes(entry) for entry in spec[: len(batch_shape)]]
+    axes = [mesh_axes(entry) for entry in spec[: len(batch_shape)]]
     local_shape = tuple(size // math.prod(mesh.shape[a] for a in names)
                         for size, names in zip(batch_shape, axes, strict=True))
 

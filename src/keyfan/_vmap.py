@@ -123,6 +123,12 @@ def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0, *,
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__} {f!r}.")
     policy = _canonicalize(randomness)
+    if axis_name is not None:
+        try:
+            hash(axis_name)
+        except TypeError:
+            raise TypeError(f"axis_name must be a hashable name for the mapped axis (a str, say), as in "
+                            f"jax.vmap; got {type(axis_name).__name__} {axis_name!r}.") from None
     in_axes = check_axes("in_axes", in_axes)
     out_axes = check_axes("out_axes", out_axes)
     argnums = check_key_argnums(key_argnums)
@@ -273,11 +279,15 @@ def _message(f: Callable[..., Any], bound: Bound, shared: Sequence[_keyflow.Draw
                   "it from constants), so kf.vmap cannot give each example its own key; pass the "
                   "key as an argument")
     more = f" {len(shared) - 1} more shared draw(s) found." if len(shared) > 1 else ""
+    if keys or any(leaf.key is not None for leaf in bound.leaves):
+        different = "randomness='different' gives example i the key kf.at(key, i); "
+    else:  # 'different' fans out key arguments: with none, suggesting it would only raise again
+        different = ("make the key an argument, then randomness='different' gives example i the key "
+                     "kf.at(key, i); ")
     return (
         f"kf.vmap({name}, randomness='error'): {what}{where} is the same for every example of the "
-        f"batch: {origin}.{more} Fix: randomness='different' gives example i the key "
-        f"kf.at(key, i); randomness='same' (or `with kf.shared_randomness():` around the draw) "
-        f"shares it on purpose; or pass one key per example (kf.fan_out(key, n), in_axes=0)."
+        f"batch: {origin}.{more} Fix: {different}randomness='same' (or `with kf.shared_randomness():` "
+        f"around the draw) shares it on purpose; or pass one key per example (kf.fan_out(key, n), in_axes=0)."
     )
 
 

@@ -135,7 +135,7 @@ class _Draw:
         if len(spec) > rank:
             raise ValueError(f"sharding spec {sharding.spec} has {len(spec)} entries for a result of rank {rank}.")
         for axis, entry in enumerate(spec):
-            names = _kernel._mesh_axes(entry)
+            names = _kernel.mesh_axes(entry)
             if not names:
                 continue
             if axis >= len(self.batch):

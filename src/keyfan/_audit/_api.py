@@ -40,22 +40,32 @@ def audit(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0, axis_name
     Args:
       f: the per-example function.
       *example_args: one example's positional arguments: arrays or ``jax.ShapeDtypeStruct``
-        with PER-EXAMPLE shapes (a raw key is ``uint32[2]``, a typed key has shape ``()``).
-        Non-array leaves (Python numbers, strings) are passed to ``f`` as constants.
+        with PER-EXAMPLE shapes (a raw key is ``uint32[2]``, a typed key has shape ``()``), or
+        any pytree ``jax.jit`` accepts (``TrainState``, optax states, NNX modules, ``nnx.Rngs``,
+        Equinox modules). Non-array leaves (strings, functions) are passed as constants.
       in_axes: the ``in_axes`` of the vmap ``f`` runs under, as in ``jax.vmap`` (default 0); a
         ``list`` of them for nested vmaps, outermost first (``[(0, None), (0, 0)]`` is
-        ``vmap(vmap(f, in_axes=(0, 0)), in_axes=(0, None))``); or None for no vmap (only reuse
-        is checked). Only whether an axis is None matters.
+        ``vmap(vmap(f, in_axes=(0, 0)), in_axes=(0, None))``); or None to audit ``f`` as it runs
+        (a whole train step): reuse is checked, and every vmap ``f`` traces itself (any wrapper,
+        nested, inside ``jit``/``scan``/``cond``/``checkpoint``) is checked with
+        ``kf.sanitize``'s rule, its broadcast keys reported as ``shared-draw`` with their lines.
+        Only whether an axis is None matters.
       axis_name: the vmap's ``axis_name`` (a list, one per level, for nested vmaps), needed
         when ``f`` calls ``axis_index`` or collectives.
+      static_argnums: as in ``jax.jit``: positional arguments passed as constants, every other
+        leaf traced (Python numbers included). Default None: bare Python number arguments (flags
+        such as ``train=True``) are constants, numbers inside pytrees are traced (or kept
+        constant, as ``eqx.filter_jit`` keeps them, where ``f`` needs them concrete).
       **example_kwargs: keyword arguments of ``f``, mapped at every level as in ``jax.vmap``.
 
     Returns:
       An :class:`keyfan.AuditReport`; ``report.ok`` is False when anything is flagged.
 
     Raises:
-      ValueError, TypeError: bad ``in_axes`` or ``axis_name`` (naming the argument), before
-        tracing; errors raised by ``f`` while tracing propagate with a note.
+      ValueError, TypeError: bad ``in_axes``, ``axis_name`` or ``static_argnums`` (naming the
+        argument), before tracing.
+      keyfan.AuditTraceError: (a ``ValueError``) ``f`` could not be traced on the example
+        arguments; the message lists them as traced, the cause is the original error.
 
     Example:
       >>> import jax, jax.numpy as jnp, keyfan as kf
