@@ -76,7 +76,7 @@ def linen_vmap_step(bug: bool) -> Program:
 
 # -- nnx.vmap over a model whose Rngs are (not) split ---------------------------------------------
 
-class _NNXModel(nnx.Module):
+class _NNXModel(nnx.Module):  # also used by test_audit_real_code
     def __init__(self, rngs: nnx.Rngs):
         self.linear = nnx.Linear(4, 4, rngs=rngs)
         self.dropout = nnx.Dropout(0.5, rngs=rngs)

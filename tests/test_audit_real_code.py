@@ -18,6 +18,7 @@ from flax import nnx
 from flax.training import train_state
 
 import keyfan as kf
+from tests._real_programs import _NNXModel
 
 
 class _MLP(nn.Module):
@@ -117,15 +118,6 @@ def test_equinox_closed_over_key_in_filter_vmap_is_found_in_the_whole_step():
     assert [f.kind.value for f in report.problems] == ["shared-draw"], report
     assert "test_audit_real_code.py" in report.problems[0].location
     assert "eqx.filter_vmap" in report.problems[0].message
-
-
-class _NNXModel(nnx.Module):
-    def __init__(self, rngs: nnx.Rngs):
-        self.linear = nnx.Linear(4, 4, rngs=rngs)
-        self.dropout = nnx.Dropout(0.5, rngs=rngs)
-
-    def __call__(self, x):
-        return self.dropout(self.linear(x))
 
 
 def test_nnx_module_and_rngs_as_arguments():
