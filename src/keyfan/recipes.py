@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import Array
 
 from keyfan._checks import as_float, as_int, as_size
+from keyfan._extras import require
 
 __all__ = [
     "add_noise",
@@ -114,6 +114,7 @@ def batched_init_param_count(seed: Any, num_inits: Any, features: Any) -> Array:
     seed = check_seed(seed)
     num_inits = as_size("num_inits", num_inits)
     features = as_int("features", features, lo=1)
+    nn = require("flax.linen", "keyfan.recipes.batched_init_param_count")
     model = nn.Dense(features=features)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_inits)
     stacked = jax.vmap(model.init, in_axes=(0, None))(keys, jnp.ones((4,)))
@@ -148,6 +149,7 @@ def nn_vmap_forward(seed: Any, x_batch: Any, features: Any) -> Array:
             f"x_batch must be a float array of shape (B, in_dim), got shape {x_batch.shape} "
             f"and dtype {x_batch.dtype}."
         )
+    nn = require("flax.linen", "keyfan.recipes.nn_vmap_forward")
     vmapped_dense = nn.vmap(nn.Dense, in_axes=0, out_axes=0, variable_axes={"params": None},
                             split_rngs={"params": False})
     model = vmapped_dense(features=features)
