@@ -18,7 +18,7 @@ import optax
 import keyfan as kf
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file backend)
+import matplotlib.pyplot as plt  # after choosing the file backend
 
 # Petal length and width (cm), standardised; species as 0, 1, 2.
 table = np.genfromtxt(pathlib.Path(__file__).parent / "data" / "iris.csv", delimiter=",", names=True, dtype=None,

@@ -17,6 +17,7 @@ import keyfan
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OPTIONAL = ("flax", "optax", "orbax", "matplotlib", "typer", "rich")
+OPTIONAL_SET = "{" + ", ".join(map(repr, OPTIONAL)) + "}"
 
 # A quick start and an audit that use only the core: keys, samplers, kf.vmap, transforms, audit.
 CORE_SCRIPT = textwrap.dedent('''
@@ -39,20 +40,20 @@ CORE_SCRIPT = textwrap.dedent('''
     report = kf.audit(noisy, jnp.zeros(3), jax.random.key(0), in_axes=(0, None))
     assert not report.ok and report.findings[0].kind is kf.AuditKind.SHARED_DRAW, report
     assert kf.audit(noisy, jnp.zeros(3), jax.random.key(0), in_axes=(0, 0)).ok
-    loaded = sorted({m.split(".")[0] for m in sys.modules} & {%s})
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & OPTIONAL_SET)
     assert not loaded, loaded
     print("core ok", kf.__version__)
-''' % ", ".join(map(repr, OPTIONAL)))
+''').replace("OPTIONAL_SET", OPTIONAL_SET)
 
 # Makes the optional packages unimportable, as in an environment without the extras.
 BLOCK = textwrap.dedent('''
     import sys
     class _Missing:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {%s}:
+            if name.split(".")[0] in OPTIONAL_SET:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
     sys.meta_path.insert(0, _Missing())
-''' % ", ".join(map(repr, OPTIONAL)))
+''').replace("OPTIONAL_SET", OPTIONAL_SET)
 
 MISSING_EXTRA = textwrap.dedent('''
     import keyfan as kf
