@@ -24,3 +24,22 @@ def test_docstring_examples_run(module_name):
         if test.examples and (test.filename or "").startswith(str(keyfan.__path__[0])):
             runner.run(test)
     assert runner.failures == 0, f"{runner.failures} failing docstring example(s) in {module_name} (see the output)"
+
+
+COMPLETE = ["keyfan.recipes", "keyfan.pitfalls", "keyfan.testing"]
+"""Modules whose every public function documents Args, Returns and an Example."""
+
+
+@pytest.mark.parametrize("module_name", COMPLETE)
+def test_public_functions_document_arguments_result_and_an_example(module_name):
+    module = importlib.import_module(module_name)
+    incomplete = {}
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if not inspect.isfunction(obj):
+            continue
+        doc = inspect.getdoc(obj) or ""
+        missing = [s for s in ("Args:", "Returns:", "Example") if s not in doc]
+        if missing:
+            incomplete[name] = missing
+    assert not incomplete, incomplete
