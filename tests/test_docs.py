@@ -101,3 +101,12 @@ def test_cli_page_shows_the_tour_as_it_prints():
     for line in excerpt.splitlines():
         if line.strip() != "...":
             assert line in output, line
+
+
+def test_readme_links_resolve():
+    """The README is the front page: its relative links into docs/, examples/ and the changelog exist."""
+    readme = (ROOT / "README.md").read_text()
+    links = [link for link in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme) if "://" not in link]
+    assert len(links) >= 15
+    missing = [link for link in links if not (ROOT / link).exists()]
+    assert not missing, missing
