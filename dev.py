@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
         out = [] if any(a == "--out" or a.startswith("--out=") for a in rest) else ["--out", "benchmarks/results"]
         return _run([BIN / "keyfan", "bench", *out, *rest])
     if command == "docs":
-        return _run([BIN / "mkdocs", "build", "--strict", *rest])
+        return _run([BIN / "mkdocs", "build", "--strict", *rest], env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     if command == "keyfan":
         return _run([BIN / "keyfan", *rest])
     if command == "lock":
