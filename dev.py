@@ -6,8 +6,10 @@ Needs only Python >= 3.11 and access to the package registry. On first use (or w
 keyfan with its pinned dependencies; afterwards it starts at once.
 
   python3 dev.py run [ARGS]    the main job (`keyfan ensemble` by default; ARGS: any keyfan command)
-  python3 dev.py test [ARGS]   ruff, then the whole test suite (ARGS go to pytest)
-  python3 dev.py bench [ARGS]  the benchmark suite (`keyfan bench`)
+  python3 dev.py test [ARGS]   ruff, then the whole test suite (ARGS go to pytest; it builds the docs too)
+  python3 dev.py bench [ARGS]  the benchmark suite (`keyfan bench`), results in benchmarks/results/
+  python3 dev.py docs [ARGS]   build the docs site strictly into site/ (`mkdocs build --strict`; ARGS go
+                               to mkdocs build, e.g. `serve` is `.venv/bin/mkdocs serve`)
   python3 dev.py keyfan ARGS   any keyfan command
   python3 dev.py lock          re-pin requirements/constraints.txt from the current environment
 """
@@ -63,14 +65,17 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    if command not in ("run", "test", "bench", "keyfan", "lock"):
+    if command not in ("run", "test", "bench", "docs", "keyfan", "lock"):
         print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
         return 2
     ensure_env()
     if command == "run":
         return _run([BIN / "keyfan", *(rest or MAIN_JOB)])
     if command == "bench":
-        return _run([BIN / "keyfan", "bench", *rest])
+        out = [] if any(a == "--out" or a.startswith("--out=") for a in rest) else ["--out", "benchmarks/results"]
+        return _run([BIN / "keyfan", "bench", *out, *rest])
+    if command == "docs":
+        return _run([BIN / "mkdocs", "build", "--strict", *rest], env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     if command == "keyfan":
         return _run([BIN / "keyfan", *rest])
     if command == "lock":

@@ -23,7 +23,8 @@ def run(devices: int, member_axis: int, data_axis: int, chunks: int) -> dict[str
     import optax
 
     import keyfan as kf
-    from keyfan.ensemble import Ensemble, Trainer, make_mesh, make_moons, shard_batch, shard_members
+    from keyfan.ensemble import Ensemble, Trainer, make_mesh, shard_batch, shard_members
+    from keyfan.ensemble._data import make_moons
 
     if len(jax.devices()) != devices:
         raise SystemExit(f"expected {devices} devices, got {jax.devices()}")

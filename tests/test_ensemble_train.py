@@ -18,13 +18,13 @@ from keyfan.ensemble import (
     Trainer,
     TrainState,
     bootstrap_weights,
-    make_moons,
     predict,
     restore,
     save,
     summarize,
 )
 from keyfan.ensemble import latest_step as latest_checkpoint
+from keyfan.ensemble._data import make_moons
 from tests.conftest import assert_bitwise_equal, assert_trees_bitwise_equal, tree_bits
 
 SEED = 3
@@ -260,7 +260,7 @@ def test_predict_shapes_and_ranges():
 
 
 def test_ensemble_nll_on_moons_is_lower_than_the_mean_member_nll():
-    from keyfan.ensemble import RunConfig, run_ensemble
+    from keyfan.ensemble._run import RunConfig, run_ensemble
 
     config = RunConfig(members=4, epochs=6, n_train=128, n_test=256, batch_size=32, seed=0)
     metrics = run_ensemble(config, write=False).metrics

@@ -52,15 +52,17 @@ def test_cli_tour_exits_nonzero_when_a_row_fails(monkeypatch, failing):
     monkeypatch.setattr(keyfan.tour, "run_tour", lambda: [failing])
     result = CliRunner().invoke(app, ["tour"], env={"COLUMNS": "160"})
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # not a crash
-    assert failing.distinct in result.output and "bug rows pairwise distinct: False" in result.output
+    assert failing.distinct in result.output and "bug rows pairwise distinct: no" in result.output
+    assert f"FAIL: 1 of 1 recipes failed their checks: {failing.recipe}" in result.output
 
 
 def test_cli_tour_prints_the_table_and_the_pitfall():
     result = CliRunner().invoke(app, ["tour"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     assert "deterministic_batch" in result.output and "augment_batch" in result.output
-    assert "bug rows pairwise distinct: False" in result.output
-    assert "fix rows pairwise distinct: True" in result.output
+    assert "bug rows pairwise distinct: no" in result.output
+    assert "fix rows pairwise distinct: yes" in result.output
+    assert "pass: all 8 recipes passed their checks" in result.output and "FAIL" not in result.output
 
 
 def test_python_dash_m_keyfan_runs_the_cli():

@@ -1,4 +1,9 @@
-"""keyfan: per-example randomness in JAX that is correct, reproducible and fast."""
+"""keyfan: per-example randomness in JAX that is correct, reproducible and fast.
+
+``import keyfan as kf`` needs only jax and numpy. ``kf.Ensemble``, ``kf.shared_vmap`` and
+``kf.ensemble`` load Flax, Optax and Orbax on first use (``pip install 'keyfan[flax]'``).
+"""
+
 from keyfan import transforms as transforms
 from keyfan._audit import AuditFinding as AuditFinding
 from keyfan._audit import AuditKind as AuditKind
@@ -11,10 +16,9 @@ from keyfan._keyflow.errors import SharedRandomnessError as SharedRandomnessErro
 from keyfan._keyflow.errors import SharedRandomnessWarning as SharedRandomnessWarning
 from keyfan._sanitize import sanitize as sanitize
 from keyfan._sanitize import sanitize_from_environment as _sanitize_from_environment
+from keyfan._version import __version__ as __version__
 from keyfan._vmap import Randomness as Randomness
 from keyfan._vmap import vmap as vmap
-from keyfan.ensemble import Ensemble as Ensemble
-from keyfan.ensemble import shared_vmap as shared_vmap
 from keyfan.keys import at as at
 from keyfan.keys import example_keys as example_keys
 from keyfan.keys import fan_out as fan_out
@@ -32,5 +36,59 @@ from keyfan.sample import truncated_normal as truncated_normal
 from keyfan.sample import uniform as uniform
 from keyfan.scopes import shared_randomness as shared_randomness
 from keyfan.transforms import dropout as dropout
+
+# Names served by the optional ``flax`` extra, loaded on first use (PEP 562).
+_LAZY = {"ensemble": None, "Ensemble": "Ensemble", "shared_vmap": "shared_vmap"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'keyfan' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module("keyfan.ensemble")
+    value = module if _LAZY[name] is None else getattr(module, _LAZY[name])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+# The eager, core names. ``Ensemble``, ``shared_vmap`` and ``ensemble`` stay out of it, so that
+# ``from keyfan import *`` works without Flax; they are documented beside it.
+__all__ = [
+    "AuditFinding",
+    "AuditKind",
+    "AuditReport",
+    "AuditTraceError",
+    "IndependenceReport",
+    "Randomness",
+    "SharedRandomnessError",
+    "SharedRandomnessWarning",
+    "at",
+    "audit",
+    "bernoulli",
+    "bits",
+    "categorical",
+    "check_independent",
+    "dropout",
+    "example_keys",
+    "fan_out",
+    "gumbel",
+    "key",
+    "named",
+    "normal",
+    "randint",
+    "sanitize",
+    "shared_randomness",
+    "step",
+    "stream_of",
+    "transforms",
+    "truncated_normal",
+    "uniform",
+    "vmap",
+]
 
 _sanitize_from_environment()

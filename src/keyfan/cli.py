@@ -11,9 +11,33 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+class _Command(typer.core.TyperCommand):
+    """A command whose --help shows no raw type tags (typer prints ``<bool>`` for every flag and ``<str>``
+    for arguments); options name their values with a metavar instead."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument) and param.metavar is not None:
+                param.display_type_rich = lambda ctx: None
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Group(typer.core.TyperGroup, _Command):
+    """The root ``keyfan`` group, with the same --help line as its commands."""
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
                   help="keyfan: per-example randomness in JAX that is correct, reproducible and fast.")
 DEFAULT_RUN_DIR = Path("keyfan-out/ensemble")
+DEFAULT_BENCH_DIR = Path("keyfan-out/bench")
+FLAG = ""  # metavar of a flag: no type tag in --help
 
 
 def _console() -> Console:
@@ -23,12 +47,23 @@ def _console() -> Console:
     return Console(width=120 if piped else None)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from keyfan._version import __version__
+
+        typer.echo(f"keyfan {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, metavar=FLAG,
+                                          help="Print keyfan's version and exit.")] = False,
+) -> None:
     """keyfan: per-example randomness in JAX that is correct, reproducible and fast."""
 
 
-@app.command()
+@app.command(cls=_Command)
 def tour() -> None:
     """Run every reference recipe, check its rows, and show the broadcast-key bug beside its fix."""
     console = _console()
@@ -37,14 +72,15 @@ def tour() -> None:
 
     table = Table(title="keyfan tour: the reference recipes (seed 0)")
     table.add_column("recipe", no_wrap=True)
-    for column in ("output shape", "rows pairwise distinct", "reproduced bit for bit", "pattern"):
+    for column in ("output shape", "rows pairwise distinct", "reproduced bit for bit", "result", "pattern"):
         table.add_column(column)
-    failed = False
-    for row in run_tour():
-        failed |= not row.ok
+    rows = run_tour()
+    failed = [row.recipe for row in rows if not row.ok]
+    for row in rows:
         table.add_row(row.recipe, str(row.shape),
                       f"[green]{row.distinct}[/]" if row.holds else f"[red]{row.distinct}[/]",
-                      "[green]yes[/]" if row.reproducible else "[red]NO[/]", row.note)
+                      "[green]yes[/]" if row.reproducible else "[red]NO[/]",
+                      "[red]FAIL[/]" if row.recipe in failed else "[green]pass[/]", row.note)
     console.print(table)
 
     demo = broadcast_demo()
@@ -55,22 +91,29 @@ def tour() -> None:
     for i, (bug, fix) in enumerate(zip(demo.bug.tolist(), demo.fix.tolist(), strict=True)):
         pitfall.add_row(str(i), " ".join(f"{v:+.4f}" for v in bug), " ".join(f"{v:+.4f}" for v in fix))
     console.print(pitfall)
+    words = {True: "yes", False: "no"}
     console.print(
-        f"bug rows pairwise distinct: [red]{distinct_rows(demo.bug)}[/]   "
-        f"fix rows pairwise distinct: [green]{distinct_rows(demo.fix)}[/]"
+        f"bug rows pairwise distinct: [red]{words[distinct_rows(demo.bug)]}[/]   "
+        f"fix rows pairwise distinct: [green]{words[distinct_rows(demo.fix)]}[/]"
     )
     if failed:
+        console.print(f"[red]FAIL[/]: {len(failed)} of {len(rows)} recipes failed their checks: {', '.join(failed)}")
         raise typer.Exit(code=1)
+    console.print(f"[green]pass[/]: all {len(rows)} recipes passed their checks")
 
 
-@app.command()
+@app.command(cls=_Command)
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="Leave out the largest shape; samplers at 1e5 (under a minute)."),
-    runs: int = typer.Option(21, min=3, help="Timed samples per case; the median is reported."),
-    sample_ms: float | None = typer.Option(None, min=0.0, help="Each sample averages enough calls to last this "
-                                                               "long (0: one call per sample; default 20, or "
-                                                               "10 with --quick)."),
-    out: Path = typer.Option(Path("benchmarks/results"), help="Directory for bench.json and bench.png."),  # noqa: B008
+    quick: bool = typer.Option(False, "--quick", metavar=FLAG,
+                               help="Leave out the largest shape; samplers at 1e5 (under a minute). Writes "
+                                    "bench-quick.json and bench-quick.png."),
+    runs: int = typer.Option(21, min=3, metavar="N", help="Timed samples per case (at least 3); the median is "
+                                                          "reported."),
+    sample_ms: float | None = typer.Option(None, min=0.0, metavar="MS", show_default=False,
+                                           help="Each sample averages enough calls to last this long (0: one call "
+                                                "per sample). (default: 20, or 10 with --quick)"),
+    out: Path = typer.Option(DEFAULT_BENCH_DIR, metavar="DIR",  # noqa: B008
+                             help="Directory for bench.json and bench.png."),
 ) -> None:
     """Time keyfan against the canonical patterns and NumPy; write JSON and a PNG chart."""
     console = _console()
@@ -120,15 +163,19 @@ def bench(
     console.print(f"wrote {out / f'{name}.json'} and {out / f'{name}.png'}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def ensemble(
-    members: Annotated[int, typer.Option("--members", "-k", help="K, the number of members.")] = 8,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs [default: 100 for moons, 200 for regression].",
-                                               show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="The seed every random choice of the run derives from.")] = 0,
-    dataset: Annotated[str, typer.Option(help="'moons' (classification) or 'regression' (noisy 1-D curve).")] = "moons",
-    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Where the PNG and JSON go.")] = DEFAULT_RUN_DIR,
-    bootstrap: Annotated[bool, typer.Option("--bootstrap/--no-bootstrap",
+    members: Annotated[int, typer.Option("--members", "-k", metavar="K", help="The number of members.")] = 8,
+    epochs: Annotated[int | None, typer.Option(metavar="N", show_default=False,
+                                               help="Training epochs. (default: 100 for moons, 200 for "
+                                                    "regression)")] = None,
+    seed: Annotated[int, typer.Option(metavar="SEED",
+                                      help="The seed every random choice of the run derives from.")] = 0,
+    dataset: Annotated[str, typer.Option(metavar="NAME", help="'moons' (classification) or 'regression' (noisy "
+                                                              "1-D curve).")] = "moons",
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", metavar="DIR",
+                                          help="Where the PNG and JSON go.")] = DEFAULT_RUN_DIR,
+    bootstrap: Annotated[bool, typer.Option("--bootstrap/--no-bootstrap", metavar=FLAG,
                                             help="Train each member on its own bootstrap resample.")] = False,
 ) -> None:
     """Train a deep ensemble of small MLPs with dropout on a built-in dataset; report member and ensemble metrics."""
@@ -137,7 +184,8 @@ def ensemble(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from keyfan.ensemble import RunConfig, report_table, run_ensemble
+    from keyfan.ensemble import report_table
+    from keyfan.ensemble._run import RunConfig, run_ensemble
 
     try:
         config = RunConfig(dataset=dataset, members=members, epochs=epochs, seed=seed, out_dir=str(out_dir),
@@ -164,24 +212,33 @@ def ensemble(
     console.print(f"wrote {result.png} and {result.json} in {time.perf_counter() - start:.1f} s")
 
 
-@app.command("audit")
+@app.command("audit", cls=_Command)
 def audit_command(
-    target: str = typer.Argument(..., help="The per-example function: path/to/file.py:function."),
+    target: str = typer.Argument(..., metavar="FILE.py:FUNCTION",
+                                 help="The per-example function: path/to/file.py:function."),
     in_axes: list[str] = typer.Option(  # noqa: B008
-        [], "--in-axes", help="in_axes as in jax.vmap, e.g. '0,None'; repeat for nested vmaps "
-        "(outermost first); 'none' for no vmap. Default 0."),
+        [], "--in-axes", metavar="AXES", show_default=False,
+        help="in_axes as in jax.vmap, e.g. '0,None'; repeat for nested vmaps (outermost first); 'none' for no "
+             "vmap. (default: 0)"),
     arg: list[str] = typer.Option(  # noqa: B008
-        [], "--arg", help="One per positional argument, per-example: float32[8,3], int32[], key, rawkey."),
+        [], "--arg", metavar="SPEC", show_default=False,
+        help="One per positional argument of the function, in order, per example: float32[8,3], int32[], key, "
+             "key[4], rawkey."),
     axis_name: list[str] = typer.Option(  # noqa: B008
-        [], "--axis-name", help="The vmap's axis_name (one per --in-axes level), for axis_index."),
+        [], "--axis-name", metavar="NAME", show_default=False,
+        help="The vmap's axis_name (one per --in-axes level), for axis_index."),
 ) -> None:
-    """Find key misuse in a per-example function; exit 1 if anything is flagged."""
+    """Find key misuse in a per-example function; exit 1 if anything is flagged, 2 on bad usage."""
     console = _console()
     from keyfan._audit import audit
     from keyfan._cli_specs import load_function, parse_arg, parse_in_axes
 
     try:
         f = load_function(target)
+        if not arg and _required_positional(f):
+            raise ValueError(f"no --arg given, but {target} takes {', '.join(_required_positional(f))}: give one "
+                             "--arg per positional argument, in order, as a per-example spec (float32[8,3], "
+                             "int32[], key, rawkey), e.g. --arg 'float32[3]' --arg key.")
         args = [parse_arg(a) for a in arg]
         axes = parse_in_axes(in_axes)
         names: Any = None if not axis_name else axis_name if isinstance(axes, list) else axis_name[0]
@@ -192,6 +249,18 @@ def audit_command(
         raise typer.Exit(code=2) from err
     console.print(report)
     raise typer.Exit(code=0 if report.ok else 1)
+def _required_positional(f: Any) -> list[str]:
+    """The names of ``f``'s positional parameters without a default ([] if it has no signature)."""
+    import inspect
+
+    try:
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in params if p.kind in kinds and p.default is inspect.Parameter.empty]
+
+
 def main() -> None:
     """Entry point of the ``keyfan`` console script."""
     app()

@@ -183,7 +183,7 @@ def fan_out(key: Any, batch_shape: Any, *, stream: str | None = None) -> Array:
     Example:
       >>> import jax, keyfan as kf
       >>> keys = kf.fan_out(kf.key(0), (2, 3))
-      >>> bool(jax.random.key_data(keys[1, 2] == kf.at(kf.key(0), (1, 2))).all())
+      >>> bool((jax.random.key_data(keys[1, 2]) == jax.random.key_data(kf.at(kf.key(0), (1, 2)))).all())
       True
     """
     arg = check_key("key", key, stream=stream)

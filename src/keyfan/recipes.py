@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import Array
 
 from keyfan._checks import as_float, as_int, as_size
+from keyfan._extras import require
 
 __all__ = [
     "add_noise",
@@ -51,7 +51,24 @@ MAX_CROP_OFFSET = 8
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
-    """``seed`` as an int in ``[-2**31, 2**32)``, or a ``ValueError``/``TypeError`` naming it."""
+    """``seed`` as an int in ``[-2**31, 2**32)``, or a ``ValueError``/``TypeError`` naming it.
+
+    Args:
+      seed: an int, a whole float, a NumPy integer scalar or a 0-d array.
+      name: the argument's name, for the error message.
+
+    Returns:
+      The seed as a Python int.
+
+    Example:
+      >>> from keyfan.recipes import check_seed
+      >>> check_seed(7.0)
+      7
+      >>> check_seed(2**40)
+      Traceback (most recent call last):
+      ...
+      ValueError: seed must be less than 4294967296, got 1099511627776.
+    """
     return as_int(name, seed, lo=SEED_RANGE[0], hi=SEED_RANGE[1])
 
 
@@ -86,8 +103,18 @@ def deterministic_batch(seed: Any, batch_size: Any, n: Any) -> Array:
     a batch of per-key draws; and a key shared with ``in_axes=None`` gives every row the same
     values. The split happens outside the vmapped function, never inside it.
 
+    Args:
+      seed: an integer seed in ``[-2**31, 2**32)`` (see :func:`check_seed`).
+      batch_size: the number of examples ``B``.
+      n: the length of each example's vector.
+
     Returns:
       float32 array of shape ``(batch_size, n)``; rows are pairwise distinct (for ``n >= 1``).
+
+    Example:
+      >>> from keyfan.recipes import deterministic_batch
+      >>> deterministic_batch(0, 8, 4).shape
+      (8, 4)
     """
     seed = check_seed(seed)
     batch_size = as_size("batch_size", batch_size)
@@ -107,13 +134,26 @@ def batched_init_param_count(seed: Any, num_inits: Any, features: Any) -> Array:
     Pitfall avoided: without ``in_axes=(0, None)`` vmap maps the dummy input too (and fails, or
     silently maps a batch you did not mean to have).
 
+    Needs the ``flax`` extra.
+
+    Args:
+      seed: an integer seed in ``[-2**31, 2**32)``.
+      num_inits: the number of initialisations.
+      features: the layer's output features.
+
     Returns:
       float32 ``[num_inits, features, stacked kernel's leading size]``; the third entry equals
       the first, showing one kernel per initialisation.
+
+    Example:
+      >>> from keyfan.recipes import batched_init_param_count
+      >>> batched_init_param_count(0, 5, 3).tolist()
+      [5.0, 3.0, 5.0]
     """
     seed = check_seed(seed)
     num_inits = as_size("num_inits", num_inits)
     features = as_int("features", features, lo=1)
+    nn = require("flax.linen", "keyfan.recipes.batched_init_param_count")
     model = nn.Dense(features=features)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_inits)
     stacked = jax.vmap(model.init, in_axes=(0, None))(keys, jnp.ones((4,)))
@@ -139,6 +179,14 @@ def nn_vmap_forward(seed: Any, x_batch: Any, features: Any) -> Array:
 
     Returns:
       The outputs flattened to shape ``(B * F,)``.
+
+    Needs the ``flax`` extra.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from keyfan.recipes import nn_vmap_forward
+      >>> nn_vmap_forward(0, jnp.ones((4, 5)), 3).shape
+      (12,)
     """
     seed = check_seed(seed)
     features = as_int("features", features, lo=1)
@@ -148,6 +196,7 @@ def nn_vmap_forward(seed: Any, x_batch: Any, features: Any) -> Array:
             f"x_batch must be a float array of shape (B, in_dim), got shape {x_batch.shape} "
             f"and dtype {x_batch.dtype}."
         )
+    nn = require("flax.linen", "keyfan.recipes.nn_vmap_forward")
     vmapped_dense = nn.vmap(nn.Dense, in_axes=0, out_axes=0, variable_axes={"params": None},
                             split_rngs={"params": False})
     model = vmapped_dense(features=features)
@@ -165,6 +214,22 @@ def add_noise(x: Array, key: Array, scale: Any = 0.1) -> Array:
 
     Pitfall avoided: ``vmap(add_noise, in_axes=(0, None))(xs, key)`` broadcasts the key, so every
     example gets the same noise (:func:`keyfan.pitfalls.broadcast_key` shows it); map the keys.
+
+    Args:
+      x: a float array of any shape (one example).
+      key: one key (typed, or raw ``uint32[2]``).
+      scale: the noise's standard deviation.
+
+    Returns:
+      ``x + scale * normal(key, x.shape)``, of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from keyfan.recipes import add_noise
+      >>> xs = jnp.zeros((4, 3))
+      >>> ys = jax.vmap(add_noise)(xs, jax.random.split(jax.random.PRNGKey(0), 4))
+      >>> bool((ys[0] != ys[1]).any())
+      True
     """
     key = _check_single_key("key", key)
     scale = as_float("scale", scale)
@@ -184,6 +249,13 @@ def per_example_dropout(x: Array, key: Array, p: Any = 0.5) -> Array:
 
     Returns:
       An array of ``x``'s shape: zeros where dropped, ``x / (1 - p)`` elsewhere.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from keyfan.recipes import per_example_dropout
+      >>> y = per_example_dropout(jnp.ones(8), jax.random.PRNGKey(0), p=0.5)
+      >>> sorted(set(y.tolist())) == [0.0, 2.0]
+      True
     """
     key = _check_single_key("key", key)
     p = _check_rate("p", p)
@@ -219,6 +291,13 @@ def model_step(params: dict[str, Array], x_batch: Array, key: Array) -> Array:
 
     Returns:
       float array ``(B, out_dim)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from keyfan.recipes import model_step
+      >>> params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+      >>> model_step(params, jnp.ones((6, 3)), jax.random.PRNGKey(0)).shape
+      (6, 2)
     """
     key = _check_single_key("key", key)
     x_batch = jnp.asarray(x_batch)
@@ -232,8 +311,24 @@ def model_step(params: dict[str, Array], x_batch: Array, key: Array) -> Array:
 # -- 5. Shared parameters, per-example inputs and keys ----------------------------------------
 
 def init_mlp_params(key: Array, in_dim: Any, hidden: Any, out_dim: Any) -> dict[str, Array]:
-    """Parameters ``{"w1": (in, hidden), "b1": (hidden,), "w2": (hidden, out), "b2": (out,)}``
-    for :func:`forward_single` (LeCun-normal weights, zero biases, float32)."""
+    """Parameters of the 2-layer MLP of :func:`forward_single`.
+
+    Args:
+      key: one key; it is split in two, one half per weight matrix.
+      in_dim: input size.
+      hidden: hidden layer size.
+      out_dim: output size.
+
+    Returns:
+      ``{"w1": (in_dim, hidden), "b1": (hidden,), "w2": (hidden, out_dim), "b2": (out_dim,)}``:
+      LeCun-normal weights, zero biases, float32.
+
+    Example:
+      >>> import jax
+      >>> from keyfan.recipes import init_mlp_params
+      >>> {k: v.shape for k, v in init_mlp_params(jax.random.PRNGKey(0), 4, 16, 2).items()}
+      {'w1': (4, 16), 'b1': (16,), 'w2': (16, 2), 'b2': (2,)}
+    """
     key = _check_single_key("key", key)
     in_dim = as_int("in_dim", in_dim, lo=1)
     hidden = as_int("hidden", hidden, lo=1)
@@ -269,6 +364,13 @@ def forward_single(params: dict[str, Array], x: Array, key: Array) -> Array:
 
     Returns:
       float array ``(out_dim,)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from keyfan.recipes import forward_single, init_mlp_params
+      >>> params = init_mlp_params(jax.random.PRNGKey(0), 4, 16, 2)
+      >>> forward_single(params, jnp.ones(4), jax.random.PRNGKey(1)).shape
+      (2,)
     """
     dropout_key, _ = jax.random.split(_check_single_key("key", key))
     h = jax.nn.relu(x @ params["w1"] + params["b1"])
@@ -278,8 +380,25 @@ def forward_single(params: dict[str, Array], x: Array, key: Array) -> Array:
 
 
 def forward_batch(params: dict[str, Array], x_batch: Array, key: Array) -> Array:
-    """:func:`forward_single` over a batch ``(B, in_dim)``: ``split(key, B)`` then
-    ``vmap(forward_single, in_axes=(None, 0, 0))``. Returns ``(B, out_dim)``."""
+    """:func:`forward_single` over a batch: ``split(key, B)`` then
+    ``vmap(forward_single, in_axes=(None, 0, 0))``.
+
+    Args:
+      params: from :func:`init_mlp_params`, shared by every example.
+      x_batch: float array ``(B, in_dim)``.
+      key: one key, split into one key per example.
+
+    Returns:
+      float array ``(B, out_dim)``; row ``i`` equals
+      ``forward_single(params, x_batch[i], split(key, B)[i])``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from keyfan.recipes import forward_batch, init_mlp_params
+      >>> params = init_mlp_params(jax.random.PRNGKey(0), 4, 16, 2)
+      >>> forward_batch(params, jnp.ones((6, 4)), jax.random.PRNGKey(1)).shape
+      (6, 2)
+    """
     key = _check_single_key("key", key)
     x_batch = jnp.asarray(x_batch)
     if x_batch.ndim != 2:
@@ -332,13 +451,34 @@ def augment_image(key: Array, image: Array) -> Array:
 
     Returns:
       float ``(224, 224, 3)`` in ``[0, 1]``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from keyfan.recipes import augment_image
+      >>> augment_image(jax.random.PRNGKey(0), jnp.full((232, 232, 3), 0.5)).shape
+      (224, 224, 3)
     """
     return _augment(_check_single_key("key", key), _check_image("image", image, batched=False))
 
 
 def augment_batch(key: Array, images: Array) -> Array:
-    """:func:`augment_image` over a batch ``(B, H, W, 3)`` with ``split(key, B)``: each image
-    gets its own flip, brightness and crop. Returns ``(B, 224, 224, 3)``."""
+    """:func:`augment_image` over a batch with ``split(key, B)``: each image gets its own flip,
+    brightness and crop.
+
+    Args:
+      key: one key, split into one key per image.
+      images: float ``(B, H, W, 3)`` with ``H, W >= 224``.
+
+    Returns:
+      float ``(B, 224, 224, 3)`` in ``[0, 1]``; image ``i`` equals
+      ``augment_image(split(key, B)[i], images[i])``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from keyfan.recipes import augment_batch
+      >>> augment_batch(jax.random.PRNGKey(0), jnp.full((4, 232, 232, 3), 0.5)).shape
+      (4, 224, 224, 3)
+    """
     key = _check_single_key("key", key)
     images = _check_image("images", images, batched=True)
     keys = jax.random.split(key, images.shape[0])
@@ -352,14 +492,40 @@ def sample_and_transform(key: Array) -> Array:
 
     Pitfall avoided: ``normal(key, (1000, 3))`` is ONE draw of a big array, not 1000 per-key
     samples; :func:`sample_many` splits 1000 keys, so sample ``i`` can be recomputed from its key.
+
+    Args:
+      key: one key.
+
+    Returns:
+      float32 ``(3,)``.
+
+    Example:
+      >>> import jax
+      >>> from keyfan.recipes import sample_and_transform
+      >>> sample_and_transform(jax.random.PRNGKey(0)).shape
+      (3,)
     """
     x = jax.random.normal(key, (3,))
     return jnp.sin(x) + x**2
 
 
 def sample_many(key: Array, num_samples: Any = 1000) -> Array:
-    """``num_samples`` independent samples of :func:`sample_and_transform` via split + vmap:
-    shape ``(num_samples, 3)`` (``(1000, 3)`` by default)."""
+    """``num_samples`` independent samples of :func:`sample_and_transform` via split + vmap.
+
+    Args:
+      key: one key, split into one key per sample.
+      num_samples: how many samples.
+
+    Returns:
+      float32 ``(num_samples, 3)``; sample ``i`` equals
+      ``sample_and_transform(split(key, num_samples)[i])``.
+
+    Example:
+      >>> import jax
+      >>> from keyfan.recipes import sample_many
+      >>> sample_many(jax.random.PRNGKey(0)).shape
+      (1000, 3)
+    """
     key = _check_single_key("key", key)
     num_samples = as_size("num_samples", num_samples)
     return jax.vmap(sample_and_transform)(jax.random.split(key, num_samples))
@@ -374,6 +540,20 @@ def key_grid(key: Array, n_chains: Any, batch: Any) -> Array:
     key a key array of shape ``(n_chains, batch)``. This is the seed's recipe; note that changing
     ``batch`` moves every key after the first row, which is why :func:`keyfan.fan_out` splits
     hierarchically instead.
+
+    Args:
+      key: one key.
+      n_chains: the outer size.
+      batch: the inner size.
+
+    Returns:
+      Keys of shape ``(n_chains, batch)`` (raw: ``uint32[n_chains, batch, 2]``).
+
+    Example:
+      >>> import jax
+      >>> from keyfan.recipes import key_grid
+      >>> key_grid(jax.random.PRNGKey(0), 4, 8).shape
+      (4, 8, 2)
     """
     key = _check_single_key("key", key)
     n_chains = as_size("n_chains", n_chains)
@@ -383,8 +563,24 @@ def key_grid(key: Array, n_chains: Any, batch: Any) -> Array:
 
 
 def nested_normal(key: Array, n_chains: Any, batch: Any, n: Any) -> Array:
-    """``normal(k, (n,))`` for every key of :func:`key_grid`, consumed by two nested ``vmap``:
-    shape ``(n_chains, batch, n)``."""
+    """``normal(k, (n,))`` for every key of :func:`key_grid`, consumed by two nested ``vmap`` s.
+
+    Args:
+      key: one key.
+      n_chains: the outer size.
+      batch: the inner size.
+      n: the length of each draw.
+
+    Returns:
+      float32 ``(n_chains, batch, n)``; entry ``[c, b]`` is ``normal(key_grid(key, n_chains,
+      batch)[c, b], (n,))``.
+
+    Example:
+      >>> import jax
+      >>> from keyfan.recipes import nested_normal
+      >>> nested_normal(jax.random.PRNGKey(0), 4, 8, 3).shape
+      (4, 8, 3)
+    """
     n = as_size("n", n)
     grid = key_grid(key, n_chains, batch)
     return jax.vmap(jax.vmap(lambda k: jax.random.normal(k, (n,))))(grid)

@@ -22,8 +22,15 @@ def assert_no_key_misuse(f: Callable[..., Any], *example_args: Any, in_axes: Any
                          axis_name: Any = None, **example_kwargs: Any) -> AuditReport:
     """Runs :func:`keyfan.audit` and fails the test if anything is flagged.
 
-    Arguments are those of :func:`keyfan.audit`. Sharing declared with
-    ``kf.shared_randomness()`` does not fail.
+    Sharing declared with ``kf.shared_randomness()`` does not fail.
+
+    Args:
+      f: the per-example function (or, with ``in_axes=None``, a whole program).
+      *example_args: its positional arguments for ONE example: arrays or
+        ``jax.ShapeDtypeStruct`` s with per-example shapes.
+      in_axes: as in :func:`keyfan.audit` (``jax.vmap``'s, a list for nested vmaps, or None).
+      axis_name: as in :func:`keyfan.audit`.
+      **example_kwargs: keyword arguments of ``f``, unmapped.
 
     Returns:
       The report, for further checks.
@@ -48,8 +55,22 @@ def assert_no_key_misuse(f: Callable[..., Any], *example_args: Any, in_axes: Any
 def assert_independent(batch: Any, axis: Any = 0) -> IndependenceReport:
     """Runs :func:`keyfan.check_independent` and fails if two examples are bitwise identical.
 
+    Args:
+      batch: an array or pytree whose leaves share the batch axis ``axis`` (typed keys are
+        compared by their key data).
+      axis: the batch axis.
+
+    Returns:
+      The :class:`keyfan.IndependenceReport`, for further checks.
+
     Raises:
       AssertionError: naming the groups of identical examples.
+
+    Example:
+      >>> import keyfan as kf
+      >>> from keyfan.testing import assert_independent
+      >>> assert_independent(kf.normal(kf.key(0), batch=(8,), shape=(3,))).ok
+      True
     """
     report = check_independent(batch, axis=axis)
     if not report.ok:

@@ -22,18 +22,61 @@ Loss = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
-    """Softmax cross-entropy of logits ``(C,)`` against an integer label ``()``."""
+    """Softmax cross-entropy of one example's logits against its integer label.
+
+    Args:
+      logits: float ``(C,)``.
+      label: int ``()`` in ``[0, C)``.
+
+    Returns:
+      float ``()``: ``-log softmax(logits)[label]``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from keyfan.ensemble import cross_entropy
+      >>> round(float(cross_entropy(jnp.zeros(4), jnp.int32(2))), 4)  # log 4
+      1.3863
+    """
     return optax.softmax_cross_entropy_with_integer_labels(logits, label)
 
 
 def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
-    """Mean squared error over the example's elements (``prediction`` and ``target`` broadcast)."""
+    """Mean squared error over one example's elements.
+
+    Args:
+      prediction: float array of any shape.
+      target: float array broadcastable against ``prediction``.
+
+    Returns:
+      float ``()``: ``mean((prediction - target) ** 2)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from keyfan.ensemble import mse
+      >>> float(mse(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0])))
+      5.0
+    """
     return jnp.mean(jnp.square(prediction - target))
 
 
 def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
-    """Gaussian negative log-likelihood of a mean-variance output ``(..., 2)`` (mean, raw scale;
-    variance :func:`~keyfan.ensemble.gaussian_variance`) against ``target`` ``(...)`` or ``(..., 1)``."""
+    """Gaussian negative log-likelihood of one example's mean-variance output.
+
+    Args:
+      output: float ``(..., 2)``: the mean, and a raw scale turned into the variance by
+        :func:`~keyfan.ensemble.gaussian_variance`.
+      target: float ``(...)`` or ``(..., 1)``.
+
+    Returns:
+      float ``()``: the NLL summed over the example's elements.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from keyfan.ensemble import gaussian_nll
+      >>> float(gaussian_nll(jnp.array([0.0, 10.0]), jnp.array(0.0))) < float(
+      ...     gaussian_nll(jnp.array([0.0, 10.0]), jnp.array(3.0)))
+      True
+    """
     mean, var = output[..., 0], gaussian_variance(output[..., 1])
     target = jnp.reshape(target, mean.shape)
     return jnp.sum(0.5 * (jnp.log(var) + jnp.square(target - mean) / var + math.log(2 * math.pi)))

@@ -200,6 +200,12 @@ def nnx_model(make: Callable[[nnx.Rngs], nnx.Module]) -> NNXModel:
     Needed only when ``make`` is not an ``nnx.Module`` subclass or a ``functools.partial`` of
     one (those are recognised directly).
 
+    Args:
+      make: a callable taking ``nnx.Rngs`` and returning one module.
+
+    Returns:
+      An :class:`NNXModel`: member ``i`` is ``make(nnx.Rngs(kf.at(key, i)))``.
+
     Example:
       >>> from flax import nnx
       >>> import keyfan as kf
@@ -227,9 +233,25 @@ _KINDS = (
 def as_model(model: Any) -> Model:
     """The adapter for ``model``, or a ``TypeError`` that lists the kinds accepted.
 
-    Accepted: a :class:`Model`; a ``flax.linen.Module`` instance; an ``nnx.Module`` subclass or a
-    ``functools.partial`` of one (called with ``rngs=``); a pair ``(init_fn, apply_fn)`` of
-    callables.
+    Args:
+      model: a :class:`Model`; a ``flax.linen.Module`` instance; an ``nnx.Module`` subclass or a
+        ``functools.partial`` of one (called with ``rngs=``); or a pair ``(init_fn, apply_fn)``
+        of callables, ``init_fn(key, sample_input) -> params`` and
+        ``apply_fn(params, x, key=None, **kwargs) -> output``.
+
+    Returns:
+      A :class:`LinenModel`, :class:`NNXModel` or :class:`FunctionalModel` (a :class:`Model`
+      as is).
+
+    Raises:
+      TypeError: for anything else, naming the accepted kinds (an NNX instance or a linen class
+        get a message saying what to pass instead).
+
+    Example:
+      >>> import flax.linen as nn
+      >>> from keyfan.ensemble import as_model
+      >>> type(as_model(nn.Dense(3))).__name__
+      'LinenModel'
     """
     if isinstance(model, Model):
         return model

@@ -44,19 +44,37 @@ class RegressionPrediction(NamedTuple):
     """Predictive mean and variance, each of shape ``(B, ...)``."""
 
     mean: jax.Array
+    """The members' mean prediction."""
     variance: jax.Array
+    """The members' spread (regression), or the mixture's total variance (``task="gaussian"``)."""
 
 
 class ClassificationPrediction(NamedTuple):
     """Mean probabilities ``(B, C)``; predictive entropy and mutual information ``(B,)`` in nats."""
 
     probs: jax.Array
+    """The members' mean class probabilities ``(B, C)``."""
     entropy: jax.Array
+    """Entropy of ``probs`` ``(B,)``: total predictive uncertainty."""
     mutual_information: jax.Array
+    """Entropy of the mean minus the mean of the members' entropies ``(B,)``: their disagreement."""
 
 
 def gaussian_variance(raw: jax.Array) -> jax.Array:
-    """A member's variance from its raw output: ``softplus(raw) + 1e-6`` (positive, smooth)."""
+    """A member's variance from its raw output: ``softplus(raw) + 1e-6`` (positive, smooth).
+
+    Args:
+      raw: float array of any shape.
+
+    Returns:
+      float array of ``raw``'s shape, every entry ``> 0``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from keyfan.ensemble import gaussian_variance
+      >>> bool((gaussian_variance(jnp.array([-50.0, 0.0, 5.0])) > 0).all())
+      True
+    """
     return jax.nn.softplus(raw) + MIN_VARIANCE
 
 
@@ -90,6 +108,14 @@ def summarize(outputs: jax.Array, *, task: str) -> RegressionPrediction | Classi
 
     Returns:
       :class:`RegressionPrediction` or :class:`ClassificationPrediction`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from keyfan.ensemble import summarize
+      >>> logits = jnp.array([[[4.0, 0.0]], [[0.0, 4.0]]])   # 2 members disagree on 1 example
+      >>> pred = summarize(logits, task="classification")
+      >>> pred.probs.tolist(), round(float(pred.mutual_information[0]), 3)
+      ([[0.5, 0.5]], 0.603)
     """
     task = check_task(task)
     outputs = jnp.asarray(outputs)
