@@ -32,7 +32,7 @@ from jax.sharding import PartitionSpec as P
 from keyfan._checks import as_int
 
 __all__ = ["DATA_AXIS", "MEMBER_AXIS", "assemble", "check_layout", "device_blocks", "fixed_sum", "make_mesh",
-           "shard_batch", "shard_members"]
+           "shard_batch", "shard_members", "tree_sum"]
 
 MEMBER_AXIS = "member"
 DATA_AXIS = "data"
@@ -158,4 +158,23 @@ def fixed_sum(a: jax.Array, axis: int = 0) -> jax.Array:
         n, half = a.shape[0], a.shape[0] // 2
         head = a[:half] + a[half : 2 * half]
         a = jnp.concatenate([head, a[2 * half :]]) if n % 2 else head
+    return a[0]
+
+
+def tree_sum(a: jax.Array, axis: int = 0) -> jax.Array:
+    """The sum over ``axis`` as a pairwise tree of neighbours: ``a[0] + a[1]``, ``a[2] + a[3]``,
+    ... level by level, an odd last term carried up unchanged to the next level.
+
+    The order depends on ``a.shape[axis]`` only. A run of ``2**j`` neighbours starting at a
+    multiple of ``2**j`` is a subtree, so summing equal groups of ``2**j`` terms first (the
+    blocks of one chunk) and then the group sums with ``tree_sum`` gives the same bits as
+    ``tree_sum`` over all terms.
+    """
+    a = jnp.moveaxis(a, axis, 0)
+    if a.shape[0] == 0:
+        return jnp.zeros(a.shape[1:], a.dtype)
+    while a.shape[0] > 1:
+        n = a.shape[0]
+        pairs = a[0 : n - 1 : 2] + a[1:n:2]
+        a = jnp.concatenate([pairs, a[n - 1 :]]) if n % 2 else pairs
     return a[0]

@@ -42,9 +42,9 @@ from keyfan.ensemble._shard import (
     assemble,
     check_layout,
     device_blocks,
-    fixed_sum,
     shard_batch,
     shard_members,
+    tree_sum,
 )
 from keyfan.keys import named
 
@@ -122,6 +122,8 @@ class Trainer:
     chunks: int = 1
     mesh: Any = None
     layout_invariant: bool = True
+    block_size: int | None = None
+    member_group: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.optimizer, optax.GradientTransformation):
@@ -129,6 +131,10 @@ class Trainer:
                             f"got {type(self.optimizer).__name__}.")
         get_loss(self.loss)
         object.__setattr__(self, "chunks", as_int("chunks", self.chunks, lo=1))
+        if self.block_size is not None:
+            object.__setattr__(self, "block_size", as_int("block_size", self.block_size, lo=1))
+        if self.member_group is not None:
+            object.__setattr__(self, "member_group", as_int("member_group", self.member_group, lo=2))
         if self.mesh is not None:
             _check_mesh(self.mesh)
             if self.chunks % self.mesh.shape[DATA_AXIS]:
@@ -203,8 +209,26 @@ class Trainer:
                 f"key is passed, so also pass model_kwargs that turn dropout off (e.g. {{'train': False}})."
             ) from err
 
+    def _member_group(self, members: int) -> int:
+        """Members vmapped together in one pass of :meth:`_grads` (all of them unless
+        ``member_group`` divides them into groups run one after another)."""
+        group = self.member_group
+        if group is None or group >= members:
+            return members
+        if members % group:
+            raise ValueError(f"member_group={group} must divide the {members} members a device holds, so that "
+                             f"every group vmaps the same number (>= 2) of members.")
+        return group
+
     def _run(self, state: TrainState, x: Any, y: Any, ids: jax.Array) -> tuple[TrainState, jax.Array]:
         batch = int(ids.shape[0])
+        chunk = batch // self.chunks
+        if self.layout_invariant and self.block_size is not None and chunk % self.block_size:
+            raise ValueError(
+                f"block_size={self.block_size} must divide each chunk of the batch: {batch} examples in "
+                f"chunks={self.chunks} give chunks of {chunk}. Use a batch size that is a multiple of "
+                f"chunks * block_size = {self.chunks * self.block_size} (or block_size=None: one block per chunk)."
+            )
         if self.mesh is None:
             # Two programs, as on a mesh: fused into one, XLA may round the update differently.
             parts = self._grads(state, x, y, ids, chunks=self.chunks)
@@ -235,44 +259,82 @@ class Trainer:
 
     @functools.partial(jax.jit, static_argnames=("self", "chunks"))
     def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int) -> tuple[jax.Array, PyTree]:
-        """Per-member, per-chunk sums of the (weighted) per-example losses and gradients:
-        ``(K, chunks)`` and trees of ``(K, chunks, *param_shape)``."""
+        """Per-member, per-chunk sums of the (weighted) losses and gradients: ``(K, chunks)`` and
+        trees of ``(K, chunks, *param_shape)``.
+
+        Layout-invariant: each chunk is cut into blocks of ``block_size`` examples; one block's
+        gradient for a group of ``member_group`` members is ordinary backprop over the block
+        (:func:`_block_program`), run by a scan over the blocks and member groups (the same
+        program, of the same shapes, whatever the number of blocks, chunks or members); the
+        blocks of each chunk are summed by :func:`~keyfan.ensemble._shard.tree_sum`.
+        """
         ens = state.ensemble
-        model, loss_fn, kwargs = ens.model, get_loss(self.loss), dict(self.model_kwargs)
-        xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
-        trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
+        trainable, frozen = jax.vmap(ens.model.split_trainable)(ens.params)
         keys = ens.keys if ens.keys is not None else jnp.zeros((ens.members, 2), jnp.uint32)
         weights = state.weights
+        members = ens.members
+        group = self._member_group(members)
+        block_fn = self._block_program(ens.model, state.step)
+        if not self.layout_invariant:
+            # XLA's backward pass sums over each chunk: one block per chunk, all chunks and
+            # members of a group vmapped together.
+            xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
+            per_chunk = jax.vmap(block_fn, in_axes=(None, None, None, None, 0, 0, 0))
 
-        def example_loss(tr: PyTree, fr: PyTree, key: jax.Array | None, xi: Any, yi: Any) -> jax.Array:
-            out = apply_one(model, model.merge_trainable(tr, fr), xi, key, **kwargs)
-            return loss_fn(out, yi)
+            def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
+                return per_chunk(tr, fr, key, w, xs, ys, idc)
 
-        def chunk(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None,
-                  xc: Any, yc: Any, ic: jax.Array) -> tuple[jax.Array, PyTree]:
-            dkeys = stream_keys(member_dropout_keys(key, ic, state.step)) if self.dropout else None
+            in_axes = (0, 0, 0, None if weights is None else 0)
+            split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
+            ops = jax.tree.map(split, (trainable, frozen, keys, weights))
+            out = jax.lax.map(lambda o: jax.vmap(member, in_axes=in_axes)(*o), ops)
+            return jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
 
-            key_axis = 0 if self.dropout else None
-            if self.layout_invariant:
-                per_example = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, None, key_axis, 0, 0))
-                values, grads = per_example(tr, fr, dkeys, xc, yc)
-                if w is not None:
-                    wi = w[ic]
-                    values = values * wi
-                    grads = jax.tree.map(lambda g: g * wi.reshape(-1, *(1,) * (g.ndim - 1)), grads)
-                return fixed_sum(values), jax.tree.map(fixed_sum, grads)
+        batch = int(ids.shape[0])
+        block = self.block_size or batch // chunks
+        n_blocks = batch // block
+        xb, yb, ib = jax.tree.map(lambda a: a.reshape(n_blocks, block, *a.shape[1:]), (x, y, ids))
+        split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
+        member_ops = jax.tree.map(split, (trainable, frozen, keys, weights))
+        in_axes = (0, 0, 0, None if weights is None else 0, None, None, None)
+        group_block = jax.vmap(block_fn, in_axes=in_axes)
+
+        def over_blocks(carry: None, ops: Any) -> tuple[None, Any]:
+            def one_block(c: None, data: Any) -> tuple[None, Any]:
+                # Barriers keep the block program whole: no fusion with what the scan adds around it.
+                tr, fr, key, w, xblk, yblk, iblk = jax.lax.optimization_barrier((*ops, *data))
+                return c, jax.lax.optimization_barrier(group_block(tr, fr, key, w, xblk, yblk, iblk))
+
+            return carry, jax.lax.scan(one_block, None, (xb, yb, ib))[1]
+
+        values, grads = jax.lax.scan(over_blocks, None, member_ops)[1]  # (groups, n_blocks, group, ...)
+
+        def per_chunk_sums(a: jax.Array) -> jax.Array:
+            a = jnp.moveaxis(a, 1, 2).reshape(members, chunks, n_blocks // chunks, *a.shape[3:])
+            return tree_sum(a, axis=2)
+
+        return per_chunk_sums(values), jax.tree.map(per_chunk_sums, grads)
+
+    def _block_program(self, model: Any, step: jax.Array) -> Any:
+        """``f(trainable, frozen, member_key, weights, x, y, ids) -> (loss_sum, grads)`` for ONE
+        member on ONE block of examples: ordinary backprop of the block's (weighted) loss sum,
+        each example run alone (as a batch of one) with its own dropout key."""
+        loss_fn, kwargs, dropout = get_loss(self.loss), dict(self.model_kwargs), self.dropout
+
+        def block_fn(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None,
+                     xb: Any, yb: Any, ib: jax.Array) -> tuple[jax.Array, PyTree]:
+            dkeys = stream_keys(member_dropout_keys(key, ib, step)) if dropout else None
 
             def total(t: PyTree) -> jax.Array:
-                values = jax.vmap(example_loss, in_axes=(None, None, key_axis, 0, 0))(t, fr, dkeys, xc, yc)
-                return fixed_sum(values if w is None else values * w[ic])
+                def example_loss(xi: Any, yi: Any, ki: jax.Array | None) -> jax.Array:
+                    return loss_fn(apply_one(model, model.merge_trainable(t, fr), xi, ki, **kwargs), yi)
+
+                values = jax.vmap(example_loss, in_axes=(0, 0, 0 if dropout else None))(xb, yb, dkeys)
+                return jnp.sum(values if w is None else values * w[ib])
 
             return jax.value_and_grad(total)(tr)
 
-        def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
-            return jax.vmap(chunk, in_axes=(None, None, None, None, 0, 0, 0))(tr, fr, key, w, xs, ys, idc)
-
-        in_axes = (0, 0, 0, None if weights is None else 0)
-        return jax.vmap(member, in_axes=in_axes)(trainable, frozen, keys, weights)
+        return block_fn
 
     @functools.partial(jax.jit, static_argnames=("self", "batch"))
     def _update(self, ens: Ensemble, opt_state: PyTree, step: jax.Array, parts: tuple[tuple[jax.Array, PyTree], ...],
@@ -281,8 +343,8 @@ class Trainer:
         sums = jnp.concatenate([p[0] for p in parts], axis=1)
         grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
         scale = jnp.float32(1.0 / batch)
-        grads = jax.tree.map(lambda g: fixed_sum(g, axis=1) * scale, grads)
-        losses = fixed_sum(sums, axis=1) * scale
+        grads = jax.tree.map(lambda g: tree_sum(g, axis=1) * scale, grads)
+        losses = tree_sum(sums, axis=1) * scale
         model = ens.model
         trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
 
