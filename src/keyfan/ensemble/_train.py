@@ -231,9 +231,8 @@ class Trainer:
             )
         if self.mesh is None:
             # Two programs, as on a mesh: fused into one, XLA may round the update differently.
-            parts = self._grads(state, x, y, ids, chunks=self.chunks)
-            params, opt_state, losses, step = self._update(state.ensemble, state.opt_state, state.step, (parts,),
-                                                           batch=batch)
+            sums = self._grads(state, x, y, ids, chunks=self.chunks, batch=batch)
+            params, opt_state, losses, step = self._update(state.ensemble, state.opt_state, state.step, sums)
         else:
             params, opt_state, losses, step = self._run_on_mesh(state, x, y, ids, batch)
         ens = state.ensemble
@@ -253,14 +252,17 @@ class Trainer:
         for (i, j), device in np.ndenumerate(devices):
             row = tuple(jax.device_put(partial[(i, jj)], device) for jj in range(devices.shape[1]))
             block = states[(i, j)]
-            results[(i, j)] = self._update(block.ensemble, block.opt_state, block.step, row, batch=batch)
+            sums = self._combine(row, batch=batch)
+            results[(i, j)] = self._update(block.ensemble, block.opt_state, block.step, sums)
         per_member = assemble({pos: r[:3] for pos, r in results.items()}, mesh, MEMBER_AXIS)
         return (*per_member, assemble({pos: r[3] for pos, r in results.items()}, mesh, None))
 
-    @functools.partial(jax.jit, static_argnames=("self", "chunks"))
-    def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int) -> tuple[jax.Array, PyTree]:
+    @functools.partial(jax.jit, static_argnames=("self", "chunks", "batch"))
+    def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int,
+               batch: int | None = None) -> tuple[jax.Array, PyTree]:
         """Per-member, per-chunk sums of the (weighted) losses and gradients: ``(K, chunks)`` and
-        trees of ``(K, chunks, *param_shape)``.
+        trees of ``(K, chunks, *param_shape)``; with ``batch`` (every chunk of the batch is here)
+        their :meth:`_combine`-d means instead.
 
         Layout-invariant: each chunk is cut into blocks of ``block_size`` examples; one block's
         gradient for a group of ``member_group`` members is ordinary backprop over the block
@@ -268,6 +270,10 @@ class Trainer:
         program, of the same shapes, whatever the number of blocks, chunks or members); the
         blocks of each chunk are summed by :func:`~keyfan.ensemble._shard.tree_sum`.
         """
+        parts = self._chunk_sums(state, x, y, ids, chunks)
+        return parts if batch is None else _combine((parts,), batch)
+
+    def _chunk_sums(self, state: TrainState, x: Any, y: Any, ids: jax.Array, chunks: int) -> tuple[jax.Array, PyTree]:
         ens = state.ensemble
         trainable, frozen = jax.vmap(ens.model.split_trainable)(ens.params)
         keys = ens.keys if ens.keys is not None else jnp.zeros((ens.members, 2), jnp.uint32)
@@ -337,14 +343,16 @@ class Trainer:
         return block_fn
 
     @functools.partial(jax.jit, static_argnames=("self", "batch"))
-    def _update(self, ens: Ensemble, opt_state: PyTree, step: jax.Array, parts: tuple[tuple[jax.Array, PyTree], ...],
-                *, batch: int) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
-        """Joins the chunk blocks (in order), sums over chunks, applies the optimizer, counts the step."""
-        sums = jnp.concatenate([p[0] for p in parts], axis=1)
-        grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
-        scale = jnp.float32(1.0 / batch)
-        grads = jax.tree.map(lambda g: tree_sum(g, axis=1) * scale, grads)
-        losses = tree_sum(sums, axis=1) * scale
+    def _combine(self, parts: tuple[tuple[jax.Array, PyTree], ...], *, batch: int) -> tuple[jax.Array, PyTree]:
+        """The chunk sums of every device of a member block, joined in order: see :func:`_combine`."""
+        return _combine(parts, batch)
+
+    @functools.partial(jax.jit, static_argnames=("self",))
+    def _update(self, ens: Ensemble, opt_state: PyTree, step: jax.Array,
+                sums: tuple[jax.Array, PyTree]) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        """Applies the optimizer to the mean gradients and counts the step: a program of its own,
+        whatever produced the sums (fused with their tree, its rounding would depend on it)."""
+        losses, grads = sums
         model = ens.model
         trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
 
@@ -354,6 +362,15 @@ class Trainer:
 
         trainable, opt_state = jax.vmap(update)(trainable, opt_state, grads)
         return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
+
+
+def _combine(parts: tuple[tuple[jax.Array, PyTree], ...], batch: int) -> tuple[jax.Array, PyTree]:
+    """Joins per-chunk sums ``(K, chunks_i)`` (in order), sums over chunks with :func:`tree_sum`
+    and divides by ``batch``: each member's mean loss ``(K,)`` and mean gradient."""
+    sums = jnp.concatenate([p[0] for p in parts], axis=1)
+    grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
+    scale = jnp.float32(1.0 / batch)
+    return tree_sum(sums, axis=1) * scale, jax.tree.map(lambda g: tree_sum(g, axis=1) * scale, grads)
 
 
 def _set_learning_rates(opt_state: PyTree, learning_rates: Any, k: int) -> PyTree:
