@@ -77,7 +77,7 @@ def reference_step(ens: Ensemble, weights, x, y, ids, *, block: int, group: int)
     grads = [[] for _ in range(ens.members)]
     for start in range(0, ens.members, group):
         members = slice(start, start + group)
-        params = jax.tree.map(lambda a: a[members], ens.params)
+        params = jax.tree.map(lambda a, members=members: a[members], ens.params)
         w = None if weights is None else weights[members]
         for b in range(0, batch, block):
             v, g = program(params, ens.keys[members], w, x[b:b + block], y[b:b + block], ids[b:b + block])
@@ -170,7 +170,7 @@ def test_block_and_group_errors():
     trainer = Trainer(optax.sgd(0.1), model_kwargs={"train": True}, block_size=8, chunks=2)
     state = trainer.init(ens)
     ids = np.arange(24)
-    with pytest.raises(ValueError, match=r"block_size=8 must divide each chunk .* multiple of chunks \* block_size = 16"):
+    with pytest.raises(ValueError, match=r"block_size=8 must divide each chunk .* chunks \* block_size = 16"):
         trainer.step(state, DATA.x[ids], DATA.y[ids], ids)
     grouped = Trainer(optax.sgd(0.1), model_kwargs={"train": True}, member_group=3)
     with pytest.raises(ValueError, match="member_group=3 must divide the 4 members"):
