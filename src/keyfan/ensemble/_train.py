@@ -11,11 +11,25 @@ The randomness of a run is a pure function of the ensemble's key:
   member's bootstrap resample.
 
 Each example runs alone (as a batch of one) with its own dropout key. With
-``layout_invariant=True`` (the default) the gradient of each example is taken separately and the
-per-example gradients are summed over each of ``chunks`` equal chunks of the batch (the
-data-parallel unit), then over the chunks, every sum in a fixed pairwise order
-(``_shard.fixed_sum``): the step gives the same bits on 1 device and on a ``(member, data)`` mesh
-(``_shard.py``).
+``layout_invariant=True`` (the default) the gradient is reduced in fixed-size blocks:
+
+* the batch is cut into blocks of ``block_size`` consecutive examples (default: one block per
+  chunk, ``B / chunks`` examples); a block's gradient is ordinary backprop of its (weighted) loss
+  sum, computed by one program of fixed shapes -- one block for one group of ``member_group``
+  members (default: all the members a device holds) -- run by a loop over blocks and groups, with
+  barriers so that XLA compiles it alone;
+* block gradients are summed by :func:`~keyfan.ensemble._shard.tree_sum`, neighbour pairs level
+  by level, whose shape depends only on the number of blocks: first over the blocks of each of
+  ``chunks`` chunks (the data-parallel unit), then over the chunks, which gives the same tree
+  when each chunk holds a power-of-two number of blocks;
+* the optimizer runs as a program of its own on the mean gradient.
+
+So a step's bits depend on the state, the batch in its order, the block size and the member
+group program, and on nothing else: the same bits on 1 device and on any ``(member, data)`` mesh
+(``_shard.py``) for the same ``chunks``, and, with an explicit ``block_size``, for every
+``chunks`` whose chunks hold a power-of-two number of blocks. A batch whose chunks are not a
+multiple of ``block_size`` is an error (no silent padding). ``block_size=1`` is the per-example
+mode (per-example gradients, memory ``K x B x params``).
 """
 
 from __future__ import annotations
@@ -97,12 +111,22 @@ class Trainer:
       dropout: give each (member, step, example) its own dropout key (default True).
       chunks: split each batch into this many equal chunks (a multiple of the mesh's data axis).
       mesh: a ``(member, data)`` mesh from :func:`~keyfan.ensemble.make_mesh`, or None.
-      layout_invariant: sum per-example gradients in a fixed pairwise order (default), so the
-        step gives the same bits on 1 device and on any mesh (with at least two members per
-        device). ``False`` lets XLA's backward pass sum over each chunk's examples: about twice
-        as fast for members of some size (2-64-64-2 MLPs, batch 64; no faster at 2-16-16-2),
-        bit for bit reproducible on one layout, but the bits change with the number of members
+      layout_invariant: reduce the gradient in fixed blocks summed in a fixed tree (default): the
+        step gives the same bits on 1 device and on any mesh (at least two members per device)
+        at the cost of ordinary backprop. ``False`` lets XLA's backward pass sum over each
+        chunk: reproducible on one layout, but the bits may change with the number of members
         or chunks a device holds.
+      block_size: examples per reduction block (``layout_invariant=True``); each chunk of the
+        batch must be a multiple of it (else a ``ValueError``). None (default): one block per
+        chunk, the fastest (smaller blocks materialise one gradient per block: 1.15-1.6x slower
+        at b = 32-128 for 784-1024-1024-10 MLPs); ``1`` gives per-example gradients. With an
+        explicit size the bits also stay the same across ``chunks`` settings whose chunks hold a
+        power-of-two number of blocks.
+      member_group: members vmapped together (at least 2); the device's members run as a
+        ``lax.map`` over groups of this size, each group the same program. None (default): all
+        the members a device holds in one vmap. A fixed group makes every device of any member
+        axis run the same block program; smaller groups need less memory and, for large
+        members, can be faster (see the README's performance section).
 
     Example:
       >>> import flax.linen as nn, jax.numpy as jnp, optax, keyfan as kf
@@ -134,7 +158,7 @@ class Trainer:
         if self.block_size is not None:
             object.__setattr__(self, "block_size", as_int("block_size", self.block_size, lo=1))
         if self.member_group is not None:
-            object.__setattr__(self, "member_group", as_int("member_group", self.member_group, lo=2))
+            object.__setattr__(self, "member_group", as_int("member_group", self.member_group, lo=1))
         if self.mesh is not None:
             _check_mesh(self.mesh)
             if self.chunks % self.mesh.shape[DATA_AXIS]:
@@ -213,11 +237,11 @@ class Trainer:
         """Members vmapped together in one pass of :meth:`_grads` (all of them unless
         ``member_group`` divides them into groups run one after another)."""
         group = self.member_group
-        if group is None or group >= members:
+        if group is None:
             return members
         if members % group:
             raise ValueError(f"member_group={group} must divide the {members} members a device holds, so that "
-                             f"every group vmaps the same number (>= 2) of members.")
+                             f"every group runs the same program.")
         return group
 
     def _run(self, state: TrainState, x: Any, y: Any, ids: jax.Array) -> tuple[TrainState, jax.Array]:
@@ -293,7 +317,7 @@ class Trainer:
             in_axes = (0, 0, 0, None if weights is None else 0)
             split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
             ops = jax.tree.map(split, (trainable, frozen, keys, weights))
-            out = jax.lax.map(lambda o: jax.vmap(member, in_axes=in_axes)(*o), ops)
+            out = jax.lax.map(lambda o: _over_group(member, in_axes, group)(*o), ops)
             return jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
 
         batch = int(ids.shape[0])
@@ -303,17 +327,17 @@ class Trainer:
         split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
         member_ops = jax.tree.map(split, (trainable, frozen, keys, weights))
         in_axes = (0, 0, 0, None if weights is None else 0, None, None, None)
-        group_block = jax.vmap(block_fn, in_axes=in_axes)
+        group_block = _over_group(block_fn, in_axes, group)
 
-        def over_blocks(carry: None, ops: Any) -> tuple[None, Any]:
-            def one_block(c: None, data: Any) -> tuple[None, Any]:
-                # Barriers keep the block program whole: no fusion with what the scan adds around it.
-                tr, fr, key, w, xblk, yblk, iblk = jax.lax.optimization_barrier((*ops, *data))
-                return c, jax.lax.optimization_barrier(group_block(tr, fr, key, w, xblk, yblk, iblk))
+        def one_block(ops: Any, data: Any) -> Any:
+            # Barriers keep the block program whole: no fusion with what is around it.
+            tr, fr, key, w, xblk, yblk, iblk = jax.lax.optimization_barrier((*ops, *data))
+            return jax.lax.optimization_barrier(group_block(tr, fr, key, w, xblk, yblk, iblk))
 
-            return carry, jax.lax.scan(one_block, None, (xb, yb, ib))[1]
+        def over_blocks(ops: Any) -> Any:
+            return _map(lambda data: one_block(ops, data), (xb, yb, ib))
 
-        values, grads = jax.lax.scan(over_blocks, None, member_ops)[1]  # (groups, n_blocks, group, ...)
+        values, grads = _map(over_blocks, member_ops)  # (groups, n_blocks, group, ...)
 
         def per_chunk_sums(a: jax.Array) -> jax.Array:
             a = jnp.moveaxis(a, 1, 2).reshape(members, chunks, n_blocks // chunks, *a.shape[3:])
@@ -362,6 +386,27 @@ class Trainer:
 
         trainable, opt_state = jax.vmap(update)(trainable, opt_state, grads)
         return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
+
+
+def _over_group(f: Any, in_axes: tuple[Any, ...], group: int) -> Any:
+    """``f`` vmapped over a group of members; for a group of one, ``f`` itself (unbatched
+    kernels: the fastest arrangement for large members) with the group axis added back."""
+    if group > 1:
+        return jax.vmap(f, in_axes=in_axes)
+
+    def single(*args: Any) -> Any:
+        args = [a if axis is None else jax.tree.map(lambda v: v[0], a) for a, axis in zip(args, in_axes, strict=True)]
+        return jax.tree.map(lambda v: v[None], f(*args))
+
+    return single
+
+
+def _map(f: Any, xs: Any) -> Any:
+    """``lax.map(f, xs)``, but a plain call (with the axis added back) for one item: XLA inlines
+    a loop of one iteration anyway, and tracing and lowering the loop cost compile time."""
+    if jax.tree.leaves(xs)[0].shape[0] == 1:
+        return jax.tree.map(lambda a: a[None], f(jax.tree.map(lambda a: a[0], xs)))
+    return jax.lax.map(f, xs)
 
 
 def _combine(parts: tuple[tuple[jax.Array, PyTree], ...], batch: int) -> tuple[jax.Array, PyTree]:
