@@ -8,15 +8,17 @@ device's block of members and examples -- the same programs (only the block size
 run on one device -- and moves data between them only by exact copies:
 
 * gradients: each device computes its members' per-chunk gradient sums on its chunks of the
-  batch; the chunk sums of a member block are copied to its devices and summed over chunks by
-  :func:`fixed_sum`, then the optimizer updates the block;
+  batch (block by block, each block by the same fixed-shape program); the chunk sums of a member
+  block are copied to its devices and summed over chunks by :func:`tree_sum`, then the optimizer
+  updates the block in a program of its own;
 * predictions: each device runs its members on its examples; the member blocks of an example
   block are copied together before the ensemble mean.
 
-Every sum over examples, chunks or members is :func:`fixed_sum`, a pairwise tree of adds whose
-order depends only on the number of terms. Results are bitwise equal on 1 device and on any
-mesh whose devices each hold at least two members (with one member, XLA drops the member axis
-and compiles unbatched kernels, which round differently).
+Every sum over blocks or chunks is :func:`tree_sum` and every sum over members or classes in a
+prediction :func:`fixed_sum`: pairwise trees of adds whose order depends only on the number of
+terms. Results are bitwise equal on 1 device and on any mesh whose devices each hold at least
+two members (with one member, XLA drops the member axis and compiles unbatched kernels, which
+round differently).
 """
 
 from __future__ import annotations
