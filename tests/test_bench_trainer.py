@@ -42,3 +42,12 @@ def test_contenders_return_one_loss_per_member_near_log_classes():
         losses = np.asarray(jax.block_until_ready(c.make()()), dtype=np.float32).reshape(-1)
         assert losses.shape == (TINY.members,), c.name
         np.testing.assert_allclose(losses, np.log(3.0), atol=0.6, err_msg=c.name)
+
+
+def test_cli_rejects_an_unknown_group():
+    from typer.testing import CliRunner
+
+    from keyfan.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--group", "gpu"])
+    assert result.exit_code == 2 and "group must be 'all' or 'ensemble-trainer'" in result.output
