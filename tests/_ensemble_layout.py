@@ -1,10 +1,12 @@
 """Run in a fresh process (XLA_FLAGS set by the caller, before jax is imported): train and
 predict an ensemble on one device layout and print a digest of every result as JSON, for the
-1-vs-8-device equality test (tests/test_ensemble_layout.py).
+layout equality test (tests/test_ensemble_layout.py).
 
     python -m tests._ensemble_layout DEVICES CHUNKS
 
-With 8 devices it runs the layouts ``LAYOUTS`` (member x data devices) one after the other.
+With one device it runs the chunk settings ``CHUNK_SETTINGS`` (the same blocks of 8 examples cut
+into 1, 2 or 4 chunks); with 8 devices the layouts ``LAYOUTS`` (member x data devices, over 2, 4
+and 8 of the devices) one after the other.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import sys
 
 
-def run(devices: int, member_axis: int, data_axis: int, chunks: int) -> dict[str, str]:
+def run(devices: int, member_axis: int, data_axis: int, chunks: int, **trainer_kwargs) -> dict[str, str]:
     """Digests of params, optimizer state, keys, losses and predictions after six steps."""
     import flax.linen as nn
     import jax
@@ -26,7 +28,7 @@ def run(devices: int, member_axis: int, data_axis: int, chunks: int) -> dict[str
     from keyfan.ensemble import Ensemble, Trainer, make_mesh, shard_batch, shard_members
     from keyfan.ensemble._data import make_moons
 
-    if len(jax.devices()) != devices:
+    if len(jax.devices()) != devices or member_axis * data_axis > devices:
         raise SystemExit(f"expected {devices} devices, got {jax.devices()}")
 
     class MLP(nn.Module):
@@ -38,9 +40,9 @@ def run(devices: int, member_axis: int, data_axis: int, chunks: int) -> dict[str
 
     data = make_moons(kf.key(1), 64)
     ens = Ensemble.init(MLP(), kf.key(0), members=8, sample_input=data.x[:2])
-    mesh = make_mesh(member_axis, data_axis) if devices > 1 else None
+    mesh = make_mesh(member_axis, data_axis) if member_axis * data_axis > 1 else None
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-2)
-    trainer = Trainer(optimizer, model_kwargs={"train": True}, chunks=chunks, mesh=mesh)
+    trainer = Trainer(optimizer, model_kwargs={"train": True}, chunks=chunks, mesh=mesh, **trainer_kwargs)
     state = trainer.init(ens, bootstrap=64, learning_rates=np.linspace(1e-3, 2e-2, 8))
     if mesh is not None:
         state = shard_members(state, mesh)
@@ -56,7 +58,7 @@ def run(devices: int, member_axis: int, data_axis: int, chunks: int) -> dict[str
     prediction = state.ensemble.predict(x, task="classification", mesh=mesh)
     if mesh is not None:
         shard_count = len(state.ensemble.params["params"]["Dense_0"]["kernel"].sharding.device_set)
-        assert shard_count == devices, shard_count
+        assert shard_count == member_axis * data_axis, shard_count
 
     def digest(tree) -> str:
         leaves = [np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else a)
@@ -84,12 +86,18 @@ def refused_with_one_member_per_device() -> str:
     return "not refused"
 
 
-LAYOUTS = ((4, 2),)
+LAYOUTS = ((2, 1), (1, 2), (4, 1), (2, 2), (1, 4), (4, 2), (2, 4))
+"""Member x data devices: 2, 4 and 8 devices, each holding 2, 4 or 8 of the 8 members and 1, 2
+or 4 of the 4 chunks."""
+CHUNK_SETTINGS = (1, 2)
+"""Chunk counts run with ``block_size=8`` on one device beside the default (one block per chunk
+of a batch of 32 in 4 chunks: blocks of 8 as well)."""
 
 if __name__ == "__main__":
     devices, chunks = map(int, sys.argv[1:3])
     if devices == 1:
         result = {"1x1": run(1, 1, 1, chunks)}
+        result.update({f"1x1 chunks={c} block_size=8": run(1, 1, 1, c, block_size=8) for c in CHUNK_SETTINGS})
     else:
         result = {f"{m}x{d}": run(devices, m, d, chunks) for m, d in LAYOUTS}
         result["one_member_per_device"] = refused_with_one_member_per_device()

@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
+from keyfan.bench.ensemble import bench_cases
 from keyfan.cli import app
-from keyfan.ensemble.bench import bench_cases
 
 TINY = ["--members", "2", "--epochs", "2", "--seed", "5"]
 
@@ -60,7 +60,7 @@ def test_bench_cases_run():
     for case in cases:
         assert case.run() is not None and case.note
     from keyfan.bench import run_cases
-    from keyfan.ensemble.bench import suite_cases
+    from keyfan.bench.ensemble import suite_cases
 
     results = run_cases(suite_cases(quick=True), runs=3)
     assert [r.name for r in results] == [cases[0].name, cases[3].name, cases[1].name, cases[2].name]

@@ -1,4 +1,4 @@
-"""Ensembles on 1 and 8 CPU devices: members over mesh axis "member", data over "data", same bits.
+"""Ensembles on 1, 2, 4 and 8 CPU devices: members over mesh axis "member", data over "data", same bits.
 
 Each device count runs in its own process, because the number of CPU devices is fixed by
 XLA_FLAGS before jax is imported.
@@ -29,11 +29,15 @@ def run_layouts(devices: int) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.multidevice
-def test_training_and_prediction_are_bitwise_equal_on_1_and_8_devices():
-    one = run_layouts(1)["1x1"]
+def test_training_and_prediction_are_bitwise_equal_on_1_2_4_and_8_devices_and_any_chunks():
+    single = run_layouts(1)
+    one = single.pop("1x1")
+    assert set(single) == {"1x1 chunks=1 block_size=8", "1x1 chunks=2 block_size=8"}
+    for setting, digests in single.items():
+        assert digests == one, f"{setting} differs from chunks={CHUNKS} (blocks of 8 either way)"
     eight = run_layouts(8)
     assert "each device the same number of members, at least 2" in eight.pop("one_member_per_device")
-    assert set(eight) == {"4x2"}
+    assert set(eight) == {"2x1", "1x2", "4x1", "2x2", "1x4", "4x2", "2x4"}
     for layout, digests in eight.items():
         assert digests == one, f"layout {layout} (member x data devices) differs from one device"
     assert len(set(one.values())) == len(one), "distinct results must have distinct digests"

@@ -114,10 +114,30 @@ def bench(
                                                 "per sample). (default: 20, or 10 with --quick)"),
     out: Path = typer.Option(DEFAULT_BENCH_DIR, metavar="DIR",  # noqa: B008
                              help="Directory for bench.json and bench.png."),
+    group: str = typer.Option("all", metavar="GROUP",
+                              help="'all' (the suite) or 'ensemble-trainer' (one ensemble training step against "
+                                   "hand-written JAX and Equinox at three sizes; a few minutes)."),
 ) -> None:
     """Time keyfan against the canonical patterns and NumPy; write JSON and a PNG chart."""
     console = _console()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if group not in ("all", "ensemble-trainer"):
+        raise typer.BadParameter(f"group must be 'all' or 'ensemble-trainer', got {group!r}.", param_hint="--group")
+    if group == "ensemble-trainer":
+        from keyfan.bench import trainer
+
+        doc = trainer.run(out=out, progress=lambda name: console.print(f"  {name}", end="\r"))
+        table = Table(title="ensemble trainer: one training step (median ms), first call (s), XLA temp (MB)")
+        for column in ("size", "contender", "median ms", "vs hand", "vs equinox", "first call s", "XLA temp MB"):
+            table.add_column(column, justify="left" if column in ("size", "contender") else "right")
+        for row in trainer.table(doc):
+            table.add_row(*row)
+        console.print(table)
+        for note in doc["notes"]:
+            console.print(note)
+        console.print(f"wrote {out / 'ensemble-trainer.json'}")
+        return
 
     from keyfan.bench import report, run_cases
     from keyfan.bench.suite import default_cases

@@ -8,15 +8,17 @@ device's block of members and examples -- the same programs (only the block size
 run on one device -- and moves data between them only by exact copies:
 
 * gradients: each device computes its members' per-chunk gradient sums on its chunks of the
-  batch; the chunk sums of a member block are copied to its devices and summed over chunks by
-  :func:`fixed_sum`, then the optimizer updates the block;
+  batch (block by block, each block by the same fixed-shape program); the chunk sums of a member
+  block are copied to its devices and summed over chunks by :func:`tree_sum`, then the optimizer
+  updates the block in a program of its own;
 * predictions: each device runs its members on its examples; the member blocks of an example
   block are copied together before the ensemble mean.
 
-Every sum over examples, chunks or members is :func:`fixed_sum`, a pairwise tree of adds whose
-order depends only on the number of terms. Results are bitwise equal on 1 device and on any
-mesh whose devices each hold at least two members (with one member, XLA drops the member axis
-and compiles unbatched kernels, which round differently).
+Every sum over blocks or chunks is :func:`tree_sum` and every sum over members or classes in a
+prediction :func:`fixed_sum`: pairwise trees of adds whose order depends only on the number of
+terms. Results are bitwise equal on 1 device and on any mesh whose devices each hold at least
+two members (with one member, XLA drops the member axis and compiles unbatched kernels, which
+round differently).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from jax.sharding import PartitionSpec as P
 from keyfan._checks import as_int
 
 __all__ = ["DATA_AXIS", "MEMBER_AXIS", "assemble", "check_layout", "device_blocks", "fixed_sum", "make_mesh",
-           "shard_batch", "shard_members"]
+           "shard_batch", "shard_members", "tree_sum"]
 
 MEMBER_AXIS = "member"
 DATA_AXIS = "data"
@@ -158,4 +160,23 @@ def fixed_sum(a: jax.Array, axis: int = 0) -> jax.Array:
         n, half = a.shape[0], a.shape[0] // 2
         head = a[:half] + a[half : 2 * half]
         a = jnp.concatenate([head, a[2 * half :]]) if n % 2 else head
+    return a[0]
+
+
+def tree_sum(a: jax.Array, axis: int = 0) -> jax.Array:
+    """The sum over ``axis`` as a pairwise tree of neighbours: ``a[0] + a[1]``, ``a[2] + a[3]``,
+    ... level by level, an odd last term carried up unchanged to the next level.
+
+    The order depends on ``a.shape[axis]`` only. A run of ``2**j`` neighbours starting at a
+    multiple of ``2**j`` is a subtree, so summing equal groups of ``2**j`` terms first (the
+    blocks of one chunk) and then the group sums with ``tree_sum`` gives the same bits as
+    ``tree_sum`` over all terms.
+    """
+    a = jnp.moveaxis(a, axis, 0)
+    if a.shape[0] == 0:
+        return jnp.zeros(a.shape[1:], a.dtype)
+    while a.shape[0] > 1:
+        n = a.shape[0]
+        pairs = a[0 : n - 1 : 2] + a[1:n:2]
+        a = jnp.concatenate([pairs, a[n - 1 :]]) if n % 2 else pairs
     return a[0]

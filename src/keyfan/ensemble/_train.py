@@ -11,11 +11,25 @@ The randomness of a run is a pure function of the ensemble's key:
   member's bootstrap resample.
 
 Each example runs alone (as a batch of one) with its own dropout key. With
-``layout_invariant=True`` (the default) the gradient of each example is taken separately and the
-per-example gradients are summed over each of ``chunks`` equal chunks of the batch (the
-data-parallel unit), then over the chunks, every sum in a fixed pairwise order
-(``_shard.fixed_sum``): the step gives the same bits on 1 device and on a ``(member, data)`` mesh
-(``_shard.py``).
+``layout_invariant=True`` (the default) the gradient is reduced in fixed-size blocks:
+
+* the batch is cut into blocks of ``block_size`` consecutive examples (default: one block per
+  chunk, ``B / chunks`` examples); a block's gradient is ordinary backprop of its (weighted) loss
+  sum, computed by one program of fixed shapes -- one block for one group of ``member_group``
+  members (default: all the members a device holds) -- run by a loop over blocks and groups, with
+  barriers so that XLA compiles it alone;
+* block gradients are summed by :func:`~keyfan.ensemble._shard.tree_sum`, neighbour pairs level
+  by level, whose shape depends only on the number of blocks: first over the blocks of each of
+  ``chunks`` chunks (the data-parallel unit), then over the chunks, which gives the same tree
+  when each chunk holds a power-of-two number of blocks;
+* the optimizer runs as a program of its own on the mean gradient.
+
+So a step's bits depend on the state, the batch in its order, the block size and the member
+group program, and on nothing else: the same bits on 1 device and on any ``(member, data)`` mesh
+(``_shard.py``) for the same ``chunks``, and, with an explicit ``block_size``, for every
+``chunks`` whose chunks hold a power-of-two number of blocks. A batch whose chunks are not a
+multiple of ``block_size`` is an error (no silent padding). ``block_size=1`` is the per-example
+mode (per-example gradients, memory ``K x B x params``).
 """
 
 from __future__ import annotations
@@ -42,9 +56,9 @@ from keyfan.ensemble._shard import (
     assemble,
     check_layout,
     device_blocks,
-    fixed_sum,
     shard_batch,
     shard_members,
+    tree_sum,
 )
 from keyfan.keys import named
 
@@ -97,12 +111,22 @@ class Trainer:
       dropout: give each (member, step, example) its own dropout key (default True).
       chunks: split each batch into this many equal chunks (a multiple of the mesh's data axis).
       mesh: a ``(member, data)`` mesh from :func:`~keyfan.ensemble.make_mesh`, or None.
-      layout_invariant: sum per-example gradients in a fixed pairwise order (default), so the
-        step gives the same bits on 1 device and on any mesh (with at least two members per
-        device). ``False`` lets XLA's backward pass sum over each chunk's examples: about twice
-        as fast for members of some size (2-64-64-2 MLPs, batch 64; no faster at 2-16-16-2),
-        bit for bit reproducible on one layout, but the bits change with the number of members
+      layout_invariant: reduce the gradient in fixed blocks summed in a fixed tree (default): the
+        step gives the same bits on 1 device and on any mesh (at least two members per device)
+        at the cost of ordinary backprop. ``False`` lets XLA's backward pass sum over each
+        chunk: reproducible on one layout, but the bits may change with the number of members
         or chunks a device holds.
+      block_size: examples per reduction block (``layout_invariant=True``); each chunk of the
+        batch must be a multiple of it (else a ``ValueError``). None (default): one block per
+        chunk, the fastest (smaller blocks materialise one gradient per block: 1.15-1.6x slower
+        at b = 32-128 for 784-1024-1024-10 MLPs); ``1`` gives per-example gradients. With an
+        explicit size the bits also stay the same across ``chunks`` settings whose chunks hold a
+        power-of-two number of blocks.
+      member_group: members vmapped together (at least 2); the device's members run as a
+        ``lax.map`` over groups of this size, each group the same program. None (default): all
+        the members a device holds in one vmap. A fixed group makes every device of any member
+        axis run the same block program; smaller groups need less memory and, for large
+        members, can be faster (see the README's performance section).
 
     Example:
       >>> import flax.linen as nn, jax.numpy as jnp, optax, keyfan as kf
@@ -122,6 +146,8 @@ class Trainer:
     chunks: int = 1
     mesh: Any = None
     layout_invariant: bool = True
+    block_size: int | None = None
+    member_group: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.optimizer, optax.GradientTransformation):
@@ -129,6 +155,10 @@ class Trainer:
                             f"got {type(self.optimizer).__name__}.")
         get_loss(self.loss)
         object.__setattr__(self, "chunks", as_int("chunks", self.chunks, lo=1))
+        if self.block_size is not None:
+            object.__setattr__(self, "block_size", as_int("block_size", self.block_size, lo=1))
+        if self.member_group is not None:
+            object.__setattr__(self, "member_group", as_int("member_group", self.member_group, lo=1))
         if self.mesh is not None:
             _check_mesh(self.mesh)
             if self.chunks % self.mesh.shape[DATA_AXIS]:
@@ -203,13 +233,30 @@ class Trainer:
                 f"key is passed, so also pass model_kwargs that turn dropout off (e.g. {{'train': False}})."
             ) from err
 
+    def _member_group(self, members: int) -> int:
+        """Members vmapped together in one pass of :meth:`_grads` (all of them unless
+        ``member_group`` divides them into groups run one after another)."""
+        group = self.member_group
+        if group is None:
+            return members
+        if members % group:
+            raise ValueError(f"member_group={group} must divide the {members} members a device holds, so that "
+                             f"every group runs the same program.")
+        return group
+
     def _run(self, state: TrainState, x: Any, y: Any, ids: jax.Array) -> tuple[TrainState, jax.Array]:
         batch = int(ids.shape[0])
+        chunk = batch // self.chunks
+        if self.layout_invariant and self.block_size is not None and chunk % self.block_size:
+            raise ValueError(
+                f"block_size={self.block_size} must divide each chunk of the batch: {batch} examples in "
+                f"chunks={self.chunks} give chunks of {chunk}. Use a batch size that is a multiple of "
+                f"chunks * block_size = {self.chunks * self.block_size} (or block_size=None: one block per chunk)."
+            )
         if self.mesh is None:
             # Two programs, as on a mesh: fused into one, XLA may round the update differently.
-            parts = self._grads(state, x, y, ids, chunks=self.chunks)
-            params, opt_state, losses, step = self._update(state.ensemble, state.opt_state, state.step, (parts,),
-                                                           batch=batch)
+            sums = self._grads(state, x, y, ids, chunks=self.chunks, batch=batch)
+            params, opt_state, losses, step = self._update(state.ensemble, state.opt_state, state.step, sums)
         else:
             params, opt_state, losses, step = self._run_on_mesh(state, x, y, ids, batch)
         ens = state.ensemble
@@ -229,60 +276,107 @@ class Trainer:
         for (i, j), device in np.ndenumerate(devices):
             row = tuple(jax.device_put(partial[(i, jj)], device) for jj in range(devices.shape[1]))
             block = states[(i, j)]
-            results[(i, j)] = self._update(block.ensemble, block.opt_state, block.step, row, batch=batch)
+            sums = self._combine(row, batch=batch)
+            results[(i, j)] = self._update(block.ensemble, block.opt_state, block.step, sums)
         per_member = assemble({pos: r[:3] for pos, r in results.items()}, mesh, MEMBER_AXIS)
         return (*per_member, assemble({pos: r[3] for pos, r in results.items()}, mesh, None))
 
-    @functools.partial(jax.jit, static_argnames=("self", "chunks"))
-    def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int) -> tuple[jax.Array, PyTree]:
-        """Per-member, per-chunk sums of the (weighted) per-example losses and gradients:
-        ``(K, chunks)`` and trees of ``(K, chunks, *param_shape)``."""
+    @functools.partial(jax.jit, static_argnames=("self", "chunks", "batch"))
+    def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int,
+               batch: int | None = None) -> tuple[jax.Array, PyTree]:
+        """Per-member, per-chunk sums of the (weighted) losses and gradients: ``(K, chunks)`` and
+        trees of ``(K, chunks, *param_shape)``; with ``batch`` (every chunk of the batch is here)
+        their :meth:`_combine`-d means instead.
+
+        Layout-invariant: each chunk is cut into blocks of ``block_size`` examples; one block's
+        gradient for a group of ``member_group`` members is ordinary backprop over the block
+        (:func:`_block_program`), run by a scan over the blocks and member groups (the same
+        program, of the same shapes, whatever the number of blocks, chunks or members); the
+        blocks of each chunk are summed by :func:`~keyfan.ensemble._shard.tree_sum`.
+        """
+        parts = self._chunk_sums(state, x, y, ids, chunks)
+        return parts if batch is None else _combine((parts,), batch)
+
+    def _chunk_sums(self, state: TrainState, x: Any, y: Any, ids: jax.Array, chunks: int) -> tuple[jax.Array, PyTree]:
         ens = state.ensemble
-        model, loss_fn, kwargs = ens.model, get_loss(self.loss), dict(self.model_kwargs)
-        xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
-        trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
+        trainable, frozen = jax.vmap(ens.model.split_trainable)(ens.params)
         keys = ens.keys if ens.keys is not None else jnp.zeros((ens.members, 2), jnp.uint32)
         weights = state.weights
+        members = ens.members
+        group = self._member_group(members)
+        block_fn = self._block_program(ens.model, state.step)
+        if not self.layout_invariant:
+            # XLA's backward pass sums over each chunk: one block per chunk, all chunks and
+            # members of a group vmapped together.
+            xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
+            per_chunk = jax.vmap(block_fn, in_axes=(None, None, None, None, 0, 0, 0))
 
-        def example_loss(tr: PyTree, fr: PyTree, key: jax.Array | None, xi: Any, yi: Any) -> jax.Array:
-            out = apply_one(model, model.merge_trainable(tr, fr), xi, key, **kwargs)
-            return loss_fn(out, yi)
+            def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
+                return per_chunk(tr, fr, key, w, xs, ys, idc)
 
-        def chunk(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None,
-                  xc: Any, yc: Any, ic: jax.Array) -> tuple[jax.Array, PyTree]:
-            dkeys = stream_keys(member_dropout_keys(key, ic, state.step)) if self.dropout else None
+            in_axes = (0, 0, 0, None if weights is None else 0)
+            split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
+            ops = jax.tree.map(split, (trainable, frozen, keys, weights))
+            out = jax.lax.map(lambda o: _over_group(member, in_axes, group)(*o), ops)
+            return jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
 
-            key_axis = 0 if self.dropout else None
-            if self.layout_invariant:
-                per_example = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, None, key_axis, 0, 0))
-                values, grads = per_example(tr, fr, dkeys, xc, yc)
-                if w is not None:
-                    wi = w[ic]
-                    values = values * wi
-                    grads = jax.tree.map(lambda g: g * wi.reshape(-1, *(1,) * (g.ndim - 1)), grads)
-                return fixed_sum(values), jax.tree.map(fixed_sum, grads)
+        batch = int(ids.shape[0])
+        block = self.block_size or batch // chunks
+        n_blocks = batch // block
+        xb, yb, ib = jax.tree.map(lambda a: a.reshape(n_blocks, block, *a.shape[1:]), (x, y, ids))
+        split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
+        member_ops = jax.tree.map(split, (trainable, frozen, keys, weights))
+        in_axes = (0, 0, 0, None if weights is None else 0, None, None, None)
+        group_block = _over_group(block_fn, in_axes, group)
+
+        def one_block(ops: Any, data: Any) -> Any:
+            # Barriers keep the block program whole: no fusion with what is around it.
+            tr, fr, key, w, xblk, yblk, iblk = jax.lax.optimization_barrier((*ops, *data))
+            return jax.lax.optimization_barrier(group_block(tr, fr, key, w, xblk, yblk, iblk))
+
+        def over_blocks(ops: Any) -> Any:
+            return _map(lambda data: one_block(ops, data), (xb, yb, ib))
+
+        values, grads = _map(over_blocks, member_ops)  # (groups, n_blocks, group, ...)
+
+        def per_chunk_sums(a: jax.Array) -> jax.Array:
+            a = jnp.moveaxis(a, 1, 2).reshape(members, chunks, n_blocks // chunks, *a.shape[3:])
+            return tree_sum(a, axis=2)
+
+        return per_chunk_sums(values), jax.tree.map(per_chunk_sums, grads)
+
+    def _block_program(self, model: Any, step: jax.Array) -> Any:
+        """``f(trainable, frozen, member_key, weights, x, y, ids) -> (loss_sum, grads)`` for ONE
+        member on ONE block of examples: ordinary backprop of the block's (weighted) loss sum,
+        each example run alone (as a batch of one) with its own dropout key."""
+        loss_fn, kwargs, dropout = get_loss(self.loss), dict(self.model_kwargs), self.dropout
+
+        def block_fn(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None,
+                     xb: Any, yb: Any, ib: jax.Array) -> tuple[jax.Array, PyTree]:
+            dkeys = stream_keys(member_dropout_keys(key, ib, step)) if dropout else None
 
             def total(t: PyTree) -> jax.Array:
-                values = jax.vmap(example_loss, in_axes=(None, None, key_axis, 0, 0))(t, fr, dkeys, xc, yc)
-                return fixed_sum(values if w is None else values * w[ic])
+                def example_loss(xi: Any, yi: Any, ki: jax.Array | None) -> jax.Array:
+                    return loss_fn(apply_one(model, model.merge_trainable(t, fr), xi, ki, **kwargs), yi)
+
+                values = jax.vmap(example_loss, in_axes=(0, 0, 0 if dropout else None))(xb, yb, dkeys)
+                return jnp.sum(values if w is None else values * w[ib])
 
             return jax.value_and_grad(total)(tr)
 
-        def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
-            return jax.vmap(chunk, in_axes=(None, None, None, None, 0, 0, 0))(tr, fr, key, w, xs, ys, idc)
-
-        in_axes = (0, 0, 0, None if weights is None else 0)
-        return jax.vmap(member, in_axes=in_axes)(trainable, frozen, keys, weights)
+        return block_fn
 
     @functools.partial(jax.jit, static_argnames=("self", "batch"))
-    def _update(self, ens: Ensemble, opt_state: PyTree, step: jax.Array, parts: tuple[tuple[jax.Array, PyTree], ...],
-                *, batch: int) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
-        """Joins the chunk blocks (in order), sums over chunks, applies the optimizer, counts the step."""
-        sums = jnp.concatenate([p[0] for p in parts], axis=1)
-        grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
-        scale = jnp.float32(1.0 / batch)
-        grads = jax.tree.map(lambda g: fixed_sum(g, axis=1) * scale, grads)
-        losses = fixed_sum(sums, axis=1) * scale
+    def _combine(self, parts: tuple[tuple[jax.Array, PyTree], ...], *, batch: int) -> tuple[jax.Array, PyTree]:
+        """The chunk sums of every device of a member block, joined in order: see :func:`_combine`."""
+        return _combine(parts, batch)
+
+    @functools.partial(jax.jit, static_argnames=("self",))
+    def _update(self, ens: Ensemble, opt_state: PyTree, step: jax.Array,
+                sums: tuple[jax.Array, PyTree]) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        """Applies the optimizer to the mean gradients and counts the step: a program of its own,
+        whatever produced the sums (fused with their tree, its rounding would depend on it)."""
+        losses, grads = sums
         model = ens.model
         trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
 
@@ -292,6 +386,36 @@ class Trainer:
 
         trainable, opt_state = jax.vmap(update)(trainable, opt_state, grads)
         return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
+
+
+def _over_group(f: Any, in_axes: tuple[Any, ...], group: int) -> Any:
+    """``f`` vmapped over a group of members; for a group of one, ``f`` itself (unbatched
+    kernels: the fastest arrangement for large members) with the group axis added back."""
+    if group > 1:
+        return jax.vmap(f, in_axes=in_axes)
+
+    def single(*args: Any) -> Any:
+        args = [a if axis is None else jax.tree.map(lambda v: v[0], a) for a, axis in zip(args, in_axes, strict=True)]
+        return jax.tree.map(lambda v: v[None], f(*args))
+
+    return single
+
+
+def _map(f: Any, xs: Any) -> Any:
+    """``lax.map(f, xs)``, but a plain call (with the axis added back) for one item: XLA inlines
+    a loop of one iteration anyway, and tracing and lowering the loop cost compile time."""
+    if jax.tree.leaves(xs)[0].shape[0] == 1:
+        return jax.tree.map(lambda a: a[None], f(jax.tree.map(lambda a: a[0], xs)))
+    return jax.lax.map(f, xs)
+
+
+def _combine(parts: tuple[tuple[jax.Array, PyTree], ...], batch: int) -> tuple[jax.Array, PyTree]:
+    """Joins per-chunk sums ``(K, chunks_i)`` (in order), sums over chunks with :func:`tree_sum`
+    and divides by ``batch``: each member's mean loss ``(K,)`` and mean gradient."""
+    sums = jnp.concatenate([p[0] for p in parts], axis=1)
+    grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
+    scale = jnp.float32(1.0 / batch)
+    return tree_sum(sums, axis=1) * scale, jax.tree.map(lambda g: tree_sum(g, axis=1) * scale, grads)
 
 
 def _set_learning_rates(opt_state: PyTree, learning_rates: Any, k: int) -> PyTree:

@@ -9,8 +9,11 @@ The issue's targets, measured (not asserted by tests):
   against a Python loop calling each member's own jitted step (the same per-example loss, one
   member at a time): the vmapped step at least 5x faster. ``vmap_xla_sums`` is the same step
   with ``Trainer(layout_invariant=False)``. (The loop pays one dispatch per member, about
-  0.1 ms here; for larger members the work itself dominates and the ratio shrinks: see the
-  README's figures.)
+  0.1 ms here; for larger members the work itself dominates and the ratio shrinks: the
+  ensemble-trainer group, :mod:`keyfan.bench.trainer`, compares larger sizes and more peers.)
+
+Moved here from ``keyfan.ensemble.bench``: the library (``keyfan.ensemble``) does not import
+its benchmarks, the bench suite imports the library.
 
 Each case's ``run()`` returns arrays (the suite blocks on them); call ``setup()`` results once.
 """

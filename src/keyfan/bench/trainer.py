@@ -1,0 +1,270 @@
+"""The ensemble-trainer group: one training step of a K-member ensemble, contenders side by side.
+
+``keyfan bench --group ensemble-trainer`` (or :func:`run`) times, at three sizes, one step of
+K MLPs (ReLU, dropout 0.1 after each hidden layer, ``optax.adam(1e-3)``, softmax cross-entropy)
+from the same state, by:
+
+* ``keyfan Trainer`` -- the default (layout-invariant blocks, one block per batch);
+* ``keyfan layout_invariant=False`` -- XLA's sums, no layout guarantee;
+* ``keyfan member_group=2`` -- the same bits as the default, members two at a time in a scan;
+* ``hand-written jit(vmap(train_step))`` -- a linen step vmapped over members, one dropout key
+  per member (``rngs={"dropout": key}``);
+* ``Equinox filter_vmap`` -- an ``eqx.Module`` ensemble built by ``filter_vmap``, stepped by
+  ``filter_vmap`` inside ``jax.jit``, per-example dropout keys split from the member key (the
+  Equinox idiom); needs ``equinox`` (the ``dev`` extra), else the column is skipped;
+* ``torch.func`` -- not run: torch is not a dependency of keyfan (the output says so in a note);
+* ``Python loop`` -- K calls of one jitted single-member step.
+
+Per contender: the median step time (the suite's runner: warm-up, round-robin samples, medians),
+the first call (trace + compile + one step) and XLA's temporary bytes of its compiled programs
+(``compiled.memory_analysis().temp_size_in_bytes``; for two programs run one after the other,
+the larger). These are measurements, not tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.util
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from keyfan.bench.runner import Case, Result, run_cases
+
+__all__ = ["SIZES", "Size", "run", "size_cases"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    """One ensemble: MLP ``inputs-hidden-hidden-outputs``, ``batch`` examples, ``members`` members."""
+
+    name: str
+    inputs: int
+    hidden: int
+    outputs: int
+    batch: int
+    members: int
+    runs: int
+
+    @property
+    def label(self) -> str:
+        return f"MLP {self.inputs}-{self.hidden}-{self.hidden}-{self.outputs}, batch {self.batch}, K={self.members}"
+
+
+SIZES = (
+    Size("small", 2, 16, 2, 16, 32, runs=21),
+    Size("middle", 784, 256, 10, 128, 8, runs=11),
+    Size("large", 784, 1024, 10, 256, 8, runs=5),
+)
+"""The issue's three sizes; fewer timed samples at the larger ones keep the group to minutes."""
+
+DROPOUT = 0.1
+LEARNING_RATE = 1e-3
+
+
+@dataclasses.dataclass
+class Contender:
+    """A step to time, and how to measure its compilation and memory."""
+
+    name: str
+    role: str
+    make: Callable[[], Callable[[], Any]]
+    """Builds fresh (uncompiled) state and returns the step; called once."""
+    temp_bytes: Callable[[], int]
+
+
+def _data(size: Size) -> tuple[jax.Array, jax.Array, jax.Array]:
+    x = jax.random.normal(jax.random.key(1), (size.batch, size.inputs), jnp.float32)
+    y = jnp.arange(size.batch, dtype=jnp.int32) % size.outputs
+    return x, y, jnp.arange(size.batch, dtype=jnp.int32)
+
+
+def _temp(*compiled: Any) -> int:
+    return max(int(c.memory_analysis().temp_size_in_bytes) for c in compiled)
+
+
+def keyfan_contenders(size: Size) -> list[Contender]:
+    """The ``Trainer`` in its settings, and the linen peers (hand-written vmap, Python loop)."""
+    from keyfan.ensemble import MLP, Ensemble, Trainer
+    from keyfan.keys import key
+
+    x, y, ids = _data(size)
+    module = MLP(hidden=size.hidden, outputs=size.outputs, dropout=DROPOUT)
+    optimizer = optax.adam(LEARNING_RATE)
+    ens = Ensemble.init(module, key(0), members=size.members, sample_input=x[:1])
+
+    def trainer_contender(name: str, **settings: Any) -> Contender:
+        trainer = Trainer(optimizer, model_kwargs={"train": True}, **settings)
+        state = trainer.init(ens)
+
+        def make() -> Callable[[], Any]:
+            return lambda: trainer.step(state, x, y, ids)[1]
+
+        def temp() -> int:
+            grads = trainer._grads.lower(trainer, state, x, y, ids, chunks=1, batch=size.batch).compile()
+            sums = jax.eval_shape(lambda: trainer._grads(state, x, y, ids, chunks=1, batch=size.batch))
+            update = trainer._update.lower(trainer, state.ensemble, state.opt_state, state.step, sums).compile()
+            return _temp(grads, update)
+
+        return Contender(name, "keyfan", make, temp)
+
+    def step(params: Any, opt_state: Any, dropout_key: jax.Array) -> Any:
+        def loss(p: Any) -> jax.Array:
+            out = module.apply(p, x, train=True, rngs={"dropout": dropout_key})
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
+
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    opt_state = jax.vmap(optimizer.init)(ens.params)
+    member_keys = jax.random.split(jax.random.key(5), size.members)
+    hand = jax.jit(jax.vmap(step))
+
+    singles = [(ens.member(i), optimizer.init(ens.member(i)), member_keys[i]) for i in range(size.members)]
+    single = jax.jit(step)
+
+    return [
+        trainer_contender("keyfan Trainer (default)"),
+        trainer_contender("keyfan layout_invariant=False", layout_invariant=False),
+        trainer_contender("keyfan member_group=2", member_group=2),
+        Contender("hand-written jit(vmap(train_step))", "canonical",
+                  lambda: (lambda: hand(ens.params, opt_state, member_keys)[2]),
+                  lambda: _temp(hand.lower(ens.params, opt_state, member_keys).compile())),
+        Contender("Python loop over K jitted steps", "loop",
+                  lambda: (lambda: [single(p, o, k)[2] for p, o, k in singles]),
+                  lambda: _temp(single.lower(*singles[0]).compile())),
+    ]
+
+
+def equinox_contender(size: Size) -> Contender | None:
+    """An Equinox ensemble (``filter_vmap``-built members, ``filter_vmap``-ed step), or None
+    without equinox."""
+    if importlib.util.find_spec("equinox") is None:
+        return None
+    import equinox as eqx
+
+    class EqxMLP(eqx.Module):
+        layers: tuple
+        dropout: eqx.nn.Dropout
+
+        def __init__(self, k: jax.Array) -> None:
+            k1, k2, k3 = jax.random.split(k, 3)
+            self.layers = (eqx.nn.Linear(size.inputs, size.hidden, key=k1),
+                           eqx.nn.Linear(size.hidden, size.hidden, key=k2),
+                           eqx.nn.Linear(size.hidden, size.outputs, key=k3))
+            self.dropout = eqx.nn.Dropout(DROPOUT)
+
+        def __call__(self, xi: jax.Array, k: jax.Array) -> jax.Array:
+            k1, k2 = jax.random.split(k)
+            h = self.dropout(jax.nn.relu(self.layers[0](xi)), key=k1)
+            h = self.dropout(jax.nn.relu(self.layers[1](h)), key=k2)
+            return self.layers[2](h)
+
+    x, y, _ = _data(size)
+    optimizer = optax.adam(LEARNING_RATE)
+    models = eqx.filter_vmap(EqxMLP)(jax.random.split(jax.random.key(0), size.members))
+    params, static = eqx.partition(models, eqx.is_array)
+    opt_state = jax.vmap(optimizer.init)(params)
+    member_keys = jax.random.split(jax.random.key(5), size.members)
+
+    def one(p: Any, o: Any, k: jax.Array) -> Any:
+        def loss(p: Any) -> jax.Array:
+            model = eqx.combine(p, static)
+            out = jax.vmap(model)(x, jax.random.split(k, size.batch))
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
+
+        value, grads = jax.value_and_grad(loss)(p)
+        updates, o = optimizer.update(grads, o, p)
+        return optax.apply_updates(p, updates), o, value
+
+    vmapped = eqx.filter_vmap(one)
+    step = jax.jit(lambda p, o, k: vmapped(p, o, k))
+    return Contender("Equinox filter_vmap", "equinox", lambda: (lambda: step(params, opt_state, member_keys)[2]),
+                     lambda: _temp(step.lower(params, opt_state, member_keys).compile()))
+
+
+def torch_note() -> str:
+    """Why there is no torch.func column."""
+    installed = importlib.util.find_spec("torch") is not None
+    return ("torch.func column skipped: torch is " + ("installed, but " if installed else "not installed, and ")
+            + "keyfan's bench compares JAX programs only (torch is no dependency of keyfan).")
+
+
+def size_cases(size: Size) -> tuple[list[Case], dict[str, dict[str, float]]]:
+    """The size's cases (group ``"ensemble trainer <size>"``) and, per case, its first-call
+    seconds and XLA temporary MB (measured here, each contender alone, before the timing)."""
+    contenders = keyfan_contenders(size)
+    extra = equinox_contender(size)
+    if extra is not None:
+        contenders.insert(-1, extra)
+    group = f"ensemble trainer {size.name}"
+    cases, extras = [], {}
+    for c in contenders:
+        fn = c.make()
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        first = time.perf_counter() - start
+        extras[c.name] = {"first_call_s": first, "xla_temp_mb": c.temp_bytes() / 2**20}
+        cases.append(Case(f"{size.name}: {c.name}", group, fn, 0, c.role))
+    return cases, extras
+
+
+def run(sizes: Any = SIZES, *, out: Path | None = Path("benchmarks/results"), min_sample_ms: float = 20.0,
+        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Runs the group at every size; writes ``ensemble-trainer.json`` to ``out`` (if given) and
+    returns the document: per size, per contender, median ms, first-call s, XLA temp MB and the
+    ratios to the hand-written vmap and to Equinox."""
+    from keyfan.bench.report import machine
+
+    doc: dict[str, Any] = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                           "machine": machine(), "notes": [torch_note()], "sizes": []}
+    for size in sizes:
+        cases, extras = size_cases(size)
+        results: list[Result] = run_cases(cases, runs=size.runs, min_sample_ms=min_sample_ms, progress=progress)
+        by_role = {r.role: r for r in results}
+        rows = []
+        for r in results:
+            name = r.name.split(": ", 1)[1]
+            row = {"contender": name, "median_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms,
+                   "runs": r.runs, "calls_per_run": r.calls, **extras[name]}
+            for peer in ("canonical", "equinox"):
+                base = by_role.get(peer)
+                label = "hand" if peer == "canonical" else peer
+                theirs = extras[base.name.split(": ", 1)[1]] if base else {}
+                row[f"time_vs_{label}"] = r.median_ms / base.median_ms if base else None
+                row[f"first_call_vs_{label}"] = extras[name]["first_call_s"] / theirs["first_call_s"] if base else None
+                row[f"temp_vs_{label}"] = (extras[name]["xla_temp_mb"] / theirs["xla_temp_mb"]
+                                           if base and theirs["xla_temp_mb"] else None)
+            rows.append(row)
+        doc["sizes"].append({"size": size.name, "label": size.label, "runs": size.runs, "contenders": rows})
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ensemble-trainer.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+def table(doc: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Rows ``(size, contender, median ms, vs hand, vs equinox, first call s, XLA temp MB)``."""
+    rows = []
+    for entry in doc["sizes"]:
+        for c in entry["contenders"]:
+            ratio = lambda v: "" if v is None else f"{v:.2f}x"  # noqa: E731
+            rows.append((entry["size"], c["contender"], f"{c['median_ms']:.2f}", ratio(c["time_vs_hand"]),
+                         ratio(c["time_vs_equinox"]), f"{c['first_call_s']:.2f}", f"{c['xla_temp_mb']:.1f}"))
+    return rows
+
+
+if __name__ == "__main__":
+    document = run()
+    for line in table(document):
+        print(" | ".join(line))
+    for note in document["notes"]:
+        print(note)

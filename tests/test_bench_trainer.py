@@ -1,0 +1,53 @@
+"""keyfan.bench.trainer: the ensemble-trainer group's bookkeeping at a tiny size (timing itself is
+not tested), and that its contenders compute the same kind of step."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from keyfan.bench import trainer
+
+TINY = trainer.Size("tiny", 2, 4, 3, 8, 2, runs=3)
+
+
+def test_group_runs_every_contender_and_writes_json(tmp_path):
+    pytest.importorskip("equinox")
+    doc = trainer.run([TINY], out=tmp_path, min_sample_ms=0)
+    assert json.loads((tmp_path / "ensemble-trainer.json").read_text()) == json.loads(json.dumps(doc))
+    (entry,) = doc["sizes"]
+    assert entry["label"] == "MLP 2-4-4-3, batch 8, K=2"
+    names = [c["contender"] for c in entry["contenders"]]
+    assert names == ["keyfan Trainer (default)", "keyfan layout_invariant=False", "keyfan member_group=2",
+                     "hand-written jit(vmap(train_step))", "Equinox filter_vmap", "Python loop over K jitted steps"]
+    rows = {c["contender"]: c for c in entry["contenders"]}
+    assert rows["hand-written jit(vmap(train_step))"]["time_vs_hand"] == 1.0
+    assert rows["Equinox filter_vmap"]["time_vs_equinox"] == 1.0
+    for row in rows.values():
+        assert row["median_ms"] > 0 and row["first_call_s"] > 0 and row["xla_temp_mb"] >= 0
+        assert row["time_vs_hand"] == pytest.approx(row["median_ms"] / rows["hand-written jit(vmap(train_step))"]
+                                                    ["median_ms"])
+    assert any("torch" in note for note in doc["notes"])
+    assert len(trainer.table(doc)) == 6
+
+
+def test_contenders_return_one_loss_per_member_near_log_classes():
+    """Every step starts from small random weights on 3 classes: the mean loss is near log 3."""
+    contenders = trainer.keyfan_contenders(TINY)
+    eqx = trainer.equinox_contender(TINY)
+    for c in contenders + ([eqx] if eqx is not None else []):
+        losses = np.asarray(jax.block_until_ready(c.make()()), dtype=np.float32).reshape(-1)
+        assert losses.shape == (TINY.members,), c.name
+        np.testing.assert_allclose(losses, np.log(3.0), atol=0.6, err_msg=c.name)
+
+
+def test_cli_rejects_an_unknown_group():
+    from typer.testing import CliRunner
+
+    from keyfan.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--group", "gpu"])
+    assert result.exit_code == 2 and "group must be 'all' or 'ensemble-trainer'" in result.output

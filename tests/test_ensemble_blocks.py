@@ -1,0 +1,204 @@
+"""The layout-invariant trainer's blocks: ordinary backprop per block, a fixed tree over blocks.
+
+Checked against a straightforward reference (each block's gradient by its own jitted program,
+the tree of sums in NumPy), against the per-example mode (``block_size=1``), and on XLA's
+compiled memory analysis (temporaries do not grow with batch x parameters). The 1/2/4/8-device
+equality lives in tests/test_ensemble_layout.py.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import keyfan as kf
+from keyfan.ensemble import Ensemble, Trainer, make_moons
+from keyfan.ensemble._shard import tree_sum
+from tests.conftest import assert_bitwise_equal
+
+DATA = make_moons(kf.key(11), 64)
+MEMBERS = 4
+
+
+class MLP(nn.Module):
+    hidden: int = 16
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.relu(nn.Dense(self.hidden)(x))
+        x = nn.Dropout(0.2, deterministic=not train)(x)
+        return nn.Dense(2)(x)
+
+
+def capture_gradients() -> optax.GradientTransformation:
+    """An optimizer whose state after ``update`` IS the gradient it was given (and whose update
+    is zero), so a step's summed, scaled gradient can be read bit for bit."""
+    return optax.GradientTransformation(
+        lambda params: jax.tree.map(jnp.zeros_like, params),
+        lambda grads, state, params=None: (jax.tree.map(jnp.zeros_like, grads), grads),
+    )
+
+
+def np_tree_sum(terms: list[np.ndarray]) -> np.ndarray:
+    """Neighbour pairs level by level, an odd last term carried up: the documented tree."""
+    while len(terms) > 1:
+        pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        terms = pairs + terms[-1:] if len(terms) % 2 else pairs
+    return terms[0]
+
+
+def reference_step(ens: Ensemble, weights, x, y, ids, *, block: int, group: int):
+    """The step's scaled gradient and losses, computed the plain way: for each group of members
+    and each block of ``block`` examples, the block's gradient by a jitted program of its own
+    (ordinary backprop of the block's weighted loss sum; each example run as a batch of one
+    with its dropout key); then, per member, the tree of block sums in NumPy, times 1/B."""
+    module = MLP()
+
+    def block_grad(params, member_key, w, xb, yb, ib):
+        dkeys = kf.ensemble.dropout_keys(member_key[None], ib, 0)[0]
+
+        def total(p):
+            def one(xi, yi, ki):
+                out = module.apply(p, xi[None], train=True, rngs={"dropout": ki})[0]
+                return optax.softmax_cross_entropy_with_integer_labels(out, yi)
+
+            values = jax.vmap(one)(xb, yb, dkeys)
+            return jnp.sum(values * w[ib] if w is not None else values)
+
+        return jax.value_and_grad(total)(params)
+
+    in_axes = (0, 0, None if weights is None else 0, None, None, None)
+    if group > 1:
+        program = jax.jit(jax.vmap(block_grad, in_axes=in_axes))
+    else:  # one member at a time: the unbatched program
+        one = jax.jit(block_grad)
+
+        def program(*args):
+            args = [a if axis is None or a is None else jax.tree.map(lambda v: v[0], a)
+                    for a, axis in zip(args, in_axes, strict=True)]
+            return jax.tree.map(lambda v: v[None], one(*args))
+    batch = ids.shape[0]
+    values = [[] for _ in range(ens.members)]
+    grads = [[] for _ in range(ens.members)]
+    for start in range(0, ens.members, group):
+        members = slice(start, start + group)
+        params = jax.tree.map(lambda a, members=members: a[members], ens.params)
+        w = None if weights is None else weights[members]
+        for b in range(0, batch, block):
+            v, g = program(params, ens.keys[members], w, x[b:b + block], y[b:b + block], ids[b:b + block])
+            for m in range(group):
+                values[start + m].append(np.asarray(v[m]))
+                grads[start + m].append([np.asarray(leaf[m]) for leaf in jax.tree.leaves(g)])
+    scale = np.float32(1.0 / batch)
+    losses = np.stack([np_tree_sum(v) * scale for v in values])
+    summed = [[np_tree_sum([g[i] for g in member]) * scale for i in range(len(member[0]))] for member in grads]
+    return losses, [np.stack([s[i] for s in summed]) for i in range(len(summed[0]))]
+
+
+@pytest.mark.parametrize(("block", "chunks", "group", "bootstrap"),
+                         [(None, 1, None, None), (8, 1, None, 64), (8, 4, 2, 64), (4, 2, 2, None), (1, 1, None, None),
+                          (8, 2, 1, 64)],
+                         ids=["one-block", "blocks-of-8", "chunks-and-groups", "blocks-of-4", "per-example",
+                              "one-member-at-a-time"])
+def test_step_equals_the_numpy_tree_of_block_gradients(block, chunks, group, bootstrap):
+    ens = Ensemble.init(MLP(), kf.key(2), members=MEMBERS, sample_input=DATA.x[:2])
+    trainer = Trainer(capture_gradients(), model_kwargs={"train": True}, block_size=block, chunks=chunks,
+                      member_group=group)
+    state = trainer.init(ens, bootstrap=bootstrap)
+    ids = np.arange(32) * 2 % 64
+    x, y = DATA.x[ids], DATA.y[ids]
+    new_state, losses = trainer.step(state, x, y, ids)
+    expected_losses, expected_grads = reference_step(ens, state.weights, x, y, jnp.asarray(ids),
+                                                     block=block or 32 // chunks, group=group or MEMBERS)
+    assert_bitwise_equal(losses, expected_losses)
+    for got, want in zip(jax.tree.leaves(new_state.opt_state), expected_grads, strict=True):
+        assert_bitwise_equal(got, want)
+
+
+def test_tree_sum_order_and_subtrees():
+    rng = np.random.default_rng(0)
+    terms = (rng.normal(size=(11, 5)) * 1e4 ** rng.integers(-2, 3, size=(11, 1))).astype(np.float32)
+    assert_bitwise_equal(tree_sum(jnp.asarray(terms)), np_tree_sum(list(terms)))
+    assert_bitwise_equal(tree_sum(jnp.asarray(terms.T), axis=1), np_tree_sum(list(terms)))
+    eight = jnp.asarray(terms[:8])
+    by_pairs = tree_sum(jnp.stack([tree_sum(eight[i:i + 2]) for i in range(0, 8, 2)]))
+    assert_bitwise_equal(by_pairs, tree_sum(eight))
+    assert_bitwise_equal(tree_sum(jnp.zeros((0, 3))), np.zeros(3, np.float32))
+
+
+def test_block_modes_train_alike_and_match_the_per_example_mode():
+    ens = Ensemble.init(MLP(), kf.key(4), members=MEMBERS, sample_input=DATA.x[:2])
+    results = {}
+    for block in (None, 8, 1):
+        trainer = Trainer(optax.adam(1e-2), model_kwargs={"train": True}, block_size=block)
+        state = trainer.init(ens, bootstrap=64)
+        losses = []
+        for t in range(4):
+            ids = (np.arange(32) + 32 * t) % 64
+            state, loss = trainer.step(state, DATA.x[ids], DATA.y[ids], ids)
+            losses.append(np.asarray(loss))
+        results[block] = (np.stack(losses), jax.tree.leaves(state.ensemble.params))
+    for block in (8, 1):
+        np.testing.assert_allclose(results[block][0], results[None][0], rtol=1e-5, atol=1e-6)
+        for a, b in zip(results[block][1], results[None][1], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def temp_bytes(trainer: Trainer, batch: int, members: int = 4, hidden: int = 256) -> int:
+    """XLA's temporary bytes for the gradient program of one step at ``batch`` (compiled, not run)."""
+    x = jnp.ones((batch, 64), jnp.float32)
+    ens = Ensemble.init(MLP(hidden=hidden), kf.key(0), members=members, sample_input=x[:1])
+    state = trainer.init(ens)
+    ids = jnp.arange(batch)
+    compiled = trainer._grads.lower(trainer, state, x, ids % 2, ids, chunks=1, batch=batch).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+def test_temporary_memory_does_not_grow_with_batch_times_parameters():
+    """From a batch of 32 to 256: the per-example mode's temporaries grow by about K x 224 x P
+    floats (per-example gradients); the default's by activations only."""
+    members, hidden = 4, 256
+    params = 64 * hidden + hidden + hidden * 2 + 2
+    per_example_growth = members * (256 - 32) * params * 4
+    default = Trainer(optax.adam(1e-3), model_kwargs={"train": True})
+    grown = temp_bytes(default, 256) - temp_bytes(default, 32)
+    assert grown < 0.05 * per_example_growth, (grown, per_example_growth)
+    per_example = Trainer(optax.adam(1e-3), model_kwargs={"train": True}, block_size=1)
+    grown_per_example = temp_bytes(per_example, 256) - temp_bytes(per_example, 32)
+    assert grown_per_example > 0.5 * per_example_growth, (grown_per_example, per_example_growth)
+
+
+def test_block_and_group_errors():
+    ens = Ensemble.init(MLP(), kf.key(0), members=MEMBERS, sample_input=DATA.x[:2])
+    with pytest.raises(ValueError, match="block_size"):
+        Trainer(optax.sgd(0.1), block_size=0)
+    with pytest.raises(ValueError, match="member_group"):
+        Trainer(optax.sgd(0.1), member_group=0)
+    trainer = Trainer(optax.sgd(0.1), model_kwargs={"train": True}, block_size=8, chunks=2)
+    state = trainer.init(ens)
+    ids = np.arange(24)
+    with pytest.raises(ValueError, match=r"block_size=8 must divide each chunk .* chunks \* block_size = 16"):
+        trainer.step(state, DATA.x[ids], DATA.y[ids], ids)
+    grouped = Trainer(optax.sgd(0.1), model_kwargs={"train": True}, member_group=3)
+    with pytest.raises(ValueError, match="member_group=3 must divide the 4 members"):
+        grouped.step(grouped.init(ens), DATA.x[:8], DATA.y[:8], np.arange(8))
+
+
+def test_member_groups_of_two_or_more_keep_the_bits():
+    """Groups of 2 or 4 of 8 members (a scan over groups) give the bits of one vmap over all 8."""
+    ens = Ensemble.init(MLP(), kf.key(5), members=8, sample_input=DATA.x[:2])
+    params = {}
+    for group in (None, 2, 4):
+        trainer = Trainer(optax.adam(1e-2), model_kwargs={"train": True}, member_group=group, block_size=8)
+        state = trainer.init(ens, bootstrap=64)
+        for t in range(3):
+            ids = (np.arange(32) + 32 * t) % 64
+            state, _ = trainer.step(state, DATA.x[ids], DATA.y[ids], ids)
+        params[group] = jax.tree.leaves(state.ensemble.params)
+    for group in (2, 4):
+        for a, b in zip(params[group], params[None], strict=True):
+            assert_bitwise_equal(a, b)
