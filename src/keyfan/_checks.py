@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 __all__ = ["as_float", "as_int", "as_shape", "as_size", "check_fits_memory", "check_not_a_key", "check_traced",
+           "check_writable_dir",
            "is_traced"]
 
 
@@ -166,3 +167,34 @@ def check_fits_memory(name: str, shape: tuple[int, ...], itemsize: int, remedy: 
     if limit is not None and nbytes > limit:
         raise ValueError(f"{name} {shape} would need {nbytes / 2**30:.1f} GiB, more than this machine's "
                          f"{limit / 2**30:.1f} GiB of memory; {remedy}")
+
+
+def check_writable_dir(name: str, path: Any) -> None:
+    """Creates ``path`` if needed and checks that a file can be written in it, or raises: before
+    any work is done (a run that trains first and fails on writing its results wastes the run),
+    and before a library starts threads that a failure would leave running.
+
+    Raises:
+      NotADirectoryError: ``path`` or one of its ancestors is a file.
+      PermissionError: ``path`` cannot be created or written (read-only file system, no
+        permission).
+    """
+    import pathlib
+    import tempfile
+
+    path = pathlib.Path(path).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{name} {str(path)!r} exists and is not a directory; pass a directory "
+                                 f"(it is created if needed).")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{name} {str(path)!r} cannot be created: {str(existing)!r} is a file.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{name} {str(path)!r} is not writable ({err.strerror or err}); pass a directory "
+                              f"you can write to.") from err

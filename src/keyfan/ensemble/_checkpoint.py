@@ -11,13 +11,12 @@ next step depend only on the member keys, the step and the example ids, all rest
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from typing import Any
 
 import jax
 
-from keyfan._checks import as_int
+from keyfan._checks import as_int, check_writable_dir
 from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._train import TrainState
 
@@ -93,22 +92,6 @@ def _directory(directory: Any) -> pathlib.Path:
     return pathlib.Path(directory).expanduser().resolve()
 
 
-def _check_writable(path: pathlib.Path) -> None:
-    """Raises before orbax starts its threads (a failure inside them left a thread running and the
-    process never exited) unless ``path`` is, or can be created as, a writable directory."""
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"directory {str(path)!r} exists and is not a directory; pass a directory for the "
-                                 f"run's checkpoints (it is created if needed).")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise NotADirectoryError(f"directory {str(path)!r} cannot be created: {str(existing)!r} is a file.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"directory {str(path)!r} is not writable (no write permission on "
-                              f"{str(existing)!r}); pass a directory you can write to.")
-
-
 def _check_readable(path: pathlib.Path) -> None:
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"directory {str(path)!r} is a file, not a checkpoint directory.")
@@ -174,7 +157,7 @@ def save(directory: Any, state: TrainState, *, max_to_keep: Any = None) -> pathl
     state = _check_state("state", state)
     path = _directory(directory)
     keep = None if max_to_keep is None else as_int("max_to_keep", max_to_keep, lo=1)
-    _check_writable(path)
+    check_writable_dir("directory", path)
     if (path / str(int(state.step))).exists() and not (path / str(int(state.step))).is_dir():
         raise NotADirectoryError(f"{str(path / str(int(state.step)))!r} is a file; the checkpoint of step "
                                  f"{int(state.step)} needs that name for its directory.")
