@@ -85,8 +85,9 @@ at a random seed; the seeds here are fixed, so the result is reproducible."""
 
 
 def nist_p_values(layout: str, names: tuple[str, ...], n_bytes: int = 4096) -> dict[str, float]:
-    """p-values (Bonferroni-corrected minimum over a test's templates or modes) of the named SP 800-22 tests on ``n_bytes`` of the column-wise stream (64
-    examples, 16 words each per block)."""
+    """p-values of the named SP 800-22 tests on ``n_bytes`` of the column-wise stream (64 examples,
+    16 words each per block); a test with several p-values (templates, modes) gives their
+    Bonferroni-corrected minimum."""
     nistrng = pytest.importorskip("nistrng")
     data = b"".join(stream_bytes(layout, 0, 64, 16, n_bytes))
     bits = np.unpackbits(np.frombuffer(data, np.uint8)).astype(np.int8)
