@@ -128,7 +128,7 @@ def test_nist_serial_and_entropy(layout):
 # -- dieharder -------------------------------------------------------------------------------------
 
 DIEHARDER_TESTS = {"0": "diehard_birthdays", "1": "diehard_operm5", "2": "diehard_rank_32x32",
-                   "100": "sts_monobit", "101": "sts_runs", "202": "rgb_kstest_test"}
+                   "100": "sts_monobit", "101": "sts_runs", "202": "rgb_permutations"}
 
 
 def dieharder(layout: str, test: str) -> list[str]:
