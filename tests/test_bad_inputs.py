@@ -426,6 +426,20 @@ case("audit-not-callable", lambda: kf.audit(3, jnp.ones(3)), Raises(BAD, "f"))
 # -- Ensembles and training ------------------------------------------------------------------------
 
 
+def _needs_train() -> Any:
+    import flax.linen as nn
+
+    class NeedsTrain(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool):
+            return nn.Dropout(0.5, deterministic=not train)(nn.Dense(2)(x))
+
+    return NeedsTrain
+
+
+_NeedsTrain = _needs_train()
+
+
 @functools.cache
 def _train_setup() -> tuple[Any, Any, Any]:
     import optax
@@ -480,6 +494,12 @@ TRAIN = [
     ("ensemble-sample-scalar", lambda: kf.Ensemble.init(_train_setup()[0].model.module, KEY, members=2,
                                                          sample_input=jnp.float32(1)), ValueError, "sample_input"),
     ("predict-features", lambda: _train_setup()[0].predict(jnp.ones((3, 5))), ValueError, "x"),
+    ("predict-mesh-str", lambda: _train_setup()[0].predict(jnp.ones((3, 2)), mesh="cpu"), TypeError, "mesh"),
+    ("predict-task", lambda: _train_setup()[0].predict(jnp.ones((3, 2)), task="ranking"), ValueError, "task"),
+    ("ensemble-empty-params", lambda: kf.Ensemble.init((lambda k, s: {}, lambda p, x: x), KEY, members=2,
+                                                        sample_input=jnp.ones((1, 2))), ValueError, "parameter"),
+    ("ensemble-call-needs-train", lambda: kf.Ensemble.init(_NeedsTrain(), KEY, members=2,
+                                                            sample_input=jnp.ones((1, 2))), ValueError, "'train'"),
 ]
 for name, call, error, word in TRAIN:
     case(f"train-{name}", call, Raises(error, word))

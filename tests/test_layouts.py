@@ -161,3 +161,14 @@ def test_dieharder_passes_every_layout(layout, test):
 @pytest.mark.slow
 def test_dieharder_fails_the_shared_control():
     assert "FAILED" in dieharder("shared", "101")
+
+
+def test_steps_and_examples_of_one_key_coincide():
+    """A documented property, not a defect of a layout: on the "threefry" stream ``kf.step(key, t)``
+    (``fold_in``) and ``kf.at(key, t)`` (``split``) are the same key, as in JAX's partitionable
+    Threefry, so the ``steps`` and ``per-example`` layouts give the same words. Streams for steps
+    and examples must be nested (``kf.at(kf.step(key, t), i)``) or named apart, never taken from
+    the same key at the same level."""
+    np.testing.assert_array_equal(layout_words("steps", 0, 8, 4), layout_words("per-example", 0, 8, 4))
+    key = kf.key(1)
+    np.testing.assert_array_equal(jax.random.key_data(kf.step(key, 5)), jax.random.key_data(kf.at(key, 5)))
