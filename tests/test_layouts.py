@@ -144,6 +144,7 @@ def dieharder(layout: str, test: str) -> list[str]:
     finally:
         producer.kill()
         producer.wait()
+        producer.stdout.close()
     lines = [line for line in out.stdout.splitlines() if "|" in line and DIEHARDER_TESTS[test] in line]
     assert lines, out.stdout + out.stderr
     return [line.rsplit("|", 1)[1].strip() for line in lines]
