@@ -15,7 +15,9 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["as_float", "as_int", "as_shape", "as_size", "is_traced"]
+__all__ = ["as_float", "as_int", "as_shape", "as_size", "check_fits_memory", "check_not_a_key", "check_traced",
+           "check_writable_dir",
+           "is_traced"]
 
 
 def is_traced(value: Any) -> bool:
@@ -116,3 +118,83 @@ def as_float(name: str, value: Any, *, lo: float | None = None, hi: float | None
         bound = f"at most {hi}" if hi_inclusive else f"less than {hi}"
         raise ValueError(f"{name} must be {bound}, got {value!r}.")
     return value
+
+
+def check_traced(pred: Any, message: str, **values: Any) -> None:
+    """A check of traced values that cannot be made at trace time, run under ``checkify``.
+
+    Inside ``jax.jit`` (or any transformation) an index or id is abstract, so keyfan cannot raise
+    on it. The rule is recorded with ``jax.experimental.checkify.debug_check``: a no-op in a plain
+    ``jit`` program (the value is used as given, e.g. a negative int32 index wraps to its uint32
+    pattern), an error in a function wrapped with ``checkify.checkify``::
+
+        err, out = checkify.checkify(jax.jit(lambda j: kf.at(key, j)))(-1)
+        err.throw()  # ValueError-like JaxRuntimeError: index must be non-negative, got -1
+
+    ``message`` may format ``values`` with ``{name}``.
+    """
+    from jax.experimental import checkify
+
+    checkify.debug_check(pred, message, **values)
+
+
+def check_not_a_key(name: str, value: Any) -> None:
+    """Raises ``TypeError`` if ``value`` is a key (typed, or ``uint32[2]`` key data) passed where an
+    integer seed belongs."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        raise TypeError(f"{name} must be an integer seed, got a key ({dtype}); a key needs no seeding: use it "
+                        f"directly, or derive a new one with kf.named(key, 'name') or kf.at(key, i).")
+    if dtype is not None and np.dtype(dtype) == np.uint32 and tuple(getattr(value, "shape", ())) == (2,):
+        raise TypeError(f"{name} must be an integer seed, got uint32[2] key data (a jax.random.PRNGKey); use "
+                        f"it as a key directly (every keyfan function takes it), or pass an integer seed.")
+
+
+def _memory_bytes() -> int | None:
+    try:
+        import os
+
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_fits_memory(name: str, shape: tuple[int, ...], itemsize: int, remedy: str) -> None:
+    """Raises ``ValueError`` before any work when an array of ``shape`` cannot fit in the host's
+    memory (XLA would fail with an out-of-memory error only after compiling)."""
+    nbytes = math.prod(shape) * itemsize
+    limit = _memory_bytes()
+    if limit is not None and nbytes > limit:
+        raise ValueError(f"{name} {shape} would need {nbytes / 2**30:.1f} GiB, more than this machine's "
+                         f"{limit / 2**30:.1f} GiB of memory; {remedy}")
+
+
+def check_writable_dir(name: str, path: Any) -> None:
+    """Creates ``path`` if needed and checks that a file can be written in it, or raises: before
+    any work is done (a run that trains first and fails on writing its results wastes the run),
+    and before a library starts threads that a failure would leave running.
+
+    Raises:
+      NotADirectoryError: ``path`` or one of its ancestors is a file.
+      PermissionError: ``path`` cannot be created or written (read-only file system, no
+        permission).
+    """
+    import pathlib
+    import tempfile
+
+    path = pathlib.Path(path).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{name} {str(path)!r} exists and is not a directory; pass a directory "
+                                 f"(it is created if needed).")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{name} {str(path)!r} cannot be created: {str(existing)!r} is a file.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{name} {str(path)!r} is not writable ({err.strerror or err}); pass a directory "
+                              f"you can write to.") from err

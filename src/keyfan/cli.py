@@ -212,6 +212,7 @@ def ensemble(
                            bootstrap=bootstrap)
     except (TypeError, ValueError) as err:
         raise typer.BadParameter(str(err)) from err
+    _check_out_dir("--out-dir", out_dir)
     start = time.perf_counter()
     columns = (TextColumn("[bold]training[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
                TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
@@ -253,8 +254,8 @@ def audit_command(
     from keyfan._audit import audit
     from keyfan._cli_specs import load_function, parse_arg, parse_in_axes
 
+    f = _load_target(console, target, load_function)
     try:
-        f = load_function(target)
         if not arg and _required_positional(f):
             raise ValueError(f"no --arg given, but {target} takes {', '.join(_required_positional(f))}: give one "
                              "--arg per positional argument, in order, as a per-example spec (float32[8,3], "
@@ -269,6 +270,8 @@ def audit_command(
         raise typer.Exit(code=2) from err
     console.print(report)
     raise typer.Exit(code=0 if report.ok else 1)
+
+
 def _required_positional(f: Any) -> list[str]:
     """The names of ``f``'s positional parameters without a default ([] if it has no signature)."""
     import inspect
@@ -279,6 +282,86 @@ def _required_positional(f: Any) -> list[str]:
         return []
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return [p.name for p in params if p.kind in kinds and p.default is inspect.Parameter.empty]
+
+
+def _fail(message: str) -> typer.Exit:
+    """Prints ``message`` as one line on stderr; the caller raises the returned ``Exit(2)``."""
+    Console(stderr=True, soft_wrap=True).print(message, markup=False, style="red")
+    return typer.Exit(code=2)
+
+
+def _check_out_dir(option: str, path: Path) -> None:
+    """Exits 2 with one line before any work unless ``path`` is a writable directory."""
+    from keyfan._checks import check_writable_dir
+
+    try:
+        check_writable_dir(option, path)
+    except OSError as err:
+        raise _fail(f"keyfan: {err}") from None
+
+
+def _load_target(console: Console, target: str, load: Any) -> Any:
+    """The audited function; a target that does not load exits 2 with one line naming the file,
+    the line and the error (a syntax error, a failing import, an exception in the module)."""
+    try:
+        return load(target)
+    except SyntaxError as err:
+        raise _fail(f"keyfan audit: {err.filename}:{err.lineno}: {type(err).__name__}: {err.msg}") from None
+    except (Exception, SystemExit) as err:
+        where = _frames_in(err, target)
+        if isinstance(err, (ValueError, TypeError)) and not where:
+            raise _fail(f"keyfan audit: {err}") from None  # keyfan's own message about the target
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise _fail(f"keyfan audit: importing {target.rpartition(':')[0]} failed at {where or 'import'}: "
+                    f"{type(err).__name__}: {first}") from None
+
+
+def _frames_in(err: BaseException, target: str) -> str:
+    """``file:line`` of the innermost traceback frame in the target's file (or in a module it
+    imports, outside keyfan and the standard library), or ``""``."""
+    import traceback
+
+    path = Path(target.rpartition(":")[0]).resolve()
+    frames = traceback.extract_tb(err.__traceback__)
+    for frame in reversed(frames):
+        if Path(frame.filename).resolve() == path:
+            return f"{frame.filename}:{frame.lineno}"
+    outside = [f for f in frames if "keyfan" not in f.filename and "importlib" not in f.filename
+               and not f.filename.startswith("<")]
+    return f"{outside[-1].filename}:{outside[-1].lineno}" if outside else ""
+
+
+@app.command()
+def stream(
+    layout: Annotated[str, typer.Option(help="per-example, example-ids, steps, named, or shared (the negative "
+                                             "control: one key for every example).")] = "per-example",
+    batch: Annotated[int, typer.Option(min=2, help="B, the number of examples whose streams are interleaved.")] = 64,
+    length: Annotated[int, typer.Option(min=1, help="L, words per example in each block.")] = 1024,
+    n_bytes: Annotated[int | None, typer.Option("--bytes", min=0, help="Bytes to write (0: without end, for a battery "
+                                                                 "reading stdin) [default: one block, 4*B*L].",
+                                                show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="The seed of kf.key.")] = 0,
+) -> None:
+    """Write per-example streams as raw little-endian uint32 words to stdout, column-wise (word j of
+    every example, then word j+1), for external batteries: `keyfan stream | dieharder -a -g 200`."""
+    from keyfan.layouts import LAYOUTS, stream_bytes
+
+    if layout not in LAYOUTS:
+        raise _fail(f"keyfan stream: --layout must be one of {', '.join(LAYOUTS)}, got {layout!r}.")
+    if sys.stdout.isatty():
+        raise _fail("keyfan stream: stdout is a terminal; pipe the binary words into a battery or a file "
+                    "(keyfan stream ... > words.bin).")
+    try:
+        chunks = stream_bytes(layout, seed, batch, length, n_bytes)
+        out = sys.stdout.buffer
+        for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+    except (TypeError, ValueError) as err:
+        raise _fail(f"keyfan stream: {err}") from None
+    except BrokenPipeError:  # the battery stopped reading: a normal end
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def main() -> None:

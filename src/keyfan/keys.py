@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-from keyfan._checks import as_int, as_shape, is_traced
+from keyfan._checks import as_int, as_shape, check_fits_memory, check_not_a_key, check_traced, is_traced
 from keyfan._flat import Span, flat_loop
 from keyfan._kernel import coordinate_keys
 from keyfan._keyarg import check_key
@@ -68,6 +68,7 @@ def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
       (4, 3)
     """
     impl = get_stream(stream)
+    check_not_a_key("seed", seed)
     if is_traced(seed) or (isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jnp.integer)
                            and seed.ndim == 0 and not isinstance(seed, bool)):
         seed_array = jnp.asarray(seed)
@@ -98,9 +99,19 @@ def _scalar_index_words(name: str, value: Any, size: int | None) -> Words:
             raise TypeError(f"{name} must be an integer scalar, got shape {value.shape} dtype {value.dtype}.")
         if not is_traced(value):
             return _scalar_index_words(name, int(value), size)
+        _check_traced_ids(name, value, size)
         return _array_words(value)
     i = as_int(name, value, lo=0, hi=2**64 if size is None else size)
     return np.uint32(i >> 32), np.uint32(i & _MASK32)
+
+
+def _check_traced_ids(name: str, ids: Array, size: int | None) -> None:
+    """Range checks of traced indices or ids, run under ``checkify`` (see ``_checks.check_traced``);
+    without it a negative value is read as its unsigned bit pattern (``-1`` as ``2**32 - 1``)."""
+    if jnp.issubdtype(ids.dtype, jnp.signedinteger):
+        check_traced(jnp.all(ids >= 0), f"{name} must be non-negative, got a minimum of {{low}}", low=jnp.min(ids))
+    if size is not None and ids.dtype.itemsize * 8 > size.bit_length():
+        check_traced(jnp.all(ids < size), f"{name} must be less than {size}, got {{value}}", value=jnp.max(ids))
 
 
 def _array_words(ids: Array) -> Words:
@@ -120,6 +131,7 @@ def _ids_words(name: str, ids: Any) -> Words:
     if is_traced(ids):
         if not jnp.issubdtype(ids.dtype, jnp.integer):
             raise TypeError(f"{name} must be an array of integers, got dtype {ids.dtype}.")
+        _check_traced_ids(name, ids, None)
         return _array_words(ids)
     try:
         host = np.asarray(ids)
@@ -188,6 +200,10 @@ def fan_out(key: Any, batch_shape: Any, *, stream: str | None = None) -> Array:
     """
     arg = check_key("key", key, stream=stream)
     shape = _check_fan_out_shape("batch_shape", batch_shape, arg.stream)
+    check_fits_memory("fan_out's keys of batch_shape", shape, 8,
+                      "draw with the samplers instead, which never build the keys (kf.normal(key, batch, ...) "
+                      "with chunk_size= or offset= to bound memory), or compute the keys you need with "
+                      "kf.at(key, index).")
     return arg.wrap(_fan_out_data(arg.data, arg.stream, shape))
 
 
@@ -197,7 +213,10 @@ def at(key: Any, index: Any, *, batch_shape: Any = None, stream: str | None = No
     Args:
       key: a single key (typed or raw ``uint32[2]``).
       index: an int (or a traced integer scalar) or a tuple of them, one per nested batch axis.
-        On ``"threefry"`` any index in ``[0, 2**64)`` is valid.
+        On ``"threefry"`` any index in ``[0, 2**64)`` is valid. A traced index cannot be checked
+        while tracing: it is used as its unsigned bit pattern (``jax.jit(lambda j: kf.at(key,
+        j))(-1) == kf.at(key, 2**32 - 1)``), and checked (negative, or outside ``batch_shape``)
+        when the function is wrapped with ``jax.experimental.checkify.checkify``.
       batch_shape: the batch shape the index lives in. Required on ``"threefry-legacy"``, whose
         split depends on the number of keys; optional on ``"threefry"`` (then only checked).
       stream: stream for a raw or JAX-typed key; a keyfan key carries its own.
@@ -285,7 +304,9 @@ def example_keys(key: Any, ids: Any, *, step: Any = None, stream: str | None = N
     Args:
       key: a single key.
       ids: integer array of any shape, non-negative ids below ``2**64`` (64-bit NumPy ids keep
-        their high word whatever ``jax_enable_x64`` says; traced ids are used as given).
+        their high word whatever ``jax_enable_x64`` says). Traced ids are used as given (a
+        negative int32 id as its uint32 pattern) and checked to be non-negative under
+        ``jax.experimental.checkify.checkify``.
       step: optional step, as in :func:`step`.
       stream: stream for a raw or JAX-typed key.
 

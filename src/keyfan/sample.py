@@ -43,7 +43,7 @@ from jax import Array
 from jax.sharding import NamedSharding
 
 from keyfan import _kernel
-from keyfan._checks import as_int, as_shape, is_traced
+from keyfan._checks import as_int, as_shape, check_fits_memory, is_traced
 from keyfan._keyarg import KeyArg, check_key
 from keyfan._values import (
     Bernoulli,
@@ -106,6 +106,9 @@ class _Draw:
         limit = 2**31 + 1 if self.key.stream.size_dependent else MAX_FAN_OUT + 1
         self.batch = as_shape("batch", batch, hi=limit)
         self.shape = as_shape("shape", shape)
+        check_fits_memory("the result of (*batch, *shape) =", self.batch + self.shape, 1,
+                          "draw it in pieces with offset= (each a block of rows of the same virtual batch, "
+                          "same bits) and consume each piece before the next.")
         self.offset = as_int("offset", offset, lo=0, hi=2**64)
         if self.offset:
             if not self.batch:
@@ -292,6 +295,28 @@ def bernoulli(key: Any, batch: Any, shape: Any = (), *, p: Any = 0.5, mode: str 
     return d.run(Bernoulli(dt, mode, n), (p_array,))
 
 
+def _int_bound(name: str, value: Any, dtype: np.dtype) -> Array:
+    """An integer bound as an array; a Python int that JAX's integers cannot hold (JAX raises a
+    bare ``OverflowError``) is a ``ValueError`` naming the bound and the remedy. Bounds outside
+    ``dtype``'s range are clipped to it, as ``jax.random.randint`` does."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer or integer array, got bool {value!r}.")
+    widest = jnp.iinfo(jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
+    if isinstance(value, (int, np.integer)) and not widest.min <= int(value) <= widest.max:
+        raise ValueError(
+            f"{name}={int(value)} does not fit JAX's integers, [{widest.min}, {widest.max}]"
+            f"{'' if jax.config.jax_enable_x64 else ' without jax_enable_x64'}; draw {dtype} values "
+            f"with bounds inside that range.")
+    try:
+        array = jnp.asarray(value)
+    except (OverflowError, TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an integer or integer array, got {type(value).__name__} "
+                        f"{value!r:.60}.") from err
+    if not jnp.issubdtype(array.dtype, jnp.integer) or array.dtype == jnp.bool_:
+        raise TypeError(f"{name} must be an integer or integer array, got dtype {array.dtype}.")
+    return array
+
+
 def randint(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval: Any, maxval: Any,
             offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
             stream: str | None = None) -> Array:
@@ -300,28 +325,31 @@ def randint(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval:
     Args:
       dtype: an integer dtype (default ``int32``; 64-bit ones need x64). 8- and 16-bit dtypes
         are sampled in int32 and cast, as JAX does.
-      minval, maxval: integer bounds broadcastable to ``(*batch, *shape)``.
+      minval, maxval: integer bounds broadcastable to ``(*batch, *shape)``, with
+        ``minval < maxval`` (checked for concrete values: ``jax.random.randint`` returns
+        ``minval`` for an empty range; traced bounds cannot be checked and behave as in JAX).
 
     Returns:
       Integers of shape ``(*batch, *shape)`` and dtype ``dtype``.
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.int32, "int")
+    info = jnp.iinfo(dt)
     bounds = []
     for name, value in (("minval", minval), ("maxval", maxval)):
-        array = jnp.asarray(value)
-        if not jnp.issubdtype(array.dtype, jnp.integer) or array.dtype == jnp.bool_:
-            raise TypeError(f"{name} must be an integer or integer array, got dtype {array.dtype}.")
-        bounds.append(array)
+        array = _int_bound(name, value, dt)
+        bounds.append(d.param(name, array))
     lo, hi = bounds
+    _check_values(f"minval must be less than maxval (the range [minval, maxval) must hold at least one {dt} "
+                  f"value; jax.random.randint would return minval)",
+                  lambda: (lo < hi).all(), minval=lo, maxval=hi)
     sample_dt = dt
-    info = jnp.iinfo(dt)
     if info.bits < 32:
         sample_dt = np.dtype(np.int32)
         lo = lo.astype("int32").clip(int(info.min), int(info.max))
         hi = hi.astype("int32").clip(int(info.min), int(info.max) + 1)
     d.check_size(math.prod(d.shape), jnp.iinfo(sample_dt).bits)
-    out = d.run(RandInt(sample_dt), (d.param("minval", lo), d.param("maxval", hi)))
+    out = d.run(RandInt(sample_dt), (lo, hi))
     return out.astype(dt)
 
 
@@ -406,6 +434,10 @@ def categorical(key: Any, batch: Any, logits: Any, *, axis: int = -1, shape: Any
         raise ValueError(
             f"shape {out_shape} must end with the logits' non-category shape {rest}, as in JAX."
         )
+    _check_values("logits must not be NaN (jax.random.categorical would return an index anyway)",
+                  lambda: ~jnp.isnan(logits).any(), logits=logits)
+    _check_values("every set of logits needs a category with a logit above -inf (all -inf: no category "
+                  "has positive probability)", lambda: (logits > -jnp.inf).any(axis=axis).all(), logits=logits)
     prefix = out_shape[: len(out_shape) - len(rest)]
     gumbel_shape = list(out_shape[len(out_shape) - len(rest):])
     gumbel_shape.insert(axis % len(per_example), per_example[axis])

@@ -10,12 +10,13 @@ next step depend only on the member keys, the step and the example ids, all rest
 
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any
 
 import jax
 
-from keyfan._checks import as_int
+from keyfan._checks import as_int, check_writable_dir
 from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._train import TrainState
 
@@ -91,6 +92,34 @@ def _directory(directory: Any) -> pathlib.Path:
     return pathlib.Path(directory).expanduser().resolve()
 
 
+def _check_readable(path: pathlib.Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"directory {str(path)!r} is a file, not a checkpoint directory.")
+
+
+def _check_item_metadata(step_dir: pathlib.Path) -> None:
+    """Raises ``ValueError`` naming the file if the step's array metadata is missing or not a
+    JSON object (orbax raised a bare ``JSONDecodeError``, or reported a structure mismatch)."""
+    meta = step_dir / "default" / "_METADATA"
+    if not meta.is_file():
+        raise ValueError(f"the checkpoint {str(step_dir)!r} is incomplete or corrupt: {str(meta)!r} is missing; "
+                         f"restore another step (step=) or save again.")
+    try:
+        parsed = json.loads(meta.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"the checkpoint {str(step_dir)!r} is corrupt: {str(meta)!r} is not valid JSON ({err}); "
+                         f"restore another step (step=) or save again.") from err
+    if not isinstance(parsed, dict):
+        raise ValueError(f"the checkpoint {str(step_dir)!r} is corrupt: {str(meta)!r} holds a JSON "
+                         f"{type(parsed).__name__}, not orbax's metadata object.")
+
+
+def _corrupt(step_dir: pathlib.Path, err: Exception) -> ValueError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ValueError(f"the checkpoint {str(step_dir)!r} cannot be read, it is incomplete or corrupt "
+                      f"({type(err).__name__}: {first[:300]}); restore another step (step=) or save again.")
+
+
 def _check_state(name: str, state: Any) -> TrainState:
     if not isinstance(state, TrainState):
         raise TypeError(f"{name} must be a kf.ensemble.TrainState (from Trainer.init), got {type(state).__name__}.")
@@ -108,6 +137,10 @@ def save(directory: Any, state: TrainState, *, max_to_keep: Any = None) -> pathl
     Returns:
       The checkpoint's directory.
 
+    Raises:
+      NotADirectoryError: ``directory`` (or a parent, or ``directory/<step>``) is a file.
+      PermissionError: ``directory`` cannot be written. Both are raised before orbax starts.
+
     Example:
       >>> import flax.linen as nn, jax.numpy as jnp, optax, tempfile, keyfan as kf
       >>> x, y = jnp.ones((4, 2)), jnp.zeros((4,), jnp.int32)
@@ -124,6 +157,10 @@ def save(directory: Any, state: TrainState, *, max_to_keep: Any = None) -> pathl
     state = _check_state("state", state)
     path = _directory(directory)
     keep = None if max_to_keep is None else as_int("max_to_keep", max_to_keep, lo=1)
+    check_writable_dir("directory", path)
+    if (path / str(int(state.step))).exists() and not (path / str(int(state.step))).is_dir():
+        raise NotADirectoryError(f"{str(path / str(int(state.step)))!r} is a file; the checkpoint of step "
+                                 f"{int(state.step)} needs that name for its directory.")
     step = int(state.step)
     ocp = _orbax()
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
@@ -138,6 +175,7 @@ def latest_step(directory: Any) -> int | None:
     path = _directory(directory)
     if not path.exists():
         return None
+    _check_readable(path)
     with _orbax().CheckpointManager(path) as manager:
         return manager.latest_step()
 
@@ -157,7 +195,9 @@ def restore(directory: Any, *, like: TrainState, step: Any = None) -> TrainState
 
     Raises:
       FileNotFoundError: there is no checkpoint (at ``step``) under ``directory``.
-      ValueError: the checkpoint does not match the structure of ``like``.
+      NotADirectoryError: ``directory`` is a file.
+      ValueError: the checkpoint does not match the structure of ``like``, or its files are
+        missing, truncated or corrupt (the message names the checkpoint's directory).
     """
     like = _check_state("like", like)
     path = _directory(directory)
@@ -171,8 +211,17 @@ def restore(directory: Any, *, like: TrainState, step: Any = None) -> TrainState
     with ocp.CheckpointManager(path, item_handlers=ocp.StandardCheckpointHandler()) as manager:
         if step not in manager.all_steps():
             raise FileNotFoundError(f"no checkpoint of step {step} under {path}; saved steps: {manager.all_steps()}.")
-        _check_layout(_layout(manager.item_metadata(step)), _layout(abstract), f"step {step} under {path}")
-        restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        step_dir = path / str(step)
+        _check_item_metadata(step_dir)
+        try:
+            saved = _layout(manager.item_metadata(step))
+        except Exception as err:  # orbax's and tensorstore's errors on damaged files vary by kind
+            raise _corrupt(step_dir, err) from err
+        _check_layout(saved, _layout(abstract), f"step {step} under {path}")
+        try:
+            restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except Exception as err:
+            raise _corrupt(step_dir, err) from err
     restored = _to_keys(dict(restored), {name: getattr(like.ensemble, name, None) if name in ("params", "keys")
                                          else getattr(like, name) for name in restored})
     ens = Ensemble(restored["params"], restored.get("keys"), like.ensemble.model, like.ensemble.spec)

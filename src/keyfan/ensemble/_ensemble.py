@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,6 +125,9 @@ class Ensemble:
             adapter = _fit(lambda: adapter.bind(key), adapter, sample_input)
         keys = fan_out(key, (members,))
         abstract = _fit(lambda: jax.eval_shape(adapter.init, keys[0], sample_input), adapter, sample_input)
+        if not jax.tree.leaves(abstract):
+            raise ValueError(f"model's init returned no parameter arrays ({abstract!r:.80}); an ensemble stacks "
+                             f"each member's parameters, so init must return at least one array.")
         if sample_input is not None:
             _fit(lambda: jax.eval_shape(adapter.apply, abstract, sample_input), adapter, sample_input)
         params = _vmapped_init(adapter)(keys, sample_input)
@@ -260,6 +264,13 @@ def _fit(thunk: Any, model: Model, sample_input: Any) -> Any:
     except (TypeError, ValueError) as err:
         if isinstance(err, TypeError) and "nnx.Module" in str(err):
             raise
+        missing = re.search(r"missing \d+ required (?:positional|keyword-only) arguments?: (.+)$", str(err))
+        if isinstance(err, TypeError) and missing:
+            raise ValueError(
+                f"the {model.kind} model's __call__ needs {missing.group(1)}, which Ensemble.init does not pass "
+                f"(it calls the model on sample_input alone): give it a default, e.g. `train: bool = False`, and "
+                f"pass it at training time with Trainer(model_kwargs={{'train': True}})."
+            ) from err
         shapes = jax.tree.map(lambda a: f"{jnp.shape(a)} {jnp.result_type(a)}", sample_input)
         raise ValueError(
             f"sample_input {shapes} does not fit the {model.kind} model: {type(err).__name__}: {err}"

@@ -25,6 +25,7 @@ import numpy as np
 
 from keyfan.ensemble._shard import (
     DATA_AXIS,
+    _check_mesh,
     assemble,
     check_layout,
     device_blocks,
@@ -165,6 +166,7 @@ def predict(ensemble: Any, x: Any, *, task: str = "regression", mesh: Any = None
     check_task(task)
     if mesh is None:
         return _summarize_jit(_apply_jit(ensemble, x, _items(kwargs)), task)
+    _check_mesh(mesh)
     check_layout(mesh, ensemble.members)
     ens_blocks = device_blocks(shard_members(ensemble, mesh), mesh)
     x_blocks = device_blocks(shard_batch(x, mesh), mesh)

@@ -208,6 +208,9 @@ class Trainer:
         """
         if not isinstance(state, TrainState):
             raise TypeError(f"state must be a TrainState from Trainer.init, got {type(state).__name__}.")
+        from keyfan.ensemble._train_checks import check_step_arrays, check_step_inputs
+
+        check_step_arrays(state, x, y)
         batch = jax.tree.leaves(x)[0].shape[0] if jax.tree.leaves(x) else 0
         ids = ids if isinstance(ids, (np.ndarray, jax.Array)) else np.asarray(ids)
         if ids.shape != (batch,) or not jnp.issubdtype(ids.dtype, jnp.integer):
@@ -225,6 +228,7 @@ class Trainer:
             from keyfan.ensemble._inputs import check_input
 
             check_input("x", x, state.ensemble.spec)
+        check_step_inputs(self, state, x, y, ids)
         try:
             return self._run(state, x, y, ids if isinstance(ids, jax.Array) else jnp.asarray(ids))
         except flax.errors.InvalidRngError as err:

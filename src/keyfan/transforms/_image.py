@@ -18,7 +18,7 @@ from jax import Array
 
 from keyfan._checks import as_float
 from keyfan.sample import bernoulli, uniform
-from keyfan.transforms._common import floating, settled, single_key, split_batch
+from keyfan.transforms._common import drawn, floating, single_key, split_batch
 
 __all__ = ["brightness", "contrast", "flip_left_right", "flip_up_down", "image_batch"]
 
@@ -88,8 +88,8 @@ def _compute_dtype(image: Array) -> np.dtype:
 
 def _uniform(key: Array, batch: tuple[int, ...], dtype: np.dtype, lo: float, hi: float) -> Array:
     if batch:
-        return settled(_expand(uniform(key, batch, (), dtype, minval=lo, maxval=hi), batch))
-    return settled(jax.random.uniform(key, (), dtype, lo, hi))
+        return _expand(drawn(lambda k: uniform(k, batch, (), dtype, minval=lo, maxval=hi), key), batch)
+    return drawn(lambda k: jax.random.uniform(k, (), dtype, lo, hi), key)
 
 
 @partial(jax.jit, static_argnames=("batch", "max_delta"))

@@ -10,7 +10,7 @@ from jax import Array
 
 from keyfan._checks import as_float
 from keyfan.sample import normal
-from keyfan.transforms._common import floating, settled, single_key, split_batch
+from keyfan.transforms._common import drawn, floating, single_key, split_batch
 
 __all__ = ["gaussian_noise"]
 
@@ -18,8 +18,11 @@ __all__ = ["gaussian_noise"]
 @partial(jax.jit, static_argnames=("batch", "scale"))
 def _noise(key: Array, x: Array, batch: tuple[int, ...], scale: float) -> Array:
     event = x.shape[len(batch):]
-    z = normal(key, batch, event, dtype=x.dtype) if batch else jax.random.normal(key, event, x.dtype)
-    return x + scale * settled(z)
+    if batch:
+        z = drawn(lambda k: normal(k, batch, event, dtype=x.dtype), key)
+    else:
+        z = drawn(lambda k: jax.random.normal(k, event, x.dtype), key)
+    return x + scale * z
 
 
 def gaussian_noise(key: Any, x: Any, scale: Any = 1.0, *, batch_axes: Any = 0,
@@ -36,7 +39,10 @@ def gaussian_noise(key: Any, x: Any, scale: Any = 1.0, *, batch_axes: Any = 0,
     Returns:
       ``x + scale * jax.random.normal(key, x.shape, x.dtype)`` for one example; with
       ``batch_axes=1``, row ``i`` equals the call with ``kf.at(key, i)`` on ``x[i]``, bit for bit
-      (the noise comes from ``kf.normal``).
+      (the noise comes from ``kf.normal``). The draw is computed apart from the add (see
+      ``_common.drawn``), so a row has the same bits eagerly, under ``jit`` and inside a larger
+      jitted program; a hand-written ``x + scale * jax.random.normal(...)`` that XLA fuses into
+      one loop may differ from it in the last bit.
 
     Example:
       >>> import jax.numpy as jnp, keyfan as kf
