@@ -33,6 +33,7 @@ import pytest
 
 import keyfan as kf
 from keyfan import transforms as T
+from keyfan.ensemble import _run
 
 TIMEOUT = 60
 KEYFAN = Path(sys.executable).with_name("keyfan")
@@ -442,7 +443,7 @@ _NeedsTrain = _needs_train()
 def _train_setup() -> tuple[Any, Any, Any]:
     import optax
 
-    from keyfan.ensemble import MLP
+    from keyfan.ensemble._run import MLP
 
     x = jnp.ones((4, 2))
     ens = kf.Ensemble.init(MLP(hidden=4), kf.key(0), members=2, sample_input=x)
@@ -539,7 +540,7 @@ def _saved_run() -> tuple[Path, Any, Any]:
 
     import optax
 
-    from keyfan.ensemble import MLP
+    from keyfan.ensemble._run import MLP
 
     x = jnp.ones((4, 2))
     trainer = kf.ensemble.Trainer(optax.sgd(0.1), model_kwargs={"train": True})
@@ -587,7 +588,7 @@ CHECKPOINT_RESTORE = {
     "save-state-wrong": lambda t: kf.ensemble.save(t, state=3),
     "save-max-to-keep-zero": lambda t: kf.ensemble.save(t, _saved_run()[1], max_to_keep=0),
     "restore-other-structure": lambda t: kf.ensemble.restore(_saved_run()[0], like=_saved_run()[2].init(
-        kf.Ensemble.init(kf.ensemble.MLP(hidden=5), kf.key(0), members=2, sample_input=jnp.ones((4, 2))))),
+        kf.Ensemble.init(_run.MLP(hidden=5), kf.key(0), members=2, sample_input=jnp.ones((4, 2))))),
 }
 CHECKPOINT_WORDS = {"restore-from-file": "f", "restore-empty-dir": "no checkpoint", "restore-missing-dir":
                     "no checkpoint", "restore-missing-step": "step 7", "restore-step-neg": "step",
@@ -607,7 +608,7 @@ SAVE_SCRIPT = r"""
 import sys, pathlib, logging
 logging.disable(logging.CRITICAL)
 import jax.numpy as jnp, optax, keyfan as kf
-from keyfan.ensemble import MLP
+from keyfan.ensemble._run import MLP
 trainer = kf.ensemble.Trainer(optax.sgd(0.1), model_kwargs={"train": True})
 state = trainer.init(kf.Ensemble.init(MLP(hidden=4), kf.key(0), members=2, sample_input=jnp.ones((4, 2))))
 base = pathlib.Path(sys.argv[1])

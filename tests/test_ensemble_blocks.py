@@ -16,7 +16,8 @@ import optax
 import pytest
 
 import keyfan as kf
-from keyfan.ensemble import Ensemble, Trainer, make_moons
+from keyfan.ensemble import Ensemble, Trainer
+from keyfan.ensemble._data import make_moons
 from keyfan.ensemble._shard import tree_sum
 from tests.conftest import assert_bitwise_equal
 

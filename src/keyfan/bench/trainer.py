@@ -92,7 +92,8 @@ def _temp(*compiled: Any) -> int:
 
 def keyfan_contenders(size: Size) -> list[Contender]:
     """The ``Trainer`` in its settings, and the linen peers (hand-written vmap, Python loop)."""
-    from keyfan.ensemble import MLP, Ensemble, Trainer
+    from keyfan.ensemble import Ensemble, Trainer
+    from keyfan.ensemble._run import MLP
     from keyfan.keys import key
 
     x, y, ids = _data(size)
