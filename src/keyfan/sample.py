@@ -533,7 +533,9 @@ def poisson(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lam: An
             or lam_array.dtype == np.bool_:
         raise TypeError(f"lam must be a real number or array, got dtype {lam_array.dtype}.")
     lam_array = jnp.broadcast_to(d.param("lam", lam_array), d.full_shape)
-    _check_values("lam must be a rate >= 0 (not NaN)", lambda: (lam_array >= 0).all(), lam=lam_array)
+    if not is_traced(lam_array):  # on the host: inside jit, a comparison of constants is traced
+        host = np.asarray(lam_array)
+        _check_values("lam must be a rate >= 0 (not NaN)", lambda: (host >= 0).all(), lam=host)
     fn = lambda k, rate: _poisson_one(k, rate, d.shape, dt)  # noqa: E731
     keys = jax.random.wrap_key_data(d.key.data, impl=d.key.stream.spec)
     if d.batch:

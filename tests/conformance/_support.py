@@ -23,12 +23,18 @@ def x64() -> bool:
 
 def allow_x64_dtypes() -> bool:
     """64-bit dtypes can be requested explicitly (x64, or ``jax_explicit_x64_dtypes="allow"``)."""
-    return x64() or str(jax.config.jax_explicit_x64_dtypes).lower().endswith("allow")
+    return x64() or explicit_x64_dtypes() == "ALLOW"
+
+
+def explicit_x64_dtypes() -> str:
+    """``jax_explicit_x64_dtypes``: ``"WARN"`` (default), ``"ERROR"`` or ``"ALLOW"``."""
+    mode = jax.config.jax_explicit_x64_dtypes
+    return getattr(mode, "name", str(mode)).upper()
 
 
 def flags() -> str:
     return (f"jax_threefry_partitionable={jax.config.jax_threefry_partitionable}, "
-            f"jax_enable_x64={x64()}, jax_explicit_x64_dtypes={jax.config.jax_explicit_x64_dtypes}")
+            f"jax_enable_x64={x64()}, jax_explicit_x64_dtypes={explicit_x64_dtypes()}")
 
 
 def keyfan_key(seed: int, stream: str):
@@ -49,7 +55,7 @@ def outcome(fn, *args):
     """``("ok", leaves as NumPy)`` or ``("error", exception type name)``."""
     try:
         out = fn(*args)
-    except Exception as err:  # noqa: BLE001 - both sides must fail the same way
+    except Exception as err:
         return "error", type(err).__name__
     return "ok", [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
                   for x in jax.tree.leaves(out)]
