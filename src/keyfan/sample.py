@@ -517,7 +517,8 @@ def poisson(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lam: An
     Args:
       batch: the batch shape (``()`` for one draw from ``key`` itself).
       shape: the per-example shape.
-      dtype: an integer dtype (default ``int32``; 64-bit ones need x64).
+      dtype: an integer dtype (default JAX's default int: ``int64`` under x64, else ``int32``;
+        64-bit ones need x64).
       lam: rate(s) ``>= 0``, broadcastable to ``(*batch, *shape)`` (per-example rates allowed).
       stream: the stream for a raw or JAX-typed key.
 
@@ -527,7 +528,7 @@ def poisson(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lam: An
       It runs JAX's rejection loop (no fused fast path, no ``offset``/``chunk_size``/``sharding``).
     """
     d = _common(key, batch, shape, 0, None, None, stream)
-    dt = _dtype("dtype", dtype, np.int32, "int")
+    dt = _dtype("dtype", dtype, np.int64 if jax.config.jax_enable_x64 else np.int32, "int")
     lam_array = jnp.asarray(lam)
     if not (jnp.issubdtype(lam_array.dtype, jnp.floating) or jnp.issubdtype(lam_array.dtype, jnp.integer)) \
             or lam_array.dtype == np.bool_:

@@ -68,5 +68,6 @@ def assert_same_outcome(ours, theirs, what: str) -> None:
         assert ours[1] == theirs[1], f"{what} [{flags()}]: keyfan raised {ours[1]}, JAX {theirs[1]}"
         return
     for a, b in zip(ours[1], theirs[1], strict=True):
-        assert (a.shape, a.dtype) == (b.shape, b.dtype), f"{what} [{flags()}]: {a.shape} {a.dtype} vs {b.shape} {b.dtype}"
+        assert (a.shape, a.dtype) == (b.shape, b.dtype), \
+            f"{what} [{flags()}]: {a.shape} {a.dtype} vs {b.shape} {b.dtype}"
         assert a.tobytes() == b.tobytes(), f"{what} [{flags()}]: values differ bitwise:\n{a}\nvs JAX\n{b}"
