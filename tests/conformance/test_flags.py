@@ -4,7 +4,9 @@ JAX runs its PRNG tests once per value of ``jax_threefry_partitionable`` and
 ``jax_enable_x64``; so does keyfan: the rest of ``tests/conformance`` runs in-process under the
 defaults, and here once more per other combination (and with
 ``jax_explicit_x64_dtypes="allow"``), each in a fresh process because the flags are read when
-JAX starts. The expensive samplers of ``test_samplers.EXPENSIVE`` run under the defaults only.
+JAX starts. Of the sampler sweep, the subprocesses rerun ``test_samplers.CORE`` (every bits
+width and bits-to-value path); the rest run under the defaults only, to keep the matrix to
+minutes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ FLAGS = {
 }
 
 
+@pytest.mark.slow  # each run: ~2.5 min of CPU (compiles), measured on the 2-core dev machine
 @pytest.mark.skipif(os.environ.get("KEYFAN_CONFORMANCE_QUICK") == "1", reason="already a flag-matrix run")
 @pytest.mark.parametrize("name", FLAGS)
 def test_conformance_under_flags(name):
