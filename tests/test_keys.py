@@ -45,8 +45,11 @@ def test_key_carries_its_stream_and_x64_does_not_matter():
 
 @pytest.mark.parametrize("seed", [0, -1, 7, -(2**31), 2**31 - 1])
 def test_traced_seed_equals_concrete(seed):
+    # An int32 seed keeps its width (zero-extended, as JAX's PRNGKey); a Python int traced by
+    # jit arrives weakly typed and maps as the int itself.
     traced = jax.jit(kf.key)(jnp.int32(seed))
-    assert_bitwise_equal(key_bits(traced), key_bits(kf.key(seed)))
+    assert_bitwise_equal(key_bits(traced), key_bits(kf.key(np.int32(seed))))
+    assert_bitwise_equal(key_bits(jax.jit(kf.key)(seed)), key_bits(kf.key(seed)))
     assert_bitwise_equal(key_bits(jax.jit(kf.key)(jnp.uint32(seed % 2**32))), key_bits(kf.key(seed % 2**32)))
 
 

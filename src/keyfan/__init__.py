@@ -31,6 +31,7 @@ from keyfan.sample import bits as bits
 from keyfan.sample import categorical as categorical
 from keyfan.sample import gumbel as gumbel
 from keyfan.sample import normal as normal
+from keyfan.sample import poisson as poisson
 from keyfan.sample import randint as randint
 from keyfan.sample import truncated_normal as truncated_normal
 from keyfan.sample import uniform as uniform
@@ -80,6 +81,7 @@ __all__ = [
     "key",
     "named",
     "normal",
+    "poisson",
     "randint",
     "sanitize",
     "shared_randomness",

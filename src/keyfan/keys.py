@@ -2,8 +2,9 @@
 
 The guarantees (tested bitwise):
 
-* ``key(seed, stream)`` maps every integer seed in ``[-2**63, 2**64)`` to a distinct key, as
-  ``jax.random.PRNGKey`` does under ``jax_enable_x64=True``, whatever that flag says.
+* ``key(seed, stream)`` maps every integer seed as ``jax.random.PRNGKey`` does under
+  ``jax_enable_x64=True``, whatever that flag says: Python ints in ``[-2**63, 2**64)`` to
+  distinct keys, NumPy/JAX integers at their own width (narrow ones zero-extended).
 * ``fan_out(key, (n,))`` equals ``jax.random.split(key, n)`` on the key's stream.
 * Nested fan-out is hierarchical: ``fan_out(key, (a, b))[i, j] == at(key, (i, j)) ==
   at(at(key, i), j)``. On the ``"threefry"`` stream a coordinate's key therefore depends on
@@ -34,6 +35,7 @@ from keyfan._flat import Span, flat_loop
 from keyfan._kernel import coordinate_keys
 from keyfan._keyarg import check_key
 from keyfan.streams import DEFAULT_STREAM, Stream, Words, get_stream
+from keyfan.streams._base import seed_words
 from keyfan.streams._threefry2x32 import threefry2x32
 
 __all__ = ["at", "example_keys", "fan_out", "key", "named", "step", "stream_of"]
@@ -46,20 +48,30 @@ MAX_FAN_OUT = 2**32 - 1
 def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
     """Makes a typed key from an integer seed, on a named stream.
 
+    The seed maps to key data exactly as ``jax.random.PRNGKey(seed)`` maps it under
+    ``jax_enable_x64=True``, whatever that flag says:
+
+    * a Python int (or whole float) in ``[-2**63, 2**64)`` is a 64-bit integer: the high word is
+      ``seed mod 2**64 >> 32``, the low word ``seed mod 2**32``. So no two such seeds share a key,
+      whereas JAX's default 32-bit mode gives ``PRNGKey(2**40 + 5) == PRNGKey(5)``; a negative
+      seed ``s`` is the 64-bit pattern of ``s + 2**64``. Under ``jit`` a Python int arrives as a
+      weakly typed scalar and maps the same way (in 32-bit mode JAX refuses ints outside int32);
+    * a NumPy or JAX integer scalar keeps its own width: a 64-bit one gives its two words, a
+      narrower one its 32-bit pattern in the low word and a zero high word
+      (``kf.key(np.int32(-2))`` has data ``[0, 0xFFFFFFFE]``, as JAX's ``PRNGKey`` in either mode).
+
+    ``jax.random.key(seed, impl=jax.random.key_impl(kf.key(0)))`` gives exactly JAX's Threefry
+    key data under the current flags (JAX narrows a Python int to int32 in 32-bit mode before
+    the stream sees it, so ``2**31 + 99`` gives ``[0, 2**31 + 99]`` there, as in JAX).
+
     Args:
-      seed: an integer in ``[-2**63, 2**64)`` (Python or NumPy int, whole float, 0-d array), or a
-        traced integer scalar inside ``jit`` (sign-extended to 64 bits, so ``int32(-1)`` and
-        ``-1`` give the same key).
+      seed: an integer: Python int, NumPy integer, whole float, 0-d array, or a traced integer
+        scalar inside ``jit``.
       stream: ``"threefry"`` (JAX's partitionable Threefry, its default since 0.5) or
         ``"threefry-legacy"`` (JAX 0.4's stream, for reproducing old results).
 
     Returns:
-      A scalar typed key whose dtype names its stream. Its key data equals
-      ``jax.random.PRNGKey(seed)`` under ``jax_enable_x64=True``: the high word is
-      ``seed mod 2**64 >> 32``, the low word ``seed mod 2**32``. So no two seeds in
-      ``[0, 2**64)`` (or in ``[-2**63, 2**63)``) share a key, whereas JAX's default 32-bit mode
-      gives ``PRNGKey(2**40 + 5) == PRNGKey(5)``; as under x64, a negative seed ``s`` is the
-      64-bit pattern of ``s + 2**64``.
+      A scalar typed key whose dtype names its stream, with the key data above.
 
     Example:
       >>> import keyfan as kf
@@ -69,16 +81,24 @@ def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
     """
     impl = get_stream(stream)
     check_not_a_key("seed", seed)
-    if is_traced(seed) or (isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jnp.integer)
-                           and seed.ndim == 0 and not isinstance(seed, bool)):
+    if is_traced(seed) or isinstance(seed, jax.Array):
         seed_array = jnp.asarray(seed)
-        if not jnp.issubdtype(seed_array.dtype, jnp.integer) or seed_array.ndim:
+        if seed_array.ndim or not jnp.issubdtype(seed_array.dtype, jnp.integer) \
+                or seed_array.dtype == np.bool_:
+            if not is_traced(seed):
+                return key(as_int("seed", seed, lo=-(2**63), hi=2**64), stream)
             raise TypeError(
                 f"seed must be an integer scalar, got a traced value of shape {seed_array.shape} "
                 f"and dtype {seed_array.dtype}."
             )
-        return jax.random.wrap_key_data(impl.seed(seed_array), impl=impl.spec)
-    value = as_int("seed", seed, lo=-(2**63), hi=2**64) % 2**64
+        weak = bool(getattr(jax.typeof(seed_array), "weak_type", False))
+        return jax.random.wrap_key_data(seed_words(seed_array, python_int=weak), impl=impl.spec)
+    value = as_int("seed", seed, lo=-(2**63), hi=2**64)
+    dtype = getattr(seed, "dtype", None)
+    if isinstance(seed, (np.integer, np.ndarray)) and np.issubdtype(dtype, np.integer) \
+            and np.dtype(dtype).itemsize < 8:
+        value %= 2**32  # a narrow integer type: its 32-bit pattern, zero-extended
+    value %= 2**64
     data = np.array([value >> 32, value & _MASK32], dtype=np.uint32)
     return jax.random.wrap_key_data(data, impl=impl.spec)
 

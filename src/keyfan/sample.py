@@ -56,7 +56,7 @@ from keyfan._values import (
     UniformBits,
     gumbel_low_from_bits,
 )
-from keyfan.keys import MAX_FAN_OUT
+from keyfan.keys import MAX_FAN_OUT, fan_out
 
 __all__ = [
     "bernoulli",
@@ -64,6 +64,7 @@ __all__ = [
     "categorical",
     "gumbel",
     "normal",
+    "poisson",
     "randint",
     "truncated_normal",
     "uniform",
@@ -462,3 +463,116 @@ def categorical(key: Any, batch: Any, logits: Any, *, axis: int = -1, shape: Any
     else:
         lg = jnp.expand_dims(logits, tuple(range(len(prefix)))) if prefix else logits
     return jnp.argmax(g + lg, axis=axis)
+
+
+# -- Poisson -------------------------------------------------------------------------------------
+# JAX's jax.random.poisson refuses every key implementation but its own threefry2x32 (an identity
+# check on the implementation, with no hook), so it raises NotImplementedError on a keyfan key.
+# kf.poisson runs JAX's algorithm (jax/_src/random/core.py: _poisson, _poisson_knuth,
+# _poisson_rejection, Apache-2.0) on the key's stream, through the same jax.random calls, so it
+# is bitwise equal to jax.random.poisson on JAX's Threefry with the matching flag
+# (tests/conformance/ checks it, and the golden values pin it across JAX versions).
+
+def _poisson_knuth(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype, max_iters: Any) -> Array:
+    def body(carry):
+        i, k, rng, log_prod = carry
+        rng, subkey = jax.random.split(rng)
+        k = jax.lax.select(log_prod > -lam, k + 1, k)
+        u = jax.random.uniform(subkey, shape, np.float32)
+        return i + 1, k, rng, log_prod + jnp.log(u)
+
+    def cond(carry):
+        i, log_prod = carry[0], carry[3]
+        return (log_prod > -lam).any() & (i < max_iters)
+
+    k_init = jax.lax.full_like(lam, 0, dtype, shape)
+    log_rate_init = jax.lax.full_like(lam, 0, np.float32, shape)
+    k = jax.lax.while_loop(cond, body, (0, k_init, key, log_rate_init))[1]
+    return (k - 1).astype(dtype)
+
+
+def _poisson_rejection(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype, max_iters: Any) -> Array:
+    log_lam = jax.lax.log(lam)
+    b = 0.931 + 2.53 * jax.lax.sqrt(lam)
+    a = -0.059 + 0.02483 * b
+    inv_alpha = 1.1239 + 1.1328 / (b - 3.4)
+    v_r = 0.9277 - 3.6224 / (b - 2)
+
+    def body(carry):
+        i, k_out, accepted, key = carry
+        key, subkey_0, subkey_1 = jax.random.split(key, 3)
+        u = jax.random.uniform(subkey_0, shape, lam.dtype) - 0.5
+        v = jax.random.uniform(subkey_1, shape, lam.dtype)
+        u_shifted = 0.5 - abs(u)
+        k = jax.lax.floor((2 * a / u_shifted + b) * u + lam + 0.43)
+        s = jax.lax.log(v * inv_alpha / (a / (u_shifted * u_shifted) + b))
+        t = -lam + k * log_lam - jax.lax.lgamma(k + 1)
+        accept1 = (u_shifted >= 0.07) & (v <= v_r)
+        reject = (k < 0) | ((u_shifted < 0.013) & (v > u_shifted))
+        accept = accept1 | (~reject & (s <= t))
+        return i + 1, jax.lax.select(accept, k, k_out), accepted | accept, key
+
+    def cond(carry):
+        i, _, accepted, _ = carry
+        return (~accepted).any() & (i < max_iters)
+
+    k_init = jax.lax.full_like(lam, -1, lam.dtype, shape)
+    accepted = jax.lax.full_like(lam, False, np.dtype("bool"), shape)
+    k = jax.lax.while_loop(cond, body, (0, k_init, accepted, key))[1]
+    return k.astype(dtype)
+
+
+def _poisson_one(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype) -> Array:
+    """``jax.random.poisson(key, lam, shape, dtype)`` for a key of any keyfan stream."""
+    lam = jax.lax.convert_element_type(jnp.broadcast_to(lam, shape), np.float32)
+    use_knuth = jnp.isnan(lam) | (lam < 10)
+    lam_knuth = jax.lax.select(use_knuth, lam, jax.lax.full_like(lam, 0.0))
+    lam_rejection = jax.lax.select(use_knuth, jax.lax.full_like(lam, 1e5), lam)
+    max_iters = dtype.type(jnp.iinfo(dtype).max)
+    result = jax.lax.select(
+        use_knuth,
+        _poisson_knuth(key, lam_knuth, shape, dtype, max_iters),
+        _poisson_rejection(key, lam_rejection, shape, dtype, max_iters),
+    )
+    return jax.lax.select(lam == 0, jnp.zeros_like(result), result)
+
+
+def poisson(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lam: Any,
+            stream: str | None = None) -> Array:
+    """Per-example Poisson draws, as ``jax.random.poisson(k, lam, shape, dtype)`` per example.
+
+    ``jax.random.poisson`` itself raises ``NotImplementedError`` on a keyfan key (JAX runs it
+    only for its built-in ``threefry2x32`` implementation); this is the keyfan equivalent, and
+    with ``batch=()`` it is the single draw ``jax.random.poisson`` would give on JAX's Threefry
+    (``jax_threefry_partitionable`` matching the key's stream), bit for bit.
+
+    Args:
+      batch: the batch shape (``()`` for one draw from ``key`` itself).
+      shape: the per-example shape.
+      dtype: an integer dtype (default JAX's default int: ``int64`` under x64, else ``int32``;
+        64-bit ones need x64).
+      lam: rate(s) ``>= 0``, broadcastable to ``(*batch, *shape)`` (per-example rates allowed).
+      stream: the stream for a raw or JAX-typed key.
+
+    Returns:
+      Integers of shape ``(*batch, *shape)``, equal to
+      ``vmap(lambda k, l: jax.random.poisson(k, l, shape, dtype))(fan_out(key, batch), lam)``.
+      It runs JAX's rejection loop (no fused fast path, no ``offset``/``chunk_size``/``sharding``).
+    """
+    d = _common(key, batch, shape, 0, None, None, stream)
+    dt = _dtype("dtype", dtype, np.int64 if jax.config.jax_enable_x64 else np.int32, "int")
+    lam_array = jnp.asarray(lam)
+    if not (jnp.issubdtype(lam_array.dtype, jnp.floating) or jnp.issubdtype(lam_array.dtype, jnp.integer)) \
+            or lam_array.dtype == np.bool_:
+        raise TypeError(f"lam must be a real number or array, got dtype {lam_array.dtype}.")
+    lam_array = jnp.broadcast_to(d.param("lam", lam_array), d.full_shape)
+    if not is_traced(lam_array):  # on the host: inside jit, a comparison of constants is traced
+        host = np.asarray(lam_array)
+        _check_values("lam must be a rate >= 0 (not NaN)", lambda: (host >= 0).all(), lam=host)
+    fn = lambda k, rate: _poisson_one(k, rate, d.shape, dt)  # noqa: E731
+    keys = jax.random.wrap_key_data(d.key.data, impl=d.key.stream.spec)
+    if d.batch:
+        keys = fan_out(keys, d.batch)
+    for _ in d.batch:
+        fn = jax.vmap(fn)
+    return jax.jit(fn)(keys, lam_array)

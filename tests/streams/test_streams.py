@@ -118,11 +118,20 @@ def test_get_stream_errors():
         get_stream(3)
 
 
-def test_legacy_refuses_block_layout_draws():
-    with pytest.raises(ValueError, match="threefry-legacy"):
-        STREAMS["threefry-legacy"].check_draw_size(2**32, 32)
-    with pytest.raises(ValueError, match="at most"):
-        STREAMS["threefry"].check_draw_size(2**32, 32)
+@pytest.mark.parametrize("stream", STREAM_NAMES)
+def test_draw_size_limits(stream):
+    # keyfan's own samplers index one example's values in 32 bits; jax.random on a keyfan key
+    # has JAX's limits: none on the legacy block layout, 2**64 values on "threefry" (JAX raises
+    # the same NotImplementedError).
+    impl = STREAMS[stream]
+    with pytest.raises(ValueError, match="per example"):
+        impl.check_draw_size(2**32, 32)
+    impl.check_jax_draw_size(2**40, 32)
+    if stream == "threefry":
+        with pytest.raises(NotImplementedError, match="exceeding 2 \\*\\* 64"):
+            impl.check_jax_draw_size(2**64 + 1, 8)
+    else:
+        impl.check_jax_draw_size(2**64 + 1, 8)
 
 
 def test_eager_split_and_bits_compile_once(caplog):

@@ -14,10 +14,11 @@ as 1, 2, 3", SC 2011.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-from jax import Array
+from jax import Array, lax
 
-__all__ = ["HASH_SCOPE", "threefry2x32"]
+__all__ = ["HASH_SCOPE", "join_uint64", "threefry2x32"]
 
 HASH_SCOPE = "keyfan_threefry2x32"
 """Name scope around every hash, so a jaxpr analysis (``keyfan._keyflow``) can tell keyfan's
@@ -57,3 +58,15 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
             x0 = x0 + ks[(block + 1) % 3]
             x1 = x1 + ks[(block + 2) % 3] + np.uint32(block + 1)
         return x0, x1
+
+
+def join_uint64(hi: Array, lo: Array) -> Array:
+    """``(hi << 32) | lo`` as uint64, from two uint32 arrays.
+
+    The shift amount is a uint64 array, not a NumPy scalar: under
+    ``jax_explicit_x64_dtypes="allow"`` without x64, ``np.uint64(32)`` is narrowed to uint32 and
+    ``lax.shift_left`` refuses the mix (JAX writes ``jnp.asarray(32, dtype)`` for the same reason).
+    """
+    hi = lax.convert_element_type(hi, np.uint64)
+    lo = lax.convert_element_type(lo, np.uint64)
+    return lax.shift_left(hi, jnp.asarray(32, dtype=hi.dtype)) | lo

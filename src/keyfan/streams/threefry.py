@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from jax import Array, lax
 
-from keyfan.streams._base import MAX_DRAW_SIZE, Stream, Words
-from keyfan.streams._threefry2x32 import threefry2x32
+from keyfan.streams._base import Stream, Words
+from keyfan.streams._threefry2x32 import join_uint64, threefry2x32
 
 __all__ = ["ThreefryStream"]
 
@@ -26,20 +26,20 @@ class ThreefryStream(Stream):
     def child(self, key: Words, index: Words, size: int | None) -> Words:
         return threefry2x32(key[0], key[1], index[0], index[1])
 
-    def element_bits(self, key: Words, counter: Array, size: int, bit_width: int) -> Array:
-        y0, y1 = threefry2x32(key[0], key[1], np.uint32(0), counter)
+    def element_bits(self, key: Words, counter: Array | Words, size: int, bit_width: int) -> Array:
+        hi, lo = counter if isinstance(counter, tuple) else (np.uint32(0), counter)
+        y0, y1 = threefry2x32(key[0], key[1], hi, lo)
         if bit_width == 64:
-            hi = lax.convert_element_type(y0, np.uint64)
-            lo = lax.convert_element_type(y1, np.uint64)
-            return lax.shift_left(hi, np.uint64(32)) | lo
+            return join_uint64(y0, y1)
         bits = y0 ^ y1
         if bit_width == 32:
             return bits
         return lax.convert_element_type(bits, np.dtype(f"uint{bit_width}"))
 
-    def check_draw_size(self, size: int, bit_width: int) -> None:
-        if size > MAX_DRAW_SIZE:
-            raise ValueError(
-                f"one key draws at most {MAX_DRAW_SIZE} values per call in keyfan, got {size}; "
-                "draw per example with a batch (kf.normal(key, batch=..., shape=...)) instead."
+    def check_jax_draw_size(self, size: int, bit_width: int) -> None:
+        if size > 2**64:
+            # JAX's partitionable random_bits raises this very error (its counter is 64 bits).
+            raise NotImplementedError(
+                f"random bits array of size exceeding 2 ** 64: one key draws at most 2**64 values "
+                f"on the 'threefry' stream (a 64-bit counter), got {size}."
             )

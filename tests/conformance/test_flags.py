@@ -1,0 +1,42 @@
+"""The conformance suite under every combination of JAX's global flags, in subprocesses.
+
+JAX runs its PRNG tests once per value of ``jax_threefry_partitionable`` and
+``jax_enable_x64``; so does keyfan: the rest of ``tests/conformance`` runs in-process under the
+defaults, and here once more per other combination (and with
+``jax_explicit_x64_dtypes="allow"``), each in a fresh process because the flags are read when
+JAX starts. Of the sampler sweep, the subprocesses rerun ``test_samplers.CORE`` (every bits
+width and bits-to-value path); the rest run under the defaults only, to keep the matrix to
+minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FLAGS = {
+    "partitionable=0,x64=0": {"JAX_THREEFRY_PARTITIONABLE": "0", "JAX_ENABLE_X64": "0"},
+    "partitionable=1,x64=1": {"JAX_THREEFRY_PARTITIONABLE": "1", "JAX_ENABLE_X64": "1"},
+    "partitionable=0,x64=1": {"JAX_THREEFRY_PARTITIONABLE": "0", "JAX_ENABLE_X64": "1"},
+    "partitionable=1,x64=0,explicit_x64_dtypes=allow": {
+        "JAX_THREEFRY_PARTITIONABLE": "1", "JAX_ENABLE_X64": "0", "JAX_EXPLICIT_X64_DTYPES": "allow"},
+}
+
+
+@pytest.mark.slow  # each run: ~2.5 min of CPU (compiles), measured on the 2-core dev machine
+@pytest.mark.skipif(os.environ.get("KEYFAN_CONFORMANCE_QUICK") == "1", reason="already a flag-matrix run")
+@pytest.mark.parametrize("name", FLAGS)
+def test_conformance_under_flags(name):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", KEYFAN_CONFORMANCE_QUICK="1", **FLAGS[name])
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow",
+           "tests/conformance", "--deselect", "tests/conformance/test_flags.py"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    tail = "\n".join(proc.stdout.splitlines()[-30:])
+    assert proc.returncode == 0, f"conformance suite failed under {name}:\n{tail}\n{proc.stderr[-2000:]}"
+    assert " passed" in tail and "failed" not in tail, tail

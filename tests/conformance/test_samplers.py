@@ -1,0 +1,120 @@
+"""Every public ``jax.random`` sampler on a keyfan key equals JAX's own Threefry, bit for bit.
+
+For each sampler and stream: the eager call, a jitted call at every dtype the sampler takes
+(64-bit ones when x64 or ``jax_explicit_x64_dtypes="allow"`` permits them), ``vmap`` over split
+keys, and 0-sized shapes, each against JAX's ``threefry2x32`` key under the matching
+``jax_threefry_partitionable`` value. An error must be the same error on both sides.
+``jax.random.poisson`` is the one exception (JAX refuses non-built-in implementations):
+``kf.poisson`` stands in for it, tested in ``test_poisson.py``.
+
+The samplers built on JAX's gamma primitive (``GAMMA_FAMILY``) are equal to within a few ulps,
+not bitwise: JAX's ``_gamma_impl`` (jax/_src/random/core.py) vmaps its per-element rejection
+loop only for its built-in ``threefry2x32`` implementation and runs it under ``lax.map`` for
+every other, and XLA's vectorised and scalar ``log``/``exp`` differ in the last bits. The keys
+and uniform bits they consume are bitwise JAX's (the other tests show it).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.conformance._support import (
+    STREAMS,
+    allow_x64_dtypes,
+    assert_same_outcome,
+    jax_key,
+    keyfan_key,
+    outcome,
+    reference,
+)
+from tests.conformance.samplers import KEY_FUNCTIONS, SAMPLERS
+
+SEED = 1701
+JAX_ONLY = {"poisson"}
+GAMMA_FAMILY = {"gamma", "loggamma", "beta", "dirichlet", "chisquare", "f", "t", "generalized_normal", "ball"}
+MAX_ULP = 8  # measured at most 4 (f: a ratio of two gamma draws, each a few ulps off)
+EXPENSIVE = GAMMA_FAMILY | {"binomial", "multinomial", "orthogonal", "multivariate_normal", "lognormal"}
+"""Samplers with a rejection loop or a decomposition (seconds to compile each): drawn at their
+default dtype, eager and jitted."""
+CORE = {"bits", "uniform", "normal", "randint", "bernoulli", "categorical", "permutation", "choice", "gumbel",
+        "truncated_normal", "exponential", "rademacher"}
+"""The samplers the flag-matrix subprocesses (``test_flags.py``) rerun: every bits width and
+every bits-to-value path (floats of each width, integers, booleans, shuffles)."""
+QUICK = os.environ.get("KEYFAN_CONFORMANCE_QUICK") == "1"
+
+
+def _dtypes(dtypes):
+    return [None] + [d for d in dtypes if allow_x64_dtypes() or ("64" not in d and d != "complex128")]
+
+
+def _all_modes(draw, dtypes):
+    """One jitted program: the draw at every dtype, and the default draw vmapped over 3 keys."""
+    def program(key):
+        out = {str(dt): draw(key, dt) for dt in dtypes}
+        out["vmap"] = jax.vmap(lambda k: draw(k, None))(jax.random.split(key, 3))
+        return out
+    return jax.jit(program)
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("name", sorted(set(SAMPLERS) - JAX_ONLY))
+def test_sampler_equals_jax(name, stream):
+    if QUICK and name not in CORE:
+        pytest.skip("checked under the default flags; the flag matrix reruns the core samplers")
+    draw, dtypes = SAMPLERS[name]
+    dtypes = [None] if name in EXPENSIVE else _dtypes(dtypes)
+    ours, theirs = keyfan_key(SEED, stream), jax_key(SEED)
+    compare = assert_close_ulps if name in GAMMA_FAMILY else assert_same_outcome
+    compare(outcome(draw, ours, None), reference(stream, outcome, draw, theirs, None), f"{name} eager on {stream!r}")
+    together = outcome(_all_modes(draw, dtypes), ours)
+    if together[0] == "ok":
+        compare(together, reference(stream, outcome, _all_modes(draw, dtypes), theirs),
+                f"{name} jit at dtypes {dtypes} and vmap on {stream!r}")
+        return
+    for dt in dtypes:  # one dtype raised: find which, and check JAX raises there too
+        jitted = jax.jit(lambda k, dt=dt: draw(k, dt))
+        compare(outcome(jitted, ours), reference(stream, outcome, jitted, theirs),
+                f"{name} jit dtype={dt} on {stream!r}")
+
+
+def assert_close_ulps(ours, theirs, what: str) -> None:
+    """Same outcome, shapes and dtypes, values within ``MAX_ULP`` units in the last place."""
+    if ours[0] == "error" or theirs[0] == "error":
+        return assert_same_outcome(ours, theirs, what)
+    for a, b in zip(ours[1], theirs[1], strict=True):
+        assert (a.shape, a.dtype) == (b.shape, b.dtype), what
+        eps = float(jnp.finfo(a.dtype).eps)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        ulp = eps * np.maximum(np.abs(b64), float(jnp.finfo(a.dtype).tiny) / eps)
+        np.testing.assert_array_less(np.abs(a64 - b64), MAX_ULP * ulp + 1e-300, err_msg=what)
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 5)], ids=str)
+def test_zero_sized_draws(stream, shape):
+    def draws(key):
+        return {
+            "bits8": jax.random.bits(key, shape, "uint8"),
+            "bits": jax.random.bits(key, shape),
+            "normal": jax.random.normal(key, shape),
+            "uniform": jax.random.uniform(key, shape, "bfloat16"),
+            "randint": jax.random.randint(key, shape, 0, 9),
+            "split": jax.random.split(key, shape),
+            "bernoulli": jax.random.bernoulli(key, 0.5, shape),
+            "gamma": jax.random.gamma(key, 2.0, shape),
+            "permutation": jax.random.permutation(key, shape[0]),
+        }
+    ours, theirs = keyfan_key(SEED, stream), jax_key(SEED)
+    for mode, fn in (("eager", draws), ("jit", jax.jit(draws))):
+        assert_same_outcome(outcome(fn, ours), reference(stream, outcome, fn, theirs), f"{mode} {shape} on {stream!r}")
+
+
+def test_every_sampler_is_covered():
+    public = {n for n in dir(jax.random) if not n.startswith("_") and callable(getattr(jax.random, n))}
+    missing = public - set(SAMPLERS) - KEY_FUNCTIONS
+    assert not missing, f"jax.random functions not in the conformance suite: {sorted(missing)}"
