@@ -251,7 +251,7 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
     sink = _sink()
     subs = _subs(params)
     if sink is not None:
-        _check_primitive(self, sink, p, tracers, params, subs)
+        _check_primitive(self, sink, p, tracers, subs)
     if not subs:
         return _ORIGINAL_PROCESS(self, p, tracers, params)
     # Batching rules re-trace sub-jaxprs in a fresh context (their results are cached), so the
@@ -282,8 +282,7 @@ def _name_stack() -> str:
     return "/".join([*(stack for stack, _ in _outer()), str(source_info_util.current_name_stack())])
 
 
-def _check_primitive(trace: Any, sink: Sink, p: Any, tracers: Any, params: dict[str, Any],
-                     subs: list[tuple[core.Jaxpr, int]]) -> None:
+def _check_primitive(trace: Any, sink: Sink, p: Any, tracers: Any, subs: list[tuple[core.Jaxpr, int]]) -> None:
     dims = [trace.to_batch_info(t)[1] for t in tracers]
     if p.name in _DRAWS:
         keyed = _DRAWS[p.name]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from keyfan._keyflow.hashes import HASH_SCOPE
 
-__all__ = ["DECLARE", "FIXES", "SHARED_DRAW_FIX", "what"]
+__all__ = ["DECLARE", "FIXES", "SHARED_DRAW_FIX", "WRAPPER_FIXES", "what"]
 
 _WHAT = {
     "random_bits": "a random draw",
