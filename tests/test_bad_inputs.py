@@ -37,6 +37,7 @@ from keyfan.ensemble import _run
 
 TIMEOUT = 60
 KEYFAN = Path(sys.executable).with_name("keyfan")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,8 +451,15 @@ def _train_setup() -> tuple[Any, Any, Any]:
     return ens, x, optax
 
 
-def _step(*, y: Any = None, ids: Any = None, x: Any = None, bootstrap: Any = None, **trainer: Any) -> Any:
+def _trained_classifier() -> Any:
+    """The setup's ensemble after one cross-entropy step: it records task 'classification'."""
+    return _step()[0].ensemble
+
+
+def _step(*, y: Any = None, ids: Any = None, x: Any = None, bootstrap: Any = None, ens_task: Any = None,
+          **trainer: Any) -> Any:
     ens, x0, optax = _train_setup()
+    ens = dataclasses.replace(ens, task=ens_task)
     trainer.setdefault("model_kwargs", {"train": True})
     tr = kf.ensemble.Trainer(optax.sgd(0.1), **trainer)
     state = tr.init(ens, bootstrap=bootstrap)
@@ -495,6 +503,16 @@ TRAIN = [
     ("predict-features", lambda: _train_setup()[0].predict(jnp.ones((3, 5))), ValueError, "x"),
     ("predict-mesh-str", lambda: _train_setup()[0].predict(jnp.ones((3, 2)), mesh="cpu"), TypeError, "mesh"),
     ("predict-task", lambda: _train_setup()[0].predict(jnp.ones((3, 2)), task="ranking"), ValueError, "task"),
+    ("predict-classifier-as-regression", lambda: _trained_classifier().predict(jnp.ones((3, 2)), task="regression"),
+     ValueError, "task='regression' differs"),
+    ("predict-classifier-as-gaussian", lambda: _trained_classifier().predict(jnp.ones((3, 2)), task="gaussian"),
+     ValueError, "task='gaussian' differs"),
+    ("predict-not-an-ensemble", lambda: kf.ensemble.predict(_train_setup()[0].params, jnp.ones((3, 2))), TypeError,
+     "ensemble"),
+    ("ensemble-task-name", lambda: kf.Ensemble.init(_train_setup()[0].model.module, KEY, members=2,
+                                                     sample_input=jnp.ones((1, 2)), task="logits"), ValueError, "task"),
+    ("loss-against-recorded-task", lambda: _step(loss="mse", y=jnp.zeros((4,)), ens_task="classification"),
+     ValueError, "loss='mse'"),
     ("ensemble-empty-params", lambda: kf.Ensemble.init((lambda k, s: {}, lambda p, x: x), KEY, members=2,
                                                         sample_input=jnp.ones((1, 2))), ValueError, "parameter"),
     ("ensemble-call-needs-train", lambda: kf.Ensemble.init(_NeedsTrain(), KEY, members=2,
@@ -503,6 +521,9 @@ TRAIN = [
 for name, call, error, word in TRAIN:
     case(f"train-{name}", call, Raises(error, word))
 case("train-valid-step", lambda: _step(), Valid(lambda out: out[1].shape == (2,) and np.isfinite(out[1]).all()))
+case("train-valid-classifier-predict", lambda: _trained_classifier().predict(jnp.ones((3, 2))),
+     Valid(lambda out: isinstance(out, kf.ensemble.ClassificationPrediction) and out.probs.shape == (3, 2)
+           and np.allclose(out.probs.sum(-1), 1.0)))
 case("train-valid-explicit-no-dropout", lambda: _step(model_kwargs={"train": False}, dropout=False),
      Valid(lambda out: np.isfinite(out[1]).all()))
 
@@ -762,4 +783,6 @@ def test_sweep_count(capsys) -> None:
         print(f"\nbad-input sweep: {len(CASES)} cases ({sum(c.xfail is not None for c in CASES)} xfail) "
               + json.dumps(counts))
     assert len(CASES) >= 300
+    for doc in ("README.md", "docs/guides/robustness.md"):
+        assert f"sweeps {len(CASES)} generated" in (ROOT / doc).read_text(), f"{doc} states another case count"
     assert shutil.which(str(KEYFAN)) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import flax.linen as nn
@@ -244,7 +245,7 @@ def test_metrics_against_a_numpy_reference():
 
 def test_predict_shapes_and_ranges():
     _, state = fresh(members=3)
-    ens = state.ensemble
+    ens = dataclasses.replace(state.ensemble, task=None)   # trained members, no recorded task
     x = DATA.x[:7]
     cls = ens.predict(x, task="classification")
     assert cls.probs.shape == (7, 2) and cls.entropy.shape == (7,) and cls.mutual_information.shape == (7,)
@@ -257,6 +258,49 @@ def test_predict_shapes_and_ranges():
     assert gauss.mean.shape == gauss.variance.shape == (7,) and (gauss.variance > 0).all()
     with pytest.raises(ValueError, match="task must be one of"):
         ens.predict(x, task="ranking")
+
+
+@pytest.mark.parametrize(("loss", "task"), [("cross_entropy", "classification"), ("gaussian_nll", "gaussian"),
+                                             ("mse", "regression")])
+def test_a_trained_ensemble_predicts_as_its_loss_says(loss, task):
+    """The trainer records the task its loss implies, so ``predict(x)`` without ``task=`` is the
+    right summary (bitwise the explicit one of the same members without a recorded task), a
+    conflicting ``task=`` is refused, and the task survives steps and slicing."""
+    x = DATA.x[:7]
+    y = DATA.y[:16] if loss == "cross_entropy" else DATA.y[:16].astype(jnp.float32)
+    trainer, state = fresh(members=3, loss=loss)
+    assert state.ensemble.task == task
+    state, _ = trainer.step(state, DATA.x[:16], y, np.arange(16))
+    ens = state.ensemble
+    assert ens.task == task and ens[:2].task == task and f"task={task!r}" in repr(ens)
+    untagged = dataclasses.replace(ens, task=None)
+    assert_trees_bitwise_equal(ens.predict(x), predict(untagged, x, task=task))
+    assert type(ens.predict(x)) is type(summarize(ens(x), task=task))
+    for other in sorted({"classification", "gaussian", "regression"} - {task}):
+        with pytest.raises(ValueError, match=f"task={other!r} differs from this ensemble's task {task!r}"):
+            ens.predict(x, task=other)
+    assert_trees_bitwise_equal(ens.predict(x, task=task), ens.predict(x))
+
+
+def test_task_recorded_at_init_and_checked_against_the_loss(tmp_path):
+    x = DATA.x[:2]
+    ens = Ensemble.init(MLP(), kf.key(SEED), members=2, sample_input=x, task="classification")
+    assert isinstance(ens.predict(x), kf.ensemble.ClassificationPrediction)
+    with pytest.raises(ValueError, match="task must be one of"):
+        Ensemble.init(MLP(), kf.key(SEED), members=2, sample_input=x, task="logits")
+    with pytest.raises(ValueError, match="loss='mse' trains regression members"):
+        trainer_for(MLP(), loss="mse").init(ens)
+    untagged = Ensemble.init(MLP(), kf.key(SEED), members=2, sample_input=x)
+    custom = trainer_for(MLP(), loss=lambda out, label: kf.ensemble.cross_entropy(out, label))
+    assert custom.init(untagged).ensemble.task is None and custom.init(ens).ensemble.task == "classification"
+    with pytest.raises(ValueError, match="one task"):
+        Ensemble.concatenate([ens, untagged])
+    assert Ensemble.stack(ens.unstack(), model=MLP(), task="classification").task == "classification"
+    with pytest.raises(TypeError, match=r"ensemble must be a kf\.Ensemble"):
+        predict(ens.params, x)
+    _, state = fresh(members=2)
+    save(tmp_path / "ckpt", state)
+    assert restore(tmp_path / "ckpt", like=state).ensemble.task == "classification"
 
 
 def test_ensemble_nll_on_moons_is_lower_than_the_mean_member_nll():

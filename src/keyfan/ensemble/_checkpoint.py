@@ -224,5 +224,6 @@ def restore(directory: Any, *, like: TrainState, step: Any = None) -> TrainState
             raise _corrupt(step_dir, err) from err
     restored = _to_keys(dict(restored), {name: getattr(like.ensemble, name, None) if name in ("params", "keys")
                                          else getattr(like, name) for name in restored})
-    ens = Ensemble(restored["params"], restored.get("keys"), like.ensemble.model, like.ensemble.spec)
+    ens = Ensemble(restored["params"], restored.get("keys"), like.ensemble.model, like.ensemble.spec,
+                   like.ensemble.task)
     return TrainState(ens, restored["opt_state"], restored["step"], restored.get("weights"))

@@ -24,6 +24,7 @@ from keyfan._keyarg import check_key
 from keyfan.ensemble._inputs import InputSpec, check_input, input_spec
 from keyfan.ensemble._models import Model, NNXModel, as_model
 from keyfan.ensemble._per_example import apply_per_example, dropout_keys
+from keyfan.ensemble._predict import check_task, predict
 from keyfan.ensemble._stacking import check_member_keys, check_same_structure, member_index
 from keyfan.keys import fan_out
 
@@ -56,6 +57,11 @@ class Ensemble:
         stacked from trained models without keys. Dropout keys derive from them.
       model: the model adapter (static).
       spec: per-example input shapes and dtypes recorded from ``sample_input`` (static), or None.
+      task: what the members' outputs are (static): ``"classification"`` (logits),
+        ``"regression"`` (point predictions) or ``"gaussian"`` (mean-variance pairs), or None when
+        unknown. :class:`~keyfan.ensemble.Trainer` records it from its loss
+        (``"cross_entropy"``, ``"mse"``, ``"gaussian_nll"``); :meth:`predict` then summarises
+        accordingly, and refuses a different ``task=``.
 
     Example:
       >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
@@ -72,13 +78,17 @@ class Ensemble:
     keys: jax.Array | None
     model: Model
     spec: InputSpec | None = None
+    task: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_optional_task(self.task)
 
     # -- pytree ----------------------------------------------------------------------------
 
     def tree_flatten_with_keys(self) -> tuple[Any, Any]:
         children = ((jax.tree_util.GetAttrKey("params"), self.params),
                     (jax.tree_util.GetAttrKey("keys"), self.keys))
-        return children, (self.model, self.spec)
+        return children, (self.model, self.spec, self.task)
 
     @classmethod
     def tree_unflatten(cls, aux: Any, children: Any) -> Ensemble:
@@ -87,7 +97,8 @@ class Ensemble:
     # -- construction ----------------------------------------------------------------------
 
     @classmethod
-    def init(cls, model: Any, key: Any, *, members: Any, sample_input: Any = None) -> Ensemble:
+    def init(cls, model: Any, key: Any, *, members: Any, sample_input: Any = None,
+             task: str | None = None) -> Ensemble:
         """Initialises K members in ONE vmapped, jitted ``init``.
 
         Args:
@@ -99,6 +110,8 @@ class Ensemble:
           sample_input: a batch ``(B, ...)`` shaped like the real inputs (any B >= 1); required
             for linen and plain functions, optional for NNX (then used to check the forward
             pass). Later inputs must match its per-example shape and dtype.
+          task: optional, what the members output (``"classification"``, ``"regression"`` or
+            ``"gaussian"``), recorded for :meth:`predict`; a trainer records it from its loss.
 
         Returns:
           An :class:`Ensemble` whose member ``i`` equals ``model`` initialised alone with
@@ -107,8 +120,10 @@ class Ensemble:
 
         Raises:
           TypeError: ``model`` is of an unknown kind, or ``key`` is not a key.
-          ValueError: ``members < 1``, ``sample_input`` is missing or does not fit the model.
+          ValueError: ``members < 1``, ``sample_input`` is missing or does not fit the model,
+            or ``task`` is not one of the three.
         """
+        _check_optional_task(task)
         adapter = as_model(model)
         members = as_int("members", members, lo=1)
         key = check_key("key", key).value
@@ -131,10 +146,11 @@ class Ensemble:
         if sample_input is not None:
             _fit(lambda: jax.eval_shape(adapter.apply, abstract, sample_input), adapter, sample_input)
         params = _vmapped_init(adapter)(keys, sample_input)
-        return cls(params, keys, adapter, spec)
+        return cls(params, keys, adapter, spec, task)
 
     @classmethod
-    def stack(cls, members: Sequence[Any], *, model: Any, keys: Any = None) -> Ensemble:
+    def stack(cls, members: Sequence[Any], *, model: Any, keys: Any = None,
+              task: str | None = None) -> Ensemble:
         """Stacks single models' parameters into an ensemble (``torch.func.stack_module_state``).
 
         Args:
@@ -142,10 +158,12 @@ class Ensemble:
             variables dicts, NNX modules, or plain params), all of one structure and shapes.
           model: the model (any kind :meth:`init` accepts).
           keys: optional member keys, ``(K,)`` typed keys, ``uint32[K, 2]`` or a sequence of keys.
+          task: optional, what the members output (see :meth:`init`).
 
         Returns:
           An ensemble whose ``member(i)`` equals ``members[i]``.
         """
+        _check_optional_task(task)
         adapter = as_model(model)
         if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or not members:
             raise ValueError(f"members must be a non-empty list of single models, got {type(members).__name__}.")
@@ -156,11 +174,11 @@ class Ensemble:
         trees = [adapter.from_member(m) for m in members]
         check_same_structure("members", trees)
         params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
-        return cls(params, check_member_keys(keys, len(trees)), adapter)
+        return cls(params, check_member_keys(keys, len(trees)), adapter, task=task)
 
     @classmethod
     def concatenate(cls, ensembles: Sequence[Ensemble]) -> Ensemble:
-        """Joins ensembles of one model along the member axis (keys are kept, or all None)."""
+        """Joins ensembles of one model and task along the member axis (keys are kept, or all None)."""
         if not ensembles or not all(isinstance(e, Ensemble) for e in ensembles):
             raise TypeError("ensembles must be a non-empty list of kf.Ensemble.")
         first = ensembles[0]
@@ -168,11 +186,14 @@ class Ensemble:
             if other.model != first.model:
                 raise ValueError(f"ensembles[{i}] holds a different model than ensembles[0]; only "
                                  f"ensembles of one model can be joined.")
+            if other.task != first.task:
+                raise ValueError(f"ensembles[{i}] has task={other.task!r} and ensembles[0] task={first.task!r}; "
+                                 f"only ensembles of one task can be joined.")
         check_same_structure("ensembles", [jax.tree.map(lambda a: a[0], e.params) for e in ensembles])
         params = jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *[e.params for e in ensembles])
         with_keys = [e.keys is not None for e in ensembles]
         keys = jnp.concatenate([e.keys for e in ensembles]) if all(with_keys) else None
-        return cls(params, keys, first.model, first.spec)
+        return cls(params, keys, first.model, first.spec, first.task)
 
     # -- members ---------------------------------------------------------------------------
 
@@ -207,10 +228,11 @@ class Ensemble:
         index = member_index(idx, self.members)
         params = jax.tree.map(lambda a: a[index], self.params)
         keys = None if self.keys is None else self.keys[index]
-        return Ensemble(params, keys, self.model, self.spec)
+        return Ensemble(params, keys, self.model, self.spec, self.task)
 
     def __repr__(self) -> str:
-        return f"Ensemble(kind={self.model.kind!r}, members={self.members}, keys={self.keys is not None})"
+        task = "" if self.task is None else f", task={self.task!r}"
+        return f"Ensemble(kind={self.model.kind!r}, members={self.members}, keys={self.keys is not None}{task})"
 
     # -- use -------------------------------------------------------------------------------
 
@@ -250,11 +272,14 @@ class Ensemble:
 
     __call__ = apply
 
-    def predict(self, x: Any, *, task: str = "regression", mesh: Any = None, **kwargs: Any) -> Any:
+    def predict(self, x: Any, *, task: str | None = None, mesh: Any = None, **kwargs: Any) -> Any:
         """The ensemble's predictive summary; see :func:`keyfan.ensemble.predict`."""
-        from keyfan.ensemble._predict import predict
-
         return predict(self, x, task=task, mesh=mesh, **kwargs)
+
+
+def _check_optional_task(task: Any) -> None:
+    if task is not None:
+        check_task(task)
 
 
 def _fit(thunk: Any, model: Model, sample_input: Any) -> Any:

@@ -16,7 +16,7 @@ import optax
 
 from keyfan.ensemble._predict import gaussian_variance
 
-__all__ = ["LOSSES", "cross_entropy", "gaussian_nll", "get_loss", "mse"]
+__all__ = ["LOSSES", "LOSS_TASKS", "cross_entropy", "gaussian_nll", "get_loss", "mse"]
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -83,6 +83,8 @@ def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
 
 
 LOSSES: dict[str, Loss] = {"cross_entropy": cross_entropy, "mse": mse, "gaussian_nll": gaussian_nll}
+LOSS_TASKS: dict[str, str] = {"cross_entropy": "classification", "mse": "regression", "gaussian_nll": "gaussian"}
+"""What a named loss says the members output: the ``task`` a trainer records on the ensemble."""
 
 
 def get_loss(loss: Any) -> Loss:

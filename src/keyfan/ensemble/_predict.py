@@ -35,7 +35,7 @@ from keyfan.ensemble._shard import (
 )
 
 __all__ = ["ClassificationPrediction", "RegressionPrediction", "TASKS", "gaussian_variance", "predict",
-           "summarize"]
+           "resolve_task", "summarize"]
 
 TASKS = ("regression", "gaussian", "classification")
 MIN_VARIANCE = 1e-6
@@ -95,6 +95,22 @@ def check_task(task: Any) -> str:
     return task
 
 
+def resolve_task(ensemble: Any, task: Any) -> str:
+    """The task to summarise ``ensemble``'s outputs as: ``task`` if given (it must agree with the
+    task the ensemble records, if any), else the recorded task, else ``"regression"``."""
+    recorded = ensemble.task
+    if task is None:
+        return recorded or "regression"
+    check_task(task)
+    if recorded is not None and task != recorded:
+        raise ValueError(
+            f"task={task!r} differs from this ensemble's task {recorded!r} (recorded from its training "
+            f"loss or given at init); leave task= out to summarise it as {recorded!r}, or take the raw "
+            f"member outputs with ens.apply(x) and summarize(outputs, task=...) from keyfan.ensemble."
+        )
+    return task
+
+
 def _softmax(logits: jax.Array) -> jax.Array:
     e = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
     return e / fixed_sum(e, axis=-1)[..., None]
@@ -138,14 +154,19 @@ def summarize(outputs: jax.Array, *, task: str) -> RegressionPrediction | Classi
     return RegressionPrediction(mean, _mean(jnp.square(outputs - mean)))
 
 
-def predict(ensemble: Any, x: Any, *, task: str = "regression", mesh: Any = None,
+def predict(ensemble: Any, x: Any, *, task: str | None = None, mesh: Any = None,
             **kwargs: Any) -> RegressionPrediction | ClassificationPrediction:
     """Runs every member (deterministically) on ``x`` and summarises their predictions.
 
     Args:
       ensemble: a :class:`~keyfan.Ensemble`.
       x: a batch ``(B, ...)`` matching the ensemble's ``sample_input``.
-      task: ``"regression"`` (default), ``"gaussian"`` or ``"classification"``.
+      task: ``"regression"``, ``"gaussian"`` or ``"classification"``. None (the default) takes
+        the task the ensemble records (a :class:`~keyfan.ensemble.Trainer` records it from its
+        loss: ``"cross_entropy"`` -> classification, ``"mse"`` -> regression,
+        ``"gaussian_nll"`` -> gaussian), and ``"regression"`` for an ensemble that records none.
+        A ``task`` that differs from the recorded one is refused: summarising a classifier's
+        logits as a regression (their mean and spread) is never a prediction.
       mesh: the ``(member, data)`` mesh to run on, if any: each device runs its members on its
         examples, and member outputs are copied together before the mean, so the bits equal one
         device's (see ``_shard.py``). The result is split over ``"data"``.
@@ -155,6 +176,11 @@ def predict(ensemble: Any, x: Any, *, task: str = "regression", mesh: Any = None
       ``RegressionPrediction(mean, variance)``, each ``(B, ...)``, or
       ``ClassificationPrediction(probs (B, C), entropy (B,), mutual_information (B,))``.
 
+    Raises:
+      TypeError: ``ensemble`` is not a :class:`~keyfan.Ensemble`.
+      ValueError: ``task`` is not one of the three, or differs from the task the ensemble
+        records.
+
     Example:
       >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
       >>> x = jnp.ones((5, 3))
@@ -162,8 +188,15 @@ def predict(ensemble: Any, x: Any, *, task: str = "regression", mesh: Any = None
       >>> mean, var = ens.predict(x)
       >>> mean.shape, var.shape
       ((5, 1), (5, 1))
+      >>> clf = kf.Ensemble.init(nn.Dense(3), kf.key(0), members=4, sample_input=x, task="classification")
+      >>> clf.predict(x).probs.shape
+      (5, 3)
     """
-    check_task(task)
+    from keyfan.ensemble._ensemble import Ensemble  # the module imports this one
+
+    if not isinstance(ensemble, Ensemble):
+        raise TypeError(f"ensemble must be a kf.Ensemble, got {type(ensemble).__name__}.")
+    task = resolve_task(ensemble, task)
     if mesh is None:
         return _summarize_jit(_apply_jit(ensemble, x, _items(kwargs)), task)
     _check_mesh(mesh)

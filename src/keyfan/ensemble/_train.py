@@ -47,7 +47,7 @@ import optax
 
 from keyfan._checks import as_int
 from keyfan.ensemble._ensemble import Ensemble
-from keyfan.ensemble._losses import get_loss
+from keyfan.ensemble._losses import LOSS_TASKS, get_loss
 from keyfan.ensemble._per_example import apply_one, member_dropout_keys, stream_keys
 from keyfan.ensemble._shard import (
     DATA_AXIS,
@@ -176,9 +176,19 @@ class Trainer:
             example ids ``0..N-1`` (:func:`bootstrap_weights`), or None for plain training.
           learning_rates: optional ``(K,)`` positive learning rates, one per member; needs an
             optimizer made with ``optax.inject_hyperparams``.
+
+        Returns:
+          The state at step 0. Its ensemble records the task of a named loss
+          (``"cross_entropy"`` -> ``"classification"``, ``"mse"`` -> ``"regression"``,
+          ``"gaussian_nll"`` -> ``"gaussian"``; a callable loss keeps the ensemble's own), so
+          ``state.ensemble.predict(x)`` summarises the outputs as what they are.
+
+        Raises:
+          ValueError: the ensemble records a different task than the loss implies.
         """
         if not isinstance(ensemble, Ensemble):
             raise TypeError(f"ensemble must be a kf.Ensemble, got {type(ensemble).__name__}.")
+        ensemble = _with_loss_task(ensemble, self.loss)
         if ensemble.keys is None and (self.dropout or bootstrap is not None):
             raise ValueError("this ensemble has no member keys; pass keys= to Ensemble.stack, or use "
                              "Trainer(dropout=False) without bootstrap=.")
@@ -264,7 +274,7 @@ class Trainer:
         else:
             params, opt_state, losses, step = self._run_on_mesh(state, x, y, ids, batch)
         ens = state.ensemble
-        new_ens = Ensemble(params, ens.keys, ens.model, ens.spec)
+        new_ens = dataclasses.replace(ens, params=params)
         return TrainState(new_ens, opt_state, step, state.weights), losses
 
     def _run_on_mesh(self, state: TrainState, x: Any, y: Any, ids: jax.Array,
@@ -390,6 +400,17 @@ class Trainer:
 
         trainable, opt_state = jax.vmap(update)(trainable, opt_state, grads)
         return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
+
+
+def _with_loss_task(ensemble: Ensemble, loss: Any) -> Ensemble:
+    """``ensemble`` recording the task its named ``loss`` implies (unchanged for a callable)."""
+    task = LOSS_TASKS.get(loss) if isinstance(loss, str) else None
+    if task is None or ensemble.task == task:
+        return ensemble
+    if ensemble.task is not None:
+        raise ValueError(f"loss={loss!r} trains {task} members, but the ensemble records task={ensemble.task!r}; "
+                         f"use a loss for {ensemble.task!r} outputs or an ensemble made with task={task!r}.")
+    return dataclasses.replace(ensemble, task=task)
 
 
 def _over_group(f: Any, in_axes: tuple[Any, ...], group: int) -> Any:
