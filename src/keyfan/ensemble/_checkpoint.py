@@ -10,6 +10,7 @@ next step depend only on the member keys, the step and the example ids, all rest
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 from typing import Any
@@ -17,7 +18,6 @@ from typing import Any
 import jax
 
 from keyfan._checks import as_int, check_writable_dir
-from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._train import TrainState
 
 __all__ = ["latest_step", "restore", "save"]
@@ -224,6 +224,5 @@ def restore(directory: Any, *, like: TrainState, step: Any = None) -> TrainState
             raise _corrupt(step_dir, err) from err
     restored = _to_keys(dict(restored), {name: getattr(like.ensemble, name, None) if name in ("params", "keys")
                                          else getattr(like, name) for name in restored})
-    ens = Ensemble(restored["params"], restored.get("keys"), like.ensemble.model, like.ensemble.spec,
-                   like.ensemble.task)
+    ens = dataclasses.replace(like.ensemble, params=restored["params"], keys=restored.get("keys"))
     return TrainState(ens, restored["opt_state"], restored["step"], restored.get("weights"))

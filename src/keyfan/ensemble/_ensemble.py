@@ -81,7 +81,8 @@ class Ensemble:
     task: str | None = None
 
     def __post_init__(self) -> None:
-        _check_optional_task(self.task)
+        if self.task is not None:
+            check_task(self.task)
 
     # -- pytree ----------------------------------------------------------------------------
 
@@ -123,7 +124,8 @@ class Ensemble:
           ValueError: ``members < 1``, ``sample_input`` is missing or does not fit the model,
             or ``task`` is not one of the three.
         """
-        _check_optional_task(task)
+        if task is not None:
+            check_task(task)  # before the init work, not after it
         adapter = as_model(model)
         members = as_int("members", members, lo=1)
         key = check_key("key", key).value
@@ -163,7 +165,6 @@ class Ensemble:
         Returns:
           An ensemble whose ``member(i)`` equals ``members[i]``.
         """
-        _check_optional_task(task)
         adapter = as_model(model)
         if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or not members:
             raise ValueError(f"members must be a non-empty list of single models, got {type(members).__name__}.")
@@ -193,7 +194,7 @@ class Ensemble:
         params = jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *[e.params for e in ensembles])
         with_keys = [e.keys is not None for e in ensembles]
         keys = jnp.concatenate([e.keys for e in ensembles]) if all(with_keys) else None
-        return cls(params, keys, first.model, first.spec, first.task)
+        return dataclasses.replace(first, params=params, keys=keys)
 
     # -- members ---------------------------------------------------------------------------
 
@@ -228,7 +229,7 @@ class Ensemble:
         index = member_index(idx, self.members)
         params = jax.tree.map(lambda a: a[index], self.params)
         keys = None if self.keys is None else self.keys[index]
-        return Ensemble(params, keys, self.model, self.spec, self.task)
+        return dataclasses.replace(self, params=params, keys=keys)
 
     def __repr__(self) -> str:
         task = "" if self.task is None else f", task={self.task!r}"
@@ -275,11 +276,6 @@ class Ensemble:
     def predict(self, x: Any, *, task: str | None = None, mesh: Any = None, **kwargs: Any) -> Any:
         """The ensemble's predictive summary; see :func:`keyfan.ensemble.predict`."""
         return predict(self, x, task=task, mesh=mesh, **kwargs)
-
-
-def _check_optional_task(task: Any) -> None:
-    if task is not None:
-        check_task(task)
 
 
 def _fit(thunk: Any, model: Model, sample_input: Any) -> Any:

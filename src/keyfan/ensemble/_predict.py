@@ -35,7 +35,7 @@ from keyfan.ensemble._shard import (
 )
 
 __all__ = ["ClassificationPrediction", "RegressionPrediction", "TASKS", "gaussian_variance", "predict",
-           "resolve_task", "summarize"]
+           "summarize"]
 
 TASKS = ("regression", "gaussian", "classification")
 MIN_VARIANCE = 1e-6
