@@ -49,7 +49,8 @@ def _shared_findings(traced: Traced, analysis: Analysis) -> list[AuditFinding]:
     for site in flagged:
         missing = _missing(traced, site)
         # A derivation whose result only keys a later shared draw is reported there, once.
-        if any(site.id in other.fed_by and _missing(traced, other) >= missing for other in flagged):
+        if any(other is not site and site.id in other.fed_by and _missing(traced, other) >= missing
+               for other in flagged):
             continue
         found.append(_shared_finding(traced, site, missing))
     return found

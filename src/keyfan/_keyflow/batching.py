@@ -33,18 +33,20 @@ import sys
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from jax._src import config as jax_config
+from jax._src import linear_util as lu
 from jax._src import core as jax_core
 from jax._src import source_info_util
 from jax._src.interpreters import batching
 from jax.extend import core
 
 from keyfan._keyflow.errors import SharedRandomnessError, SharedRandomnessWarning
-from keyfan._keyflow.flow import analyze, sub_jaxpr
+from keyfan._keyflow.flow import Analysis, analyze, sub_jaxpr
 from keyfan._keyflow.hashes import HASH_SCOPE
 from keyfan._keyflow.source import in_scope, traceback_api, traceback_location, user_frame
 from keyfan._keyflow.wording import SHARED_DRAW_FIX, WRAPPER_FIXES, what
@@ -112,20 +114,34 @@ class Sink:
     action: str
     found: list[SharedDraw] = dataclasses.field(default_factory=list)
 
-    def report(self, draw: SharedDraw) -> None:
-        if self.action == "error":
-            raise SharedRandomnessError(f"kf.sanitize: {draw.message}")
+    def report_all(self, draws: Sequence[SharedDraw]) -> None:
+        """Reports the shared draws of one vmap: ``"error"`` raises one error listing them all."""
+        __tracebackhide__ = True
+        fresh = [d for d in dict.fromkeys(draws) if self._keep(d)]
+        if self.action == "error" and fresh:
+            raise SharedRandomnessError(_error_message(fresh))
+        if self.action == "warn":
+            for draw in fresh:
+                file, line = draw.frame or ("<unknown>", 0)
+                warnings.warn_explicit(f"kf.sanitize: {draw.message}", SharedRandomnessWarning, file, line)
+
+    def _keep(self, draw: SharedDraw) -> bool:
         # One draw can be seen on several paths (an inlined jit, its inner jit, the primitive),
         # the same line each time, or none where a cached re-trace hides it: keep one per line.
         same_vmap = [f for f in self.found if f.vmap == draw.vmap and f.axis_size == draw.axis_size]
         if any(f.location == draw.location for f in same_vmap) or (not draw.location and same_vmap):
-            return
+            return False
         for unknown in [f for f in same_vmap if not f.location]:
             self.found.remove(unknown)
         self.found.append(draw)
-        if self.action == "warn":
-            file, line = draw.frame or ("<unknown>", 0)
-            warnings.warn_explicit(f"kf.sanitize: {draw.message}", SharedRandomnessWarning, file, line)
+        return True
+
+
+def _error_message(draws: Sequence[SharedDraw]) -> str:
+    if len(draws) == 1:
+        return f"kf.sanitize: {draws[0].message}"
+    listed = "\n".join(f"  {i}. {d.message}" for i, d in enumerate(draws, 1))
+    return f"kf.sanitize: {len(draws)} random draws are the same for every example of a batch:\n{listed}"
 
 
 _local = threading.local()
@@ -156,7 +172,12 @@ def checking(sink: Sink) -> Iterator[Sink]:
     _install()
     _sinks().append(sink)
     try:
-        with _MODE(f"{sink.action}-{next(_TOKENS)}"):
+        # A sanitize block's mode is the same token every time, so a function traced under the
+        # check is traced once and its cache entry reused by every later block (a trace that
+        # finds a shared draw raises and is never cached). An audit collects what a trace finds,
+        # so it must see every trace: each audit gets a fresh token.
+        token = f"collect-{next(_TOKENS)}" if sink.action == "collect" else sink.action
+        with _MODE(token):
             yield sink
     finally:
         _sinks().pop()
@@ -167,7 +188,7 @@ def check_globally(action: str) -> None:
     """Turns a check on for the whole program (all threads), as ``KEYFAN_SANITIZE`` does."""
     _install()
     _GLOBAL.append(Sink(action))
-    jax.config.update("keyfan_sanitize_mode", f"{action}-global")
+    jax.config.update("keyfan_sanitize_mode", action)
 
 
 # -- where a vmap was traced -------------------------------------------------------------------
@@ -216,6 +237,11 @@ def _vmap_of(trace: Any) -> tuple[str, str]:
 
 _ORIGINAL_PROCESS = batching.BatchTrace.process_primitive
 _ORIGINAL_INIT = batching.BatchTrace.__init__
+_ORIGINAL_CALLS = {name: getattr(batching.BatchTrace, name)
+                   for name in ("process_call", "process_custom_jvp_call", "process_custom_vjp_call",
+                                "process_shard_map") if hasattr(batching.BatchTrace, name)}
+_ORIGINAL_BATCH = batching.batch
+_ORIGINAL_FROM_ELT = batching.from_elt
 _lock = threading.Lock()
 _installed = 0
 
@@ -227,6 +253,10 @@ def _install() -> None:
         if _installed == 1:
             batching.BatchTrace.process_primitive = _process_primitive
             batching.BatchTrace.__init__ = _init
+            for name in _ORIGINAL_CALLS:
+                setattr(batching.BatchTrace, name, _call_wrapper(name))
+            batching.batch = _batch
+            batching.from_elt = _from_elt
 
 
 def _uninstall() -> None:
@@ -236,33 +266,201 @@ def _uninstall() -> None:
         if _installed == 0 and not _GLOBAL:
             batching.BatchTrace.process_primitive = _ORIGINAL_PROCESS
             batching.BatchTrace.__init__ = _ORIGINAL_INIT
+            for name, original in _ORIGINAL_CALLS.items():
+                setattr(batching.BatchTrace, name, original)
+            batching.batch = _ORIGINAL_BATCH
+            batching.from_elt = _ORIGINAL_FROM_ELT
+
+
+# -- one user vmap being traced: its pending reports, decided when its trace ends ------------------
+
+@dataclasses.dataclass(eq=False)
+class _Pending:
+    """A shared draw found in a vmap, reported if its values reach one of the vmap's mapped outputs."""
+
+    draw: SharedDraw
+    vmap: _Vmap | None
+    live: bool = False
+
+
+@dataclasses.dataclass(eq=False)
+class _Vmap:
+    """A user vmap (``jax.vmap`` and the wrappers built on it) while its function is traced."""
+
+    exempt: bool
+    """A vmap JAX makes for itself (the basis of ``jacfwd``/``hessian``): sharing is its design."""
+    tag: Any = None
+    pending: list[_Pending] = dataclasses.field(default_factory=list)
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.vmaps: list[_Vmap] = []
+        self.taint: dict[int, tuple[Any, tuple[_Pending, ...]]] = {}
+        """Values derived from a pending draw (by ``id``, the value kept alive), and the draws."""
+
+
+_state = _State()
+_RETRACES: weakref.WeakSet[Any] = weakref.WeakSet()
+"""BatchTraces of a batching rule re-tracing a sub-jaxpr: checked where the rule was called."""
+_JAX_API = os.path.join("jax", "_src", "api.py")
+
+
+def _batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match: bool = False) -> Any:
+    return _vmap_scope(_ORIGINAL_BATCH(fun, axis_data, in_dims, out_dim_dests, sum_match))
+
+
+def _autodiff_basis() -> bool:
+    """True for the vmap of ``jacfwd``/``hessian``/``jacrev`` over basis vectors, which JAX's
+    own ``api.py`` makes: one primal for every direction, by design."""
+    frames = getattr(source_info_util.current().traceback, "frames", ())
+    for frame in frames:
+        if frame.file_name.endswith(_JAX_API) and frame.function_name != "vmap_f":
+            return True
+        if not frame.file_name.endswith(_JAX_API) and "jax" not in frame.file_name.split(os.sep)[-4:-1]:
+            return False
+    return False
+
+
+@lu.transformation2
+def _vmap_scope(f: Any, *args: Any) -> Any:
+    __tracebackhide__ = True
+    if _MODE.value == "off":
+        return f(*args)
+    vmap = _Vmap(exempt=_autodiff_basis())
+    _state.vmaps.append(vmap)
+    try:
+        out = f(*args)
+    finally:
+        _state.vmaps.pop()
+        if not _state.vmaps:
+            _state.taint.clear()
+    live = [p.draw for p in vmap.pending if p.live]
+    sink = _sink()
+    if live and sink is not None and not vmap.exempt:
+        sink.report_all(live)
+    return out
+
+
+def _vmap_of_trace(trace: Any) -> _Vmap | None:
+    tag = trace.tag
+    return next((v for v in reversed(_state.vmaps) if v.tag is tag), None)
+
+
+def _from_elt(trace: Any, axis_size: Any, mesh_axis: Any, sum_match: bool, i: int, x: Any, spec: Any) -> Any:
+    """An output of a user vmap: a pending draw whose values reach it is live, unless the output
+    is declared unmapped (``out_axes=None``: the same for every example, by the user's word)."""
+    if spec is not None and _state.taint:
+        found = _state.taint.get(id(x))
+        if found is not None and found[0] is x:
+            for pending in found[1]:
+                pending.live = True
+    return _ORIGINAL_FROM_ELT(trace, axis_size, mesh_axis, sum_match, i, x, spec)
+
+
+def _values(values: Any) -> Sequence[Any]:
+    """The flat values of a trace's results (a list, one value, or JAX's ``FlatTree``)."""
+    if isinstance(values, (list, tuple)):
+        return values
+    flat = getattr(values, "vals", None)
+    return list(flat) if flat is not None else (values,)
+
+
+def _taint(values: Any, pending: tuple[_Pending, ...]) -> None:
+    if not pending:
+        return
+    for value in _values(values):
+        known = _state.taint.get(id(value))
+        merged = pending if known is None or known[0] is not value else tuple(dict.fromkeys((*known[1], *pending)))
+        _state.taint[id(value)] = (value, merged)
+
+
+def _tainted(values: Any) -> tuple[_Pending, ...]:
+    if not _state.taint:
+        return ()
+    found: dict[_Pending, None] = {}
+    for value in values:
+        known = _state.taint.get(id(value))
+        if known is not None and known[0] is value:
+            found.update(dict.fromkeys(known[1]))
+    return tuple(found)
 
 
 def _init(self: Any, parent_trace: Any, tag: Any, axis_data: Any) -> None:
     _ORIGINAL_INIT(self, parent_trace, tag, axis_data)
-    # A vmap of the user's (not a batching rule re-batching a sub-jaxpr for it): remember where.
-    if _MODE.value != "off" and sys._getframe(1).f_code.co_name == "_batch_inner":
+    if _MODE.value == "off":
+        return
+    caller = sys._getframe(1).f_code.co_name
+    if caller == "_batch_inner":  # a vmap of the user's: remember where, and its tag
         _record_vmap(axis_data)
+        if _state.vmaps and _state.vmaps[-1].tag is None:
+            _state.vmaps[-1].tag = tag
+    elif caller.startswith("_batch_jaxpr"):  # a batching rule re-tracing a sub-jaxpr
+        _RETRACES.add(self)
 
 
 def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
-    if _MODE.value == "off":
+    __tracebackhide__ = True
+    if _MODE.value == "off" or self in _RETRACES:
         return _ORIGINAL_PROCESS(self, p, tracers, params)
     sink = _sink()
     subs = _subs(params)
-    if sink is not None:
-        _check_primitive(self, sink, p, tracers, subs)
-    if not subs:
-        return _ORIGINAL_PROCESS(self, p, tracers, params)
-    # Batching rules re-trace sub-jaxprs in a fresh context (their results are cached), so the
-    # scopes and frames around this equation are kept here for the draws inside it.
-    outer = _outer()
-    info = source_info_util.current()
-    outer.append((str(info.name_stack), info.traceback))
-    try:
-        return _ORIGINAL_PROCESS(self, p, tracers, params)
-    finally:
-        outer.pop()
+    inherited = _tainted(tracers)
+    drawn: list[_Pending] = []
+    dims = [self.to_batch_info(t)[1] for t in tracers]
+    if sink is not None and p.name in _DRAWS:
+        keyed = _DRAWS[p.name]
+        operands = range(len(dims)) if keyed is None else keyed
+        if all(dims[i] is None for i in operands if i < len(dims)):
+            info = source_info_util.current()
+            drawn.extend(_report(self, info.traceback, _name_stack(),
+                                 what(p.name, traceback_api(info.traceback))))
+    if subs:
+        outer = _outer()
+        info = source_info_util.current()
+        outer.append((str(info.name_stack), info.traceback))
+        try:
+            outs = _ORIGINAL_PROCESS(self, p, tracers, params)
+        finally:
+            outer.pop()
+    else:
+        outs = _ORIGINAL_PROCESS(self, p, tracers, params)
+    flat = outs if p.multiple_results else [outs]
+    if sink is not None and subs and any(_has_draws(jaxpr) for jaxpr, _ in subs):
+        for index, pending in _check_call(self, p, params, tracers, dims, len(flat)):
+            _taint(flat[index], pending)
+    pending = (*inherited, *drawn)
+    if pending:
+        _taint(flat, pending)
+        if _effectful(p, params):  # a callback or print: the values leave the program here
+            for found in pending:
+                found.live = True
+    return outs
+
+
+def _effectful(p: Any, params: dict[str, Any]) -> bool:
+    return bool(getattr(p, "name", "") in ("debug_callback", "io_callback", "pure_callback", "debug_print")
+                or params.get("effects"))
+
+
+def _call_wrapper(name: str) -> Any:
+    original = _ORIGINAL_CALLS[name]
+
+    def process(self: Any, prim: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        if _MODE.value == "off" or self in _RETRACES:
+            return original(self, prim, *args, **kwargs)
+        tracers = next((_values(a) for a in args if isinstance(a, (list, tuple)) or hasattr(a, "vals")), ())
+        vmap = _vmap_of_trace(self)
+        before = len(vmap.pending) if vmap is not None else 0
+        inherited = _tainted(tracers)
+        outs = original(self, prim, *args, **kwargs)
+        made = tuple(vmap.pending[before:]) if vmap is not None else ()
+        _taint(outs, (*inherited, *made))  # every output may carry what was drawn inside
+        return outs
+
+    process.__name__ = name
+    return process
 
 
 def _subs(params: dict[str, Any]) -> list[tuple[core.Jaxpr, int]]:
@@ -282,38 +480,27 @@ def _name_stack() -> str:
     return "/".join([*(stack for stack, _ in _outer()), str(source_info_util.current_name_stack())])
 
 
-def _check_primitive(trace: Any, sink: Sink, p: Any, tracers: Any, subs: list[tuple[core.Jaxpr, int]]) -> None:
-    dims = [trace.to_batch_info(t)[1] for t in tracers]
-    if p.name in _DRAWS:
-        keyed = _DRAWS[p.name]
-        operands = range(len(dims)) if keyed is None else keyed
-        if all(dims[i] is None for i in operands if i < len(dims)):
-            info = source_info_util.current()
-            _report(trace, sink, info.traceback, _name_stack(), what(p.name, traceback_api(info.traceback)))
-    elif subs and all(d is None for d in dims):
-        for jaxpr, _ in subs:
-            if _has_draws(jaxpr):
-                _check_unmapped_call(trace, sink, jaxpr)
-
-
 def check_key(key: Any) -> None:
     """Reports a keyfan draw from ``key`` if ``key`` is not mapped over a vmap the call sits in.
     Called by keyfan's samplers at their entry point (their hashes are plain arithmetic, which
     the primitive check cannot tell from other arithmetic); free when no check is active."""
+    __tracebackhide__ = True
     if _MODE.value == "off":
         return
-    sink = _sink()
-    if sink is None:
+    if _sink() is None:
         return
     trace = jax_core.trace_ctx.trace
     value = key
     while trace is not None:
         if isinstance(trace, batching.BatchTrace):
+            if trace in _RETRACES:
+                return
             value, dim = trace.to_batch_info(value)
             if dim is None:
                 info = source_info_util.current()
                 api = traceback_api(info.traceback) or "a keyfan draw"
-                _report(trace, sink, info.traceback, _name_stack(), api)
+                for pending in _report(trace, info.traceback, _name_stack(), api):
+                    pending.live = True  # the sampler's values are not followed: reported as drawn
                 return
         elif isinstance(value, jax_core.Tracer) and value._trace is trace:
             value = getattr(value, "primal", value)
@@ -330,18 +517,26 @@ def _in_param_init(traceback: Any) -> bool:
                for frame in getattr(traceback, "frames", ()))
 
 
-def _report(trace: Any, sink: Sink, traceback: Any, name_stack: str, api: str, location: str | None = None) -> None:
+def _report(trace: Any, traceback: Any, name_stack: str, api: str, location: str | None = None) -> list[_Pending]:
+    """A pending report of a shared draw over ``trace``'s vmap (none if the sharing is declared)."""
     if in_scope(name_stack, SHARED_RANDOMNESS_SCOPE) or any(_in_param_init(tb) for tb in
                                                             (traceback, *(tb for _, tb in _outer()))):
-        return
-    vmap, wrapper = _vmap_of(trace)
+        return []
+    vmap_line, wrapper = _vmap_of(trace)
     size = trace.axis_data.size
     tracebacks = (traceback, *(tb for _, tb in reversed(_outer())))
     if location is None:
         # Inside a cached re-trace the traceback ends at its jit; the enclosing frames say more.
         location = next((found for found in map(traceback_location, tracebacks) if found), "")
     frame = next((found for found in map(user_frame, tracebacks) if found), None)
-    sink.report(SharedDraw(api, location, vmap, wrapper, size if isinstance(size, int) else None, frame))
+    draw = SharedDraw(api, location, vmap_line, wrapper, size if isinstance(size, int) else None, frame)
+    vmap = _vmap_of_trace(trace)
+    pending = _Pending(draw, vmap, live=vmap is None)
+    if vmap is not None:
+        vmap.pending.append(pending)
+    elif (sink := _sink()) is not None:
+        sink.report_all([draw])  # a BatchTrace of no user vmap (pmap, say): reported at once
+    return [pending]
 
 
 # -- calls bound once for the whole batch ------------------------------------------------------
@@ -372,22 +567,46 @@ def _has_draws(jaxpr: core.Jaxpr) -> bool:
     return found
 
 
-def _check_unmapped_call(trace: Any, sink: Sink, jaxpr: core.Jaxpr) -> None:
-    """Every live draw of a call bound once for the whole batch is shared, unless its key derives
-    from this vmap's ``axis_index``. keyfan's own hashes are checked at their samplers' entry."""
-    closed = core.ClosedJaxpr(jaxpr, [None] * len(jaxpr.constvars))
-    axis_name = trace.axis_data.name
-    analysis = analyze(closed, [frozenset()] * len(jaxpr.invars), axis_levels={axis_name: frozenset({0})},
-                       ledger=False)
+def _check_call(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: list[Any],
+                n_out: int) -> list[tuple[int, tuple[_Pending, ...]]]:
+    """The draws inside an equation with sub-jaxprs (``jit``, ``cond``, ``while``, ``scan``, ...)
+    bound at this vmap, analysed with the key-flow engine from the operands' real batch dims: a
+    live draw whose key does not derive from a batched operand or this vmap's ``axis_index`` is
+    shared. (A batched predicate makes JAX batch every operand of ``cond``/``while`` before it
+    re-traces the branches, so the draws inside cannot be judged there.) Returns, per output of
+    the equation, the pending reports of the draws whose values reach it."""
+    analysis = _analyze_equation(trace, p, params, tracers, dims, n_out)
+    if analysis is None:
+        return []
     info = source_info_util.current()
     called_at = traceback_location(info.traceback)
     outer_stack = _name_stack()
     api = traceback_api(info.traceback)
+    reports: dict[int, list[_Pending]] = {}
     for site in analysis.sites:
         if site.primitive == HASH_SCOPE or 0 in site.levels or site.id not in analysis.live:
             continue
         location = site.location or called_at
         if called_at and location != called_at and not location.startswith(called_at.split(" <- ")[0]):
             location = f"{location} (called at {called_at})"
-        _report(trace, sink, info.traceback, f"{outer_stack}/{site.name_stack}", what(site.primitive, api or site.api),
-                location=location)
+        reports[site.id] = _report(trace, info.traceback, f"{outer_stack}/{site.name_stack}",
+                                   what(site.primitive, api or site.api), location=location)
+    return [(j, tuple(p for d in draws if d in reports for p in reports[d]))
+            for j, draws in enumerate(analysis.outputs) if any(d in reports for d in draws)]
+
+
+def _analyze_equation(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: list[Any],
+                      n_out: int) -> Analysis | None:
+    avals = [t.aval if isinstance(t, jax_core.Tracer) else jax_core.typeof(t) for t in tracers]
+    try:
+        invars = [core.Var(aval) for aval in avals]
+        outvars = [core.Var(jax_core.ShapedArray((), jnp.float32)) for _ in range(n_out)]
+        eqn = core.new_jaxpr_eqn(invars, outvars, p, params, jax_core.no_effects,
+                                 source_info_util.current())
+        info = lu.DebugInfo("keyfan", p.name, None, None)
+        jaxpr = core.Jaxpr([], invars, outvars, [eqn], debug_info=info)
+    except Exception:  # noqa: BLE001 -- an equation JAX will not rebuild: judged inside instead
+        return None
+    levels = [frozenset() if d is None else frozenset({0}) for d in dims]
+    return analyze(core.ClosedJaxpr(jaxpr, []), levels, axis_levels={trace.axis_data.name: frozenset({0})},
+                   ledger=False)

@@ -72,6 +72,8 @@ class Analysis:
     """Key misuse found by the ledger (empty when the ledger was off)."""
     live: frozenset[int]
     """Ids of the draws whose results reach an output."""
+    outputs: tuple[frozenset[int], ...] = ()
+    """For each output, the ids of the draws whose results reach it."""
 
 
 class Call(NamedTuple):
@@ -118,8 +120,8 @@ def analyze(closed: core.ClosedJaxpr, in_levels: Sequence[frozenset[int]], *,
            for i, lv in enumerate(in_levels)]
     book = Ledger(flow.numbering) if ledger else None
     outs = flow.run(closed.jaxpr, flow.consts(closed.jaxpr, closed.consts), ins, Ctx("", "", (), True, book))
-    live = frozenset().union(*(o.mark.draws for o in outs))
-    return Analysis(list(flow.sites.values()), book.events if book else [], live)
+    outputs = tuple(o.mark.draws for o in outs)
+    return Analysis(list(flow.sites.values()), book.events if book else [], frozenset().union(*outputs), outputs)
 
 
 def sub_jaxpr(value: object) -> tuple[core.Jaxpr, int] | None:
