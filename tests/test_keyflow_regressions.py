@@ -20,6 +20,7 @@ from flax import nnx
 from jax import lax
 
 import keyfan as kf
+from tests._real_programs import _NNXModel
 
 # -- class 2: the audit reads arguments as the function's own jit wrapper does ----------------
 
@@ -206,7 +207,6 @@ def test_nnx_parameters_created_once_for_the_batch_are_not_reported():
     def create_block(rngs: nnx.Rngs):
         return _Block(rngs)
 
-    @nnx.split_rngs(splits=5, only="dropout")
     @nnx.vmap(in_axes=(state_axes, 0), out_axes=0)
     def forward_block(module, x):
         return module(x)
@@ -219,20 +219,10 @@ def test_nnx_parameters_created_once_for_the_batch_are_not_reported():
 
 
 def test_nnx_dropout_stream_not_split_is_still_found():
-    state_axes = nnx.StateAxes({nnx.BatchStat: 0, ...: None})
-
-    @nnx.vmap(in_axes=(state_axes,), out_axes=state_axes)
-    def create_block(rngs: nnx.Rngs):
-        return _Block(rngs)
-
-    module = create_block(nnx.Rngs(params=0, dropout=1))
-
-    @nnx.vmap(in_axes=(state_axes, 0), out_axes=0)
-    def forward_block(module, x):
-        return module(x)
-
-    with pytest.raises(kf.SharedRandomnessError, match="nnx.vmap"), kf.sanitize():
-        forward_block(module, jnp.ones((5, 1, 2)))
+    model = _NNXModel(nnx.Rngs(params=0, dropout=1))  # Linear + Dropout, one unsplit dropout stream
+    forward = nnx.vmap(lambda m, x: m(x), in_axes=(None, 0))
+    with pytest.raises(kf.SharedRandomnessError, match=r"nnx\.vmap"), kf.sanitize():
+        forward(model, jnp.ones((5, 4)))
 
 
 # -- class 7: one retrace per function under the check, whatever the number of blocks ------------

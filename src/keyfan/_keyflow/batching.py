@@ -39,8 +39,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax._src import config as jax_config
-from jax._src import linear_util as lu
 from jax._src import core as jax_core
+from jax._src import linear_util as lu
 from jax._src import source_info_util
 from jax._src.interpreters import batching
 from jax.extend import core
@@ -605,7 +605,7 @@ def _analyze_equation(trace: Any, p: Any, params: dict[str, Any], tracers: Any, 
                                  source_info_util.current())
         info = lu.DebugInfo("keyfan", p.name, None, None)
         jaxpr = core.Jaxpr([], invars, outvars, [eqn], debug_info=info)
-    except Exception:  # noqa: BLE001 -- an equation JAX will not rebuild: judged inside instead
+    except Exception:
         return None
     levels = [frozenset() if d is None else frozenset({0}) for d in dims]
     return analyze(core.ClosedJaxpr(jaxpr, []), levels, axis_levels={trace.axis_data.name: frozenset({0})},
