@@ -32,11 +32,17 @@ def build_report(traced: Traced, analysis: Analysis, inner: Sequence[SharedDraw]
     """The findings of one analysis, without duplicates, shared draws first; ``inner`` are the
     shared draws found inside vmaps that the traced program runs itself."""
     found_inner = [AuditFinding(AuditKind.SHARED_DRAW, d.problem, d.location, d.fix) for d in inner]
-    findings = [*found_inner, *_shared_findings(traced, analysis), *(_event_finding(e) for e in analysis.events)]
+    events = [e for e in analysis.events if _live(e.use, analysis) and _live(e.first, analysis)]
+    findings = [*found_inner, *_shared_findings(traced, analysis), *(_event_finding(e) for e in events)]
     counts = Counter(findings)
     unique = [dataclasses.replace(f, count=counts[f]) for f in dict.fromkeys(findings)]
     labels = tuple(traced.level_label(i) for i in range(len(traced.levels)))
     return AuditReport(traced.function, tuple(unique), len(analysis.sites), labels)
+
+
+def _live(use: Use | None, analysis: Analysis) -> bool:
+    """False for a draw whose values reach no output: it has no effect, so its key use is none."""
+    return use is None or use.draw is None or use.draw in analysis.live
 
 
 def _missing(traced: Traced, site: DrawSite) -> frozenset[int]:

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from jax.extend import core
 
-__all__ = ["Example", "example_jaxpr", "example_leaves", "is_array", "struct"]
+__all__ = ["Example", "example_jaxpr", "example_leaves", "is_array", "jit_static_argnums", "struct"]
 
 _NUMBERS = (bool, int, float, complex)
 
@@ -96,3 +96,14 @@ def example_jaxpr(f: Callable[..., Any], example: Example, structs: Sequence[jax
         return _array_outputs(f(*call_args, **call_kwargs))
 
     return jax.make_jaxpr(one_example, axis_env=list(axis_env) if axis_env else None)(*structs)
+
+
+def jit_static_argnums(f: Any) -> tuple[int, ...] | None:
+    """The ``static_argnums`` of a ``jax.jit``-wrapped function, or None if ``f`` is not one.
+
+    Read from the jitted function's ``_jit_info`` (a private attribute of JAX's ``PjitFunction``,
+    present since JAX 0.4.36 and in 0.10; absent: None, the reading of a plain function).
+    """
+    info = getattr(f, "_jit_info", None)
+    static = getattr(info, "static_argnums", None)
+    return tuple(static) if isinstance(static, tuple) else None

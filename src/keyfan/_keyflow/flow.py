@@ -251,22 +251,22 @@ class Flow:
         return did
 
     def use(self, eqn: core.JaxprEqn, how: str, ctx: Ctx, *, count: int | None = None,
-            data: int | None = None) -> Use:
+            data: int | None = None, draw: int | None = None) -> Use:
         where = location(eqn, ctx.where)
         calls = (*ctx.calls, Call(id(eqn), where, call_instance(eqn), ""))
         depth = next(i for i, c in enumerate(calls) if c.where == where)
         instance = calls[depth].instance
         call = None if instance is None else (ctx.path[:depth], instance)
-        return Use(how, where, ctx.stack, api=self.api(eqn, ctx), call=call, count=count, data=data)
+        return Use(how, where, ctx.stack, api=self.api(eqn, ctx), call=call, count=count, data=data, draw=draw)
 
     def consume(self, eqn: core.JaxprEqn, key: Val, how: str, ctx: Ctx, outs: Sequence[Val] = (),
-                count: int | None = None) -> None:
+                count: int | None = None, draw: int | None = None) -> None:
         """Records that ``eqn`` consumes ``key`` (hashing ``count`` counters under it, if known);
         if that is a second use, the outputs (the children of a second split) repeat earlier
         ones and are not reported again."""
         if ctx.ledger is None:
             return
-        use = self.use(eqn, how, ctx, count=count)
+        use = self.use(eqn, how, ctx, count=count, draw=draw)
         if key.vn in self.numbering.copies and size(eqn.invars[0]) > 1:
             ctx.ledger.report("broadcast-key", use)
         if ctx.ledger.consume(key.vn, use):
@@ -288,7 +288,7 @@ class Flow:
         """An output of keyfan's hash: a draw (varying iff any operand varies)."""
         did = self.draw(eqn, index, val.mark, ctx, primitive=HASH_SCOPE, bits=bits)
         if bits:
-            self.consume(eqn, Val(val.mark, val.vn), "bits", ctx)
+            self.consume(eqn, Val(val.mark, val.vn), "bits", ctx, draw=did)
         return Val(val.mark._replace(draws=val.mark.draws | {did}), val.vn)
 
     def _call(self, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx,

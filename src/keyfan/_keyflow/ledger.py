@@ -48,6 +48,8 @@ class Use:
     """Counters a split or draw hashes under the key (children, or values drawn); None if unknown."""
     data: int | None = None
     """The constant a ``fold_in`` folds in, or None if it is traced."""
+    draw: int | None = None
+    """The id of the draw this use is (``DrawSite.id``), or None for a split or a fold."""
 
     def overlaps_fold(self, fold: Use) -> bool:
         """True if this split or draw can hash the counter that ``fold`` (a ``fold_in`` of the same

@@ -149,7 +149,9 @@ class _Loop:
         self.init = list(init)
         in_vns = tuple(v.vn for v in ins)
         self.key = flow.numbering.intern(("loop", id(eqn), in_vns), in_vns)
-        self.carry_symbols = [flow.numbering.intern(("carry", self.key, i)) for i in range(len(init))]
+        # A carry symbol derives from the loop's inputs: in a loop nested in another, the inner
+        # carry is a function of the outer iteration's key, not a constant of the outer loop.
+        self.carry_symbols = [flow.numbering.intern(("carry", self.key, i), (self.key,)) for i in range(len(init))]
         self.symbols: set[int] = set()
         """Numbers that differ between iterations: changing carries and scanned slices."""
         self.invariant = [True] * len(init)
@@ -196,9 +198,9 @@ class _Loop:
         numbering = self.flow.numbering
         outs = []
         for i, mark in enumerate(carry):
-            vn = self.init[i].vn if self.invariant[i] else numbering.intern(("carry-out", self.key, i))
+            vn = self.init[i].vn if self.invariant[i] else numbering.intern(("carry-out", self.key, i), (self.key,))
             if ledger is not None and i in passed_on:
                 ledger.uses.setdefault(vn, passed_on[i])
             outs.append(Val(mark, vn))
-        outs.extend(Val(mark, numbering.intern(("ys", self.key, j))) for j, mark in enumerate(rest))
+        outs.extend(Val(mark, numbering.intern(("ys", self.key, j), (self.key,))) for j, mark in enumerate(rest))
         return outs

@@ -56,7 +56,7 @@ def _key_draw(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[
     """``random_bits``, ``random_gamma``: a draw that consumes its key operand."""
     did = flow.draw(eqn, 0, ins[0].mark, ctx)
     counters = math.prod(eqn.params["shape"]) if eqn.primitive.name == "random_bits" else None
-    flow.consume(eqn, ins[0], "draw", ctx, count=counters)
+    flow.consume(eqn, ins[0], "draw", ctx, count=counters, draw=did)
     mark = join(v.mark for v in ins)
     return flow.default(eqn, ins, mark=mark._replace(draws=mark.draws | {did}))
 
