@@ -180,7 +180,7 @@ def test_library_rederivation_is_a_note_of_the_library_not_the_users_problem():
     with kf.sanitize():
         paths = jax.vmap(_sde_solve)(keys)
     assert not np.array_equal(paths[0], paths[1])
-    with pytest.raises(kf.SharedRandomnessError, match="test_keyflow_regressions.py"), kf.sanitize():
+    with pytest.raises(kf.SharedRandomnessError, match=r"test_keyflow_regressions\.py"), kf.sanitize():
         jax.vmap(lambda y0, key: _sde_solve(key) + y0, in_axes=(0, None))(jnp.zeros(3), jax.random.key(0))
 
 

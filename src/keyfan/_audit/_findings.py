@@ -121,6 +121,16 @@ def _event_finding(event: Event) -> AuditFinding:
         kind = AuditKind.BROADCAST_KEY
         message = (f"{how} reads an array of copies of one key (broadcast, tiled, repeated or "
                    f"stacked), so its rows get identical randomness.")
+    elif use.library and event.loop == use.location:
+        # The loop and the draws are one call into a library from one line of the user's: the
+        # library re-derives from the key it was given on every step by its own design (diffrax's
+        # VirtualBrownianTree: the path is a pure function of key and time). Its note, not a bug.
+        related = first.location if first is not None else ""
+        return AuditFinding(AuditKind.LOOP_REUSE, (
+            f"note: {use.library}'s own code, called here, consumes one key on every iteration of its loop "
+            f"({how}); that is {use.library}'s design (the same key re-derives the same randomness), not "
+            f"a misuse in this program."), use.location, f"nothing to fix here; {FIXES[AuditKind.LOOP_REUSE]}"
+            f" (if {use.library} is given one key per independent run)", allowed=True, related=related)
     elif first is not None:
         kind = AuditKind.LOOP_REUSE
         message = (f"a loop carries to its next iteration a key already consumed{_at(first)}, and "

@@ -30,7 +30,7 @@ from keyfan._keyflow import rules as _rules
 from keyfan._keyflow.hashes import HASH_SCOPE, hash_outputs
 from keyfan._keyflow.ledger import Event, Ledger, Use
 from keyfan._keyflow.rules import makes_copies, size
-from keyfan._keyflow.source import api_name, call_instance, join_stack, location
+from keyfan._keyflow.source import api_name, call_instance, join_stack, library_name, location
 from keyfan._keyflow.values import EMPTY, Mark, Numbering, Val, content_key, join, key_like
 
 __all__ = ["Analysis", "DrawSite", "analyze"]
@@ -86,6 +86,8 @@ class Call(NamedTuple):
     """Its call instance (``_source.call_instance``)."""
     api: str
     """The random API the user called to make it, or ``""``."""
+    library: str | None = None
+    """The installed package whose code made it (``source.library_name``)."""
 
 
 class Ctx(NamedTuple):
@@ -205,7 +207,7 @@ class Flow:
         if not (ctx.record or ctx.ledger is not None):
             return ctx._replace(calls=(*ctx.calls, Call(id(eqn), ctx.where, None, "")))
         where = location(eqn, ctx.where)
-        call = Call(id(eqn), where, call_instance(eqn), api_name(eqn))
+        call = Call(id(eqn), where, call_instance(eqn), api_name(eqn), library_name(eqn))
         return ctx._replace(calls=(*ctx.calls, call), where=where)
 
     def api(self, eqn: core.JaxprEqn, ctx: Ctx) -> str:
@@ -250,6 +252,14 @@ class Flow:
                 found.fed_by |= key.draws
         return did
 
+    def library(self, eqn: core.JaxprEqn, ctx: Ctx) -> str:
+        """The package whose code made ``eqn``; inside a ``jit`` whose traceback holds JAX's frames
+        only, that of the innermost enclosing call that knows."""
+        found = library_name(eqn)
+        if found is None:
+            found = next((c.library for c in reversed(ctx.calls) if c.library is not None), "")
+        return found
+
     def use(self, eqn: core.JaxprEqn, how: str, ctx: Ctx, *, count: int | None = None,
             data: int | None = None, draw: int | None = None) -> Use:
         where = location(eqn, ctx.where)
@@ -257,7 +267,8 @@ class Flow:
         depth = next(i for i, c in enumerate(calls) if c.where == where)
         instance = calls[depth].instance
         call = None if instance is None else (ctx.path[:depth], instance)
-        return Use(how, where, ctx.stack, api=self.api(eqn, ctx), call=call, count=count, data=data, draw=draw)
+        return Use(how, where, ctx.stack, api=self.api(eqn, ctx), call=call, count=count, data=data, draw=draw,
+                   library=self.library(eqn, ctx))
 
     def consume(self, eqn: core.JaxprEqn, key: Val, how: str, ctx: Ctx, outs: Sequence[Val] = (),
                 count: int | None = None, draw: int | None = None) -> None:
