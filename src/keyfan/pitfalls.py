@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 from jax import Array
 
 from keyfan._checks import as_size
+from keyfan._jaxinternals.core import jaxprs_in_params
 from keyfan.recipes import add_noise, check_seed
 
 __all__ = ["BugAndFix", "broadcast_key", "distinct_rows", "one_key_big_shape", "python_loop_unrolls"]
@@ -142,7 +142,7 @@ def python_loop_unrolls(batch_size: Any = 8, n: Any = 3) -> tuple[int, int]:
         total = 0
         for eqn in jaxpr.eqns:
             total += 1
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            for sub in jaxprs_in_params(eqn.params):
                 total += len(sub.eqns)
         return total
 
