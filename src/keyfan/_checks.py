@@ -15,6 +15,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from keyfan._jaxinternals.core import is_tracer
+
 __all__ = ["as_float", "as_int", "as_shape", "as_size", "check_fits_memory", "check_not_a_key", "check_traced",
            "check_writable_dir",
            "is_traced"]
@@ -22,7 +24,7 @@ __all__ = ["as_float", "as_int", "as_shape", "as_size", "check_fits_memory", "ch
 
 def is_traced(value: Any) -> bool:
     """True for an abstract value inside ``jit``, ``vmap`` or ``grad`` (no concrete number)."""
-    return isinstance(value, jax.core.Tracer)
+    return is_tracer(value)
 
 
 def _describe(value: Any) -> str:

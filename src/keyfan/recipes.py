@@ -2,7 +2,7 @@
 
 Each function is the canonical JAX pattern, written once, exactly, with its arguments checked.
 They are the ground truth the rest of keyfan is tested against, and each docstring names the
-pitfall it avoids. The pitfalls themselves are demonstrated by :mod:`keyfan.pitfalls`.
+pitfall it avoids. The pitfalls themselves are demonstrated by :mod:`keyfan._pitfalls`.
 
 Seeds and sizes follow one rule for every recipe: they may arrive as Python ints, floats that
 are whole numbers, NumPy scalars or 0-d arrays. A non-whole, NaN or infinite value, a negative
@@ -213,7 +213,7 @@ def add_noise(x: Array, key: Array, scale: Any = 0.1) -> Array:
     array of any shape; the result has the same shape and dtype.
 
     Pitfall avoided: ``vmap(add_noise, in_axes=(0, None))(xs, key)`` broadcasts the key, so every
-    example gets the same noise (:func:`keyfan.pitfalls.broadcast_key` shows it); map the keys.
+    example gets the same noise (:func:`keyfan._pitfalls.broadcast_key` shows it); map the keys.
 
     Args:
       x: a float array of any shape (one example).

@@ -468,7 +468,7 @@ def categorical(key: Any, batch: Any, logits: Any, *, axis: int = -1, shape: Any
 # -- Poisson -------------------------------------------------------------------------------------
 # JAX's jax.random.poisson refuses every key implementation but its own threefry2x32 (an identity
 # check on the implementation, with no hook), so it raises NotImplementedError on a keyfan key.
-# kf.poisson runs JAX's algorithm (jax/_src/random/core.py: _poisson, _poisson_knuth,
+# kf.poisson runs JAX's algorithm (JAX's random module: _poisson, _poisson_knuth,
 # _poisson_rejection, Apache-2.0) on the key's stream, through the same jax.random calls, so it
 # is bitwise equal to jax.random.poisson on JAX's Threefry with the matching flag
 # (tests/conformance/ checks it, and the golden values pin it across JAX versions).

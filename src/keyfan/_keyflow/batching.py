@@ -37,14 +37,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-from jax._src import config as jax_config
-from jax._src import core as jax_core
-from jax._src import linear_util as lu
-from jax._src import source_info_util
-from jax._src.interpreters import batching
-from jax.extend import core
 
+from keyfan import _kernel
+from keyfan._jaxinternals import batching, core, require_sanitizer
+from keyfan._jaxinternals import source_info as source_info_util
+from keyfan._jaxinternals.config import trace_context_state
 from keyfan._keyflow.errors import SharedRandomnessError, SharedRandomnessWarning
 from keyfan._keyflow.flow import Analysis, analyze, sub_jaxpr
 from keyfan._keyflow.hashes import HASH_SCOPE
@@ -57,10 +54,9 @@ __all__ = ["SharedDraw", "Sink", "active", "check_key", "checking"]
 _DRAWS = {"random_bits": (0,), "random_gamma": (0,), "threefry2x32": None}
 """Draw primitives and the operands that key them (None: all operands)."""
 
-_MODE = jax_config.config_states.get("keyfan_sanitize_mode") or jax_config.string_or_object_state(
+_MODE = trace_context_state(
     "keyfan_sanitize_mode", "off",
-    help="keyfan's shared-draw check (set by kf.sanitize and kf.audit; part of the trace context).",
-    include_in_jit_key=True, include_in_trace_context=True)
+    help="keyfan's shared-draw check (set by kf.sanitize and kf.audit; part of the trace context).")
 """``"off"`` or a fresh token per check: traces made under a check are cached under its token."""
 
 _TOKENS = itertools.count()
@@ -228,18 +224,16 @@ def _record_vmap(axis_data: Any) -> None:
 
 def _vmap_of(trace: Any) -> tuple[str, str]:
     try:
-        return _VMAPS.get(trace.axis_data, ("", "jax"))
+        return _VMAPS.get(batching.axis_data(trace), ("", "jax"))
     except TypeError:
         return "", "jax"
 
 
 # -- the interposition -------------------------------------------------------------------------
 
-_ORIGINAL_PROCESS = batching.BatchTrace.process_primitive
-_ORIGINAL_INIT = batching.BatchTrace.__init__
-_ORIGINAL_CALLS = {name: getattr(batching.BatchTrace, name)
-                   for name in ("process_call", "process_custom_jvp_call", "process_custom_vjp_call",
-                                "process_shard_map") if hasattr(batching.BatchTrace, name)}
+_ORIGINAL_PROCESS = batching.process_primitive
+_ORIGINAL_INIT = batching.init
+_ORIGINAL_CALLS = batching.CALL_METHODS
 _ORIGINAL_BATCH = batching.batch
 _ORIGINAL_FROM_ELT = batching.from_elt
 _lock = threading.Lock()
@@ -248,15 +242,13 @@ _installed = 0
 
 def _install() -> None:
     global _installed
+    require_sanitizer()
     with _lock:
         _installed += 1
         if _installed == 1:
-            batching.BatchTrace.process_primitive = _process_primitive
-            batching.BatchTrace.__init__ = _init
-            for name in _ORIGINAL_CALLS:
-                setattr(batching.BatchTrace, name, _call_wrapper(name))
-            batching.batch = _batch
-            batching.from_elt = _from_elt
+            batching.patch(_process_primitive, _init, calls={name: _call_wrapper(name) for name in _ORIGINAL_CALLS},
+                           batch=_batch, from_elt=_from_elt)
+            _kernel.set_draw_hook(check_key)
 
 
 def _uninstall() -> None:
@@ -264,12 +256,8 @@ def _uninstall() -> None:
     with _lock:
         _installed -= 1
         if _installed == 0 and not _GLOBAL:
-            batching.BatchTrace.process_primitive = _ORIGINAL_PROCESS
-            batching.BatchTrace.__init__ = _ORIGINAL_INIT
-            for name, original in _ORIGINAL_CALLS.items():
-                setattr(batching.BatchTrace, name, original)
-            batching.batch = _ORIGINAL_BATCH
-            batching.from_elt = _ORIGINAL_FROM_ELT
+            batching.restore()
+            _kernel.set_draw_hook(None)
 
 
 # -- one user vmap being traced: its pending reports, decided when its trace ends ------------------
@@ -322,7 +310,7 @@ def _autodiff_basis() -> bool:
     return False
 
 
-@lu.transformation2
+@batching.transformation
 def _vmap_scope(f: Any, *args: Any) -> Any:
     __tracebackhide__ = True
     if _MODE.value == "off":
@@ -343,7 +331,7 @@ def _vmap_scope(f: Any, *args: Any) -> Any:
 
 
 def _vmap_of_trace(trace: Any) -> _Vmap | None:
-    tag = trace.tag
+    tag = batching.tag(trace)
     return next((v for v in reversed(_state.vmaps) if v.tag is tag), None)
 
 
@@ -386,16 +374,16 @@ def _tainted(values: Any) -> tuple[_Pending, ...]:
     return tuple(found)
 
 
-def _init(self: Any, parent_trace: Any, tag: Any, axis_data: Any) -> None:
-    _ORIGINAL_INIT(self, parent_trace, tag, axis_data)
+def _init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _ORIGINAL_INIT(self, *args, **kwargs)
     if _MODE.value == "off":
         return
-    caller = sys._getframe(1).f_code.co_name
-    if caller == "_batch_inner":  # a vmap of the user's: remember where, and its tag
-        _record_vmap(axis_data)
+    caller = sys._getframe(1)
+    if batching.is_vmap_entry(caller):  # a vmap of the user's: remember where, and its tag
+        _record_vmap(batching.axis_data(self))
         if _state.vmaps and _state.vmaps[-1].tag is None:
-            _state.vmaps[-1].tag = tag
-    elif caller.startswith("_batch_jaxpr"):  # a batching rule re-tracing a sub-jaxpr
+            _state.vmaps[-1].tag = batching.tag(self)
+    elif batching.is_retrace(caller):  # a batching rule re-tracing a sub-jaxpr
         _RETRACES.add(self)
 
 
@@ -407,7 +395,7 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
     subs = _subs(params)
     inherited = _tainted(tracers)
     drawn: list[_Pending] = []
-    dims = [self.to_batch_info(t)[1] for t in tracers]
+    dims = [batching.batch_dim(self, t) for t in tracers]
     if sink is not None and p.name in _DRAWS:
         keyed = _DRAWS[p.name]
         operands = range(len(dims)) if keyed is None else keyed
@@ -489,22 +477,15 @@ def check_key(key: Any) -> None:
         return
     if _sink() is None:
         return
-    trace = jax_core.trace_ctx.trace
-    value = key
-    while trace is not None:
-        if isinstance(trace, batching.BatchTrace):
-            if trace in _RETRACES:
-                return
-            value, dim = trace.to_batch_info(value)
-            if dim is None:
-                info = source_info_util.current()
-                api = traceback_api(info.traceback) or "a keyfan draw"
-                for pending in _report(trace, info.traceback, _name_stack(), api):
-                    pending.live = True  # the sampler's values are not followed: reported as drawn
-                return
-        elif isinstance(value, jax_core.Tracer) and value._trace is trace:
-            value = getattr(value, "primal", value)
-        trace = getattr(trace, "parent_trace", None)
+    for trace, dim in batching.batch_dims_outward(key):
+        if trace in _RETRACES:
+            return
+        if dim is None:
+            info = source_info_util.current()
+            api = traceback_api(info.traceback) or "a keyfan draw"
+            for pending in _report(trace, info.traceback, _name_stack(), api):
+                pending.live = True  # the sampler's values are not followed: reported as drawn
+            return
 
 
 _PARAM_INIT = (os.path.join("flax", "core", "scope.py"), "param")
@@ -523,7 +504,7 @@ def _report(trace: Any, traceback: Any, name_stack: str, api: str, location: str
                                                             (traceback, *(tb for _, tb in _outer()))):
         return []
     vmap_line, wrapper = _vmap_of(trace)
-    size = trace.axis_data.size
+    size = batching.axis_size(trace)
     tracebacks = (traceback, *(tb for _, tb in reversed(_outer())))
     if location is None:
         # Inside a cached re-trace the traceback ends at its jit; the enclosing frames say more.
@@ -597,16 +578,10 @@ def _check_call(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: 
 
 def _analyze_equation(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: list[Any],
                       n_out: int) -> Analysis | None:
-    avals = [t.aval if isinstance(t, jax_core.Tracer) else jax_core.typeof(t) for t in tracers]
+    avals = [t.aval if core.is_tracer(t) else jax.typeof(t) for t in tracers]
     try:
-        invars = [core.Var(aval) for aval in avals]
-        outvars = [core.Var(jax_core.ShapedArray((), jnp.float32)) for _ in range(n_out)]
-        eqn = core.new_jaxpr_eqn(invars, outvars, p, params, jax_core.no_effects,
-                                 source_info_util.current())
-        info = lu.DebugInfo("keyfan", p.name, None, None)
-        jaxpr = core.Jaxpr([], invars, outvars, [eqn], debug_info=info)
+        closed = core.one_equation(p, params, avals, n_out, source_info_util.current())
     except Exception:
         return None
     levels = [frozenset() if d is None else frozenset({0}) for d in dims]
-    return analyze(core.ClosedJaxpr(jaxpr, []), levels, axis_levels={trace.axis_data.name: frozenset({0})},
-                   ledger=False)
+    return analyze(closed, levels, axis_levels={batching.axis_name(trace): frozenset({0})}, ledger=False)

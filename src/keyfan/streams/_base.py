@@ -12,8 +12,8 @@ words, so one key draws (and splits into) more than ``2**32`` values as JAX does
 
 From these two, :class:`Stream` derives the five functions of a JAX PRNG implementation
 (``seed``, ``split``, ``fold_in``, ``random_bits``, key shape ``(2,)``) and registers them with
-the public ``jax.extend.random.define_prng_impl``, so a typed key carries its stream and every
-``jax.random`` function works on it unchanged. keyfan's own fast samplers call the same two
+JAX's ``define_prng_impl`` (through ``keyfan._jaxinternals``), so a typed key carries its stream
+and every ``jax.random`` function works on it unchanged. keyfan's own fast samplers call the same two
 functions over a flat index, so the two routes cannot drift apart.
 
 Keys and counters are handled as pairs of uint32 words ("words"): nothing here depends on
@@ -27,12 +27,12 @@ import functools
 import math
 
 import jax
-import jax.extend.random
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
 from keyfan._flat import flat_loop
+from keyfan._jaxinternals.random import define_prng_impl
 from keyfan.streams._per_key import per_key
 from keyfan.streams._threefry2x32 import threefry2x32
 
@@ -202,7 +202,7 @@ class Stream(abc.ABC):
         outside ``jit`` for an eager ``jax.random.split(key)``, and the loop inside
         (``keyfan._flat``) would otherwise compile anew on every call (0.17 s each).
         """
-        return jax.extend.random.define_prng_impl(
+        return define_prng_impl(
             key_shape=(2,),
             seed=self.seed,
             split=jax.jit(self.split, static_argnums=1),

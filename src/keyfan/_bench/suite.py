@@ -15,10 +15,10 @@ Groups (ratios are taken within a group, against its "canonical" and "numpy" cas
 * ``kf.vmap NxN``: ``kf.vmap(f, randomness="different")`` against split + vmap by hand.
 * ``ensemble init`` / ``ensemble train step``: ``Ensemble.init`` of 350 Dense members, and one
   vmapped ``Trainer`` step of 32 MLPs against a Python loop over their jitted steps
-  (``keyfan.bench.ensemble``); ``keyfan bench --group ensemble-trainer`` runs the trainer group
-  of :mod:`keyfan.bench.trainer` instead.
+  (``keyfan._bench.ensemble``); ``keyfan bench --group ensemble-trainer`` runs the trainer group
+  of :mod:`keyfan._bench.trainer` instead.
 * ``sanitizer trace time``: tracing a transformer training step with and without
-  ``kf.sanitize()`` (``keyfan.bench.sanitizer``; not in ``quick``).
+  ``kf.sanitize()`` (``keyfan._bench.sanitizer``; not in ``quick``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import keyfan as kf
-from keyfan.bench.runner import Case
+from keyfan._bench.runner import Case
 
 __all__ = ["SHAPES", "QUICK_SHAPES", "TARGET_SHAPES", "default_cases", "shape_group"]
 
@@ -179,8 +179,8 @@ def default_cases(*, quick: bool = False) -> list[Case]:
     """Every case of the suite (``quick``: the 1e4 x 1e3 shape is left out, the samplers run at 1e5)."""
     key = kf.key(0)
     raw = jax.random.PRNGKey(0)
-    from keyfan.bench.ensemble import suite_cases
-    from keyfan.bench.sanitizer import sanitizer_cases
+    from keyfan._bench.ensemble import suite_cases
+    from keyfan._bench.sanitizer import sanitizer_cases
 
     return [*notebook_cases(key, raw), *sigmoid_cases(),
             *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES),
