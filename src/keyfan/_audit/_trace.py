@@ -23,9 +23,10 @@ import jax
 from jax.tree_util import keystr
 
 from keyfan._jaxinternals import core
+from keyfan._jaxinternals.core import jit_static_argnums
 from keyfan._keyflow.args import arg_name, check_axes, leaf_axes, parameter_names
 from keyfan._keyflow.errors import SharedRandomnessError
-from keyfan._keyflow.example import example_jaxpr, example_leaves, jit_static_argnums, struct
+from keyfan._keyflow.example import example_jaxpr, example_leaves, struct
 from keyfan._keyflow.values import key_like
 
 __all__ = ["AuditTraceError", "Level", "Traced", "parse_levels", "trace"]

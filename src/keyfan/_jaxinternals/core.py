@@ -25,7 +25,7 @@ except ImportError:  # JAX < 0.10
     from jax._src.core import jaxprs_in_params as jaxprs_in_params
 
 __all__ = ["ClosedJaxpr", "Jaxpr", "JaxprEqn", "Literal", "Tracer", "Var", "is_tracer", "jaxprs_in_params",
-           "one_equation"]
+           "jit_static_argnums", "one_equation"]
 
 Tracer = jax.core.Tracer
 
@@ -50,3 +50,14 @@ def one_equation(primitive: Any, params: dict[str, Any], in_avals: list[Any], n_
     eqn = new_jaxpr_eqn(invars, outvars, primitive, params, _core.no_effects, source_info)
     jaxpr = Jaxpr([], invars, outvars, [eqn], debug_info=_lu.DebugInfo("keyfan", str(primitive), None, None))
     return ClosedJaxpr(jaxpr, [])
+
+
+def jit_static_argnums(f: Any) -> tuple[int, ...] | None:
+    """The ``static_argnums`` of a ``jax.jit``-wrapped function, or None if ``f`` is not one.
+
+    Read from the jitted function's ``_jit_info`` (a private attribute of JAX's ``PjitFunction``,
+    present since JAX 0.4.36 and in 0.10; absent: None, the reading of a plain function).
+    """
+    info = getattr(f, "_jit_info", None)
+    static = getattr(info, "static_argnums", None)
+    return tuple(static) if isinstance(static, tuple) else None

@@ -26,7 +26,7 @@ import numpy as np
 
 from keyfan._jaxinternals import core
 
-__all__ = ["Example", "example_jaxpr", "example_leaves", "is_array", "jit_static_argnums", "struct"]
+__all__ = ["Example", "example_jaxpr", "example_leaves", "is_array", "struct"]
 
 _NUMBERS = (bool, int, float, complex)
 
@@ -98,13 +98,3 @@ def example_jaxpr(f: Callable[..., Any], example: Example, structs: Sequence[jax
 
     return jax.make_jaxpr(one_example, axis_env=list(axis_env) if axis_env else None)(*structs)
 
-
-def jit_static_argnums(f: Any) -> tuple[int, ...] | None:
-    """The ``static_argnums`` of a ``jax.jit``-wrapped function, or None if ``f`` is not one.
-
-    Read from the jitted function's ``_jit_info`` (a private attribute of JAX's ``PjitFunction``,
-    present since JAX 0.4.36 and in 0.10; absent: None, the reading of a plain function).
-    """
-    info = getattr(f, "_jit_info", None)
-    static = getattr(info, "static_argnums", None)
-    return tuple(static) if isinstance(static, tuple) else None
