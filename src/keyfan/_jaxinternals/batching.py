@@ -27,9 +27,9 @@ from jax._src import core as _core
 from jax._src import linear_util as _lu
 from jax._src.interpreters import batching as _batching
 
-__all__ = ["BatchTrace", "CALL_METHODS", "axis_data", "axis_name", "axis_size", "batch_dim", "batch_dims_outward",
-           "init", "is_retrace", "is_vmap_entry", "missing", "patch", "process_primitive", "restore", "tag",
-           "transformation"]
+__all__ = ["CALL_METHODS", "BatchTrace", "arg_names", "axis_data", "axis_name", "axis_size", "batch_dim",
+           "batch_dims_outward", "init", "is_retrace", "is_vmap_entry", "missing", "patch", "process_primitive",
+           "restore", "tag", "transformation"]
 
 BatchTrace = _batching.BatchTrace
 _VMAP_ENTRY = "_batch_inner"
@@ -113,6 +113,16 @@ def batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match:
 def from_elt(*args: Any) -> Any:
     """JAX's own ``batching.from_elt``."""
     return _from_elt(*args)
+
+
+def arg_names(fun: Any, count: int) -> list[str]:
+    """The user's names of a vmapped function's ``count`` flat arguments (``"key"``,
+    ``"batch['rng']"``), from the ``WrappedFun``'s ``debug_info.arg_names`` (best effort in JAX:
+    ``""`` where unknown; from 0.5 to 0.10)."""
+    names = getattr(getattr(fun, "debug_info", None), "arg_names", None)
+    if not isinstance(names, tuple) or len(names) != count:
+        return [""] * count
+    return [n if isinstance(n, str) else "" for n in names]
 
 
 def transformation(gen: Callable[..., Any]) -> Callable[..., Any]:

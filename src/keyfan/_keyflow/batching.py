@@ -77,6 +77,9 @@ class SharedDraw:
     axis_size: int | None
     frame: tuple[str, int] | None = None
     """``(file, line)`` of the draw, for warnings."""
+    origin: str = ""
+    """Where its key comes from, as a clause (``"is the argument `key` of the vmapped function,
+    passed unmapped (in_axes=None)"``), or ``""`` when unknown."""
 
     @property
     def problem(self) -> str:
@@ -85,9 +88,9 @@ class SharedDraw:
                 "keyfan": "kf.vmap"}.get(self.wrapper, "vmap")
         vmap_at = f" traced at {self.vmap}" if self.vmap else ""
         size = f" (batch of {self.axis_size})" if self.axis_size is not None else ""
-        return (f"{self.what} draws the same values for every example of the {vmap}{vmap_at}{size}: "
-                f"its key is not mapped over that vmap (it was passed with in_axes=None, closed over, or "
-                f"derived from such a key).")
+        origin = self.origin or ("is not mapped over that vmap (it was passed with in_axes=None, closed "
+                                 "over, or derived from such a key)")
+        return f"{self.what} draws the same values for every example of the {vmap}{vmap_at}{size}: its key {origin}."
 
     @property
     def fix(self) -> str:
@@ -277,6 +280,8 @@ class _Vmap:
 
     exempt: bool
     """A vmap JAX makes for itself (the basis of ``jacfwd``/``hessian``): sharing is its design."""
+    sealed: bool = False
+    """Every input is mapped: an unmapped key can only be closed over or made from a constant."""
     tag: Any = None
     pending: list[_Pending] = dataclasses.field(default_factory=list)
 
@@ -286,6 +291,9 @@ class _State(threading.local):
         self.vmaps: list[_Vmap] = []
         self.taint: dict[int, tuple[Any, tuple[_Pending, ...]]] = {}
         """Values derived from a pending draw (by ``id``, the value kept alive), and the draws."""
+        self.origins: dict[int, tuple[Any, str, bool]] = {}
+        """Unmapped values that are, or derive only from unmapped arguments of a user vmap (by
+        ``id``, the value kept alive): the argument's description, and whether it IS the argument."""
 
 
 _state = _State()
@@ -295,7 +303,7 @@ _JAX_API = os.path.join("jax", "_src", "api.py")
 
 
 def _batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match: bool = False) -> Any:
-    return _vmap_scope(_ORIGINAL_BATCH(fun, axis_data, in_dims, out_dim_dests, sum_match))
+    return _vmap_scope(_ORIGINAL_BATCH(fun, axis_data, in_dims, out_dim_dests, sum_match), fun, in_dims)
 
 
 def _autodiff_basis() -> bool:
@@ -311,11 +319,17 @@ def _autodiff_basis() -> bool:
 
 
 @batching.transformation
-def _vmap_scope(f: Any, *args: Any) -> Any:
+def _vmap_scope(f: Any, fun: Any, in_dims: Any, *args: Any) -> Any:
     __tracebackhide__ = True
     if _MODE.value == "off":
         return f(*args)
-    vmap = _Vmap(exempt=_autodiff_basis())
+    dims = in_dims() if callable(in_dims) else in_dims
+    unmapped = [(value, name) for value, name, dim in zip(args, batching.arg_names(fun, len(args)), dims, strict=False)
+                if dim is None]
+    vmap = _Vmap(exempt=_autodiff_basis(), sealed=not unmapped)
+    for value, name in unmapped:
+        if name:
+            _state.origins[id(value)] = (value, f"the argument `{name}` of the vmapped function", True)
     _state.vmaps.append(vmap)
     try:
         out = f(*args)
@@ -323,6 +337,7 @@ def _vmap_scope(f: Any, *args: Any) -> Any:
         _state.vmaps.pop()
         if not _state.vmaps:
             _state.taint.clear()
+            _state.origins.clear()
     live = [p.draw for p in vmap.pending if p.live]
     sink = _sink()
     if live and sink is not None and not vmap.exempt:
@@ -374,6 +389,38 @@ def _tainted(values: Any) -> tuple[_Pending, ...]:
     return tuple(found)
 
 
+def _origin_of(value: Any) -> tuple[str, bool] | None:
+    found = _state.origins.get(id(value)) if _state.origins else None
+    return (found[1], found[2]) if found is not None and found[0] is value else None
+
+
+def _origin_clause(trace: Any, values: Sequence[Any]) -> str:
+    """Where a shared draw's key comes from, given the operands its key derives from."""
+    for value in values:
+        found = _origin_of(value)
+        if found is not None:
+            name, direct = found
+            return (f"is {name}, passed unmapped (in_axes=None)" if direct
+                    else f"is derived from {name}, passed unmapped (in_axes=None)")
+    vmap = _vmap_of_trace(trace)
+    if vmap is not None and vmap.sealed:
+        return ("comes from no argument of the vmapped function (every argument is mapped): it is closed over, "
+                "or made from a constant seed inside")
+    return ""
+
+
+def _propagate_origins(tracers: Any, dims: list[Any], outs: Any) -> None:
+    """Outputs of an equation whose operands are all unmapped derive from the arguments they read."""
+    if not _state.origins or any(d is not None for d in dims):
+        return
+    found = next((o for o in map(_origin_of, tracers) if o is not None), None)
+    if found is None:
+        return
+    for value in _values(outs):
+        if _origin_of(value) is None:
+            _state.origins[id(value)] = (value, found[0], False)
+
+
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     _ORIGINAL_INIT(self, *args, **kwargs)
     if _MODE.value == "off":
@@ -401,8 +448,9 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
         operands = range(len(dims)) if keyed is None else keyed
         if all(dims[i] is None for i in operands if i < len(dims)):
             info = source_info_util.current()
+            origin = _origin_clause(self, [tracers[i] for i in operands if i < len(tracers)])
             drawn.extend(_report(self, info.traceback, _name_stack(),
-                                 what(p.name, traceback_api(info.traceback))))
+                                 what(p.name, traceback_api(info.traceback)), origin=origin))
     if subs:
         outer = _outer()
         info = source_info_util.current()
@@ -414,6 +462,7 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
     else:
         outs = _ORIGINAL_PROCESS(self, p, tracers, params)
     flat = outs if p.multiple_results else [outs]
+    _propagate_origins(tracers, dims, flat)
     if sink is not None and subs and any(_has_draws(jaxpr) for jaxpr, _ in subs):
         for index, pending in _check_call(self, p, params, tracers, dims, len(flat)):
             _taint(flat[index], pending)
@@ -498,7 +547,8 @@ def _in_param_init(traceback: Any) -> bool:
                for frame in getattr(traceback, "frames", ()))
 
 
-def _report(trace: Any, traceback: Any, name_stack: str, api: str, location: str | None = None) -> list[_Pending]:
+def _report(trace: Any, traceback: Any, name_stack: str, api: str, location: str | None = None,
+            origin: str = "") -> list[_Pending]:
     """A pending report of a shared draw over ``trace``'s vmap (none if the sharing is declared)."""
     if in_scope(name_stack, SHARED_RANDOMNESS_SCOPE) or any(_in_param_init(tb) for tb in
                                                             (traceback, *(tb for _, tb in _outer()))):
@@ -510,7 +560,8 @@ def _report(trace: Any, traceback: Any, name_stack: str, api: str, location: str
         # Inside a cached re-trace the traceback ends at its jit; the enclosing frames say more.
         location = next((found for found in map(traceback_location, tracebacks) if found), "")
     frame = next((found for found in map(user_frame, tracebacks) if found), None)
-    draw = SharedDraw(api, location, vmap_line, wrapper, size if isinstance(size, int) else None, frame)
+    origin = origin or _origin_clause(trace, [])
+    draw = SharedDraw(api, location, vmap_line, wrapper, size if isinstance(size, int) else None, frame, origin)
     vmap = _vmap_of_trace(trace)
     pending = _Pending(draw, vmap, live=vmap is None)
     if vmap is not None:
@@ -570,8 +621,9 @@ def _check_call(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: 
         location = site.location or called_at
         if called_at and location != called_at and not location.startswith(called_at.split(" <- ")[0]):
             location = f"{location} (called at {called_at})"
+        origin = _origin_clause(trace, [tracers[i] for i in sorted(site.sources) if i < len(tracers)])
         reports[site.id] = _report(trace, info.traceback, f"{outer_stack}/{site.name_stack}",
-                                   what(site.primitive, api or site.api), location=location)
+                                   what(site.primitive, api or site.api), location=location, origin=origin)
     return [(j, tuple(p for d in draws if d in reports for p in reports[d]))
             for j, draws in enumerate(analysis.outputs) if any(d in reports for d in draws)]
 
