@@ -272,6 +272,10 @@ class _Pending:
     draw: SharedDraw
     vmap: _Vmap | None
     live: bool = False
+    declared: bool = False
+    """Its values also leave the vmap through an output declared unmapped (``out_axes=None``):
+    the user (or the library: shared parameters under ``nn.vmap``, ``nnx.vmap``, ``hk.vmap``)
+    says it is one value for every example, so its other uses are uses of a shared value."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -309,13 +313,19 @@ def _batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match
 def _autodiff_basis() -> bool:
     """True for the vmap of ``jacfwd``/``hessian``/``jacrev`` over basis vectors, which JAX's
     own ``api.py`` makes: one primal for every direction, by design."""
-    frames = getattr(source_info_util.current().traceback, "frames", ())
-    for frame in frames:
-        if frame.file_name.endswith(_JAX_API) and frame.function_name != "vmap_f":
-            return True
-        if not frame.file_name.endswith(_JAX_API) and "jax" not in frame.file_name.split(os.sep)[-4:-1]:
+    for frame in getattr(source_info_util.current().traceback, "frames", ()):
+        path = os.path.realpath(frame.file_name)
+        if path.endswith(_JAX_API):
+            if frame.function_name.rsplit(".", 1)[-1] != "vmap_f":
+                return True
+        elif not path.startswith(_SKIPPED_DIRS):
             return False
     return False
+
+
+_SKIPPED_DIRS = (os.path.join(os.path.realpath(os.path.dirname(jax.__file__)), ""),
+                 os.path.join(os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ""))
+"""JAX's and keyfan's own directories: frames there neither make nor use a vmap of the user's."""
 
 
 @batching.transformation
@@ -338,7 +348,7 @@ def _vmap_scope(f: Any, fun: Any, in_dims: Any, *args: Any) -> Any:
         if not _state.vmaps:
             _state.taint.clear()
             _state.origins.clear()
-    live = [p.draw for p in vmap.pending if p.live]
+    live = [p.draw for p in vmap.pending if p.live and not p.declared]
     sink = _sink()
     if live and sink is not None and not vmap.exempt:
         sink.report_all(live)
@@ -353,11 +363,14 @@ def _vmap_of_trace(trace: Any) -> _Vmap | None:
 def _from_elt(trace: Any, axis_size: Any, mesh_axis: Any, sum_match: bool, i: int, x: Any, spec: Any) -> Any:
     """An output of a user vmap: a pending draw whose values reach it is live, unless the output
     is declared unmapped (``out_axes=None``: the same for every example, by the user's word)."""
-    if spec is not None and _state.taint:
+    if _state.taint:
         found = _state.taint.get(id(x))
         if found is not None and found[0] is x:
             for pending in found[1]:
-                pending.live = True
+                if spec is None:
+                    pending.declared = True
+                else:
+                    pending.live = True
     return _ORIGINAL_FROM_ELT(trace, axis_size, mesh_axis, sum_match, i, x, spec)
 
 
