@@ -154,6 +154,9 @@ def test_pytest_plugin_fails_the_buggy_test_only_with_the_flag(tmp_path):
     marked = _pytest(tmp_path, "import pytest\n" + _BUGGY_TEST.replace(
         "def test_noise", "@pytest.mark.keyfan_sanitize\ndef test_noise"))
     assert marked.returncode == 1 and "SharedRandomnessError" in marked.stdout, marked.stdout
+    exempt = _pytest(tmp_path, "import pytest\n" + _BUGGY_TEST.replace(
+        "def test_noise", "@pytest.mark.keyfan_sanitize('off')\ndef test_noise"), "--keyfan-sanitize")
+    assert exempt.returncode == 0, exempt.stdout
 
 
 def test_environment_variable_turns_the_check_on_for_a_whole_program(tmp_path):

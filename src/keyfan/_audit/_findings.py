@@ -11,10 +11,10 @@ from keyfan._audit._trace import Traced
 from keyfan._keyflow.batching import SharedDraw
 from keyfan._keyflow.flow import Analysis, DrawSite
 from keyfan._keyflow.ledger import Event, Use
-from keyfan._keyflow.source import in_scope
+from keyfan._keyflow.primitives import declared_shared
 from keyfan._keyflow.wording import FIXES as _FIXES
+from keyfan._keyflow.wording import shared_draw
 from keyfan._keyflow.wording import what as _what_draw
-from keyfan.scopes import SHARED_RANDOMNESS_SCOPE
 
 __all__ = ["build_report"]
 
@@ -70,8 +70,8 @@ def _shared_finding(traced: Traced, site: DrawSite, missing: frozenset[int]) -> 
         unmapped = [i for i in sorted(site.sources) if not missing <= traced.in_levels[i]]
         named = [i for i in unmapped if traced.keys[i]] or unmapped
         origin = ", ".join(traced.names[i] for i in named)
-        message = (f"{what} draws the same values for every example along {along}: its key comes from {origin}, "
-                   f"which {'is' if len(named) == 1 else 'are'} not mapped there.")
+        message = shared_draw(what, f"along {along}",
+                              f"comes from {origin}, which {'is' if len(named) == 1 else 'are'} not mapped there")
     elif site.consts:
         kind = AuditKind.CLOSURE_KEY
         message = (f"{what} uses a key captured from an enclosing scope (a closure), so it draws the "
@@ -80,7 +80,7 @@ def _shared_finding(traced: Traced, site: DrawSite, missing: frozenset[int]) -> 
         kind = AuditKind.CONSTANT_KEY
         message = (f"{what} uses a key made from constants inside the function (such as "
                    f"jax.random.key(0)), so it draws the same values for every example along {along}.")
-    allowed = in_scope(site.name_stack, SHARED_RANDOMNESS_SCOPE)
+    allowed = declared_shared(site.name_stack)
     return AuditFinding(kind, message, site.location, FIXES[kind], allowed=allowed)
 
 

@@ -45,14 +45,12 @@ from keyfan._jaxinternals.config import trace_context_state
 from keyfan._keyflow.errors import SharedRandomnessError, SharedRandomnessWarning
 from keyfan._keyflow.flow import Analysis, analyze, sub_jaxpr
 from keyfan._keyflow.hashes import HASH_SCOPE
-from keyfan._keyflow.source import in_scope, traceback_api, traceback_location, user_frame
-from keyfan._keyflow.wording import SHARED_DRAW_FIX, WRAPPER_FIXES, what
-from keyfan.scopes import SHARED_RANDOMNESS_SCOPE
+from keyfan._keyflow.primitives import DRAWS, declared_shared, keys_of
+from keyfan._keyflow.source import traceback_api, traceback_location, user_frame
+from keyfan._keyflow.wording import SHARED_DRAW_FIX, WRAPPER_FIXES, shared_draw, what
 
 __all__ = ["SharedDraw", "Sink", "active", "check_key", "checking"]
 
-_DRAWS = {"random_bits": (0,), "random_gamma": (0,), "threefry2x32": None}
-"""Draw primitives and the operands that key them (None: all operands)."""
 
 _MODE = trace_context_state(
     "keyfan_sanitize_mode", "off",
@@ -90,7 +88,7 @@ class SharedDraw:
         size = f" (batch of {self.axis_size})" if self.axis_size is not None else ""
         origin = self.origin or ("is not mapped over that vmap (it was passed with in_axes=None, closed "
                                  "over, or derived from such a key)")
-        return f"{self.what} draws the same values for every example of the {vmap}{vmap_at}{size}: its key {origin}."
+        return shared_draw(self.what, f"of the {vmap}{vmap_at}{size}", origin)
 
     @property
     def fix(self) -> str:
@@ -456,12 +454,11 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
     inherited = _tainted(tracers)
     drawn: list[_Pending] = []
     dims = [batching.batch_dim(self, t) for t in tracers]
-    if sink is not None and p.name in _DRAWS:
-        keyed = _DRAWS[p.name]
-        operands = range(len(dims)) if keyed is None else keyed
-        if all(dims[i] is None for i in operands if i < len(dims)):
+    if sink is not None and p.name in DRAWS:
+        operands = keys_of(p.name, len(dims))
+        if all(dims[i] is None for i in operands):
             info = source_info_util.current()
-            origin = _origin_clause(self, [tracers[i] for i in operands if i < len(tracers)])
+            origin = _origin_clause(self, [tracers[i] for i in operands])
             drawn.extend(_report(self, info.traceback, _name_stack(),
                                  what(p.name, traceback_api(info.traceback)), origin=origin))
     if subs:
@@ -563,7 +560,7 @@ def _in_param_init(traceback: Any) -> bool:
 def _report(trace: Any, traceback: Any, name_stack: str, api: str, location: str | None = None,
             origin: str = "") -> list[_Pending]:
     """A pending report of a shared draw over ``trace``'s vmap (none if the sharing is declared)."""
-    if in_scope(name_stack, SHARED_RANDOMNESS_SCOPE) or any(_in_param_init(tb) for tb in
+    if declared_shared(name_stack) or any(_in_param_init(tb) for tb in
                                                             (traceback, *(tb for _, tb in _outer()))):
         return []
     vmap_line, wrapper = _vmap_of(trace)
@@ -599,7 +596,7 @@ def _has_draws(jaxpr: core.Jaxpr) -> bool:
         return known
     found = False
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name in _DRAWS:
+        if eqn.primitive.name in DRAWS:
             found = True
             break
         subs = (sub_jaxpr(v) for value in eqn.params.values()
