@@ -336,7 +336,7 @@ def _vmap_scope(f: Any, fun: Any, in_dims: Any, *args: Any) -> Any:
                 if dim is None]
     vmap = _Vmap(exempt=_autodiff_basis(), sealed=not unmapped)
     for value, name in unmapped:
-        if name:
+        if name and _key_material(value):
             _state.origins[id(value)] = (value, f"the argument `{name}` of the vmapped function", True)
     _state.vmaps.append(vmap)
     try:
@@ -400,6 +400,16 @@ def _tainted(values: Any) -> tuple[_Pending, ...]:
     return tuple(found)
 
 
+def _key_material(value: Any) -> bool:
+    """A value a key can come from: a typed key, raw key data or an integer seed (only these are
+    followed, so the values kept alive while a vmap is traced stay small)."""
+    try:
+        dtype = jax.typeof(value).dtype
+    except TypeError:
+        return False
+    return jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or jax.dtypes.issubdtype(dtype, jax.numpy.integer)
+
+
 def _origin_of(value: Any) -> tuple[str, bool] | None:
     found = _state.origins.get(id(value)) if _state.origins else None
     return (found[1], found[2]) if found is not None and found[0] is value else None
@@ -428,7 +438,7 @@ def _propagate_origins(tracers: Any, dims: list[Any], outs: Any) -> None:
     if found is None:
         return
     for value in _values(outs):
-        if _origin_of(value) is None:
+        if _origin_of(value) is None and _key_material(value):
             _state.origins[id(value)] = (value, found[0], False)
 
 
