@@ -16,6 +16,7 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree) if isinstance(x, jax.Array)]
 
 
+@pytest.mark.slow  # 34 programs, several with NUTS, SDE solves and Flax/Haiku models: about 2 CPU-minutes
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.name for p in PROGRAMS])
 def test_sanitizer_on_public_programs(program):
     fn, args = program.build()
@@ -33,6 +34,7 @@ def test_sanitizer_on_public_programs(program):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.name for p in PROGRAMS])
 def test_whole_program_audit_on_public_programs(program):
     fn, args = program.build()
