@@ -20,11 +20,10 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
 
 import jax
-from jax.tree_util import keystr
 
 from keyfan._jaxinternals import core
 from keyfan._jaxinternals.core import jit_static_argnums
-from keyfan._keyflow.args import arg_name, check_axes, leaf_axes, parameter_names
+from keyfan._keyflow.args import check_axes, leaf_names, parameter_names, positional_axes
 from keyfan._keyflow.errors import SharedRandomnessError
 from keyfan._keyflow.example import example_jaxpr, example_leaves, struct
 from keyfan._keyflow.values import key_like
@@ -107,13 +106,7 @@ def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, A
                  levels: Sequence[Level]) -> tuple[list[str], list[frozenset[int]]]:
     """Every leaf of ``(args, kwargs)`` (flattened as a whole), named, with its mapped levels."""
     params = parameter_names(f)
-    names: list[str] = []
-    for position, arg in enumerate(args):
-        base = arg_name(position, params)
-        names.extend(base + (f" {keystr(path)}" if path else "")
-                     for path, _ in jax.tree_util.tree_flatten_with_path(arg)[0])
-    for path, _ in jax.tree_util.tree_flatten_with_path(kwargs)[0]:
-        names.append(f"keyword argument {path[0].key!r}" + (f" {keystr(path[1:])}" if path[1:] else ""))
+    names = leaf_names(params, args, kwargs)
     mapped: list[set[int]] = [set() for _ in names]
     n_positional = len(names) - len(jax.tree_util.tree_leaves(kwargs))
     for index, level in enumerate(levels):
@@ -124,10 +117,7 @@ def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, A
                 f"{len(args)} positional example arguments were given; give one entry per positional "
                 f"argument (keyword arguments are mapped at every level, as in jax.vmap)."
             )
-        axes: list[int | None] = []
-        for position, arg in enumerate(args):
-            prefix = spec[position] if isinstance(spec, tuple) else spec
-            axes.extend(leaf_axes(arg_name(position, params), arg, prefix))
+        axes = positional_axes(params, spec, args)
         axes.extend([0] * (len(names) - n_positional))
         for leaf, axis in enumerate(axes):
             if axis is not None:
