@@ -63,7 +63,7 @@ class Ensemble:
         (``"cross_entropy"``, ``"mse"``, ``"gaussian_nll"``); :meth:`predict` then summarises
         accordingly, and refuses a different ``task=``.
 
-    Example:
+    Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
       >>> x = jnp.ones((5, 3))
       >>> ens = kf.Ensemble.init(nn.Dense(2), kf.key(0), members=4, sample_input=x)
@@ -116,8 +116,8 @@ class Ensemble:
 
         Returns:
           An :class:`Ensemble` whose member ``i`` equals ``model`` initialised alone with
-          ``kf.at(key, i)`` (bitwise; on the ``"threefry"`` stream for every K), and whose
-          member keys are ``kf.fan_out(key, (K,))``.
+            ``kf.at(key, i)`` (bitwise; on the ``"threefry"`` stream for every K), and whose
+            member keys are ``kf.fan_out(key, (K,))``.
 
         Raises:
           TypeError: ``model`` is of an unknown kind, or ``key`` is not a key.

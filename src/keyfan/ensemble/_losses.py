@@ -31,7 +31,7 @@ def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
     Returns:
       float ``()``: ``-log softmax(logits)[label]``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import cross_entropy
       >>> round(float(cross_entropy(jnp.zeros(4), jnp.int32(2))), 4)  # log 4
@@ -50,7 +50,7 @@ def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
     Returns:
       float ``()``: ``mean((prediction - target) ** 2)``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import mse
       >>> float(mse(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0])))
@@ -70,7 +70,7 @@ def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
     Returns:
       float ``()``: the NLL summed over the example's elements.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import gaussian_nll
       >>> float(gaussian_nll(jnp.array([0.0, 10.0]), jnp.array(0.0))) < float(

@@ -70,7 +70,7 @@ def gaussian_variance(raw: jax.Array) -> jax.Array:
     Returns:
       float array of ``raw``'s shape, every entry ``> 0``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import gaussian_variance
       >>> bool((gaussian_variance(jnp.array([-50.0, 0.0, 5.0])) > 0).all())
@@ -126,7 +126,7 @@ def summarize(outputs: jax.Array, *, task: str) -> RegressionPrediction | Classi
     Returns:
       :class:`RegressionPrediction` or :class:`ClassificationPrediction`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import summarize
       >>> logits = jnp.array([[[4.0, 0.0]], [[0.0, 4.0]]])   # 2 members disagree on 1 example
@@ -174,14 +174,14 @@ def predict(ensemble: Any, x: Any, *, task: str | None = None, mesh: Any = None,
 
     Returns:
       ``RegressionPrediction(mean, variance)``, each ``(B, ...)``, or
-      ``ClassificationPrediction(probs (B, C), entropy (B,), mutual_information (B,))``.
+        ``ClassificationPrediction(probs (B, C), entropy (B,), mutual_information (B,))``.
 
     Raises:
       TypeError: ``ensemble`` is not a :class:`~keyfan.Ensemble`.
       ValueError: ``task`` is not one of the three, or differs from the task the ensemble
         records.
 
-    Example:
+    Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
       >>> x = jnp.ones((5, 3))
       >>> ens = kf.Ensemble.init(nn.Dense(1), kf.key(0), members=4, sample_input=x)
