@@ -63,7 +63,7 @@ SIZES = (
     Size("middle", 784, 256, 10, 128, 8, runs=11),
     Size("large", 784, 1024, 10, 256, 8, runs=5),
 )
-"""The issue's three sizes; fewer timed samples at the larger ones keep the group to minutes."""
+"""The three target sizes; fewer timed samples at the larger ones keep the group to minutes."""
 
 DROPOUT = 0.1
 LEARNING_RATE = 1e-3
