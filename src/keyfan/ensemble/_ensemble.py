@@ -24,8 +24,9 @@ from keyfan._keyarg import check_key
 from keyfan.ensemble._inputs import InputSpec, check_input, input_spec
 from keyfan.ensemble._models import Model, NNXModel, as_model
 from keyfan.ensemble._per_example import apply_per_example, dropout_keys
-from keyfan.ensemble._predict import check_task, predict
+from keyfan.ensemble._predict import predict
 from keyfan.ensemble._stacking import check_member_keys, check_same_structure, member_index
+from keyfan.ensemble._tasks import check_task
 from keyfan.keys import fan_out
 
 __all__ = ["Ensemble"]

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from keyfan.ensemble._predict import gaussian_variance
+from keyfan.ensemble._tasks import Task
 
 __all__ = ["LOSSES", "LOSS_TASKS", "cross_entropy", "gaussian_nll", "get_loss", "mse"]
 
@@ -83,7 +84,7 @@ def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
 
 
 LOSSES: dict[str, Loss] = {"cross_entropy": cross_entropy, "mse": mse, "gaussian_nll": gaussian_nll}
-LOSS_TASKS: dict[str, str] = {"cross_entropy": "classification", "mse": "regression", "gaussian_nll": "gaussian"}
+LOSS_TASKS: dict[str, Task] = {"cross_entropy": "classification", "mse": "regression", "gaussian_nll": "gaussian"}
 """What a named loss says the members output: the ``task`` a trainer records on the ensemble."""
 
 

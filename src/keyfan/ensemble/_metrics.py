@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from keyfan.ensemble._predict import gaussian_variance
+from keyfan.ensemble._tasks import check_task
 
 __all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "classification_metrics", "ensemble_report",
            "regression_metrics", "report_table"]
@@ -130,12 +131,9 @@ def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> dic
       >>> len(report["members"]), report["ensemble"]["accuracy"]
       (2, 1.0)
     """
-    if task == "classification":
-        report = _classification_report(outputs, targets)
-    elif task == "gaussian":
-        report = _regression_report(outputs, targets)
-    else:
-        raise ValueError(f"task must be 'classification' or 'gaussian' for a metrics report, got {task!r}.")
+    task = check_task(task, allowed=("classification", "gaussian"), what=" for a metrics report")
+    report = _classification_report(outputs, targets) if task == "classification" else \
+        _regression_report(outputs, targets)
     names = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     members = jax.device_get(report["members"])
     k = outputs.shape[0]

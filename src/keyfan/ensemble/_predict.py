@@ -33,11 +33,11 @@ from keyfan.ensemble._shard import (
     shard_batch,
     shard_members,
 )
+from keyfan.ensemble._tasks import TASKS, check_task
 
 __all__ = ["ClassificationPrediction", "RegressionPrediction", "TASKS", "gaussian_variance", "predict",
            "summarize"]
 
-TASKS = ("regression", "gaussian", "classification")
 MIN_VARIANCE = 1e-6
 
 
@@ -87,12 +87,6 @@ def _entropy(probs: jax.Array) -> jax.Array:
 def _mean(a: jax.Array) -> jax.Array:
     """The mean over members, in a layout-independent order (see ``_shard.fixed_sum``)."""
     return fixed_sum(a, axis=0) / a.shape[0]
-
-
-def check_task(task: Any) -> str:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(map(repr, TASKS))}, got {task!r}.")
-    return task
 
 
 def resolve_task(ensemble: Any, task: Any) -> str:
