@@ -33,6 +33,8 @@ class _Group(typer.core.TyperGroup, _Command):
     """The root ``keyfan`` group, with the same --help line as its commands."""
 
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
                   help="keyfan: per-example randomness in JAX that is correct, reproducible and fast.")
 DEFAULT_RUN_DIR = Path("keyfan-out/ensemble")
