@@ -109,7 +109,7 @@ def tour() -> None:
 @app.command(cls=_Command)
 def bench(
     quick: bool = typer.Option(False, "--quick", metavar=FLAG,
-                               help="Leave out the largest shape; samplers at 1e5 (under a minute). Writes "
+                               help="Leave out the largest shape; samplers at 1e5 (about a minute of CPU time). Writes "
                                     "bench-quick.json and bench-quick.png."),
     runs: int = typer.Option(21, min=3, metavar="N", help="Timed samples per case (at least 3); the median is "
                                                           "reported."),
