@@ -67,8 +67,16 @@ the same bits-to-value step as a core sampler's, and ``test_sampler_dtypes_equal
 tier) sweeps them."""
 
 
-@pytest.mark.parametrize("stream", STREAMS)
-@pytest.mark.parametrize("name", sorted(set(SAMPLERS) - JAX_ONLY))
+def _cases():
+    """Every sampler on both streams; the expensive ones (seconds of compile each, built on the
+    uniform bits every other case checks bitwise) run on the legacy stream in the slow tier."""
+    for name in sorted(set(SAMPLERS) - JAX_ONLY):
+        for stream in STREAMS:
+            slow = name in EXPENSIVE and stream != "threefry"
+            yield pytest.param(name, stream, marks=[pytest.mark.slow] if slow else [], id=f"{name}-{stream}")
+
+
+@pytest.mark.parametrize(("name", "stream"), list(_cases()))
 def test_sampler_equals_jax(name, stream):
     """Eager, and one jitted program: every dtype (core samplers) or the default dtype (the
     others), plus the default draw vmapped over split keys."""
