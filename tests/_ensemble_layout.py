@@ -16,7 +16,8 @@ import json
 import sys
 
 
-def run(devices: int, member_axis: int, data_axis: int, chunks: int, **trainer_kwargs) -> dict[str, str]:
+def run(devices: int, member_axis: int, data_axis: int, chunks: int, *, hidden: int = 32,
+        **trainer_kwargs) -> dict[str, str]:
     """Digests of params, optimizer state, keys, losses and predictions after six steps."""
     import flax.linen as nn
     import jax
@@ -34,7 +35,7 @@ def run(devices: int, member_axis: int, data_axis: int, chunks: int, **trainer_k
     class MLP(nn.Module):
         @nn.compact
         def __call__(self, x, train: bool = False):
-            x = nn.relu(nn.Dense(32)(x))
+            x = nn.relu(nn.Dense(hidden)(x))
             x = nn.Dropout(0.2, deterministic=not train)(x)
             return nn.Dense(2)(x)
 

@@ -181,8 +181,10 @@ def test_block_and_group_errors():
         grouped.step(grouped.init(ens), DATA.x[:8], DATA.y[:8], np.arange(8))
 
 
-def test_member_groups_of_two_or_more_keep_the_bits():
-    """Groups of 2 or 4 of 8 members (a scan over groups) give the bits of one vmap over all 8."""
+@pytest.mark.bitwise
+def test_member_groups_keep_the_bits():
+    """2 or 4 of 8 members per step of the loop over members give the bits of the default (one
+    per step): each member runs its own program whatever the group."""
     ens = Ensemble.init(MLP(), kf.key(5), members=8, sample_input=DATA.x[:2])
     params = {}
     for group in (None, 2, 4):
@@ -195,3 +197,27 @@ def test_member_groups_of_two_or_more_keep_the_bits():
     for group in (2, 4):
         for a, b in zip(params[group], params[None], strict=True):
             assert_bitwise_equal(a, b)
+
+
+@pytest.mark.bitwise
+def test_each_member_trained_alone_has_the_bits_it_has_in_the_ensemble():
+    """Member identity for training: every member runs its own single-member program, so a member
+    trained in an ensemble of 4 equals it trained alone (an ensemble of 1), step by step."""
+    ens = Ensemble.init(MLP(), kf.key(6), members=4, sample_input=DATA.x[:2])
+
+    def train(e):
+        trainer = Trainer(optax.adam(1e-2), model_kwargs={"train": True})
+        state = trainer.init(e, bootstrap=64)
+        losses = []
+        for t in range(2):
+            ids = (np.arange(32) + 32 * t) % 64
+            state, loss = trainer.step(state, DATA.x[ids], DATA.y[ids], ids)
+            losses.append(loss)
+        return state, np.stack(losses)
+
+    together, losses = train(ens)
+    for m in (0, 3):
+        alone, alone_losses = train(ens[m:m + 1])
+        assert_bitwise_equal(alone_losses[:, 0], losses[:, m])
+        for a, b in zip(jax.tree.leaves(alone.ensemble.params), jax.tree.leaves(together.ensemble.params), strict=True):
+            assert_bitwise_equal(a[0], b[m])

@@ -116,7 +116,7 @@ def bench(
                              help="Directory for bench.json and bench.png."),
     group: str = typer.Option("all", metavar="GROUP",
                               help="'all' (the suite) or 'ensemble-trainer' (one ensemble training step against "
-                                   "hand-written JAX and Equinox at three sizes; a few minutes)."),
+                                   "hand-written JAX and Equinox at four sizes; several minutes)."),
 ) -> None:
     """Time keyfan against the canonical patterns and NumPy; write JSON and a PNG chart."""
     console = _console()
@@ -129,8 +129,9 @@ def bench(
 
         doc = trainer.run(out=out, progress=lambda name: console.print(f"  {name}", end="\r"))
         table = Table(title="ensemble trainer: one training step (median ms), first call (s), XLA temp (MB)")
-        for column in ("size", "contender", "median ms", "vs hand", "vs equinox", "first call s", "XLA temp MB"):
-            table.add_column(column, justify="left" if column in ("size", "contender") else "right")
+        left = ("size", "contender", "arrangement (* rule)")
+        for column in (*left, "median ms", "vs hand", "vs equinox", "first call s", "XLA temp MB"):
+            table.add_column(column, justify="left" if column in left else "right")
         for row in trainer.table(doc):
             table.add_row(*row)
         console.print(table)
