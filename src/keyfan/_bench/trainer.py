@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import importlib.util
 import json
 import time
@@ -116,9 +117,10 @@ def keyfan_contenders(size: Size) -> list[Contender]:
     optimizer = optax.adam(LEARNING_RATE)
     ens = Ensemble.init(module, key(0), members=size.members, sample_input=x[:1])
 
+    state = Trainer(optimizer).init(ens)  # one state for every arrangement (memory at the large sizes)
+
     def trainer_contender(name: str, arrangement: str, **settings: Any) -> Contender:
         trainer = Trainer(optimizer, model_kwargs={"train": True}, **settings)
-        state = trainer.init(ens)
 
         def make() -> Callable[[], Any]:
             if arrangement == "separate dispatches":
@@ -307,6 +309,9 @@ def run(sizes: Any = SIZES, *, out: Path | None = Path("benchmarks/results"), mi
             rows.append(row)
         doc["sizes"].append({"size": size.name, "label": size.label, "runs": size.runs, "rule_choice": RULE,
                              "peak_rss_mb": _peak_rss_mb(), "contenders": rows})
+        del cases, results, by_role
+        gc.collect()  # the next size's contenders should not sit beside this size's states
+        jax.clear_caches()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "ensemble-trainer.json").write_text(json.dumps(doc, indent=2) + "\n")
