@@ -120,7 +120,7 @@ def bench(
                              help="Directory for bench.json and bench.png."),
     group: str = typer.Option("all", metavar="GROUP",
                               help="'all' (the suite) or 'ensemble-trainer' (one ensemble training step against "
-                                   "hand-written JAX and Equinox at three sizes; a few minutes)."),
+                                   "hand-written JAX and Equinox at four sizes; several minutes)."),
 ) -> None:
     """Time keyfan against the canonical patterns and NumPy; write JSON and a PNG chart."""
     console = _console()
@@ -133,8 +133,9 @@ def bench(
 
         doc = trainer.run(out=out, progress=lambda name: console.print(f"  {name}", end="\r"))
         table = Table(title="ensemble trainer: one training step (median ms), first call (s), XLA temp (MB)")
-        for column in ("size", "contender", "median ms", "vs hand", "vs equinox", "first call s", "XLA temp MB"):
-            table.add_column(column, justify="left" if column in ("size", "contender") else "right")
+        left = ("size", "contender", "arrangement (* rule)")
+        for column in (*left, "median ms", "vs hand", "vs equinox", "first call s", "XLA temp MB"):
+            table.add_column(column, justify="left" if column in left else "right")
         for row in trainer.table(doc):
             table.add_row(*row)
         console.print(table)
@@ -204,15 +205,21 @@ def ensemble(
                                           help="Where the PNG and JSON go.")] = DEFAULT_RUN_DIR,
     bootstrap: Annotated[bool, typer.Option("--bootstrap/--no-bootstrap", metavar=FLAG,
                                             help="Train each member on its own bootstrap resample.")] = False,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", metavar=FLAG,
+                                         help="Continue the run whose checkpoints are in --out-dir (same settings) "
+                                              "from its newest complete checkpoint; --no-resume starts over.")] = True,
 ) -> None:
-    """Train a deep ensemble of small MLPs with dropout on a built-in dataset; report member and ensemble metrics."""
+    """Train a deep ensemble of small MLPs with dropout on a built-in dataset; report member and ensemble metrics.
+
+    A checkpoint is saved after every epoch (the newest two are kept) in OUT_DIR/checkpoints; run the same
+    command again after an interruption and it resumes from the newest complete one, with the same result."""
     console = _console()
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from keyfan.ensemble import report_table
-    from keyfan.ensemble._run import RunConfig, run_ensemble
+    from keyfan.ensemble._run import RunConfig, checkpoint_dir, run_ensemble, steps_per_epoch
 
     try:
         config = RunConfig(dataset=dataset, members=members, epochs=epochs, seed=seed, out_dir=str(out_dir),
@@ -225,8 +232,21 @@ def ensemble(
                TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("train", total=config.epochs, loss="")
-        result = run_ensemble(config, on_epoch=lambda epoch, losses: progress.update(
-            task, advance=1, loss=f"mean member loss {float(losses.mean()):.4f}"))
+
+        def on_epoch(epoch: int, losses: Any) -> None:
+            progress.update(task, completed=epoch + 1, loss=f"mean member loss {float(losses.mean()):.4f}")
+
+        try:
+            result = run_ensemble(config, on_epoch=on_epoch, resume=resume)
+        except ValueError as err:
+            raise _fail(f"keyfan ensemble: {err}") from None
+        except OSError as err:
+            Console(stderr=True, soft_wrap=True).print(f"keyfan ensemble: {err}", markup=False, style="red")
+            raise typer.Exit(code=1) from None
+    if result.resumed_from is not None:
+        epoch = result.resumed_from // steps_per_epoch(config)
+        console.print(f"resumed from step {result.resumed_from} (after epoch {epoch} of {config.epochs}) of the run "
+                      f"in {checkpoint_dir(config)}")
     labels, rows = report_table(result.metrics)
     table = Table(title=f"{config.members}-member deep ensemble on {config.dataset} (seed {config.seed}, "
                         f"{config.n_test} test points)")

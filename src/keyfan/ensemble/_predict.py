@@ -216,9 +216,37 @@ def _items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return items
 
 
+PREDICT_BLOCK = 16
+"""Examples per forward pass of a prediction: every device runs its examples in blocks of this
+many (the last one padded), so an example's outputs come from a program of the same shapes on
+every mesh (a matmul's kernel, hence its rounding, depends on its row count)."""
+
+
 @functools.partial(jax.jit, static_argnames=("kwargs",))
 def _apply_jit(ensemble: Any, x: Any, kwargs: tuple[tuple[str, Any], ...]) -> Any:
-    return ensemble.apply(x, **dict(kwargs))
+    """``ensemble.apply(x, **kwargs)`` ``(K, B, ...)``, computed one member at a time
+    (``lax.map`` over one-member ensembles) on blocks of :data:`PREDICT_BLOCK` examples: each
+    output comes from the same single-member, one-block program whatever the members and
+    examples a device holds, so predictions agree bitwise on every mesh. (Vmapped over members,
+    or over a device's whole batch, XLA would pick kernels by the size of the block.) With
+    ``ids=`` or ``per_member=True``, the members are vmapped as in ``apply``."""
+    options = dict(kwargs)
+    if options.get("ids") is not None or options.get("per_member"):
+        return ensemble.apply(x, **options)
+    n = jax.tree.leaves(x)[0].shape[0]
+    blocks = -(-n // PREDICT_BLOCK)
+
+    def cut(a: jax.Array) -> jax.Array:
+        a = jnp.concatenate([a, jnp.zeros((blocks * PREDICT_BLOCK - n, *a.shape[1:]), a.dtype)])
+        return a.reshape(blocks, PREDICT_BLOCK, *a.shape[1:])
+
+    xb = jax.tree.map(cut, x)
+
+    def one(single: Any) -> Any:
+        out = jax.lax.map(lambda block: single.apply(block, **options)[0], xb)
+        return jax.tree.map(lambda a: a.reshape(blocks * PREDICT_BLOCK, *a.shape[2:])[:n], out)
+
+    return jax.lax.map(one, jax.tree.map(lambda a: a[:, None], ensemble))
 
 
 @functools.partial(jax.jit, static_argnames=("task",))
