@@ -18,7 +18,7 @@ from typing import Any
 
 import jax
 
-from keyfan._checks import as_int, check_writable_dir
+from keyfan._checks import as_int, check_writable_dir, is_typed_key
 from keyfan.ensemble._train import TrainState
 
 __all__ = ["latest_step", "restore", "save"]
@@ -34,7 +34,7 @@ def _orbax() -> Any:
 
 
 def _is_key(leaf: Any) -> bool:
-    return isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+    return isinstance(leaf, jax.Array) and is_typed_key(leaf)
 
 
 def _to_data(tree: PyTree) -> PyTree:
