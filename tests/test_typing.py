@@ -18,10 +18,8 @@ PUBLIC_MODULES = ["keyfan", "keyfan.transforms", "keyfan.testing", "keyfan.recip
 LATER = {
     # Defined in modules that issue 20 (audit, vmap, sanitizer) and issue 24 (ensemble trainer)
     # are restructuring: typed with signature-only edits once their branches land.
-    "keyfan.audit", "keyfan.vmap", "keyfan.ensemble.bootstrap_weights", "keyfan.ensemble.latest_step",
-    "keyfan.ensemble.make_mesh", "keyfan.ensemble.restore", "keyfan.ensemble.save",
-    "keyfan.ensemble.predict", "keyfan.ensemble.as_model", "keyfan.ensemble.dropout_keys",
-    "keyfan.ensemble.ensemble_report", "keyfan.ensemble.report_table", "keyfan.ensemble.shared_vmap",
+    "keyfan.audit", "keyfan.vmap", "keyfan.ensemble.predict", "keyfan.ensemble.ensemble_report",
+    "keyfan.ensemble.report_table", "keyfan.ensemble.shared_vmap",
 }
 
 

@@ -230,7 +230,7 @@ _KINDS = (
 )
 
 
-def as_model(model: Any) -> Model:
+def as_model(model: object) -> Model:
     """The adapter for ``model``, or a ``TypeError`` that lists the kinds accepted.
 
     Args:
