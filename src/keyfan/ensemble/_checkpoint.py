@@ -18,7 +18,7 @@ from typing import Any
 
 import jax
 
-from keyfan._checks import as_int, check_writable_dir
+from keyfan._checks import as_int, check_writable_dir, is_typed_key
 from keyfan.ensemble._train import TrainState
 
 __all__ = ["latest_step", "restore", "save"]
@@ -34,7 +34,7 @@ def _orbax() -> Any:
 
 
 def _is_key(leaf: Any) -> bool:
-    return isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+    return isinstance(leaf, jax.Array) and is_typed_key(leaf)
 
 
 def _to_data(tree: PyTree) -> PyTree:
@@ -127,7 +127,7 @@ def _check_state(name: str, state: Any) -> TrainState:
     return state
 
 
-def save(directory: Any, state: TrainState, *, max_to_keep: Any = None) -> pathlib.Path:
+def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: int | None = None) -> pathlib.Path:
     """Saves ``state`` under ``directory/<step>`` and waits until it is on disk.
 
     Args:
@@ -211,7 +211,7 @@ def _os_error(err: BaseException) -> OSError | None:
     return None
 
 
-def latest_step(directory: Any) -> int | None:
+def latest_step(directory: str | os.PathLike[str]) -> int | None:
     """The newest saved step under ``directory``, or None when there is none."""
     path = _directory(directory)
     if not path.exists():
@@ -221,7 +221,7 @@ def latest_step(directory: Any) -> int | None:
         return manager.latest_step()
 
 
-def restore(directory: Any, *, like: TrainState, step: Any = None) -> TrainState:
+def restore(directory: str | os.PathLike[str], *, like: TrainState, step: int | None = None) -> TrainState:
     """Restores a :class:`TrainState` saved by :func:`save`.
 
     Args:

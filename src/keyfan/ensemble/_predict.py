@@ -33,11 +33,11 @@ from keyfan.ensemble._shard import (
     shard_batch,
     shard_members,
 )
+from keyfan.ensemble._tasks import TASKS, check_task
 
 __all__ = ["ClassificationPrediction", "RegressionPrediction", "TASKS", "gaussian_variance", "predict",
            "summarize"]
 
-TASKS = ("regression", "gaussian", "classification")
 MIN_VARIANCE = 1e-6
 
 
@@ -70,7 +70,7 @@ def gaussian_variance(raw: jax.Array) -> jax.Array:
     Returns:
       float array of ``raw``'s shape, every entry ``> 0``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import gaussian_variance
       >>> bool((gaussian_variance(jnp.array([-50.0, 0.0, 5.0])) > 0).all())
@@ -87,12 +87,6 @@ def _entropy(probs: jax.Array) -> jax.Array:
 def _mean(a: jax.Array) -> jax.Array:
     """The mean over members, in a layout-independent order (see ``_shard.fixed_sum``)."""
     return fixed_sum(a, axis=0) / a.shape[0]
-
-
-def check_task(task: Any) -> str:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(map(repr, TASKS))}, got {task!r}.")
-    return task
 
 
 def resolve_task(ensemble: Any, task: Any) -> str:
@@ -126,7 +120,7 @@ def summarize(outputs: jax.Array, *, task: str) -> RegressionPrediction | Classi
     Returns:
       :class:`RegressionPrediction` or :class:`ClassificationPrediction`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import summarize
       >>> logits = jnp.array([[[4.0, 0.0]], [[0.0, 4.0]]])   # 2 members disagree on 1 example
@@ -174,14 +168,14 @@ def predict(ensemble: Any, x: Any, *, task: str | None = None, mesh: Any = None,
 
     Returns:
       ``RegressionPrediction(mean, variance)``, each ``(B, ...)``, or
-      ``ClassificationPrediction(probs (B, C), entropy (B,), mutual_information (B,))``.
+        ``ClassificationPrediction(probs (B, C), entropy (B,), mutual_information (B,))``.
 
     Raises:
       TypeError: ``ensemble`` is not a :class:`~keyfan.Ensemble`.
       ValueError: ``task`` is not one of the three, or differs from the task the ensemble
         records.
 
-    Example:
+    Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
       >>> x = jnp.ones((5, 3))
       >>> ens = kf.Ensemble.init(nn.Dense(1), kf.key(0), members=4, sample_input=x)

@@ -23,6 +23,7 @@ members, one member per device included.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -42,7 +43,7 @@ DATA_AXIS = "data"
 PyTree = Any
 
 
-def make_mesh(members: Any, data: Any = 1, *, devices: Any = None) -> Mesh:
+def make_mesh(members: int, data: int = 1, *, devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A ``(member, data)`` mesh over ``members * data`` devices.
 
     Args:

@@ -89,7 +89,7 @@ class TrainState(NamedTuple):
     weights: jax.Array | None
 
 
-def bootstrap_weights(member_keys: jax.Array, n: Any) -> jax.Array:
+def bootstrap_weights(member_keys: jax.Array, n: int) -> jax.Array:
     """Per-member bootstrap weights ``(K, n)`` float32: how often each example id is drawn when
     member ``m`` resamples ``n`` of ``n`` examples with replacement using
     ``kf.named(member_keys[m], "bootstrap")``. Each row sums to ``n``."""
