@@ -18,16 +18,10 @@ import jax
 import numpy as np
 from jax.tree_util import PyTreeDef, keystr
 
-from keyfan._checks import as_int
+from keyfan._checks import as_int, is_typed_key
 
-__all__ = ["Bound", "Leaf", "arg_name", "bind", "check_axes", "check_key_argnums", "is_typed_key", "leaf_axes",
-           "leaf_names", "parameter_names", "positional_axes"]
-
-
-def is_typed_key(value: Any) -> bool:
-    """True for a typed key array (``jax.random.key``, ``kf.key``)."""
-    dtype = getattr(value, "dtype", None)
-    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+__all__ = ["Bound", "Leaf", "arg_name", "bind", "check_axes", "check_key_argnums", "leaf_axes", "leaf_names",
+           "parameter_names", "positional_axes"]
 
 
 @dataclasses.dataclass(frozen=True)

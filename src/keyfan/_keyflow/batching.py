@@ -39,6 +39,7 @@ from typing import Any
 import jax
 
 from keyfan import _kernel
+from keyfan._checks import is_typed_key
 from keyfan._jaxinternals import batching, core, require_sanitizer
 from keyfan._jaxinternals import source_info as source_info_util
 from keyfan._jaxinternals.config import trace_context_state
@@ -404,10 +405,10 @@ def _key_material(value: Any) -> bool:
     """A value a key can come from: a typed key, raw key data or an integer seed (only these are
     followed, so the values kept alive while a vmap is traced stay small)."""
     try:
-        dtype = jax.typeof(value).dtype
+        aval = jax.typeof(value)
     except TypeError:
         return False
-    return jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or jax.dtypes.issubdtype(dtype, jax.numpy.integer)
+    return is_typed_key(aval) or jax.dtypes.issubdtype(aval.dtype, jax.numpy.integer)
 
 
 def _origin_of(value: Any) -> tuple[str, bool] | None:
