@@ -44,13 +44,12 @@ from keyfan._jaxinternals import batching, core, require_sanitizer
 from keyfan._jaxinternals import source_info as source_info_util
 from keyfan._jaxinternals.config import trace_context_state
 from keyfan._keyflow.errors import SharedRandomnessError, SharedRandomnessWarning
+from keyfan._keyflow.findings import Finding, error_text, in_vmap
 from keyfan._keyflow.flow import Analysis, analyze, sub_jaxpr
-from keyfan._keyflow.hashes import HASH_SCOPE
-from keyfan._keyflow.primitives import DRAWS, declared_shared, keys_of
+from keyfan._keyflow.primitives import DRAWS, HASH_SCOPE, declared_shared, draw_name, keys_of
 from keyfan._keyflow.source import traceback_api, traceback_location, user_frame
-from keyfan._keyflow.wording import SHARED_DRAW_FIX, WRAPPER_FIXES, shared_draw, what
 
-__all__ = ["SharedDraw", "Sink", "active", "check_key", "checking"]
+__all__ = ["Sink", "active", "check_key", "checking"]
 
 
 _MODE = trace_context_state(
@@ -61,85 +60,36 @@ _MODE = trace_context_state(
 _TOKENS = itertools.count()
 
 
-@dataclasses.dataclass(frozen=True)
-class SharedDraw:
-    """One draw that is the same for every example of a vmap."""
-
-    what: str
-    """How to call the draw: ``jax.random.normal``, ``a random draw``, ``kf.normal``..."""
-    location: str
-    """The user's source line of the draw (``file:line (function)``), or ``""``."""
-    vmap: str
-    """The user's source line where the vmap was traced, or ``""``."""
-    wrapper: str
-    """``"jax"``, ``"linen"``, ``"nnx"``, ``"equinox"`` or ``"keyfan"``: whose vmap it is."""
-    axis_size: int | None
-    frame: tuple[str, int] | None = None
-    """``(file, line)`` of the draw, for warnings."""
-    origin: str = ""
-    """Where its key comes from, as a clause (``"is the argument `key` of the vmapped function,
-    passed unmapped (in_axes=None)"``), or ``""`` when unknown."""
-
-    @property
-    def problem(self) -> str:
-        """What is wrong, in one sentence (without the draw's own line, see :attr:`location`)."""
-        vmap = {"jax": "jax.vmap", "linen": "linen nn.vmap", "nnx": "nnx.vmap", "equinox": "eqx.filter_vmap",
-                "keyfan": "kf.vmap"}.get(self.wrapper, "vmap")
-        vmap_at = f" traced at {self.vmap}" if self.vmap else ""
-        size = f" (batch of {self.axis_size})" if self.axis_size is not None else ""
-        origin = self.origin or ("is not mapped over that vmap (it was passed with in_axes=None, closed "
-                                 "over, or derived from such a key)")
-        return shared_draw(self.what, f"of the {vmap}{vmap_at}{size}", origin)
-
-    @property
-    def fix(self) -> str:
-        """How to fix it, in one sentence."""
-        specific = WRAPPER_FIXES.get(self.wrapper)
-        return f"{specific}; or {SHARED_DRAW_FIX}" if specific else SHARED_DRAW_FIX
-
-    @property
-    def message(self) -> str:
-        """The whole report: the line, what is wrong, and the fix."""
-        where = f"at {self.location}: " if self.location else ""
-        return f"{where}{self.problem} Fix: {self.fix}"
-
-
 @dataclasses.dataclass
 class Sink:
     """What a check does with a shared draw: ``"error"`` raises, ``"warn"`` warns once per source
     line, ``"collect"`` keeps it in :attr:`found`."""
 
     action: str
-    found: list[SharedDraw] = dataclasses.field(default_factory=list)
+    found: list[Finding] = dataclasses.field(default_factory=list)
 
-    def report_all(self, draws: Sequence[SharedDraw]) -> None:
+    def report_all(self, draws: Sequence[Finding]) -> None:
         """Reports the shared draws of one vmap: ``"error"`` raises one error listing them all."""
         __tracebackhide__ = True
         fresh = [d for d in dict.fromkeys(draws) if self._keep(d)]
         if self.action == "error" and fresh:
-            raise SharedRandomnessError(_error_message(fresh))
+            raise SharedRandomnessError(error_text("kf.sanitize", fresh), fresh)
         if self.action == "warn":
             for draw in fresh:
                 file, line = draw.frame or ("<unknown>", 0)
-                warnings.warn_explicit(f"kf.sanitize: {draw.message}", SharedRandomnessWarning, file, line)
+                warning = SharedRandomnessWarning(error_text("kf.sanitize", [draw]), [draw])
+                warnings.warn_explicit(warning, SharedRandomnessWarning, file, line)
 
-    def _keep(self, draw: SharedDraw) -> bool:
+    def _keep(self, draw: Finding) -> bool:
         # One draw can be seen on several paths (an inlined jit, its inner jit, the primitive),
         # the same line each time, or none where a cached re-trace hides it: keep one per line.
-        same_vmap = [f for f in self.found if f.vmap == draw.vmap and f.axis_size == draw.axis_size]
+        same_vmap = [f for f in self.found if f.batch == draw.batch]
         if any(f.location == draw.location for f in same_vmap) or (not draw.location and same_vmap):
             return False
         for unknown in [f for f in same_vmap if not f.location]:
             self.found.remove(unknown)
         self.found.append(draw)
         return True
-
-
-def _error_message(draws: Sequence[SharedDraw]) -> str:
-    if len(draws) == 1:
-        return f"kf.sanitize: {draws[0].message}"
-    listed = "\n".join(f"  {i}. {d.message}" for i, d in enumerate(draws, 1))
-    return f"kf.sanitize: {len(draws)} random draws are the same for every example of a batch:\n{listed}"
 
 
 _local = threading.local()
@@ -268,7 +218,7 @@ def _uninstall() -> None:
 class _Pending:
     """A shared draw found in a vmap, reported if its values reach one of the vmap's mapped outputs."""
 
-    draw: SharedDraw
+    draw: Finding
     vmap: _Vmap | None
     live: bool = False
     declared: bool = False
@@ -471,7 +421,7 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
             info = source_info_util.current()
             origin = _origin_clause(self, [tracers[i] for i in operands])
             drawn.extend(_report(self, info.traceback, _name_stack(),
-                                 what(p.name, traceback_api(info.traceback)), origin=origin))
+                                 draw_name(p.name, traceback_api(info.traceback)), origin=origin))
     if subs:
         outer = _outer()
         info = source_info_util.current()
@@ -582,7 +532,8 @@ def _report(trace: Any, traceback: Any, name_stack: str, api: str, location: str
         location = next((found for found in map(traceback_location, tracebacks) if found), "")
     frame = next((found for found in map(user_frame, tracebacks) if found), None)
     origin = origin or _origin_clause(trace, [])
-    draw = SharedDraw(api, location, vmap_line, wrapper, size if isinstance(size, int) else None, frame, origin)
+    draw = in_vmap(api, location, vmap=vmap_line, wrapper=wrapper, axis_size=size if isinstance(size, int) else None,
+                   origin=origin, frame=frame)
     vmap = _vmap_of_trace(trace)
     pending = _Pending(draw, vmap, live=vmap is None)
     if vmap is not None:
@@ -644,7 +595,7 @@ def _check_call(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: 
             location = f"{location} (called at {called_at})"
         origin = _origin_clause(trace, [tracers[i] for i in sorted(site.sources) if i < len(tracers)])
         reports[site.id] = _report(trace, info.traceback, f"{outer_stack}/{site.name_stack}",
-                                   what(site.primitive, api or site.api), location=location, origin=origin)
+                                   draw_name(site.primitive, api or site.api), location=location, origin=origin)
     return [(j, tuple(p for d in draws if d in reports for p in reports[d]))
             for j, draws in enumerate(analysis.outputs) if any(d in reports for d in draws)]
 

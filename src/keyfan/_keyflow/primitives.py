@@ -1,6 +1,6 @@
 """The one table of random draws: which primitives draw, which operands key them, what a user
 calls them. Read by the engine's rules (``rules.RULES``), the sanitizer's check at
-``BatchTrace.process_primitive`` (``batching``) and the wording of every finding (``wording``);
+``BatchTrace.process_primitive`` (``batching``) and the wording of every finding (``findings``);
 a new draw primitive is added here and nowhere else.
 """
 
