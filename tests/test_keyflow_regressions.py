@@ -225,6 +225,61 @@ def test_nnx_dropout_stream_not_split_is_still_found():
         forward(model, jnp.ones((5, 4)))
 
 
+# -- declared unmapped outputs: the draw itself, never a reduction over the batch ------------------
+# out_axes=None says "one value for every example": a draw returned that way (shared parameters
+# under hk.vmap, nn.vmap, nnx.vmap) is shared on purpose. A reduction over the batch (pmean, psum)
+# of values computed from the draw is no such declaration: its examples did share the noise.
+
+
+def _noisy_with_mean(x, key):
+    y = x + jax.random.normal(key, x.shape)
+    return y, lax.pmean(y, "batch")
+
+
+def _noisy_mean_only(x, key):
+    return lax.pmean(x + jax.random.normal(key, x.shape), "batch")
+
+
+def _init_and_apply(x, key):
+    w = jax.random.normal(key, (3, 2))
+    return x @ w, w
+
+
+@jax.jit
+def _apply(w, x):
+    return w * 1.0, x @ w
+
+
+def _init_then_jit(x, key):
+    w = jax.random.normal(key, (3, 2))
+    w2, y = _apply(w, x)  # w2 leaves a jit that also reads the batch, but depends on w alone
+    return y, w2
+
+
+@pytest.mark.parametrize("f, out_axes", [(_noisy_with_mean, (0, None)), (_noisy_mean_only, None)])
+def test_a_reduction_over_the_batch_returned_unmapped_does_not_declare_the_draw_shared(f, out_axes):
+    batched = jax.vmap(f, in_axes=(0, None), out_axes=out_axes, axis_name="batch")
+    xs, key = jnp.arange(12.0).reshape(4, 3), jax.random.key(0)
+    with pytest.raises(kf.SharedRandomnessError, match=r"test_keyflow_regressions\.py:\d+ \(_noisy"), kf.sanitize():
+        batched(xs, key)
+    with pytest.raises(kf.SharedRandomnessError), kf.sanitize():
+        jax.jit(batched)(xs, key)
+    report = kf.audit(lambda xs, key: batched(xs, key), xs, key, in_axes=None)
+    assert [f.kind for f in report.problems] == [kf.AuditKind.SHARED_DRAW], str(report)
+
+
+@pytest.mark.parametrize("f", [_init_and_apply, _init_then_jit])
+def test_a_draw_returned_unmapped_is_declared_shared(f):
+    batched = jax.vmap(f, in_axes=(0, None), out_axes=(0, None))
+    xs, key = jnp.ones((4, 3)), jax.random.key(0)
+    plain = batched(xs, key)
+    with kf.sanitize():
+        checked = batched(xs, key)
+        jax.jit(batched)(xs, key)
+    assert all(bool((a == b).all()) for a, b in zip(plain, checked, strict=True))
+    assert kf.audit(lambda xs, key: batched(xs, key), xs, key, in_axes=None).ok
+
+
 # -- class 7: one retrace per function under the check, whatever the number of blocks ------------
 
 

@@ -222,9 +222,11 @@ class _Pending:
     vmap: _Vmap | None
     live: bool = False
     declared: bool = False
-    """Its values also leave the vmap through an output declared unmapped (``out_axes=None``):
-    the user (or the library: shared parameters under ``nn.vmap``, ``nnx.vmap``, ``hk.vmap``)
-    says it is one value for every example, so its other uses are uses of a shared value."""
+    """The draw itself, or a value derived from it without batched data, leaves the vmap through an
+    output declared unmapped (``out_axes=None``): the user (or the library: shared parameters
+    under ``nn.vmap``, ``nnx.vmap``, ``hk.vmap``) says it is one value for every example, so its
+    other uses are uses of a shared value. A reduction over the batch (``pmean``) of values
+    computed from it declares nothing: it is a use (:attr:`live`)."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -242,8 +244,9 @@ class _Vmap:
 class _State(threading.local):
     def __init__(self) -> None:
         self.vmaps: list[_Vmap] = []
-        self.taint: dict[int, tuple[Any, tuple[_Pending, ...]]] = {}
-        """Values derived from a pending draw (by ``id``, the value kept alive), and the draws."""
+        self.taint: dict[int, tuple[Any, dict[_Pending, bool]]] = {}
+        """Values derived from a pending draw (by ``id``, the value kept alive), and the draws, each
+        with whether the value derives from it without batched data (:data:`Taint`)."""
         self.origins: dict[int, tuple[Any, str, bool]] = {}
         """Unmapped values that are, or derive only from unmapped arguments of a user vmap (by
         ``id``, the value kept alive): the argument's description, and whether it IS the argument."""
@@ -311,12 +314,13 @@ def _vmap_of_trace(trace: Any) -> _Vmap | None:
 
 def _from_elt(trace: Any, axis_size: Any, mesh_axis: Any, sum_match: bool, i: int, x: Any, spec: Any) -> Any:
     """An output of a user vmap: a pending draw whose values reach it is live, unless the output
-    is declared unmapped (``out_axes=None``: the same for every example, by the user's word)."""
+    is declared unmapped (``out_axes=None``: the same for every example, by the user's word) and
+    derives from the draw without batched data (a reduction over the batch declares nothing)."""
     if _state.taint:
         found = _state.taint.get(id(x))
         if found is not None and found[0] is x:
-            for pending in found[1]:
-                if spec is None:
+            for pending, pure in found[1].items():
+                if spec is None and pure:
                     pending.declared = True
                 else:
                     pending.live = True
@@ -331,24 +335,36 @@ def _values(values: Any) -> Sequence[Any]:
     return list(flat) if flat is not None else (values,)
 
 
-def _taint(values: Any, pending: tuple[_Pending, ...]) -> None:
+Taint = dict[_Pending, bool]
+"""The pending draws a value derives from, each with True if it derives from it without batched
+data (every equation on the way had unbatched operands only): the draw itself, or parameters
+built from it, as opposed to a reduction over the batch of values computed from it."""
+
+
+def _taint(values: Any, pending: Taint) -> None:
     if not pending:
         return
     for value in _values(values):
         known = _state.taint.get(id(value))
-        merged = pending if known is None or known[0] is not value else tuple(dict.fromkeys((*known[1], *pending)))
-        _state.taint[id(value)] = (value, merged)
+        if known is None or known[0] is not value:
+            _state.taint[id(value)] = (value, dict(pending))
+        else:  # seen on another path (an inner equation): the first, most precise, word stays
+            for draw, pure in pending.items():
+                known[1].setdefault(draw, pure)
 
 
-def _tainted(values: Any) -> tuple[_Pending, ...]:
-    if not _state.taint:
-        return ()
-    found: dict[_Pending, None] = {}
+def _taint_of(value: Any) -> Taint:
+    known = _state.taint.get(id(value)) if _state.taint else None
+    return known[1] if known is not None and known[0] is value else {}
+
+
+def _tainted(values: Any, mixed: bool = False) -> Taint:
+    """What values computed from ``values`` derive from; ``mixed``: batched data is among them."""
+    found: Taint = {}
     for value in values:
-        known = _state.taint.get(id(value))
-        if known is not None and known[0] is value:
-            found.update(dict.fromkeys(known[1]))
-    return tuple(found)
+        for draw, pure in _taint_of(value).items():
+            found[draw] = found.get(draw, True) and pure and not mixed
+    return found
 
 
 def _key_material(value: Any) -> bool:
@@ -412,9 +428,9 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
         return _ORIGINAL_PROCESS(self, p, tracers, params)
     sink = _sink()
     subs = _subs(params)
-    inherited = _tainted(tracers)
     drawn: list[_Pending] = []
     dims = [batching.batch_dim(self, t) for t in tracers]
+    mixed = any(d is not None for d in dims)
     if sink is not None and p.name in DRAWS:
         operands = keys_of(p.name, len(dims))
         if all(dims[i] is None for i in operands):
@@ -434,15 +450,30 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
         outs = _ORIGINAL_PROCESS(self, p, tracers, params)
     flat = outs if p.multiple_results else [outs]
     _propagate_origins(tracers, dims, flat)
-    if sink is not None and subs and any(_has_draws(jaxpr) for jaxpr, _ in subs):
-        for index, pending in _check_call(self, p, params, tracers, dims, len(flat)):
-            _taint(flat[index], pending)
-    pending = (*inherited, *drawn)
-    if pending:
+    draws_inside = sink is not None and bool(subs) and any(_has_draws(jaxpr) for jaxpr, _ in subs)
+    analysis = None
+    if draws_inside or (subs and mixed and _state.taint and any(map(_taint_of, tracers))):
+        analysis = _analyze_equation(self, p, params, tracers, dims, len(flat))
+    if analysis is not None:
+        # Per output, from the inputs it derives from: a call that reads the batch may still return
+        # a value that depends on unbatched operands only (parameters passed through a jit).
+        batched = {i for i, d in enumerate(dims) if d is not None}
+        made = dict(_check_call(self, analysis, tracers)) if draws_inside else {}
+        pending: Taint = {}
+        for j, value in enumerate(flat):
+            sources = analysis.output_sources[j] if j < len(analysis.output_sources) else frozenset(range(len(dims)))
+            reads_batch = bool(sources & batched)
+            taint = _tainted([tracers[i] for i in sorted(sources) if i < len(tracers)], reads_batch)
+            taint.update((draw, not reads_batch) for draw in made.get(j, ()))
+            _taint(value, taint)
+            pending.update(taint)
+    else:
+        pending = _tainted(tracers, mixed)
+        pending.update((draw, not mixed) for draw in drawn)
         _taint(flat, pending)
-        if _effectful(p, params):  # a callback or print: the values leave the program here
-            for found in pending:
-                found.live = True
+    if pending and _effectful(p, params):  # a callback or print: the values leave the program here
+        for found in pending:
+            found.live = True
     return outs
 
 
@@ -461,10 +492,12 @@ def _call_wrapper(name: str) -> Any:
         tracers = next((_values(a) for a in args if isinstance(a, (list, tuple)) or hasattr(a, "vals")), ())
         vmap = _vmap_of_trace(self)
         before = len(vmap.pending) if vmap is not None else 0
-        inherited = _tainted(tracers)
+        mixed = any(batching.batch_dim(self, t) is not None for t in tracers)
+        inherited = _tainted(tracers, mixed)
         outs = original(self, prim, *args, **kwargs)
-        made = tuple(vmap.pending[before:]) if vmap is not None else ()
-        _taint(outs, (*inherited, *made))  # every output may carry what was drawn inside
+        made = vmap.pending[before:] if vmap is not None else []
+        # Every output may carry what was drawn inside; the values inside were followed one by one.
+        _taint(outs, {**inherited, **{draw: not mixed for draw in made}})
         return outs
 
     process.__name__ = name
@@ -571,17 +604,14 @@ def _has_draws(jaxpr: core.Jaxpr) -> bool:
     return found
 
 
-def _check_call(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: list[Any],
-                n_out: int) -> list[tuple[int, tuple[_Pending, ...]]]:
+def _check_call(trace: Any, analysis: Analysis, tracers: Any) -> list[tuple[int, tuple[_Pending, ...]]]:
     """The draws inside an equation with sub-jaxprs (``jit``, ``cond``, ``while``, ``scan``, ...)
-    bound at this vmap, analysed with the key-flow engine from the operands' real batch dims: a
-    live draw whose key does not derive from a batched operand or this vmap's ``axis_index`` is
-    shared. (A batched predicate makes JAX batch every operand of ``cond``/``while`` before it
-    re-traces the branches, so the draws inside cannot be judged there.) Returns, per output of
-    the equation, the pending reports of the draws whose values reach it."""
-    analysis = _analyze_equation(trace, p, params, tracers, dims, n_out)
-    if analysis is None:
-        return []
+    bound at this vmap, analysed with the key-flow engine from the operands' real batch dims
+    (:func:`_analyze_equation`): a live draw whose key does not derive from a batched operand or
+    this vmap's ``axis_index`` is shared. (A batched predicate makes JAX batch every operand of
+    ``cond``/``while`` before it re-traces the branches, so the draws inside cannot be judged
+    there.) Returns, per output of the equation, the pending reports of the draws whose values
+    reach it."""
     info = source_info_util.current()
     called_at = traceback_location(info.traceback)
     outer_stack = _name_stack()
