@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import diffrax
 import equinox as eqx
@@ -307,6 +308,62 @@ def test_a_buggy_function_raises_in_every_block():
     for _ in range(3):
         with pytest.raises(kf.SharedRandomnessError), kf.sanitize():
             step(jnp.ones((4, 3)), jax.random.key(0))
+
+
+def test_warn_mode_replays_a_cached_trace_in_every_block_without_retracing():
+    """A later warn block hits the cached trace: it still warns, and nothing is traced again."""
+    from jax._src import pjit  # the adapter's interposition points are JAX's again after the check
+
+    traces = []
+
+    @jax.jit
+    def step(xs, key):
+        traces.append(1)
+        return jax.vmap(lambda x: x + jax.random.normal(key, x.shape))(xs)
+
+    @jax.jit
+    def outer(xs, key):  # a new trace around the cached one
+        return step(xs, key) + 1.0
+
+    xs, key = jnp.ones((4, 3)), jax.random.key(0)
+    original = pjit._infer_params
+    for f in (step, step, outer, outer):
+        with warnings.catch_warnings(record=True) as caught, kf.sanitize(action="warn"):
+            warnings.simplefilter("always")
+            f(xs, key)
+            f(xs, key)
+        assert [type(w.message) for w in caught] == [kf.SharedRandomnessWarning], [str(w.message) for w in caught]
+        assert caught[0].filename == __file__ and caught[0].message.findings[0].kind is kf.AuditKind.SHARED_DRAW
+    assert len(traces) == 1, "the warn-mode trace is reused by every block"
+    assert pjit._infer_params is original
+    with kf.sanitize(action="warn"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        checked = step(xs, key)
+    assert bool((checked == step(xs, key)).all()), "the replayed call computes the same values"
+
+
+_CACHED_BUG = '''
+import jax, jax.numpy as jnp
+
+@jax.jit
+def step(xs, key):
+    return jax.vmap(lambda x: x + jax.random.normal(key, x.shape))(xs)
+
+def test_first():
+    step(jnp.zeros((4, 3)), jax.random.key(0))
+
+def test_second():
+    step(jnp.zeros((4, 3)), jax.random.key(0))
+'''
+
+
+def test_pytest_warn_mode_reports_to_every_test_that_runs_the_cached_trace(tmp_path):
+    run = _pytest(tmp_path, _CACHED_BUG, "--keyfan-sanitize-warn", "-rA")
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = run.stdout.split("warnings summary", 1)[-1]
+    assert "test_bug.py::test_first" in summary and "test_bug.py::test_second" in summary, run.stdout
+    assert "SharedRandomnessWarning" in summary and "test_bug.py:6" in summary, run.stdout
+    assert "2 passed, 2 warnings" in run.stdout.strip().splitlines()[-1], run.stdout
 
 
 # -- class 8: what a user reads in pytest -------------------------------------------------------

@@ -43,6 +43,7 @@ from keyfan._checks import is_typed_key
 from keyfan._jaxinternals import batching, core, require_sanitizer
 from keyfan._jaxinternals import source_info as source_info_util
 from keyfan._jaxinternals.config import trace_context_state
+from keyfan._keyflow import replay
 from keyfan._keyflow.errors import SharedRandomnessError, SharedRandomnessWarning
 from keyfan._keyflow.findings import Finding, error_text, in_vmap
 from keyfan._keyflow.flow import Analysis, analyze, sub_jaxpr
@@ -75,6 +76,7 @@ class Sink:
         if self.action == "error" and fresh:
             raise SharedRandomnessError(error_text("kf.sanitize", fresh), fresh)
         if self.action == "warn":
+            replay.record(draws)  # kept with the jits being traced, and reported by later calls of them
             for draw in fresh:
                 file, line = draw.frame or ("<unknown>", 0)
                 warning = SharedRandomnessWarning(error_text("kf.sanitize", [draw]), [draw])
@@ -200,6 +202,7 @@ def _install() -> None:
         if _installed == 1:
             batching.patch(_process_primitive, _init, calls={name: _call_wrapper(name) for name in _ORIGINAL_CALLS},
                            batch=_batch, from_elt=_from_elt)
+            replay.install(_sink)
             _kernel.set_draw_hook(check_key)
 
 
@@ -209,6 +212,7 @@ def _uninstall() -> None:
         _installed -= 1
         if _installed == 0 and not _GLOBAL:
             batching.restore()
+            replay.uninstall()
             _kernel.set_draw_hook(None)
 
 
