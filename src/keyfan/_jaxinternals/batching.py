@@ -68,30 +68,37 @@ CALL_METHODS: dict[str, Callable[..., Any]] = {
 the tracers in the first list (or JAX 0.10's ``FlatTree``, with ``.vals``) among ``rest``. The
 same four names from 0.5 to 0.10 (``process_shard_map`` from 0.6)."""
 _batch: Callable[..., Any] = _batching.batch
-"""JAX's ``batching.batch(fun, axis_data, in_dims, out_dim_dests, sum_match=False)``: the
+"""JAX's ``batching.batch(fun, axis_data, in_dims, out_dim_dests[, sum_match])``: the
 ``WrappedFun`` of one user vmap (``api.vmap`` looks it up as ``batching.batch`` at every call;
-0.5 to 0.10)."""
+0.5 to 0.10; ``sum_match`` from 0.9)."""
 _from_elt: Callable[..., Any] = _batching.from_elt
-"""JAX's ``batching.from_elt(trace, axis_size, mesh_axis, sum_match, i, x, spec)``: one output of a
-user vmap leaving it (``_batch_inner`` looks it up as a global; ``spec`` is its ``out_axes``
-entry, None for an unmapped output). Its signature from 0.7 (0.5-0.6: no ``mesh_axis``)."""
+"""JAX's ``batching.from_elt(trace, axis_size, mesh_axis[, sum_match], i, x, spec)``: one output of
+a user vmap leaving it (``_batch_inner`` looks it up as a global; ``spec`` is its ``out_axes``
+entry, None for an unmapped output). ``x`` and ``spec`` are its last two arguments on every
+version (``mesh_axis`` from 0.7, ``sum_match`` from 0.9)."""
 _RETRACE_ENTRIES = ("_batch_jaxpr_inner", "_batch_jaxpr2", "_batch_jaxpr_axes")
 """Functions of ``batching`` in which a batching rule creates the trace of a sub-jaxpr it re-batches."""
 
 
 def patch(new_process_primitive: Callable[..., Any], new_init: Callable[..., Any], *,
           calls: dict[str, Callable[..., Any]] | None = None, batch: Callable[..., Any] | None = None,
-          from_elt: Callable[..., Any] | None = None) -> None:
+          output: Callable[[Any, Any], None] | None = None) -> None:
     """Routes every ``BatchTrace`` through ``new_process_primitive`` and ``new_init`` (same
     signatures as JAX's; they call :func:`process_primitive` and :func:`init`), and optionally
-    the :data:`CALL_METHODS` (by name), ``batching.batch`` and ``batching.from_elt``."""
+    the :data:`CALL_METHODS` (by name) and ``batching.batch`` (``batch(fun, axis_data, in_dims,
+    *rest, **options)``, calling :func:`batch`). ``output(x, spec)`` is called for every output of a user
+    vmap as it leaves it (``batching.from_elt``, whatever its signature on this JAX)."""
     BatchTrace.process_primitive = new_process_primitive
     BatchTrace.__init__ = new_init
     for name, method in (calls or {}).items():
         setattr(BatchTrace, name, method)
     if batch is not None:
         _batching.batch = batch
-    if from_elt is not None:
+    if output is not None:
+        def from_elt(*args: Any) -> Any:
+            output(args[-2], args[-1])
+            return _from_elt(*args)
+
         _batching.from_elt = from_elt
 
 
@@ -105,14 +112,10 @@ def restore() -> None:
     _batching.from_elt = _from_elt
 
 
-def batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match: bool = False) -> Any:
-    """JAX's own ``batching.batch``."""
-    return _batch(fun, axis_data, in_dims, out_dim_dests, sum_match)
-
-
-def from_elt(*args: Any) -> Any:
-    """JAX's own ``batching.from_elt``."""
-    return _from_elt(*args)
+def batch(fun: Any, axis_data: Any, in_dims: Any, *rest: Any, **options: Any) -> Any:
+    """JAX's own ``batching.batch`` (``rest``/``options``: ``out_dim_dests`` and, from 0.9,
+    ``sum_match``, which ``api.vmap`` passes by keyword)."""
+    return _batch(fun, axis_data, in_dims, *rest, **options)
 
 
 def arg_names(fun: Any, count: int) -> list[str]:

@@ -39,15 +39,15 @@ def one_equation(primitive: Any, params: dict[str, Any], in_avals: list[Any], n_
                  source_info: Any) -> ClosedJaxpr:
     """A closed jaxpr of one equation binding ``primitive`` with ``params`` to fresh inputs of
     ``in_avals`` (its outputs typed as float32 scalars: only their number is read). Built with
-    ``jax.extend.core.new_jaxpr_eqn`` and a ``DebugInfo`` (``jax._src.linear_util``; a jaxpr
-    without one is deprecated from 0.5), the same from 0.5 to 0.10."""
+    ``jax._src.core.new_jaxpr_eqn`` (``jax.extend.core`` re-exports it only from 0.10) and a
+    ``DebugInfo`` (``jax._src.linear_util``; a jaxpr without one is deprecated from 0.5), the
+    same from 0.5 to 0.10."""
     from jax._src import core as _core
     from jax._src import linear_util as _lu
-    from jax.extend.core import new_jaxpr_eqn
 
     invars = [Var(aval) for aval in in_avals]
     outvars = [Var(_core.ShapedArray((), np.float32)) for _ in range(n_out)]
-    eqn = new_jaxpr_eqn(invars, outvars, primitive, params, _core.no_effects, source_info)
+    eqn = _core.new_jaxpr_eqn(invars, outvars, primitive, params, _core.no_effects, source_info)
     jaxpr = Jaxpr([], invars, outvars, [eqn], debug_info=_lu.DebugInfo("keyfan", str(primitive), None, None))
     return ClosedJaxpr(jaxpr, [])
 

@@ -189,7 +189,6 @@ _ORIGINAL_PROCESS = batching.process_primitive
 _ORIGINAL_INIT = batching.init
 _ORIGINAL_CALLS = batching.CALL_METHODS
 _ORIGINAL_BATCH = batching.batch
-_ORIGINAL_FROM_ELT = batching.from_elt
 _lock = threading.Lock()
 _installed = 0
 
@@ -201,7 +200,7 @@ def _install() -> None:
         _installed += 1
         if _installed == 1:
             batching.patch(_process_primitive, _init, calls={name: _call_wrapper(name) for name in _ORIGINAL_CALLS},
-                           batch=_batch, from_elt=_from_elt)
+                           batch=_batch, output=_output)
             replay.install(_sink)
             _kernel.set_draw_hook(check_key)
 
@@ -262,8 +261,8 @@ _RETRACES: weakref.WeakSet[Any] = weakref.WeakSet()
 _JAX_API = os.path.join("jax", "_src", "api.py")
 
 
-def _batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match: bool = False) -> Any:
-    return _vmap_scope(_ORIGINAL_BATCH(fun, axis_data, in_dims, out_dim_dests, sum_match), fun, in_dims)
+def _batch(fun: Any, axis_data: Any, in_dims: Any, *rest: Any, **options: Any) -> Any:
+    return _vmap_scope(_ORIGINAL_BATCH(fun, axis_data, in_dims, *rest, **options), fun, in_dims)
 
 
 def _autodiff_basis() -> bool:
@@ -316,7 +315,7 @@ def _vmap_of_trace(trace: Any) -> _Vmap | None:
     return next((v for v in reversed(_state.vmaps) if v.tag is tag), None)
 
 
-def _from_elt(trace: Any, axis_size: Any, mesh_axis: Any, sum_match: bool, i: int, x: Any, spec: Any) -> Any:
+def _output(x: Any, spec: Any) -> None:
     """An output of a user vmap: a pending draw whose values reach it is live, unless the output
     is declared unmapped (``out_axes=None``: the same for every example, by the user's word) and
     derives from the draw without batched data (a reduction over the batch declares nothing)."""
@@ -328,7 +327,6 @@ def _from_elt(trace: Any, axis_size: Any, mesh_axis: Any, sum_match: bool, i: in
                     pending.declared = True
                 else:
                     pending.live = True
-    return _ORIGINAL_FROM_ELT(trace, axis_size, mesh_axis, sum_match, i, x, spec)
 
 
 def _values(values: Any) -> Sequence[Any]:
