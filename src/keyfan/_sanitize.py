@@ -95,7 +95,7 @@ def sanitize(action: ActionName = "error") -> _Sanitize:
       keyfan._jaxinternals.UnsupportedJaxError: (a ``RuntimeError``) the installed JAX is older
         than the sanitizer needs (JAX >= 0.7); the message names the minimum.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> def noisy(x, key):
       ...     return x + jax.random.normal(key, x.shape)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import functools
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
 
 import jax
@@ -38,12 +38,23 @@ from keyfan._keyflow.primitives import declared_shared, draw_name
 from keyfan.keys import fan_out
 from keyfan.scopes import shared_randomness
 from keyfan.streams import get_stream
+from keyfan.typing import InAxes, PyTree, StreamName
 
 __all__ = ["Randomness", "vmap"]
 
 
 class Randomness(enum.Enum):
-    """What ``kf.vmap`` does with a key argument that is not mapped."""
+    """What ``kf.vmap`` does with a key argument that is not mapped (``randomness=``; the string
+    values are accepted too).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> def noisy(x, key):
+      ...     return x + jax.random.normal(key, x.shape)
+      >>> ys = kf.vmap(noisy, in_axes=(0, None), randomness=kf.Randomness.SAME)(jnp.zeros((2, 3)), kf.key(0))
+      >>> bool((ys[0] == ys[1]).all())
+      True
+    """
 
     DIFFERENT = "different"
     """Fan the key out: example ``i`` gets ``kf.at(key, i)``."""
@@ -71,10 +82,10 @@ def _canonicalize(randomness: Any) -> Randomness:
     raise error(f"randomness must be one of {choices} (or a kf.Randomness); got {randomness!r}.")
 
 
-def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0, *,
-         randomness: RandomnessLike = "error", axis_name: Any = None, axis_size: Any = None,
-         spmd_axis_name: Any = None, key_argnums: int | Sequence[int] | None = None,
-         stream: str | None = None) -> Callable[..., Any]:
+def vmap(f: Callable[..., PyTree], in_axes: InAxes = 0, out_axes: PyTree = 0, *,
+         randomness: RandomnessLike = "error", axis_name: Hashable | None = None, axis_size: int | None = None,
+         spmd_axis_name: Hashable | tuple[Hashable, ...] | None = None, key_argnums: int | Sequence[int] | None = None,
+         stream: StreamName | None = None) -> Callable[..., PyTree]:
     """Vectorizing map with an explicit policy for keys that are not mapped.
 
     A drop-in for ``jax.vmap``: ``in_axes``, ``out_axes``, ``axis_name``, ``axis_size`` and
@@ -102,8 +113,8 @@ def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0, *,
 
     Returns:
       The batched function. Under ``"different"``, for an unmapped key ``key`` and a batch of
-      size ``n``, it equals ``jax.vmap(f, in_axes=...)`` called with ``kf.fan_out(key, n)`` mapped
-      over axis 0 in place of ``key``, bit for bit.
+        size ``n``, it equals ``jax.vmap(f, in_axes=...)`` called with ``kf.fan_out(key, n)``
+        mapped over axis 0 in place of ``key``, bit for bit.
 
     Raises:
       SharedRandomnessError: (a ``ValueError``) under ``"error"``, when a draw of ``f`` uses a key
@@ -111,7 +122,7 @@ def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0, *,
       ValueError, TypeError: bad ``in_axes``, sizes, ``key_argnums``, policy, or keys (naming the
         argument), raised before JAX sees the call.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> def noisy(x, key):
       ...     return x + jax.random.normal(key, x.shape)

@@ -36,9 +36,10 @@ def shared_randomness() -> Iterator[None]:
       A context manager (also usable as a decorator) that enters the scope.
 
     Raises:
-      Nothing of its own; exceptions raised inside the block pass through.
+      keyfan.SharedRandomnessError: never for a draw traced inside the block (that is what the
+        block declares); an exception raised inside the block passes through unchanged.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> def shared_scale(x, key):
       ...     with kf.shared_randomness():

@@ -13,7 +13,23 @@ __all__ = ["AuditFinding", "AuditKind", "AuditReport"]
 
 @dataclasses.dataclass(frozen=True)
 class AuditReport:
-    """The result of ``keyfan.audit``: every finding, and whether the function is clean."""
+    """The result of ``keyfan.audit``: every finding, and whether the function is clean.
+
+    ``report.findings`` holds :class:`keyfan.AuditFinding` objects, problems and allowed (declared)
+    sharing alike; ``report.problems`` and ``report.allowed`` split them, ``report.ok`` is True
+    when there is no problem, and ``str(report)`` (or rich's rendering, ``keyfan audit``) lists
+    them with their lines and fixes.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> def noisy(x, key):
+      ...     return x + jax.random.normal(key, x.shape)
+      >>> report = kf.audit(noisy, jnp.zeros(3), kf.key(0), in_axes=(0, None))
+      >>> report.ok, len(report.problems), report.levels
+      (False, 1, ('the mapped axis',))
+      >>> report.summary()
+      'keyfan.audit(noisy) over the mapped axis: 1 problem (1 draw analysed)'
+    """
 
     function: str
     """The audited function's name."""
@@ -30,10 +46,12 @@ class AuditReport:
 
     @property
     def problems(self) -> tuple[AuditFinding, ...]:
+        """The findings that are problems (not declared sharing, not a library's note)."""
         return tuple(f for f in self.findings if not f.allowed)
 
     @property
     def allowed(self) -> tuple[AuditFinding, ...]:
+        """The findings that are allowed: declared sharing and notes about a library's own design."""
         return tuple(f for f in self.findings if f.allowed)
 
     def summary(self) -> str:

@@ -22,7 +22,7 @@ class SharedRandomnessError(ValueError):
       message: the text of the error.
       findings: the shared draws it reports.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> def noisy(x, key):
       ...     return x + jax.random.normal(key, x.shape)
@@ -50,7 +50,7 @@ class SharedRandomnessWarning(UserWarning):
       message: the text of the warning.
       findings: the shared draw it reports.
 
-    Example:
+    Examples:
       >>> import warnings, jax, jax.numpy as jnp, keyfan as kf
       >>> def noisy(x, key):
       ...     return x + jax.random.normal(key, x.shape)

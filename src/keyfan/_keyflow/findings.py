@@ -27,7 +27,7 @@ __all__ = ["DECLARE", "FIXES", "SHARED_DRAW_FIX", "WRAPPER_FIXES", "Finding", "K
 class Kind(enum.Enum):
     """The kinds of key misuse keyfan finds (``kf.AuditKind``).
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> def twice(x, key):
       ...     return x + jax.random.normal(key, x.shape) + jax.random.uniform(key, x.shape)
@@ -64,7 +64,7 @@ class Finding:
     them (and ``kf.sanitize(action="warn")`` warns with one each). ``str(finding)`` is the whole
     report in one line: kind, source line, what is wrong, and the fix.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> def noisy(x, key):
       ...     return x + jax.random.normal(key, x.shape)
