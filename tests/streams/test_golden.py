@@ -159,6 +159,26 @@ def test_golden_values_do_not_depend_on_the_global_flag(stream):
             assert _bits_of(_jitted("normal")(key)) == stored["jax.random.normal"]
 
 
+def test_older_jax_records_apply_in_their_range_only():
+    stored = {"values": {"threefry": {"42": {"jax.random.cauchy": [1], "jax.random.normal": [2]}}},
+              "older_jax": [{"jax": "<0.7", "why": "a test",
+                             "values": {"threefry": {"42": {"jax.random.cauchy": [3]}}}}]}
+    assert expected_values(stored, "0.6.2")["threefry"]["42"] == {"jax.random.cauchy": [3], "jax.random.normal": [2]}
+    assert expected_values(stored, "0.7.0")["threefry"]["42"] == {"jax.random.cauchy": [1], "jax.random.normal": [2]}
+    assert stored["values"]["threefry"]["42"]["jax.random.cauchy"] == [1]  # the stored file is not changed
+
+
+def test_older_jax_records_name_only_jax_samplers_with_a_reason():
+    """keyfan's own words and draws never move with JAX: only JAX's samplers may have records."""
+    stored = json.loads(GOLDEN.read_text())
+    for record in stored.get("older_jax", ()):
+        assert record["why"] and SpecifierSet(record["jax"])
+        for stream, seeds in record["values"].items():
+            for seed, entries in seeds.items():
+                for entry in entries:
+                    assert entry.startswith("jax.random.") and entry in stored["values"][stream][seed], entry
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python -m tests.streams.test_golden --write")
