@@ -14,6 +14,7 @@ clear error instead.
 
 from __future__ import annotations
 
+import jax
 import pytest
 
 COMPAT: dict[str, tuple[str, ...] | None] = {
@@ -42,6 +43,20 @@ COMPAT: dict[str, tuple[str, ...] | None] = {
 
 NEEDS_SANITIZER = ("tests/test_sanitize.py", "tests/test_audit.py", "tests/test_audit_real_code.py")
 """Files whose subset needs ``kf.sanitize``'s machinery (skipped, with the reason, below its minimum JAX)."""
+
+
+def _x64_context_manager() -> None:
+    """The tests spell JAX's x64 context manager ``jax.enable_x64(flag)`` (JAX >= 0.8); on older
+    JAX it is ``jax.experimental.enable_x64(flag)``, installed under the new name here."""
+    try:
+        jax.enable_x64  # noqa: B018
+    except AttributeError:
+        from jax.experimental import enable_x64
+
+        jax.enable_x64 = enable_x64
+
+
+_x64_context_manager()
 
 
 def in_subset(path: str, function: str) -> bool:

@@ -215,10 +215,13 @@ def _closed_call(f, *example):
     from jax.extend.core.primitives import closed_call_p
 
     inner = jax.make_jaxpr(f)(*example)
-    invars = [core.Var(a) for a in inner.in_avals]
-    outvars = [core.Var(a) for a in inner.out_avals]
-    eqn = pe.new_jaxpr_eqn(invars, outvars, closed_call_p, {"call_jaxpr": inner},
-                           core.eqn_effects(inner, invars), source_info_util.current())
+    # JAX 0.5 names a Var by (suffix, aval); JAX < 0.8.3 has no eqn_effects (a call's effects are its jaxpr's).
+    var = core.Var if "suffix" not in core.Var.__slots__ else functools.partial(core.Var, "")
+    invars = [var(a) for a in inner.in_avals]
+    outvars = [var(a) for a in inner.out_avals]
+    effects = core.eqn_effects(inner, invars) if hasattr(core, "eqn_effects") else inner.effects
+    eqn = pe.new_jaxpr_eqn(invars, outvars, closed_call_p, {"call_jaxpr": inner}, effects,
+                           source_info_util.current())
     outer = core.Jaxpr([], invars, outvars, [eqn], debug_info=inner.jaxpr.debug_info)
     return lambda *args: core.eval_jaxpr(outer, [], *args)[0]
 
