@@ -16,8 +16,9 @@ UINTS = ("uint8", "uint16", "uint32", "uint64")
 _COV = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 0.5]], np.float32)
 _LOGITS = np.log(np.array([0.1, 0.2, 0.3, 0.4], np.float32))
 
-# name -> (draw(key, dtype), dtypes swept besides the default (dtype=None)). geometric, rademacher and randint
-# spell their default as ``int`` (JAX's default int), which JAX < 0.7 requires instead of None.
+# name -> (draw(key, dtype), dtypes swept besides the default (dtype=None)). geometric, poisson, rademacher
+# and randint spell their default as ``int`` (JAX's default int): JAX < 0.7 rejects None there or
+# reads it as float.
 SAMPLERS = {
     "ball": (lambda k, dt: R.ball(k, 3, 2.0, (4,), dtype=dt), FLOATS),
     "bernoulli": (lambda k, dt: R.bernoulli(k, jnp.asarray(0.3, dt or "float32"), (7,)), FLOATS),
@@ -49,7 +50,7 @@ SAMPLERS = {
     "pareto": (lambda k, dt: R.pareto(k, 0.5, (5,), dt), FLOATS),
     "permutation": (lambda k, dt: R.permutation(k, jnp.arange(12, dtype=dt or "int32").reshape(3, 4), axis=1,
                                                 independent=True), INTS),
-    "poisson": (lambda k, dt: R.poisson(k, jnp.array([0.5, 4.0, 30.0]), (3,), dt), INTS),
+    "poisson": (lambda k, dt: R.poisson(k, jnp.array([0.5, 4.0, 30.0]), (3,), dt or int), INTS),
     "rademacher": (lambda k, dt: R.rademacher(k, (6,), dt or int), INTS),
     "randint": (lambda k, dt: R.randint(k, (9,), -5, 100, dt or int), INTS),
     "rayleigh": (lambda k, dt: R.rayleigh(k, 2.0, (5,), dt), FLOATS),
