@@ -71,8 +71,9 @@ def compute() -> dict:
                 "fold_in(7)": _bits_of(jax.random.fold_in(key, 7)),
                 "bits(8)": _bits_of(jax.random.bits(key, (8,))),
                 "bits(5, uint8)": _bits_of(jax.random.bits(key, (5,), "uint8")),
-                "kf.normal(batch=2, shape=3)": _bits_of(kf.normal(key, (2,), (3,))),
-                "kf.poisson(lam=[0.5, 4, 30])": _bits_of(kf.poisson(key, (), (3,), lam=np.array([0.5, 4.0, 30.0]))),
+                "kf.normal(batch=2, shape=3)": _bits_of(kf.normal(key, batch=(2,), shape=(3,))),
+                "kf.poisson(lam=[0.5, 4, 30])": _bits_of(
+                    kf.poisson(key, batch=(), shape=(3,), lam=np.array([0.5, 4.0, 30.0]))),
             }
             if seed == SAMPLER_SEED:
                 for name in sorted(set(SAMPLERS) - {"poisson"}):
