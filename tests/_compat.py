@@ -15,6 +15,8 @@ round trip is skipped with the reason.
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import pytest
 
@@ -113,6 +115,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 unavailable = sanitizer_unavailable() or ""
             if unavailable:
                 item.add_marker(pytest.mark.skip(reason=f"kf.sanitize and kf.audit: {unavailable}"))
+        if "bernoulli_high" in item.nodeid and "mode" not in inspect.signature(jax.random.bernoulli).parameters:
+            item.add_marker(pytest.mark.skip(reason="jax.random.bernoulli takes mode= from JAX 0.6 (no reference)"))
         if path in NEEDS_FLAX_EXTRA:
             if no_flax_extra is None:
                 no_flax_extra = _flax_extra_missing()
