@@ -300,7 +300,7 @@ def bits(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeL
         ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
         disagrees with the key.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> words = kf.bits(key, batch=(4,), shape=(2,))
@@ -353,7 +353,7 @@ def uniform(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
         disagrees with the key.
         Also: ``minval``/``maxval`` not finite or ``minval > maxval``.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> u = kf.uniform(key, batch=(5,), shape=(2,), minval=-1.0, maxval=1.0)
@@ -404,7 +404,7 @@ def normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTyp
         ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
         disagrees with the key.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> x = kf.normal(key, batch=(1000,), shape=(3,))
@@ -457,7 +457,7 @@ def bernoulli(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), p: Array
         disagrees with the key.
         Also: ``p`` outside ``[0, 1]``, or a ``mode`` other than ``"low"``/``"high"``.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> mask = kf.bernoulli(key, batch=(8,), shape=(4,), p=0.25)
@@ -540,7 +540,7 @@ def randint(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
         disagrees with the key.
         Also: an empty range, or a bound that JAX's integers cannot hold.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> idx = kf.randint(key, batch=(6,), minval=0, maxval=10)
@@ -606,7 +606,7 @@ def truncated_normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), d
         disagrees with the key.
         Also: ``lower >= upper`` or a NaN bound.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> t = kf.truncated_normal(key, batch=(3,), lower=-1.0, upper=1.0)
@@ -660,7 +660,7 @@ def gumbel(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTyp
         disagrees with the key.
         Also: a ``mode`` other than ``"low"``/``"high"``.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> g = kf.gumbel(key, batch=(4,), shape=(2,))
@@ -717,7 +717,7 @@ def categorical(key: KeyLike, *, batch: ShapeLike, logits: ArrayLike, axis: int 
         Also: non-float logits, NaN logits, a set of logits that are all ``-inf``, or a
         ``shape`` that does not end with the logits' non-category shape.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> key = kf.key(0)
       >>> logits = jnp.log(jnp.array([0.2, 0.3, 0.5]))
@@ -765,7 +765,7 @@ def categorical(key: KeyLike, *, batch: ShapeLike, logits: ArrayLike, axis: int 
     sharding = _named_sharding(sharding)
     if sharding is not None:
         spec_entries = tuple(sharding.spec)[: len(batch_shape)]
-        spec = NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec_entries))  # type: ignore[no-untyped-call]
+        spec = NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec_entries))
     d = _common(key, batch_shape, gumbel_shape, offset, chunk_size, spec, stream)
     dt = np.dtype(logits.dtype)
     n = math.prod(gumbel_shape)
@@ -877,7 +877,7 @@ def poisson(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
 
     Returns:
       An integer array of shape ``(*batch, *shape)``, equal to
-      ``vmap(lambda k, l: jax.random.poisson(k, l, shape, dtype))(kf.fan_out(key, batch), lam)``.
+        ``vmap(lambda k, l: jax.random.poisson(k, l, shape, dtype))(kf.fan_out(key, batch), lam)``.
 
     Raises:
       TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
@@ -887,7 +887,7 @@ def poisson(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
         disagrees with the key.
         Also: a negative or NaN ``lam``.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> n = kf.poisson(jax.random.PRNGKey(0), batch=(), shape=(3,), lam=4.0)
       >>> bool((n == jax.random.poisson(jax.random.PRNGKey(0), 4.0, (3,))).all())
