@@ -77,6 +77,9 @@ def in_subset(path: str, function: str) -> bool:
     return names is None or function in names
 
 
+OLD_RANDINT_8BIT = ("threefry-randint_i8]", "threefry-legacy-randint_i8]", "threefry-legacy-randint_u8_full]")
+"""Canonical comparisons that differ on JAX 0.5 (measured on 0.5.3): JAX's own 8-bit randint."""
+
 NEEDS_FLAX_EXTRA = ("tests/test_ensemble_train.py",)
 """Files whose subset needs keyfan's ``flax`` extra at its declared versions."""
 
@@ -117,6 +120,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"kf.sanitize and kf.audit: {unavailable}"))
         if "bernoulli_high" in item.nodeid and "mode" not in inspect.signature(jax.random.bernoulli).parameters:
             item.add_marker(pytest.mark.skip(reason="jax.random.bernoulli takes mode= from JAX 0.6 (no reference)"))
+        if (function == "test_categorical_equals_canonical"
+                and "mode" not in inspect.signature(jax.random.categorical).parameters):
+            item.add_marker(pytest.mark.skip(reason="jax.random.categorical takes mode= from JAX 0.6 (no reference)"))
+        if function == "test_sampler_equals_canonical" and any(
+                case in item.nodeid for case in OLD_RANDINT_8BIT) and jax.__version_info__ < (0, 6):
+            item.add_marker(pytest.mark.xfail(strict=True, reason=(
+                "JAX 0.5 draws 8-bit randint differently (measured on 0.5.3); kf.randint keeps the newer "
+                "JAX's values, which never move (docs/compatibility.md)")))
         if path in NEEDS_FLAX_EXTRA:
             if no_flax_extra is None:
                 no_flax_extra = _flax_extra_missing()
