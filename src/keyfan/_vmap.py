@@ -248,7 +248,7 @@ def _trace_shared_draws(f: Callable[..., Any], bound: Bound,
     dynamic = [i for i, s in enumerate(structs) if s is not None]
     example = Example(list(bound.values), bound.treedef, dynamic)
     env = None if axis_name is None else [(axis_name, bound.size)]
-    closed = example_jaxpr(f, example, [structs[i] for i in dynamic], axis_env=env)
+    closed = example_jaxpr(f, example, [s for s in structs if s is not None], axis_env=env)
     varying = [bound.leaves[i].axis is not None for i in dynamic]
     sites = _keyflow.draws(closed, varying, axis_names=() if axis_name is None else (axis_name,))
     key_arguments = any(leaf.key is not None for leaf in bound.leaves)

@@ -93,7 +93,7 @@ def leaf_axes(name: str, arg: Any, prefix: Any) -> list[int | None]:
     """One axis per leaf of ``arg`` from the pytree prefix ``prefix``."""
     prefix_leaves, prefix_def = jax.tree_util.tree_flatten(prefix, is_leaf=lambda x: x is None)
     try:
-        subtrees = prefix_def.flatten_up_to(arg)
+        subtrees = prefix_def.flatten_up_to(arg)  # type: ignore[attr-defined]  # PyTreeDef's stub omits it
     except (ValueError, TypeError) as err:
         raise ValueError(
             f"in_axes entry {prefix!r} for {name} is not a pytree prefix of the argument (structure "

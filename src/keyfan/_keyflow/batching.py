@@ -113,7 +113,7 @@ def _sink() -> Sink | None:
 
 def active() -> bool:
     """True while a check runs (in this thread, or program-wide)."""
-    return _MODE.value != "off"
+    return bool(_MODE.value != "off")
 
 
 @contextlib.contextmanager
@@ -138,7 +138,7 @@ def check_globally(action: str) -> None:
     """Turns a check on for the whole program (all threads), as ``KEYFAN_SANITIZE`` does."""
     _install()
     _GLOBAL.append(Sink(action))
-    jax.config.update("keyfan_sanitize_mode", action)
+    jax.config.update("keyfan_sanitize_mode", action)  # type: ignore[no-untyped-call]
 
 
 # -- where a vmap was traced -------------------------------------------------------------------
@@ -376,7 +376,7 @@ def _key_material(value: Any) -> bool:
         aval = jax.typeof(value)
     except TypeError:
         return False
-    return is_typed_key(aval) or jax.dtypes.issubdtype(aval.dtype, jax.numpy.integer)
+    return is_typed_key(aval) or jax.numpy.issubdtype(aval.dtype, jax.numpy.integer)
 
 
 def _origin_of(value: Any) -> tuple[str, bool] | None:
