@@ -22,6 +22,7 @@ from jax import lax
 
 import keyfan as kf
 from tests._real_programs import _NNXModel
+from tests._real_programs import nested_heads as nested_heads_program
 
 # -- class 2: the audit reads arguments as the function's own jit wrapper does ----------------
 
@@ -404,3 +405,28 @@ def test_unknown_environment_value_is_one_clear_line(tmp_path, value):
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "KEYFAN_SANITIZE" in lines[0] and "'warn'" in lines[0] and value in lines[0], run.stderr
+
+
+# -- the vmaps JAX makes for autodiff, and a vmap traced by make_jaxpr ---------------------------
+
+def _noisy_scale(x):
+    return x * jax.random.normal(jax.random.key(0), x.shape)
+
+
+@pytest.mark.parametrize("transform", [jax.jacfwd, jax.jacrev, jax.hessian], ids=["jacfwd", "jacrev", "hessian"])
+def test_autodiff_basis_vmaps_are_not_reported(transform):
+    """jacfwd/jacrev vmap over basis vectors with one primal: the draw is the same on purpose."""
+    x = jnp.arange(3.0)
+    with kf.sanitize():
+        got = transform(lambda v: _noisy_scale(v).sum())(x) if transform is jax.hessian else transform(_noisy_scale)(x)
+    assert got.shape == (3, 3)
+
+
+def test_a_vmap_traced_by_make_jaxpr_is_checked():
+    """On JAX < 0.10 ``make_jaxpr_f`` sits right above the vmap (the audit traces that way): it is
+    not ``jacfwd``'s basis vmap, so the broadcast key is reported, at the outer of nested vmaps too."""
+    with pytest.raises(kf.SharedRandomnessError, match="shared-draw"), kf.sanitize():
+        jax.make_jaxpr(jax.vmap(lambda x, key: x + jax.random.normal(key, x.shape), in_axes=(0, None)))(
+            jnp.zeros((4, 3)), jax.random.key(0))
+    fn, args = nested_heads_program("batch")
+    assert not kf.audit(fn, *args, in_axes=None).ok

@@ -259,6 +259,8 @@ _state = _State()
 _RETRACES: weakref.WeakSet[Any] = weakref.WeakSet()
 """BatchTraces of a batching rule re-tracing a sub-jaxpr: checked where the rule was called."""
 _JAX_API = os.path.join("jax", "_src", "api.py")
+_AUTODIFF_BASIS_CALLER = "jacfun"
+"""The function of ``jacfwd`` and ``jacrev`` (so ``hessian``) that vmaps over basis vectors."""
 
 
 def _batch(fun: Any, axis_data: Any, in_dims: Any, *rest: Any, **options: Any) -> Any:
@@ -267,11 +269,13 @@ def _batch(fun: Any, axis_data: Any, in_dims: Any, *rest: Any, **options: Any) -
 
 def _autodiff_basis() -> bool:
     """True for the vmap of ``jacfwd``/``hessian``/``jacrev`` over basis vectors, which JAX's
-    own ``api.py`` makes: one primal for every direction, by design."""
+    own ``api.py`` makes (inside their ``jacfun``, on every JAX): one primal for every direction, by
+    design. Other frames of ``api.py`` (``vmap_f``; ``make_jaxpr_f``, which on JAX < 0.10 sits right
+    above a vmap the audit traces) are not decisive."""
     for frame in getattr(source_info_util.current().traceback, "frames", ()):
         path = os.path.realpath(frame.file_name)
         if path.endswith(_JAX_API):
-            if frame.function_name.rsplit(".", 1)[-1] != "vmap_f":
+            if frame.function_name.rsplit(".", 1)[-1] == _AUTODIFF_BASIS_CALLER:
                 return True
         elif not path.startswith(_SKIPPED_DIRS):
             return False
