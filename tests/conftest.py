@@ -15,6 +15,12 @@ STREAMS = ("threefry", "threefry-legacy")
 PARTITIONABLE = {"threefry": True, "threefry-legacy": False}
 
 
+LEGACY_SLOW = [pytest.param("threefry", id="threefry"),
+               pytest.param("threefry-legacy", id="threefry-legacy", marks=pytest.mark.slow)]
+"""Both streams for ``@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)``: the legacy
+stream in the slow tier, for a test whose legacy path other default-tier tests already cover."""
+
+
 @pytest.fixture(params=STREAMS)
 def stream(request):
     """Each stream, with JAX's global flag set to the matching value for canonical comparisons."""

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import keyfan as kf
 from keyfan import _kernel
-from tests.conftest import PARTITIONABLE, STREAMS, assert_bitwise_equal, canonical_draw
+from tests.conftest import LEGACY_SLOW, PARTITIONABLE, STREAMS, assert_bitwise_equal, canonical_draw
 
 LOGITS = jnp.log(jnp.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]))
 
@@ -66,20 +66,29 @@ VARIANT_COMBOS = [COMBOS[i] for i in (1, 2, 6, 7, 3)]
 
 
 def _canonical_cases():
-    """Every sampler on both streams; the dtype/mode variants (same kernel paths as the core
-    samplers, which run on both streams here) run on the legacy stream in the slow tier."""
+    """Every sampler on both streams. The default tier: the core samplers on every combo on
+    ``"threefry"`` and on one combo of each kind (``VARIANT_COMBOS``) on the legacy stream, the
+    variants on one combo of each kind on ``"threefry"``; the slow tier: the rest (the same
+    kernel paths again)."""
+    slow = [pytest.mark.slow]
+    rest = [c for c in COMBOS if c not in VARIANT_COMBOS]
     for stream in STREAMS:
         for name, ours, theirs in CASES:
-            slow = stream != "threefry" and name not in CORE
-            yield pytest.param(stream, name, ours, theirs, marks=[pytest.mark.slow] if slow else [],
-                               id=f"{stream}-{name}")
+            if stream == "threefry":
+                yield pytest.param(stream, name, ours, theirs, COMBOS if name in CORE else VARIANT_COMBOS,
+                                   id=f"{stream}-{name}")
+            elif name in CORE:
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}")
+                yield pytest.param(stream, name, ours, theirs, rest, marks=slow, id=f"{stream}-{name}-other-combos")
+            else:
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, marks=slow, id=f"{stream}-{name}")
 
 
-@pytest.mark.parametrize("stream_name,name,ours,theirs", list(_canonical_cases()))
-def test_sampler_equals_canonical(stream_name, name, ours, theirs):
+@pytest.mark.parametrize("stream_name,name,ours,theirs,combos", list(_canonical_cases()))
+def test_sampler_equals_canonical(stream_name, name, ours, theirs, combos):
     with jax.threefry_partitionable(PARTITIONABLE[stream_name]):
         key = kf.key(7, stream_name)
-        for batch, shape in COMBOS if name in CORE else VARIANT_COMBOS:
+        for batch, shape in combos:
             assert_bitwise_equal(ours(key, batch, shape), canonical_draw(theirs(shape), key, batch))
 
 
@@ -91,7 +100,12 @@ PAIRED_COMBOS = [((4099,), ()), ((1500,), (3,)), ((30, 20), (9,)), ((65,), (71,)
 _BY_NAME = {name: (ours, theirs) for name, ours, theirs in CASES}
 
 
-@pytest.mark.parametrize("name", ["normal", "bits32", "uniform", "randint"])
+@pytest.mark.parametrize(("stream", "name"), [
+    ("threefry", "normal"), ("threefry", "bits32"), ("threefry", "uniform"), ("threefry", "randint"),
+    ("threefry-legacy", "normal"), ("threefry-legacy", "bits32"),
+    # the same paired kernel over the legacy stream's bits again:
+    pytest.param("threefry-legacy", "uniform", marks=pytest.mark.slow),
+    pytest.param("threefry-legacy", "randint", marks=pytest.mark.slow)], indirect=["stream"])
 def test_paired_draws_equal_canonical(stream, name):
     ours, theirs = _BY_NAME[name]
     key = kf.key(17, stream)
@@ -151,6 +165,7 @@ def test_vmap_over_keys_of_paired_draws():
             assert_bitwise_equal(out[i], draw(keys[i]))
 
 
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)
 @pytest.mark.parametrize("batch,shape", [((1_100_003,), ()), ((1101,), (1000,))], ids=str)
 def test_draws_computed_block_by_block_equal_canonical(stream, batch, shape):
     # More than 4 blocks of 2**18 values: a loop over blocks and a tail, over values or over
@@ -181,6 +196,7 @@ def test_many_seeds_equal_canonical(seed):
         assert_bitwise_equal(kf.categorical(key, batch=(6,), logits=LOGITS, shape=(3, 2)), _CANONICAL_CATEGORICAL(keys))
 
 
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy: test_many_seeds_equal_canonical
 @pytest.mark.parametrize("batch", [(6,), (2, 3)], ids=str)
 @pytest.mark.parametrize("axis,shape", [(-1, None), (0, (4, 3)), (1, (5, 2)), (-1, (7, 2))], ids=str)
 def test_categorical_equals_canonical(stream, batch, axis, shape):
@@ -269,8 +285,10 @@ def test_row_i_is_the_unbatched_draw_with_at(stream):
         assert_bitwise_equal(out[i, j], jax.random.normal(k, (3,)))
 
 
-@pytest.mark.parametrize("chunk_size", [1, 7, 1000])
+@pytest.mark.parametrize("chunk_size", [pytest.param(1, marks=pytest.mark.slow), 7,
+                                        pytest.param(1000, marks=pytest.mark.slow)])
 def test_chunked_equals_unchunked(stream, chunk_size):
+    """Chunks of 7 rows (ragged) in the default tier; one row per chunk and one chunk in the slow tier."""
     key = kf.key(2, stream)
     full = kf.normal(key, batch=(50, 2), shape=(3,))
     assert_bitwise_equal(kf.normal(key, batch=(50, 2), shape=(3,), chunk_size=chunk_size), full)

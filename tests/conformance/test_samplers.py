@@ -71,12 +71,20 @@ the same bits-to-value step as a core sampler's, and ``test_sampler_dtypes_equal
 tier) sweeps them."""
 
 
+BUILT_ON_A_DEFAULT_CASE = (GAMMA_FAMILY - {"gamma"}) | {"multinomial"}
+"""JAX's samplers that are JAX's own arithmetic over another sampler checked in the default tier
+(``gamma``; ``binomial`` for ``multinomial``), at seconds of compile each: the slow tier."""
+
+
 def _cases():
-    """Every sampler on both streams; the expensive ones (seconds of compile each, built on the
-    uniform bits every other case checks bitwise) run on the legacy stream in the slow tier."""
+    """Every sampler on both streams. The default tier keeps every sampler on ``"threefry"``
+    (but those built on a default case) and, on ``"threefry-legacy"``, the core samplers, which
+    read every bits width through every bits-to-value path the others use; the rest (the
+    legacy stream's other samplers, seconds of compile each for the expensive ones) run in the
+    slow tier and in the compatibility subset."""
     for name in sorted(set(SAMPLERS) - JAX_ONLY):
         for stream in STREAMS:
-            slow = name in EXPENSIVE and stream != "threefry"
+            slow = name in BUILT_ON_A_DEFAULT_CASE or (stream != "threefry" and name not in CORE)
             yield pytest.param(name, stream, marks=[pytest.mark.slow] if slow else [], id=f"{name}-{stream}")
 
 
