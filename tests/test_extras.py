@@ -53,12 +53,15 @@ def test_a_version_below_the_floor_is_refused_naming_both(monkeypatch, distribut
     real = importlib.metadata.version
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.1" if name == distribution else real(name))
     with pytest.raises(ImportError) as info:
-        _extras.require(module, "keyfan.ensemble")
+        _extras.require(module, "keyfan.ensemble", at_floor=True)
     message = str(info.value)
     assert message.startswith(f"keyfan.ensemble needs {distribution}>={floor} ")
     assert f"the installed {distribution} is 0.0.1" in message
     assert "pip install 'keyfan[flax]'" in message
     assert info.value.name == module
+    # Teaching code that asks for no floor (keyfan.recipes' plain flax.linen) still gets the module.
+    if distribution == "flax":
+        assert _extras.require(module, "keyfan.recipes").__name__ == module
 
 
 def test_a_version_at_the_floor_or_a_later_prerelease_is_accepted(monkeypatch):

@@ -69,23 +69,27 @@ def check_floor(module: str, feature: str) -> None:
             f"pip install '{distribution}>={floor}').", name=module)
 
 
-def require(module: str, feature: str) -> ModuleType:
+def require(module: str, feature: str, *, at_floor: bool = False) -> ModuleType:
     """Imports ``module``, or raises an ImportError naming the extra that installs it.
 
     Args:
       module: a dotted module name whose top-level package is a key of ``EXTRAS``.
       feature: what needs it, for the message (``"keyfan.ensemble"``).
+      at_floor: also refuse a version older than keyfan's declared floor (:func:`check_floor`):
+        for features that need the extra at its declared versions (``keyfan.ensemble``), not
+        for teaching code that runs on older ones (``keyfan.recipes``' plain ``flax.linen``).
 
     Returns:
       The imported module.
 
     Raises:
       ImportError: ``module`` is not installed (the message names ``pip install 'keyfan[<extra>]'``),
-        or its version is older than keyfan's declared floor (the message names the floor and
-        the installed version; see :func:`check_floor`).
+        or (``at_floor``) its version is older than keyfan's declared floor (the message names
+        the floor and the installed version; see :func:`check_floor`).
     """
     top = module.partition(".")[0]
-    check_floor(module, feature)
+    if at_floor:
+        check_floor(module, feature)
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as err:
