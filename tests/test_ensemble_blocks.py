@@ -100,6 +100,7 @@ def reference_step(ens: Ensemble, weights, x, y, ids, *, block: int, group: int)
     return losses, [np.stack([s[i] for s in summed]) for i in range(len(summed[0]))]
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize(("block", "chunks", "group", "bootstrap"),
                          [(None, 1, None, None), (8, 1, None, 64), (8, 4, 2, 64), (4, 2, 2, None), (1, 1, None, None),
                           (8, 2, 1, 64)],
@@ -120,6 +121,7 @@ def test_step_equals_the_numpy_tree_of_block_gradients(block, chunks, group, boo
         assert_bitwise_equal(got, want)
 
 
+@pytest.mark.bitwise
 def test_tree_sum_order_and_subtrees():
     rng = np.random.default_rng(0)
     terms = (rng.normal(size=(11, 5)) * 1e4 ** rng.integers(-2, 3, size=(11, 1))).astype(np.float32)
@@ -189,6 +191,7 @@ def test_block_and_group_errors():
         grouped.step(grouped.init(ens), DATA.x[:8], DATA.y[:8], np.arange(8))
 
 
+@pytest.mark.bitwise
 def test_member_groups_of_two_or_more_keep_the_bits():
     """Groups of 2 or 4 of 8 members (a scan over groups) give the bits of one vmap over all 8."""
     ens = Ensemble.init(MLP(), kf.key(5), members=8, sample_input=DATA.x[:2])

@@ -61,6 +61,7 @@ def _all_modes(draw, dtypes):
     return jax.jit(program)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 @pytest.mark.parametrize("name", sorted(set(SAMPLERS) - JAX_ONLY))
 def test_sampler_equals_jax(name, stream):
@@ -94,6 +95,7 @@ def assert_close_ulps(ours, theirs, what: str) -> None:
         np.testing.assert_array_less(np.abs(a64 - b64), MAX_ULP * ulp + 1e-300, err_msg=what)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 @pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 5)], ids=str)
 def test_zero_sized_draws(stream, shape):

@@ -111,6 +111,7 @@ def mismatch_report(stored: dict, current: dict, now: dict[str, str]) -> str | N
             "in the README and regenerate with `python -m tests.streams.test_golden --write`.")
 
 
+@pytest.mark.bitwise
 def test_golden_values():
     stored = json.loads(GOLDEN.read_text())
     report = mismatch_report(stored, compute(), _versions())
@@ -130,6 +131,7 @@ def test_mismatch_report_names_stream_entry_and_versions():
     assert mismatch_report(stored, stored["values"], _versions()) is None
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 def test_golden_values_do_not_depend_on_the_global_flag(stream):
     stored = json.loads(GOLDEN.read_text())["values"][stream]["42"]
