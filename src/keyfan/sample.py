@@ -24,6 +24,10 @@ Common arguments:
     mesh axes (sizes divisible by the shard counts), per-example axes may not. Each device
     computes its own rows, with no communication.
   stream: the stream for a raw or JAX-typed key (default ``"threefry"``).
+  portable: ``True`` for float values with the same bits on every CPU instruction set and GPU
+    (float32 arithmetic immune to fused multiply-adds, ``keyfan._portable``); they are not
+    JAX's values. ``False`` (default): exactly JAX's values, which follow the CPU. Integer and
+    boolean samplers are the same everywhere either way. See docs/guides/reproducibility.md.
 
 Parameters such as ``minval`` or ``p`` broadcast against ``(*batch, *shape)``: a scalar is
 shared, an array with batch axes gives per-example parameters (the canonical equivalent maps
@@ -42,7 +46,7 @@ import numpy as np
 from jax import Array
 from jax.sharding import NamedSharding
 
-from keyfan import _kernel
+from keyfan import _kernel, _portable_poisson
 from keyfan._checks import as_int, as_shape, check_fits_memory, is_traced
 from keyfan._keyarg import KeyArg, check_key
 from keyfan._values import (
@@ -54,6 +58,7 @@ from keyfan._values import (
     TruncatedNormal,
     Uniform,
     UniformBits,
+    check_portable,
     gumbel_low_from_bits,
 )
 from keyfan.keys import MAX_FAN_OUT, fan_out
@@ -199,6 +204,15 @@ def _check_values(rule: str, ok: Callable[[], Array], **arrays: Array) -> None:
         raise ValueError(f"{rule}; got {shown}.")
 
 
+def _portable_mode(portable: Any, dtype: np.dtype, mode: str) -> bool:
+    """``portable`` checked for a Gumbel-based sampler: portable draws have no ``"high"`` mode."""
+    portable = check_portable(portable, dtype)
+    if portable and mode != "low":
+        raise ValueError("portable=True draws Gumbel values in mode 'low' only (from one word per value, "
+                         "never 0 or 1, |g| < 17); got mode='high'. Use mode='low', or portable=False.")
+    return portable
+
+
 def _common(key, batch, shape, offset, chunk_size, sharding, stream) -> _Draw:
     return _Draw(key, batch, shape, offset=offset, chunk_size=chunk_size, sharding=sharding,
                  stream=stream)
@@ -207,7 +221,7 @@ def _common(key, batch, shape, offset, chunk_size, sharding, stream) -> _Draw:
 # -- Samplers ------------------------------------------------------------------------------------
 
 def bits(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, offset: Any = 0,
-         chunk_size: Any = None, sharding: Any = None, stream: str | None = None) -> Array:
+         chunk_size: Any = None, sharding: Any = None, stream: str | None = None, portable: bool = False) -> Array:
     """Per-example raw bits: ``vmap(lambda k: jax.random.bits(k, shape, dtype))(fan_out(key, batch))``.
 
     Args:
@@ -219,13 +233,14 @@ def bits(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, offset: An
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.uint32, "uint")
+    check_portable(portable)  # raw bits are the same everywhere
     d.check_size(math.prod(d.shape), dt.itemsize * 8)
     return d.run(Bits(dt))
 
 
 def uniform(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval: Any = 0.0,
             maxval: Any = 1.0, offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-            stream: str | None = None) -> Array:
+            stream: str | None = None, portable: bool = False) -> Array:
     """Per-example uniform floats in ``[minval, maxval)``, as ``jax.random.uniform`` per example.
 
     Args:
@@ -237,15 +252,17 @@ def uniform(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval:
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
-    d.check_size(math.prod(d.shape), 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    portable = check_portable(portable, dt)
+    d.check_size(math.prod(d.shape), 32 if portable else 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
     lo, hi = d.param("minval", minval, dt), d.param("maxval", maxval, dt)
     _check_values("minval and maxval must be finite with minval <= maxval",
                   lambda: jnp.isfinite(lo).all() & jnp.isfinite(hi).all() & (lo <= hi).all(), minval=lo, maxval=hi)
-    return d.run(Uniform(dt), (lo, hi))
+    return d.run(Uniform(dt, portable), (lo, hi))
 
 
 def normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, offset: Any = 0,
-           chunk_size: Any = None, sharding: Any = None, stream: str | None = None) -> Array:
+           chunk_size: Any = None, sharding: Any = None, stream: str | None = None,
+           portable: bool = False) -> Array:
     """Per-example standard normals, as ``jax.random.normal`` per example.
 
     Args:
@@ -264,14 +281,15 @@ def normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, offset: 
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "inexact")
+    portable = check_portable(portable, dt, complex_ok=True)
     real = np.array(0, dt).real.dtype
-    d.check_size(math.prod(d.shape), 8 if jnp.finfo(real).nmant < 8 else jnp.finfo(real).bits)
-    return d.run(Normal(dt))
+    d.check_size(math.prod(d.shape), 32 if portable else 8 if jnp.finfo(real).nmant < 8 else jnp.finfo(real).bits)
+    return d.run(Normal(dt, portable))
 
 
 def bernoulli(key: Any, batch: Any, shape: Any = (), *, p: Any = 0.5, mode: str = "low",
               offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-              stream: str | None = None) -> Array:
+              stream: str | None = None, portable: bool = False) -> Array:
     """Per-example Bernoulli draws, as ``jax.random.bernoulli(k, p, shape, mode)`` per example.
 
     Args:
@@ -288,6 +306,7 @@ def bernoulli(key: Any, batch: Any, shape: Any = (), *, p: Any = 0.5, mode: str 
     p_array = jnp.asarray(p)
     if not jnp.issubdtype(p_array.dtype, jnp.floating):
         raise TypeError(f"p must have a floating dtype, got {p_array.dtype}; write p=1.0 rather than p=1.")
+    check_portable(portable)  # comparisons of exact uniforms with p: the same everywhere
     n = math.prod(d.shape)
     dt = np.dtype(p_array.dtype)
     d.check_size(2 * n if mode == "high" else n, 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
@@ -320,7 +339,7 @@ def _int_bound(name: str, value: Any, dtype: np.dtype) -> Array:
 
 def randint(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval: Any, maxval: Any,
             offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-            stream: str | None = None) -> Array:
+            stream: str | None = None, portable: bool = False) -> Array:
     """Per-example integers in ``[minval, maxval)``, as ``jax.random.randint`` per example.
 
     Args:
@@ -335,6 +354,7 @@ def randint(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval:
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.int32, "int")
+    check_portable(portable)  # integer arithmetic: the same everywhere
     info = jnp.iinfo(dt)
     bounds = []
     for name, value in (("minval", minval), ("maxval", maxval)):
@@ -356,7 +376,7 @@ def randint(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval:
 
 def truncated_normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lower: Any,
                      upper: Any, offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-                     stream: str | None = None) -> Array:
+                     stream: str | None = None, portable: bool = False) -> Array:
     """Per-example normals truncated to ``(lower, upper)``, as ``jax.random.truncated_normal``.
 
     Args:
@@ -368,16 +388,18 @@ def truncated_normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
-    d.check_size(math.prod(d.shape), 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    portable = check_portable(portable, dt)
+    d.check_size(math.prod(d.shape), 32 if portable else 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
     lo, hi = d.param("lower", lower, dt), d.param("upper", upper, dt)
     _check_values("lower must be less than upper (either may be infinite, neither NaN)",
                   lambda: (lo < hi).all(), lower=lo, upper=hi)
-    return d.run(TruncatedNormal(dt), (lo, hi))
+    step = TruncatedNormal(dt, portable)
+    return d.run(step, step.params(lo, hi))
 
 
 def gumbel(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, mode: str = "low",
            offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-           stream: str | None = None) -> Array:
+           stream: str | None = None, portable: bool = False) -> Array:
     """Per-example standard Gumbel draws, as ``jax.random.gumbel(k, shape, dtype, mode)``.
 
     ``mode`` is pinned to ``"low"`` by default, whatever JAX's
@@ -387,14 +409,17 @@ def gumbel(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, mode: st
     dt = _dtype("dtype", dtype, np.float32, "float")
     if mode not in ("low", "high"):
         raise ValueError(f"mode must be 'low' or 'high', got {mode!r}.")
+    portable = _portable_mode(portable, dt, mode)
     n = math.prod(d.shape)
-    d.check_size(2 * n if mode == "high" else n, 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
-    return d.run(Gumbel(dt, mode, n))
+    d.check_size(2 * n if mode == "high" else n,
+                 32 if portable else 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    return d.run(Gumbel(dt, mode, n, portable))
 
 
 def categorical(key: Any, batch: Any, logits: Any, *, axis: int = -1, shape: Any = None,
                 mode: str = "low", batched_logits: bool = False, offset: Any = 0,
-                chunk_size: Any = None, sharding: Any = None, stream: str | None = None) -> Array:
+                chunk_size: Any = None, sharding: Any = None, stream: str | None = None,
+                portable: bool = False) -> Array:
     """Per-example categorical draws, as ``jax.random.categorical(k, logits, axis, shape)``.
 
     Args:
@@ -453,11 +478,19 @@ def categorical(key: Any, batch: Any, logits: Any, *, axis: int = -1, shape: Any
         spec = NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec_entries))
     d = _common(key, batch_shape, gumbel_shape, offset, chunk_size, spec, stream)
     dt = np.dtype(logits.dtype)
+    portable = _portable_mode(portable, dt, mode)
     n = math.prod(gumbel_shape)
-    d.check_size(2 * n if mode == "high" else n, 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    d.check_size(2 * n if mode == "high" else n,
+                 32 if portable else 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    if portable:  # float32 Gumbel draws plus float32 logits: one IEEE addition, then the argmax
+        dt, logits = np.dtype(np.float32), logits.astype(np.float32)
+        g = d.run(Gumbel(dt, mode, n, portable))
     # "low": the Gumbel step runs outside the draw's loop and fuses into the argmax (20% faster
     # at 1e6 x 10 classes); "high" mixes two draws per value and stays in the loop.
-    g = gumbel_low_from_bits(d.run(UniformBits(dt)), dt) if mode == "low" else d.run(Gumbel(dt, mode, n))
+    elif mode == "low":
+        g = gumbel_low_from_bits(d.run(UniformBits(dt)), dt)
+    else:
+        g = d.run(Gumbel(dt, mode, n))
     if batched_logits:
         lg = logits.reshape(batch_shape + (1,) * len(prefix) + per_example)
     else:
@@ -538,7 +571,7 @@ def _poisson_one(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype
 
 
 def poisson(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lam: Any,
-            stream: str | None = None) -> Array:
+            stream: str | None = None, portable: bool = False) -> Array:
     """Per-example Poisson draws, as ``jax.random.poisson(k, lam, shape, dtype)`` per example.
 
     ``jax.random.poisson`` itself raises ``NotImplementedError`` on a keyfan key (JAX runs it
@@ -553,6 +586,10 @@ def poisson(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lam: An
         64-bit ones need x64).
       lam: rate(s) ``>= 0``, broadcastable to ``(*batch, *shape)`` (per-example rates allowed).
       stream: the stream for a raw or JAX-typed key.
+      portable: ``True`` runs the same algorithm on the same uniforms with keyfan's portable
+        arithmetic (``keyfan._portable_poisson``): integers that are the same on every CPU and
+        GPU, equal to JAX's except where a uniform lands within rounding of an acceptance
+        boundary.
 
     Returns:
       Integers of shape ``(*batch, *shape)``, equal to
@@ -569,7 +606,8 @@ def poisson(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lam: An
     if not is_traced(lam_array):  # on the host: inside jit, a comparison of constants is traced
         host = np.asarray(lam_array)
         _check_values("lam must be a rate >= 0 (not NaN)", lambda: (host >= 0).all(), lam=host)
-    fn = lambda k, rate: _poisson_one(k, rate, d.shape, dt)  # noqa: E731
+    one = _portable_poisson.poisson_one if check_portable(portable) else _poisson_one
+    fn = lambda k, rate: one(k, rate, d.shape, dt)  # noqa: E731
     keys = jax.random.wrap_key_data(d.key.data, impl=d.key.stream.spec)
     if d.batch:
         keys = fan_out(keys, d.batch)

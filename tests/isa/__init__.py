@@ -8,7 +8,10 @@ emulate an older CPU on this one: ``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2`` (or ``A
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from tests._xla_flags import env_with
 
@@ -26,3 +29,39 @@ def isa_env(isa: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
     if isa != "native" and isa not in EMULATED:
         raise ValueError(f"isa must be one of {(*EMULATED, 'native')}, got {isa!r}.")
     return {**env_with(env, xla_cpu_max_isa=None if isa == "native" else isa), "JAX_PLATFORMS": "cpu"}
+
+
+ORDER = {isa: i for i, isa in enumerate(EMULATED)}
+
+
+def host_isa(cpuinfo: str | None = None) -> str | None:
+    """The best ISA of :data:`EMULATED` this x86-64 CPU has (``/proc/cpuinfo``), or None if
+    unknown (another OS or architecture)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    for isa, needs in (("AVX512", {"avx512f"}), ("AVX2", {"avx2", "fma"}), ("AVX", {"avx"}), ("SSE4_2", {"sse4_2"})):
+        if needs <= flags:
+            return isa
+    return None
+
+
+def effective_isa(env: Mapping[str, str] | None = None, host: str | None = None) -> str | None:
+    """The ISA XLA compiles for in a process started with ``env``: the host's, capped by
+    ``--xla_cpu_max_isa`` in ``XLA_FLAGS``; None if the host's is unknown."""
+    env = os.environ if env is None else env
+    host = host_isa() if host is None else host
+    if host is None:
+        return None
+    match = re.search(r"--xla_cpu_max_isa=(\w+)", env.get("XLA_FLAGS", ""))
+    cap = match.group(1).upper() if match else None
+    if cap not in ORDER:
+        return host
+    return min(cap, host, key=ORDER.__getitem__)

@@ -1,0 +1,77 @@
+"""Every bitwise test, rerun under other CPU instruction sets, each in a pytest process of its own.
+
+A test marked ``@pytest.mark.bitwise`` asserts bits (keyfan equals the canonical JAX pattern,
+golden values, row identity, layout invariance, checkpoint resume). XLA compiles for the CPU it
+runs on, so each is rerun with ``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2`` (no AVX, no fused
+multiply-add), ``AVX2`` (with FMA, no AVX-512) and the machine's own ISA, the other XLA flags
+kept. The default tier reruns a representative subset (one test of each promise, below); the
+``slow`` tier (``python3 dev.py test --full``, what CI runs) reruns all of them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.isa import MATRIX, isa_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+REPRESENTATIVE = (
+    # streams: Threefry words, keys, the per-key vmap of bits and split
+    "tests/streams/test_threefry2x32.py",
+    "tests/streams/test_per_key.py::test_vmapped_split_equals_one_key_split",
+    "tests/test_keys.py::test_nested_fan_out_is_hierarchical",
+    # golden values of keyfan's own words and portable draws (every entry: the slow tier)
+    "tests/streams/test_golden.py::test_keyfan_golden_values",
+    # samplers vs the canonical split + vmap pattern, rows, chunks and offsets
+    "tests/test_sample.py::test_sampler_equals_canonical",
+    "tests/test_sample.py::test_row_i_is_the_unbatched_draw_with_at",
+    # portable floats: the NumPy reference, op by op
+    "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference",
+    # transforms' row identity, eager, jitted and inside a user's program
+    "tests/test_transforms_identity.py",
+    # kf.vmap equals split + vmap
+    "tests/test_vmap.py::test_different_equals_split_vmap_typed",
+    # ensembles: member identity, a Trainer resumed from a checkpoint continues bit for bit
+    "tests/test_ensemble.py::test_member_i_is_the_model_initialised_alone_with_at_key_i",
+    "tests/test_ensemble_train.py::test_a_restored_run_continues_bit_identically",
+)
+"""One test (or file) per bitwise promise: the default tier's subset."""
+
+
+def run_bitwise(isa: str, targets: list[str], markers: str = "bitwise") -> subprocess.CompletedProcess:
+    """``pytest -m markers targets`` in a fresh process with XLA capped at ``isa``."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-m", markers,
+           "-rf", *targets]
+    return subprocess.run(cmd, cwd=ROOT, env=isa_env(isa), capture_output=True, text=True, timeout=3 * 3600)
+
+
+def failures(proc: subprocess.CompletedProcess) -> list[str]:
+    """The ids of the failed tests in a ``pytest -rf`` output."""
+    return re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, flags=re.M)
+
+
+def check(isa: str, proc: subprocess.CompletedProcess) -> None:
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "(no output)"
+    failed = failures(proc)
+    assert proc.returncode == 0 and not failed, (
+        f"bitwise tests fail under --xla_cpu_max_isa={isa} ({summary}):\n  " + "\n  ".join(failed)
+        + f"\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    assert " passed" in summary, summary
+
+
+@pytest.mark.parametrize("isa", MATRIX)
+def test_representative_bitwise_tests_under_isa(isa):
+    check(isa, run_bitwise(isa, list(REPRESENTATIVE), "bitwise and not slow"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isa", [isa for isa in MATRIX if isa != "native"])
+def test_every_bitwise_test_under_isa(isa):
+    """The whole bitwise set (the native run is the suite's own run)."""
+    check(isa, run_bitwise(isa, ["tests", "--ignore=tests/isa"]))
