@@ -6,7 +6,9 @@ Needs only Python >= 3.11 and access to the package registry. On first use (or w
 keyfan with its pinned dependencies; afterwards it starts at once.
 
   python3 dev.py run [ARGS]    the main job (`keyfan ensemble` by default; ARGS: any keyfan command)
-  python3 dev.py test [ARGS]   ruff, then the whole test suite (ARGS go to pytest; it builds the docs too)
+  python3 dev.py test [ARGS]   ruff, then the default tier (`-m "not slow"`, minutes; it builds the docs
+                               too). ARGS go to pytest; `-m EXPR` replaces the tier's marker expression
+  python3 dev.py test --full   ruff, then every tier, slow included: what CI runs (.ci/run)
   python3 dev.py bench [ARGS]  the benchmark suite (`keyfan bench`), results in benchmarks/results/
   python3 dev.py docs [ARGS]   build the docs site strictly into site/ (`mkdocs build --strict`; ARGS go
                                to mkdocs build, e.g. `serve` is `.venv/bin/mkdocs serve`)
@@ -86,12 +88,41 @@ def main(argv: list[str]) -> int:
         CONSTRAINTS.write_text("\n".join(header + pins) + "\n")
         STAMP.write_text(_fingerprint())
         return 0
-    code = _run([BIN / "ruff", "check", "src", "tests", "benchmarks", "examples", "dev.py"])
-    if code:
-        print("[dev] ruff found problems (see above).", file=sys.stderr)
-        return code
-    workers = ["-n", "2"] if not any(a.startswith("-n") for a in rest) else []
-    return _run([PYTHON, "-m", "pytest", *workers, *rest])
+    return test(rest)
+
+
+DEFAULT_TIER = "not slow"
+"""The default run's marker expression: everything but the ``slow`` tier."""
+
+
+def test_stages(full: bool, pytest_args: list[str]) -> list[tuple[str, list[str | Path]]]:
+    """The test run as named stages, each a command; ``--full`` adds every later tier.
+
+    Every pytest stage prints the 15 slowest tests (``--durations=15``) and the CPU time per
+    test (``tests/_cpu_time.py``), so regressions show in every run.
+    """
+    workers = [] if any(a.startswith("-n") for a in pytest_args) else ["-n", "2"]
+    tier = [] if full or any(a.startswith("-m") for a in pytest_args) else ["-m", DEFAULT_TIER]
+    stages: list[tuple[str, list[str | Path]]] = [
+        ("ruff", [BIN / "ruff", "check", "src", "tests", "benchmarks", "examples", "dev.py"]),
+        ("every tier" if full else "default tier",
+         [PYTHON, "-m", "pytest", *workers, "--durations=15", *tier, *pytest_args]),
+    ]
+    # Later tiers of the full (CI) run append their stages here, after the main suite.
+    return stages
+
+
+def test(args: list[str]) -> int:
+    """Runs the stages in order and stops at the first that fails."""
+    full = "--full" in args
+    pytest_args = [a for a in args if a != "--full"]
+    for name, cmd in test_stages(full, pytest_args):
+        print(f"[dev] {name}: {' '.join(str(c) for c in cmd)}", flush=True)
+        code = _run(cmd)
+        if code:
+            print(f"[dev] {name} failed with exit code {code}.", file=sys.stderr)
+            return code
+    return 0
 
 
 if __name__ == "__main__":

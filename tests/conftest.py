@@ -9,6 +9,8 @@ import pytest
 
 import keyfan as kf
 
+pytest_plugins = ["tests._cpu_time"]
+
 STREAMS = ("threefry", "threefry-legacy")
 PARTITIONABLE = {"threefry": True, "threefry-legacy": False}
 

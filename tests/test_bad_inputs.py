@@ -139,14 +139,14 @@ KEY_USERS: dict[str, Callable[[Any], Any]] = {
     "step": lambda k: kf.step(k, 1),
     "named": lambda k: kf.named(k, "x"),
     "example_keys": lambda k: kf.example_keys(k, [1, 2]),
-    "bits": lambda k: kf.bits(k, (2,)),
-    "uniform": lambda k: kf.uniform(k, (2,)),
-    "normal": lambda k: kf.normal(k, (2,)),
-    "bernoulli": lambda k: kf.bernoulli(k, (2,)),
-    "randint": lambda k: kf.randint(k, (2,), minval=0, maxval=3),
-    "truncated_normal": lambda k: kf.truncated_normal(k, (2,), lower=-1.0, upper=1.0),
-    "gumbel": lambda k: kf.gumbel(k, (2,)),
-    "categorical": lambda k: kf.categorical(k, (2,), jnp.zeros(3)),
+    "bits": lambda k: kf.bits(k, batch=(2,)),
+    "uniform": lambda k: kf.uniform(k, batch=(2,)),
+    "normal": lambda k: kf.normal(k, batch=(2,)),
+    "bernoulli": lambda k: kf.bernoulli(k, batch=(2,)),
+    "randint": lambda k: kf.randint(k, batch=(2,), minval=0, maxval=3),
+    "truncated_normal": lambda k: kf.truncated_normal(k, batch=(2,), lower=-1.0, upper=1.0),
+    "gumbel": lambda k: kf.gumbel(k, batch=(2,)),
+    "categorical": lambda k: kf.categorical(k, batch=(2,), logits=jnp.zeros(3)),
     "dropout": lambda k: T.dropout(k, jnp.ones((2, 3)), 0.5, batch_axes=1),
     "gaussian_noise": lambda k: T.gaussian_noise(k, jnp.ones((2, 3)), 0.5, batch_axes=1),
     "flip_left_right": lambda k: T.flip_left_right(k, jnp.ones((2, 4, 4, 1)), batch_axes=1),
@@ -166,13 +166,13 @@ for user, fn in KEY_USERS.items():
 # -- Batch shapes and per-example shapes, for every sampler ----------------------------------------
 
 SAMPLERS: dict[str, Callable[..., Any]] = {
-    "bits": lambda b, s: kf.bits(KEY, b, s),
-    "uniform": lambda b, s: kf.uniform(KEY, b, s),
-    "normal": lambda b, s: kf.normal(KEY, b, s),
-    "bernoulli": lambda b, s: kf.bernoulli(KEY, b, s, p=0.5),
-    "randint": lambda b, s: kf.randint(KEY, b, s, minval=0, maxval=5),
-    "truncated_normal": lambda b, s: kf.truncated_normal(KEY, b, s, lower=-1.0, upper=1.0),
-    "gumbel": lambda b, s: kf.gumbel(KEY, b, s),
+    "bits": lambda b, s: kf.bits(KEY, batch=b, shape=s),
+    "uniform": lambda b, s: kf.uniform(KEY, batch=b, shape=s),
+    "normal": lambda b, s: kf.normal(KEY, batch=b, shape=s),
+    "bernoulli": lambda b, s: kf.bernoulli(KEY, batch=b, shape=s, p=0.5),
+    "randint": lambda b, s: kf.randint(KEY, batch=b, shape=s, minval=0, maxval=5),
+    "truncated_normal": lambda b, s: kf.truncated_normal(KEY, batch=b, shape=s, lower=-1.0, upper=1.0),
+    "gumbel": lambda b, s: kf.gumbel(KEY, batch=b, shape=s),
 }
 BAD_SHAPES = {"neg": -1, "half": 2.5, "str": "3", "none": None, "nested_neg": (2, -1), "bool": True,
               "float_nan": float("nan"), "too_big_axis": (2**33,), "object": object()}
@@ -187,10 +187,10 @@ for sampler, fn in SAMPLERS.items():
     case(f"shape-{sampler}-scalar-batch", functools.partial(fn, (), (3,)), Valid(lambda out: out.shape == (3,)))
     case(f"memory-{sampler}", functools.partial(fn, (2**32 - 1, 2**32 - 1), (4,)), Raises(ValueError, "memory"))
     case(f"offset-{sampler}-negative", lambda f=sampler: {
-        "bits": lambda: kf.bits(KEY, 2, offset=-1)}.get(f, lambda: kf.normal(KEY, 2, offset=-1))(),
+        "bits": lambda: kf.bits(KEY, batch=2, offset=-1)}.get(f, lambda: kf.normal(KEY, batch=2, offset=-1))(),
         Raises(ValueError, "offset"))
-    case(f"chunk-{sampler}-zero", lambda f=sampler: kf.uniform(KEY, 4, chunk_size=0) if f == "uniform"
-         else kf.normal(KEY, 4, chunk_size=0.5), Raises(ValueError, "chunk_size"))
+    case(f"chunk-{sampler}-zero", lambda f=sampler: kf.uniform(KEY, batch=4, chunk_size=0) if f == "uniform"
+         else kf.normal(KEY, batch=4, chunk_size=0.5), Raises(ValueError, "chunk_size"))
 
 # -- dtypes ----------------------------------------------------------------------------------------
 
@@ -204,67 +204,67 @@ for sampler, _kind, bads in [
 ]:
     for dt in bads:
         if sampler == "randint":
-            call = functools.partial(kf.randint, KEY, 2, (), dt, minval=0, maxval=3)
+            call = functools.partial(kf.randint, KEY, batch=2, dtype=dt, minval=0, maxval=3)
         elif sampler == "truncated_normal":
-            call = functools.partial(kf.truncated_normal, KEY, 2, (), dt, lower=0.0, upper=1.0)
+            call = functools.partial(kf.truncated_normal, KEY, batch=2, dtype=dt, lower=0.0, upper=1.0)
         else:
-            call = functools.partial(getattr(kf, sampler), KEY, 2, (), dt)
+            call = functools.partial(getattr(kf, sampler), KEY, batch=2, dtype=dt)
         case(f"dtype-{sampler}-{dt}", call, Raises(BAD, "dtype"))
     if not jax.config.jax_enable_x64:
         case(f"dtype-{sampler}-64bit-without-x64", functools.partial(
-            kf.randint, KEY, 2, (), "int64", minval=0, maxval=3) if sampler == "randint" else functools.partial(
-            kf.bits, KEY, 2, (), "uint64") if sampler == "bits" else functools.partial(
-            kf.truncated_normal, KEY, 2, (), "float64", lower=0.0, upper=1.0) if sampler == "truncated_normal"
-            else functools.partial(getattr(kf, sampler), KEY, 2, (), "float64"), Raises(ValueError, "x64"))
+            kf.randint, KEY, batch=2, dtype="int64", minval=0, maxval=3) if sampler == "randint" else functools.partial(
+            kf.bits, KEY, batch=2, dtype="uint64") if sampler == "bits" else functools.partial(
+            kf.truncated_normal, KEY, batch=2, dtype="float64", lower=0.0, upper=1.0) if sampler == "truncated_normal"
+            else functools.partial(getattr(kf, sampler), KEY, batch=2, dtype="float64"), Raises(ValueError, "x64"))
 
 # -- Distribution parameters -----------------------------------------------------------------------
 
 PARAMS = [
-    ("uniform-min-gt-max", lambda: kf.uniform(KEY, 3, minval=2.0, maxval=1.0), "minval"),
-    ("uniform-nan", lambda: kf.uniform(KEY, 3, minval=float("nan")), "minval"),
-    ("uniform-inf", lambda: kf.uniform(KEY, 3, maxval=float("inf")), "maxval"),
-    ("uniform-param-shape", lambda: kf.uniform(KEY, 3, minval=jnp.zeros(4)), "minval"),
-    ("uniform-param-str", lambda: kf.uniform(KEY, 3, minval="a"), "minval"),
-    ("bernoulli-p-1.5", lambda: kf.bernoulli(KEY, 3, p=1.5), "p"),
-    ("bernoulli-p-neg", lambda: kf.bernoulli(KEY, 3, p=-0.1), "p"),
-    ("bernoulli-p-int", lambda: kf.bernoulli(KEY, 3, p=1), "p"),
-    ("bernoulli-p-nan", lambda: kf.bernoulli(KEY, 3, p=float("nan")), "p"),
-    ("bernoulli-p-shape", lambda: kf.bernoulli(KEY, 3, p=jnp.full((2,), 0.5)), "p"),
-    ("bernoulli-mode", lambda: kf.bernoulli(KEY, 3, mode="mid"), "mode"),
-    ("randint-min-gt-max", lambda: kf.randint(KEY, 3, minval=5, maxval=3), "minval"),
-    ("randint-min-eq-max", lambda: kf.randint(KEY, 3, minval=3, maxval=3), "minval"),
-    ("randint-per-example-empty", lambda: kf.randint(KEY, 2, minval=jnp.array([0, 4]), maxval=4), "minval"),
-    ("randint-maxval-2**40", lambda: kf.randint(KEY, 3, minval=0, maxval=2**40), "maxval"),
-    ("randint-minval-neg-2**40", lambda: kf.randint(KEY, 3, minval=-(2**40), maxval=3), "minval"),
-    ("randint-float-bounds", lambda: kf.randint(KEY, 3, minval=0.0, maxval=3), "minval"),
-    ("randint-bool-bounds", lambda: kf.randint(KEY, 3, minval=False, maxval=3), "minval"),
-    ("randint-str-bound", lambda: kf.randint(KEY, 3, minval=0, maxval="3"), "maxval"),
-    ("truncated-lower-ge-upper", lambda: kf.truncated_normal(KEY, 3, lower=1.0, upper=1.0), "lower"),
-    ("truncated-nan", lambda: kf.truncated_normal(KEY, 3, lower=float("nan"), upper=1.0), "lower"),
-    ("gumbel-mode", lambda: kf.gumbel(KEY, 3, mode="medium"), "mode"),
-    ("categorical-nan", lambda: kf.categorical(KEY, 3, jnp.array([0.0, jnp.nan])), "NaN"),
-    ("categorical-all-neg-inf", lambda: kf.categorical(KEY, 3, jnp.full(3, -jnp.inf)), "-inf"),
-    ("categorical-int-logits", lambda: kf.categorical(KEY, 3, jnp.arange(3)), "logits"),
-    ("categorical-scalar-logits", lambda: kf.categorical(KEY, 3, jnp.float32(1.0)), "logits"),
-    ("categorical-axis", lambda: kf.categorical(KEY, 3, jnp.zeros((2, 3)), axis=2), "axis"),
-    ("categorical-shape", lambda: kf.categorical(KEY, 3, jnp.zeros((2, 3)), shape=(4,)), "shape"),
-    ("categorical-batched-logits", lambda: kf.categorical(KEY, 3, jnp.zeros((2, 3)), batched_logits=True),
+    ("uniform-min-gt-max", lambda: kf.uniform(KEY, batch=3, minval=2.0, maxval=1.0), "minval"),
+    ("uniform-nan", lambda: kf.uniform(KEY, batch=3, minval=float("nan")), "minval"),
+    ("uniform-inf", lambda: kf.uniform(KEY, batch=3, maxval=float("inf")), "maxval"),
+    ("uniform-param-shape", lambda: kf.uniform(KEY, batch=3, minval=jnp.zeros(4)), "minval"),
+    ("uniform-param-str", lambda: kf.uniform(KEY, batch=3, minval="a"), "minval"),
+    ("bernoulli-p-1.5", lambda: kf.bernoulli(KEY, batch=3, p=1.5), "p"),
+    ("bernoulli-p-neg", lambda: kf.bernoulli(KEY, batch=3, p=-0.1), "p"),
+    ("bernoulli-p-int", lambda: kf.bernoulli(KEY, batch=3, p=1), "p"),
+    ("bernoulli-p-nan", lambda: kf.bernoulli(KEY, batch=3, p=float("nan")), "p"),
+    ("bernoulli-p-shape", lambda: kf.bernoulli(KEY, batch=3, p=jnp.full((2,), 0.5)), "p"),
+    ("bernoulli-mode", lambda: kf.bernoulli(KEY, batch=3, mode="mid"), "mode"),
+    ("randint-min-gt-max", lambda: kf.randint(KEY, batch=3, minval=5, maxval=3), "minval"),
+    ("randint-min-eq-max", lambda: kf.randint(KEY, batch=3, minval=3, maxval=3), "minval"),
+    ("randint-per-example-empty", lambda: kf.randint(KEY, batch=2, minval=jnp.array([0, 4]), maxval=4), "minval"),
+    ("randint-maxval-2**40", lambda: kf.randint(KEY, batch=3, minval=0, maxval=2**40), "maxval"),
+    ("randint-minval-neg-2**40", lambda: kf.randint(KEY, batch=3, minval=-(2**40), maxval=3), "minval"),
+    ("randint-float-bounds", lambda: kf.randint(KEY, batch=3, minval=0.0, maxval=3), "minval"),
+    ("randint-bool-bounds", lambda: kf.randint(KEY, batch=3, minval=False, maxval=3), "minval"),
+    ("randint-str-bound", lambda: kf.randint(KEY, batch=3, minval=0, maxval="3"), "maxval"),
+    ("truncated-lower-ge-upper", lambda: kf.truncated_normal(KEY, batch=3, lower=1.0, upper=1.0), "lower"),
+    ("truncated-nan", lambda: kf.truncated_normal(KEY, batch=3, lower=float("nan"), upper=1.0), "lower"),
+    ("gumbel-mode", lambda: kf.gumbel(KEY, batch=3, mode="medium"), "mode"),
+    ("categorical-nan", lambda: kf.categorical(KEY, batch=3, logits=jnp.array([0.0, jnp.nan])), "NaN"),
+    ("categorical-all-neg-inf", lambda: kf.categorical(KEY, batch=3, logits=jnp.full(3, -jnp.inf)), "-inf"),
+    ("categorical-int-logits", lambda: kf.categorical(KEY, batch=3, logits=jnp.arange(3)), "logits"),
+    ("categorical-scalar-logits", lambda: kf.categorical(KEY, batch=3, logits=jnp.float32(1.0)), "logits"),
+    ("categorical-axis", lambda: kf.categorical(KEY, batch=3, logits=jnp.zeros((2, 3)), axis=2), "axis"),
+    ("categorical-shape", lambda: kf.categorical(KEY, batch=3, logits=jnp.zeros((2, 3)), shape=(4,)), "shape"),
+    ("categorical-batched-logits", lambda: kf.categorical(KEY, batch=3, logits=jnp.zeros((2, 3)), batched_logits=True),
      "batched_logits"),
-    ("categorical-mode", lambda: kf.categorical(KEY, 3, jnp.zeros(3), mode="x"), "mode"),
-    ("categorical-sharding", lambda: kf.categorical(KEY, 3, jnp.zeros(3), sharding="cpu"), "sharding"),
-    ("normal-sharding-str", lambda: kf.normal(KEY, 4, sharding="cpu"), "sharding"),
-    ("normal-offset-no-batch", lambda: kf.normal(KEY, (), (3,), offset=2), "offset"),
-    ("normal-offset-legacy", lambda: kf.normal(kf.key(0, "threefry-legacy"), 4, offset=2), "offset"),
-    ("normal-chunk-no-batch", lambda: kf.normal(KEY, (), (3,), chunk_size=2), "chunk_size"),
-    ("normal-offset-past-2**64", lambda: kf.normal(KEY, 4, offset=2**64 - 2), "offset"),
+    ("categorical-mode", lambda: kf.categorical(KEY, batch=3, logits=jnp.zeros(3), mode="x"), "mode"),
+    ("categorical-sharding", lambda: kf.categorical(KEY, batch=3, logits=jnp.zeros(3), sharding="cpu"), "sharding"),
+    ("normal-sharding-str", lambda: kf.normal(KEY, batch=4, sharding="cpu"), "sharding"),
+    ("normal-offset-no-batch", lambda: kf.normal(KEY, batch=(), shape=(3,), offset=2), "offset"),
+    ("normal-offset-legacy", lambda: kf.normal(kf.key(0, "threefry-legacy"), batch=4, offset=2), "offset"),
+    ("normal-chunk-no-batch", lambda: kf.normal(KEY, batch=(), shape=(3,), chunk_size=2), "chunk_size"),
+    ("normal-offset-past-2**64", lambda: kf.normal(KEY, batch=4, offset=2**64 - 2), "offset"),
 ]
 for name, call, word in PARAMS:
     case(f"param-{name}", call, Raises(BAD, word))
-case("param-randint-int8-full-range", lambda: kf.randint(KEY, 1000, dtype="int8", minval=-128, maxval=128),
+case("param-randint-int8-full-range", lambda: kf.randint(KEY, batch=1000, dtype="int8", minval=-128, maxval=128),
      Valid(lambda out: out.dtype == np.int8 and int(out.min()) >= -128))
-case("param-categorical-inf-logit", lambda: kf.categorical(KEY, 5, jnp.array([0.0, jnp.inf])),
+case("param-categorical-inf-logit", lambda: kf.categorical(KEY, batch=5, logits=jnp.array([0.0, jnp.inf])),
      Valid(lambda out: (np.asarray(out) == 1).all()))
-case("param-uniform-equal-bounds", lambda: kf.uniform(KEY, 3, minval=1.0, maxval=1.0),
+case("param-uniform-equal-bounds", lambda: kf.uniform(KEY, batch=3, minval=1.0, maxval=1.0),
      Valid(lambda out: (np.asarray(out) == 1.0).all()))
 
 # -- Indices, steps, names and ids ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""keyfan.bench: the runner's bookkeeping and the report's ratios (timing itself is not tested)."""
+"""keyfan._bench: the runner's bookkeeping and the report's ratios (timing itself is not tested)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 import keyfan as kf
-from keyfan.bench import Case, report, run_cases, runner, suite
-from keyfan.bench.runner import Result
+from keyfan._bench import Case, report, run_cases, runner, suite
+from keyfan._bench.runner import Result
 from keyfan.cli import app
 from tests.conftest import assert_bitwise_equal
 

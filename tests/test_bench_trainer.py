@@ -1,4 +1,4 @@
-"""keyfan.bench.trainer: the ensemble-trainer group's bookkeeping at a tiny size (timing itself is
+"""keyfan._bench.trainer: the ensemble-trainer group's bookkeeping at a tiny size (timing itself is
 not tested), and that its contenders compute the same kind of step."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from keyfan.bench import trainer
+from keyfan._bench import trainer
 
 TINY = trainer.Size("tiny", 2, 4, 3, 8, 2, runs=3)
 

@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "```python" in p.read_text())
 PUBLIC_MODULES = ["keyfan", "keyfan.ensemble", "keyfan.transforms", "keyfan.testing", "keyfan.recipes",
-                  "keyfan.pitfalls"]
+                  "keyfan._pitfalls"]
 
 
 def _env() -> dict[str, str]:

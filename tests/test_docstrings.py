@@ -26,7 +26,7 @@ def test_docstring_examples_run(module_name):
     assert runner.failures == 0, f"{runner.failures} failing docstring example(s) in {module_name} (see the output)"
 
 
-COMPLETE = ["keyfan.recipes", "keyfan.pitfalls", "keyfan.testing"]
+COMPLETE = ["keyfan.recipes", "keyfan._pitfalls", "keyfan.testing"]
 """Modules whose every public function documents Args, Returns and an Example."""
 
 

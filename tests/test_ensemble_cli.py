@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from keyfan.bench.ensemble import bench_cases
+from keyfan._bench.ensemble import bench_cases
 from keyfan.cli import app
 
 TINY = ["--members", "2", "--epochs", "2", "--seed", "5"]
@@ -59,8 +59,8 @@ def test_bench_cases_run():
                                        "ensemble.train_step.vmap_xla_sums.K8", "ensemble.train_step.loop.K8"]
     for case in cases:
         assert case.run() is not None and case.note
-    from keyfan.bench import run_cases
-    from keyfan.bench.ensemble import suite_cases
+    from keyfan._bench import run_cases
+    from keyfan._bench.ensemble import suite_cases
 
     results = run_cases(suite_cases(quick=True), runs=3)
     assert [r.name for r in results] == [cases[0].name, cases[3].name, cases[1].name, cases[2].name]

@@ -1,4 +1,4 @@
-"""keyfan.layouts and ``keyfan stream``: the column-wise byte stream, and the batteries on it.
+"""keyfan._layouts and ``keyfan stream``: the column-wise byte stream, and the batteries on it.
 
 NIST SP 800-22 (the ``nistrng`` package) runs on 2**15 bits of every layout; the ``shared``
 layout (one key for every example, the broadcast-key bug) is the negative control and must fail.
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import keyfan as kf
-from keyfan.layouts import LAYOUTS, layout_words, stream_bytes
+from keyfan._layouts import LAYOUTS, layout_words, stream_bytes
 
 GOOD = [layout for layout in LAYOUTS if layout != "shared"]
 KEYFAN = Path(sys.executable).with_name("keyfan")

@@ -22,13 +22,14 @@ from tests.conftest import assert_bitwise_equal
 
 SEED = 2024
 BATCH, SHAPE = (37, 3), (5,)
+SIZE = {"batch": BATCH, "shape": SHAPE}
 F32 = np.float32
 
 
 def words(key, batch=BATCH, shape=SHAPE, path=None):
     """The raw uint32 words behind a per-example draw (below ``path``'s split key if given)."""
     if path is None:
-        return np.asarray(kf.bits(key, batch, shape))
+        return np.asarray(kf.bits(key, batch=batch, shape=shape))
     f = lambda k: jax.random.bits(jax.random.split(k)[path], shape)  # noqa: E731
     for _ in batch:
         f = jax.vmap(f)
@@ -40,22 +41,22 @@ HI = LO + F32(2.5)
 
 # name: (portable draw, its NumPy reference from the words)
 CASES = {
-    "uniform": (lambda k: kf.uniform(k, BATCH, SHAPE, portable=True),
+    "uniform": (lambda k: kf.uniform(k, **SIZE, portable=True),
                 lambda w: P.uniform(w, F32(0), F32(1))),
-    "uniform_bounds": (lambda k: kf.uniform(k, BATCH, SHAPE, minval=LO, maxval=HI, portable=True),
+    "uniform_bounds": (lambda k: kf.uniform(k, **SIZE, minval=LO, maxval=HI, portable=True),
                        lambda w: P.uniform(w, LO, HI)),
-    "normal": (lambda k: kf.normal(k, BATCH, SHAPE, portable=True), P.normal),
-    "truncated_normal": (lambda k: kf.truncated_normal(k, BATCH, SHAPE, lower=LO, upper=HI, portable=True),
+    "normal": (lambda k: kf.normal(k, **SIZE, portable=True), P.normal),
+    "truncated_normal": (lambda k: kf.truncated_normal(k, **SIZE, lower=LO, upper=HI, portable=True),
                          lambda w: P.truncated_normal(w, *P.truncation_bounds(LO, HI))),
     "truncated_normal_infinite": (
-        lambda k: kf.truncated_normal(k, BATCH, SHAPE, lower=-np.inf, upper=0.5, portable=True),
+        lambda k: kf.truncated_normal(k, **SIZE, lower=-np.inf, upper=0.5, portable=True),
         lambda w: P.truncated_normal(w, *P.truncation_bounds(F32(-np.inf), F32(0.5)))),
-    "truncated_normal_tail": (lambda k: kf.truncated_normal(k, BATCH, SHAPE, lower=3.0, upper=np.inf, portable=True),
+    "truncated_normal_tail": (lambda k: kf.truncated_normal(k, **SIZE, lower=3.0, upper=np.inf, portable=True),
                               lambda w: P.truncated_normal(w, *P.truncation_bounds(F32(3.0), F32(np.inf)))),
-    "gumbel": (lambda k: kf.gumbel(k, BATCH, SHAPE, portable=True), P.gumbel),
-    "normal_bfloat16": (lambda k: kf.normal(k, BATCH, SHAPE, jnp.bfloat16, portable=True),
+    "gumbel": (lambda k: kf.gumbel(k, **SIZE, portable=True), P.gumbel),
+    "normal_bfloat16": (lambda k: kf.normal(k, **SIZE, dtype=jnp.bfloat16, portable=True),
                         lambda w: P.normal(w).astype(jnp.bfloat16)),
-    "uniform_float16": (lambda k: kf.uniform(k, BATCH, SHAPE, jnp.float16, minval=-1.0, maxval=3.0, portable=True),
+    "uniform_float16": (lambda k: kf.uniform(k, **SIZE, dtype=jnp.float16, minval=-1.0, maxval=3.0, portable=True),
                         lambda w: P.uniform(w, F32(-1), F32(3)).astype(np.float16)),
 }
 
@@ -77,24 +78,24 @@ def test_portable_complex_normal_and_categorical_equal_their_references():
     key = kf.key(SEED)
     scale = np.sqrt(0.5)
     re, im = (P.scaled(P.normal(words(key, path=p)), scale) for p in (0, 1))
-    assert_bitwise_equal(kf.normal(key, BATCH, SHAPE, jnp.complex64, portable=True), jax.lax.complex(re, im))
+    assert_bitwise_equal(kf.normal(key, **SIZE, dtype=jnp.complex64, portable=True), jax.lax.complex(re, im))
     logits = np.log(np.array([0.1, 0.2, 0.3, 0.4], F32))
     gumbels = P.gumbel(words(key, shape=(7, 4)))
     expected = np.argmax(gumbels + logits, axis=-1).astype(np.int32)
-    assert_bitwise_equal(kf.categorical(key, BATCH, logits, shape=(7,), portable=True), expected)
+    assert_bitwise_equal(kf.categorical(key, batch=BATCH, logits=logits, shape=(7,), portable=True), expected)
     half = jnp.asarray(logits, jnp.bfloat16)  # 16-bit logits: added in float32
     expected = np.argmax(gumbels + np.asarray(half, F32), axis=-1).astype(np.int32)
-    assert_bitwise_equal(kf.categorical(key, BATCH, half, shape=(7,), portable=True), expected)
+    assert_bitwise_equal(kf.categorical(key, batch=BATCH, logits=half, shape=(7,), portable=True), expected)
 
 
 @pytest.mark.bitwise
 @pytest.mark.parametrize("name", ["bits", "randint", "bernoulli", "bernoulli_high"])
 def test_integer_and_boolean_samplers_are_the_same_with_portable(name):
     key = kf.key(SEED)
-    draw = {"bits": lambda **kw: kf.bits(key, BATCH, SHAPE, "uint8", **kw),
-            "randint": lambda **kw: kf.randint(key, BATCH, SHAPE, minval=-5, maxval=1000, **kw),
-            "bernoulli": lambda **kw: kf.bernoulli(key, BATCH, SHAPE, p=0.3, **kw),
-            "bernoulli_high": lambda **kw: kf.bernoulli(key, BATCH, SHAPE, p=1e-8, mode="high", **kw)}[name]
+    draw = {"bits": lambda **kw: kf.bits(key, **SIZE, dtype="uint8", **kw),
+            "randint": lambda **kw: kf.randint(key, **SIZE, minval=-5, maxval=1000, **kw),
+            "bernoulli": lambda **kw: kf.bernoulli(key, **SIZE, p=0.3, **kw),
+            "bernoulli_high": lambda **kw: kf.bernoulli(key, **SIZE, p=1e-8, mode="high", **kw)}[name]
     assert_bitwise_equal(draw(portable=True), draw())
 
 
@@ -126,30 +127,30 @@ def poisson_reference(key, lam, shape):
 def test_portable_poisson_equals_its_numpy_reference(stream):
     key = kf.key(SEED, stream)
     lam = np.array([0.0, 0.5, 4.0, 9.9, 10.0, 30.0, 1e3, 1e5], F32)
-    batched = np.asarray(kf.poisson(key, (6,), (8,), lam=lam, portable=True))
+    batched = np.asarray(kf.poisson(key, batch=(6,), shape=(8,), lam=lam, portable=True))
     with np.errstate(all="ignore"):  # the rejection loop's 1/0 at u = -0.5 (rejected) warns in NumPy
         for i in range(6):
             row_key = kf.at(key, i, batch_shape=(6,))
             expected = poisson_reference(row_key, lam, (8,))
             assert_bitwise_equal(batched[i], expected)
-            assert_bitwise_equal(kf.poisson(row_key, (), (8,), lam=lam, portable=True), expected)
+            assert_bitwise_equal(kf.poisson(row_key, batch=(), shape=(8,), lam=lam, portable=True), expected)
 
 
 @pytest.mark.bitwise
 def test_portable_uniform_on_0_1_is_jax_uniform():
     key = kf.key(SEED)
-    assert_bitwise_equal(kf.uniform(key, BATCH, SHAPE, portable=True), kf.uniform(key, BATCH, SHAPE))
+    assert_bitwise_equal(kf.uniform(key, **SIZE, portable=True), kf.uniform(key, **SIZE))
 
 
 @pytest.mark.bitwise
 @pytest.mark.parametrize("name", ["normal", "truncated_normal", "gumbel", "uniform_bounds"])
 def test_portable_rows_do_not_depend_on_batch_chunks_or_offset(name):
-    draw = {"normal": lambda k, b, **kw: kf.normal(k, b, (6,), portable=True, **kw),
-            "truncated_normal": lambda k, b, **kw: kf.truncated_normal(k, b, (6,), lower=-0.5, upper=1.5,
+    draw = {"normal": lambda k, b, **kw: kf.normal(k, batch=b, shape=(6,), portable=True, **kw),
+            "truncated_normal": lambda k, b, **kw: kf.truncated_normal(k, batch=b, shape=(6,), lower=-0.5, upper=1.5,
                                                                       portable=True, **kw),
-            "gumbel": lambda k, b, **kw: kf.gumbel(k, b, (6,), portable=True, **kw),
-            "uniform_bounds": lambda k, b, **kw: kf.uniform(k, b, (6,), minval=-2.0, maxval=7.0, portable=True,
-                                                            **kw)}[name]
+            "gumbel": lambda k, b, **kw: kf.gumbel(k, batch=b, shape=(6,), portable=True, **kw),
+            "uniform_bounds": lambda k, b, **kw: kf.uniform(k, batch=b, shape=(6,), minval=-2.0, maxval=7.0,
+                                                            portable=True, **kw)}[name]
     key = kf.key(SEED)
     whole = np.asarray(draw(key, (1000,)))
     assert_bitwise_equal(draw(key, (1000,), chunk_size=96), whole)
@@ -164,16 +165,16 @@ def test_portable_rows_do_not_depend_on_batch_chunks_or_offset(name):
 def test_portable_argument_errors():
     key = kf.key(0)
     with pytest.raises(TypeError, match="portable must be True or False, got str 'yes'"):
-        kf.normal(key, (2,), portable="yes")
+        kf.normal(key, batch=(2,), portable="yes")
     with pytest.raises(TypeError, match="portable must be True or False"):
-        kf.bits(key, (2,), portable=1)
+        kf.bits(key, batch=(2,), portable=1)
     with jax.enable_x64(True):
         with pytest.raises(ValueError, match=r"portable=True draws float32, float16, bfloat16 only.*float64"):
-            kf.uniform(key, (2,), dtype=jnp.float64, portable=True)
+            kf.uniform(key, batch=(2,), dtype=jnp.float64, portable=True)
         with pytest.raises(ValueError, match=r"portable=True draws float32, float16, bfloat16, complex64 only"):
-            kf.normal(key, (2,), dtype=jnp.complex128, portable=True)
-    for sampler in (lambda **kw: kf.gumbel(key, (2,), **kw),
-                    lambda **kw: kf.categorical(key, (2,), jnp.zeros(3), **kw)):
+            kf.normal(key, batch=(2,), dtype=jnp.complex128, portable=True)
+    for sampler in (lambda **kw: kf.gumbel(key, batch=(2,), **kw),
+                    lambda **kw: kf.categorical(key, batch=(2,), logits=jnp.zeros(3), **kw)):
         with pytest.raises(ValueError, match=r"mode 'low' only.*got mode='high'"):
             sampler(mode="high", portable=True)
 

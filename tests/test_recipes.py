@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyfan import recipes
-from keyfan.pitfalls import distinct_rows
+from keyfan._pitfalls import distinct_rows
 from tests.conftest import assert_bitwise_equal
 
 SEEDS = st.integers(min_value=-(2**31), max_value=2**32 - 1)

@@ -20,33 +20,36 @@ LOGITS = jnp.log(jnp.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]))
 
 # (name, keyfan call, canonical per-example call)
 CASES = [
-    ("normal", lambda k, b, s: kf.normal(k, b, s), lambda s: lambda k: jax.random.normal(k, s)),
-    ("normal_bf16", lambda k, b, s: kf.normal(k, b, s, jnp.bfloat16),
+    ("normal", lambda k, b, s: kf.normal(k, batch=b, shape=s), lambda s: lambda k: jax.random.normal(k, s)),
+    ("normal_bf16", lambda k, b, s: kf.normal(k, batch=b, shape=s, dtype=jnp.bfloat16),
      lambda s: lambda k: jax.random.normal(k, s, jnp.bfloat16)),
-    ("normal_f16", lambda k, b, s: kf.normal(k, b, s, jnp.float16),
+    ("normal_f16", lambda k, b, s: kf.normal(k, batch=b, shape=s, dtype=jnp.float16),
      lambda s: lambda k: jax.random.normal(k, s, jnp.float16)),
-    ("normal_c64", lambda k, b, s: kf.normal(k, b, s, jnp.complex64),
+    ("normal_c64", lambda k, b, s: kf.normal(k, batch=b, shape=s, dtype=jnp.complex64),
      lambda s: lambda k: jax.random.normal(k, s, jnp.complex64)),
-    ("uniform", lambda k, b, s: kf.uniform(k, b, s, minval=-2.0, maxval=3.0),
+    ("uniform", lambda k, b, s: kf.uniform(k, batch=b, shape=s, minval=-2.0, maxval=3.0),
      lambda s: lambda k: jax.random.uniform(k, s, minval=-2.0, maxval=3.0)),
-    ("bits8", lambda k, b, s: kf.bits(k, b, s, jnp.uint8), lambda s: lambda k: jax.random.bits(k, s, jnp.uint8)),
-    ("bits16", lambda k, b, s: kf.bits(k, b, s, jnp.uint16), lambda s: lambda k: jax.random.bits(k, s, jnp.uint16)),
-    ("bits32", lambda k, b, s: kf.bits(k, b, s), lambda s: lambda k: jax.random.bits(k, s, jnp.uint32)),
-    ("bernoulli", lambda k, b, s: kf.bernoulli(k, b, s, p=0.3), lambda s: lambda k: jax.random.bernoulli(k, 0.3, s)),
-    ("bernoulli_high", lambda k, b, s: kf.bernoulli(k, b, s, p=0.3, mode="high"),
+    ("bits8", lambda k, b, s: kf.bits(k, batch=b, shape=s, dtype=jnp.uint8),
+     lambda s: lambda k: jax.random.bits(k, s, jnp.uint8)),
+    ("bits16", lambda k, b, s: kf.bits(k, batch=b, shape=s, dtype=jnp.uint16),
+     lambda s: lambda k: jax.random.bits(k, s, jnp.uint16)),
+    ("bits32", lambda k, b, s: kf.bits(k, batch=b, shape=s), lambda s: lambda k: jax.random.bits(k, s, jnp.uint32)),
+    ("bernoulli", lambda k, b, s: kf.bernoulli(k, batch=b, shape=s, p=0.3),
+     lambda s: lambda k: jax.random.bernoulli(k, 0.3, s)),
+    ("bernoulli_high", lambda k, b, s: kf.bernoulli(k, batch=b, shape=s, p=0.3, mode="high"),
      lambda s: lambda k: jax.random.bernoulli(k, 0.3, s, mode="high")),
-    ("randint", lambda k, b, s: kf.randint(k, b, s, minval=-3, maxval=10),
+    ("randint", lambda k, b, s: kf.randint(k, batch=b, shape=s, minval=-3, maxval=10),
      lambda s: lambda k: jax.random.randint(k, s, -3, 10)),
-    ("randint_u8_full", lambda k, b, s: kf.randint(k, b, s, jnp.uint8, minval=0, maxval=256),
+    ("randint_u8_full", lambda k, b, s: kf.randint(k, batch=b, shape=s, dtype=jnp.uint8, minval=0, maxval=256),
      lambda s: lambda k: jax.random.randint(k, s, 0, 256, jnp.uint8)),
-    ("randint_i8", lambda k, b, s: kf.randint(k, b, s, jnp.int8, minval=-200, maxval=100),
+    ("randint_i8", lambda k, b, s: kf.randint(k, batch=b, shape=s, dtype=jnp.int8, minval=-200, maxval=100),
      lambda s: lambda k: jax.random.randint(k, s, -200, 100, jnp.int8)),
-    ("randint_u32_span", lambda k, b, s: kf.randint(k, b, s, jnp.uint32, minval=5, maxval=2**31 - 1),
+    ("randint_u32_span", lambda k, b, s: kf.randint(k, batch=b, shape=s, dtype=jnp.uint32, minval=5, maxval=2**31 - 1),
      lambda s: lambda k: jax.random.randint(k, s, 5, 2**31 - 1, jnp.uint32)),
-    ("truncated_normal", lambda k, b, s: kf.truncated_normal(k, b, s, lower=-1.0, upper=2.0),
+    ("truncated_normal", lambda k, b, s: kf.truncated_normal(k, batch=b, shape=s, lower=-1.0, upper=2.0),
      lambda s: lambda k: jax.random.truncated_normal(k, -1.0, 2.0, s)),
-    ("gumbel", lambda k, b, s: kf.gumbel(k, b, s), lambda s: lambda k: jax.random.gumbel(k, s, mode="low")),
-    ("gumbel_high", lambda k, b, s: kf.gumbel(k, b, s, mode="high"),
+    ("gumbel", lambda k, b, s: kf.gumbel(k, batch=b, shape=s), lambda s: lambda k: jax.random.gumbel(k, s, mode="low")),
+    ("gumbel_high", lambda k, b, s: kf.gumbel(k, batch=b, shape=s, mode="high"),
      lambda s: lambda k: jax.random.gumbel(k, s, mode="high")),
 ]
 
@@ -92,14 +95,14 @@ def test_paired_draws_with_per_example_parameters():
     key = kf.key(8)
     keys = kf.fan_out(key, 3000)
     lo = jnp.linspace(-5.0, 5.0, 3000)[:, None]
-    assert_bitwise_equal(kf.uniform(key, 3000, 3, minval=lo, maxval=lo + 2),
+    assert_bitwise_equal(kf.uniform(key, batch=3000, shape=3, minval=lo, maxval=lo + 2),
                          jax.vmap(lambda k, a: jax.random.uniform(k, (3,), minval=a, maxval=a + 2))(keys, lo))
     hi = jnp.arange(1, 3001)[:, None]
-    assert_bitwise_equal(kf.randint(key, 3000, 3, minval=0, maxval=hi),
+    assert_bitwise_equal(kf.randint(key, batch=3000, shape=3, minval=0, maxval=hi),
                          jax.vmap(lambda k, m: jax.random.randint(k, (3,), 0, m))(keys, hi))
     # 33 rows of 200: looped over as 66 half-rows, each reading its half of the parameters
     lo = jnp.linspace(-5.0, 5.0, 33 * 200).reshape(33, 200)
-    assert_bitwise_equal(kf.uniform(key, 33, 200, minval=lo, maxval=lo + 2),
+    assert_bitwise_equal(kf.uniform(key, batch=33, shape=200, minval=lo, maxval=lo + 2),
                          jax.vmap(lambda k, a: jax.random.uniform(k, (200,), minval=a, maxval=a + 2))(keys[:33], lo))
 
 
@@ -118,7 +121,8 @@ def test_derivatives_through_parameters_equal_canonical(batch, shape, dtype, chu
     lo = jnp.linspace(-1.0, 1.0, batch, dtype=dtype).reshape(batch, *(1,) * len(shape))
 
     def ours(lo):
-        return kf.uniform(key, batch, shape, dtype, minval=lo, maxval=3 * lo + 2, chunk_size=chunk_size)
+        return kf.uniform(key, batch=batch, shape=shape, dtype=dtype, minval=lo, maxval=3 * lo + 2,
+                          chunk_size=chunk_size)
 
     def theirs(lo):
         return jax.vmap(lambda k, a: jax.random.uniform(k, shape, dtype, minval=a, maxval=3 * a + 2))(keys, lo)
@@ -135,7 +139,7 @@ def test_derivatives_through_parameters_equal_canonical(batch, shape, dtype, chu
 def test_vmap_over_keys_of_paired_draws():
     # Under vmap the lax.cond around each loop becomes a select over both branches.
     keys = kf.fan_out(kf.key(0), 3)
-    for draw in (lambda k: kf.normal(k, 5000), lambda k: kf.normal(k, 33, 200)):
+    for draw in (lambda k: kf.normal(k, batch=5000), lambda k: kf.normal(k, batch=33, shape=200)):
         out = jax.vmap(draw)(keys)
         for i in range(3):
             assert_bitwise_equal(out[i], draw(keys[i]))
@@ -147,10 +151,10 @@ def test_draws_computed_block_by_block_equal_canonical(stream, batch, shape):
     # More than 4 blocks of 2**18 values: a loop over blocks and a tail, over values or over
     # half-rows (an odd row count), with per-example parameters sliced at traced offsets.
     key = kf.key(23, stream)
-    assert_bitwise_equal(kf.normal(key, batch, shape),
+    assert_bitwise_equal(kf.normal(key, batch=batch, shape=shape),
                          canonical_draw(lambda k: jax.random.normal(k, shape), key, batch))
     lo = jnp.linspace(-3.0, 3.0, batch[0]).reshape(batch[0], *(1,) * len(shape))
-    assert_bitwise_equal(kf.uniform(key, batch, shape, minval=lo, maxval=lo + 1),
+    assert_bitwise_equal(kf.uniform(key, batch=batch, shape=shape, minval=lo, maxval=lo + 1),
                          jax.jit(jax.vmap(lambda k, a: jax.random.uniform(k, shape, minval=a, maxval=a + 1)))(
                              kf.fan_out(key, batch), lo))
 
@@ -170,7 +174,7 @@ def test_many_seeds_equal_canonical(seed):
         keys = kf.fan_out(key, (6,))
         for ours, canonical in _SEED_CASES:
             assert_bitwise_equal(ours(key, (6,), (3,)), canonical(keys))
-        assert_bitwise_equal(kf.categorical(key, (6,), LOGITS, shape=(3, 2)), _CANONICAL_CATEGORICAL(keys))
+        assert_bitwise_equal(kf.categorical(key, batch=(6,), logits=LOGITS, shape=(3, 2)), _CANONICAL_CATEGORICAL(keys))
 
 
 @pytest.mark.bitwise
@@ -178,10 +182,10 @@ def test_many_seeds_equal_canonical(seed):
 @pytest.mark.parametrize("axis,shape", [(-1, None), (0, (4, 3)), (1, (5, 2)), (-1, (7, 2))], ids=str)
 def test_categorical_equals_canonical(stream, batch, axis, shape):
     key = kf.key(11, stream)
-    ours = kf.categorical(key, batch, LOGITS, axis=axis, shape=shape)
+    ours = kf.categorical(key, batch=batch, logits=LOGITS, axis=axis, shape=shape)
     theirs = canonical_draw(lambda k: jax.random.categorical(k, LOGITS, axis=axis, shape=shape), key, batch)
     assert_bitwise_equal(ours, theirs)
-    high = kf.categorical(key, batch, LOGITS, axis=axis, shape=shape, mode="high")
+    high = kf.categorical(key, batch=batch, logits=LOGITS, axis=axis, shape=shape, mode="high")
     assert_bitwise_equal(high, canonical_draw(
         lambda k: jax.random.categorical(k, LOGITS, axis=axis, shape=shape, mode="high"), key, batch))
 
@@ -191,7 +195,7 @@ def test_categorical_equals_canonical(stream, batch, axis, shape):
 def test_categorical_with_half_precision_logits(stream, dtype):
     key = kf.key(13, stream)
     logits = LOGITS.astype(dtype)
-    assert_bitwise_equal(kf.categorical(key, (40,), logits),
+    assert_bitwise_equal(kf.categorical(key, batch=(40,), logits=logits),
                          canonical_draw(lambda k: jax.random.categorical(k, logits), key, (40,)))
 
 
@@ -199,7 +203,7 @@ def test_categorical_with_half_precision_logits(stream, dtype):
 def test_categorical_with_per_example_logits():
     key = kf.key(2)
     logits = jax.random.normal(jax.random.PRNGKey(0), (5, 4))
-    ours = kf.categorical(key, (5,), logits, batched_logits=True)
+    ours = kf.categorical(key, batch=(5,), logits=logits, batched_logits=True)
     theirs = jax.vmap(lambda k, lg: jax.random.categorical(k, lg))(kf.fan_out(key, 5), logits)
     assert_bitwise_equal(ours, theirs)
 
@@ -210,11 +214,12 @@ def test_per_example_parameters_equal_mapping_them_with_the_keys():
     lo = jnp.arange(6.0)[:, None]
     p = jnp.linspace(0.05, 0.95, 6)[:, None]
     keys = kf.fan_out(key, 6)
-    assert_bitwise_equal(kf.uniform(key, 6, 3, minval=lo, maxval=lo + 1),
+    assert_bitwise_equal(kf.uniform(key, batch=6, shape=3, minval=lo, maxval=lo + 1),
                          jax.vmap(lambda k, a: jax.random.uniform(k, (3,), minval=a, maxval=a + 1))(keys, lo))
-    assert_bitwise_equal(kf.bernoulli(key, 6, 3, p=p), jax.vmap(lambda k, q: jax.random.bernoulli(k, q, (3,)))(keys, p))
+    assert_bitwise_equal(kf.bernoulli(key, batch=6, shape=3, p=p),
+                         jax.vmap(lambda k, q: jax.random.bernoulli(k, q, (3,)))(keys, p))
     hi = jnp.array([[3], [7], [1000], [2**20], [5], [6]])
-    assert_bitwise_equal(kf.randint(key, 6, 3, minval=0, maxval=hi),
+    assert_bitwise_equal(kf.randint(key, batch=6, shape=3, minval=0, maxval=hi),
                          jax.vmap(lambda k, m: jax.random.randint(k, (3,), 0, m))(keys, hi))
 
 
@@ -223,22 +228,22 @@ def test_per_example_parameters_equal_mapping_them_with_the_keys():
 def test_64_bit_dtypes_under_x64(stream, dtype):
     with jax.enable_x64(True):
         key = kf.key(5, stream)
-        assert_bitwise_equal(kf.normal(key, (4,), (3,), dtype),
+        assert_bitwise_equal(kf.normal(key, batch=(4,), shape=(3,), dtype=dtype),
                              canonical_draw(lambda k: jax.random.normal(k, (3,), dtype), key, (4,)))
-        assert_bitwise_equal(kf.bits(key, (4,), (3,), jnp.uint64),
+        assert_bitwise_equal(kf.bits(key, batch=(4,), shape=(3,), dtype=jnp.uint64),
                              canonical_draw(lambda k: jax.random.bits(k, (3,), jnp.uint64), key, (4,)))
-        assert_bitwise_equal(kf.randint(key, (4,), (3,), jnp.int64, minval=-5, maxval=2**40),
+        assert_bitwise_equal(kf.randint(key, batch=(4,), shape=(3,), dtype=jnp.int64, minval=-5, maxval=2**40),
                              canonical_draw(lambda k: jax.random.randint(k, (3,), -5, 2**40, jnp.int64), key, (4,)))
 
 
 @pytest.mark.bitwise
 def test_values_do_not_depend_on_global_flags():
     key = kf.key(3)
-    base = kf.normal(key, (50,), (3,))
+    base = kf.normal(key, batch=(50,), shape=(3,))
     with jax.threefry_partitionable(False):
-        assert_bitwise_equal(kf.normal(key, (50,), (3,)), base)
+        assert_bitwise_equal(kf.normal(key, batch=(50,), shape=(3,)), base)
     with jax.enable_x64(True):
-        assert_bitwise_equal(kf.normal(key, (50,), (3,)), base)
+        assert_bitwise_equal(kf.normal(key, batch=(50,), shape=(3,)), base)
 
 
 # -- Invariances ----------------------------------------------------------------------------------
@@ -248,7 +253,7 @@ def test_values_do_not_depend_on_global_flags():
 @given(n_small=st.integers(1, 20), n_large=st.integers(20, 60), m=st.integers(1, 5), extra=st.integers(0, 40))
 def test_rows_do_not_depend_on_batch_size_and_prefixes_are_stable(n_small, n_large, m, extra):
     key = kf.key(12)
-    small, large = kf.normal(key, n_small, m), kf.normal(key, n_large, m + extra)
+    small, large = kf.normal(key, batch=n_small, shape=m), kf.normal(key, batch=n_large, shape=m + extra)
     # Row i is independent of N, and the first m values of a length-(m + extra) draw are the
     # length-m draw.
     assert_bitwise_equal(large[:n_small, :m], small)
@@ -257,13 +262,13 @@ def test_rows_do_not_depend_on_batch_size_and_prefixes_are_stable(n_small, n_lar
 @pytest.mark.bitwise
 def test_nested_rows_do_not_depend_on_inner_or_outer_sizes():
     key = kf.key(1)
-    assert_bitwise_equal(kf.uniform(key, (3, 4), 2)[:2, :3], kf.uniform(key, (2, 3), 2))
+    assert_bitwise_equal(kf.uniform(key, batch=(3, 4), shape=2)[:2, :3], kf.uniform(key, batch=(2, 3), shape=2))
 
 
 @pytest.mark.bitwise
 def test_row_i_is_the_unbatched_draw_with_at(stream):
     key = kf.key(6, stream)
-    out = kf.normal(key, (4, 5), (3,))
+    out = kf.normal(key, batch=(4, 5), shape=(3,))
     for i, j in [(0, 0), (3, 4), (2, 1)]:
         k = kf.at(key, (i, j), batch_shape=(4, 5))
         assert_bitwise_equal(out[i, j], jax.random.normal(k, (3,)))
@@ -273,24 +278,27 @@ def test_row_i_is_the_unbatched_draw_with_at(stream):
 @pytest.mark.parametrize("chunk_size", [1, 7, 1000])
 def test_chunked_equals_unchunked(stream, chunk_size):
     key = kf.key(2, stream)
-    full = kf.normal(key, (50, 2), (3,))
-    assert_bitwise_equal(kf.normal(key, (50, 2), (3,), chunk_size=chunk_size), full)
+    full = kf.normal(key, batch=(50, 2), shape=(3,))
+    assert_bitwise_equal(kf.normal(key, batch=(50, 2), shape=(3,), chunk_size=chunk_size), full)
     lo = jnp.arange(50.0)[:, None, None]
-    assert_bitwise_equal(kf.uniform(key, (50, 2), 3, minval=lo, maxval=lo + 1, chunk_size=chunk_size),
-                         kf.uniform(key, (50, 2), 3, minval=lo, maxval=lo + 1))
-    assert_bitwise_equal(kf.bits(key, (50,), (80,), chunk_size=chunk_size), kf.bits(key, (50,), (80,)))
-    assert_bitwise_equal(kf.normal(key, (50,), (9,), chunk_size=chunk_size), kf.normal(key, (50,), (9,)))
-    assert_bitwise_equal(kf.normal(key, (0,), (70,), chunk_size=chunk_size), kf.normal(key, (0,), (70,)))
+    assert_bitwise_equal(kf.uniform(key, batch=(50, 2), shape=3, minval=lo, maxval=lo + 1, chunk_size=chunk_size),
+                         kf.uniform(key, batch=(50, 2), shape=3, minval=lo, maxval=lo + 1))
+    assert_bitwise_equal(kf.bits(key, batch=(50,), shape=(80,), chunk_size=chunk_size), kf.bits(key, batch=(50,),
+                                                                                                shape=(80,)))
+    assert_bitwise_equal(kf.normal(key, batch=(50,), shape=(9,), chunk_size=chunk_size), kf.normal(key, batch=(50,),
+                                                                                                   shape=(9,)))
+    assert_bitwise_equal(kf.normal(key, batch=(0,), shape=(70,), chunk_size=chunk_size), kf.normal(key, batch=(0,),
+                                                                                                   shape=(70,)))
     for dtype in (jnp.bfloat16, jnp.float16):  # 16-bit floats are written into the result as uint16
-        assert_bitwise_equal(kf.normal(key, (50,), (3,), dtype, chunk_size=chunk_size),
-                             kf.normal(key, (50,), (3,), dtype))
+        assert_bitwise_equal(kf.normal(key, batch=(50,), shape=(3,), dtype=dtype, chunk_size=chunk_size),
+                             kf.normal(key, batch=(50,), shape=(3,), dtype=dtype))
 
 
 @pytest.mark.bitwise
 def test_offset_blocks_concatenate_to_the_whole_batch():
     key = kf.key(9)
-    whole = kf.bernoulli(key, 30, 4, p=0.5)
-    blocks = [kf.bernoulli(key, 10, 4, p=0.5, offset=start) for start in (0, 10, 20)]
+    whole = kf.bernoulli(key, batch=30, shape=4, p=0.5)
+    blocks = [kf.bernoulli(key, batch=10, shape=4, p=0.5, offset=start) for start in (0, 10, 20)]
     assert_bitwise_equal(jnp.concatenate(blocks), whole)
 
 
@@ -300,9 +308,9 @@ def test_offsets_past_2_32_use_64_bit_counters(offset):
     # Rows at indices >= 2**32 of a virtual batch of more than 2**32 examples, computed via
     # offset and checked against kf.at, without materialising anything large.
     key = kf.key(21)
-    block = kf.normal(key, 4, 3, offset=offset)
-    wide = kf.bits(key, 4, 100, offset=offset)
-    gathered = kf.uniform(key, 4, 9, offset=offset)
+    block = kf.normal(key, batch=4, shape=3, offset=offset)
+    wide = kf.bits(key, batch=4, shape=100, offset=offset)
+    gathered = kf.uniform(key, batch=4, shape=9, offset=offset)
     for i in range(4):
         assert_bitwise_equal(block[i], jax.random.normal(kf.at(key, offset + i), (3,)))
         assert_bitwise_equal(gathered[i], jax.random.uniform(kf.at(key, offset + i), (9,)))
@@ -313,26 +321,26 @@ def test_offsets_past_2_32_use_64_bit_counters(offset):
 def test_traced_parameters_are_used_as_given():
     key = kf.key(3)
     p = jnp.array([0.2, 0.9])
-    jitted = jax.jit(lambda k, p: kf.bernoulli(k, 2, 4, p=p[:, None]))(key, p)
-    assert_bitwise_equal(jitted, kf.bernoulli(key, 2, 4, p=p[:, None]))
+    jitted = jax.jit(lambda k, p: kf.bernoulli(k, batch=2, shape=4, p=p[:, None]))(key, p)
+    assert_bitwise_equal(jitted, kf.bernoulli(key, batch=2, shape=4, p=p[:, None]))
 
 
 @pytest.mark.bitwise
 def test_jit_and_eager_agree():
     key = kf.key(3)
-    eager = kf.truncated_normal(key, (7, 3), 5, lower=-0.5, upper=0.5)
-    jitted = jax.jit(lambda k: kf.truncated_normal(k, (7, 3), 5, lower=-0.5, upper=0.5))(key)
+    eager = kf.truncated_normal(key, batch=(7, 3), shape=5, lower=-0.5, upper=0.5)
+    jitted = jax.jit(lambda k: kf.truncated_normal(k, batch=(7, 3), shape=5, lower=-0.5, upper=0.5))(key)
     assert_bitwise_equal(jitted, eager)
     raw = jax.random.key_data(key)
-    assert_bitwise_equal(jax.jit(lambda k: kf.normal(k, 9, 2))(raw), kf.normal(key, 9, 2))
+    assert_bitwise_equal(jax.jit(lambda k: kf.normal(k, batch=9, shape=2))(raw), kf.normal(key, batch=9, shape=2))
 
 
 @pytest.mark.bitwise
 def test_vmap_over_keys_of_a_sampler():
     keys = kf.fan_out(kf.key(0), 3)
-    out = jax.vmap(lambda k: kf.normal(k, 4, 2))(keys)
+    out = jax.vmap(lambda k: kf.normal(k, batch=4, shape=2))(keys)
     for i in range(3):
-        assert_bitwise_equal(out[i], kf.normal(keys[i], 4, 2))
+        assert_bitwise_equal(out[i], kf.normal(keys[i], batch=4, shape=2))
 
 
 @pytest.mark.bitwise
@@ -342,9 +350,9 @@ def test_automatic_blocking_of_huge_draws_gives_the_same_bits(monkeypatch):
     key = kf.key(5)
     expected = canonical_draw(lambda k: jax.random.normal(k, (7,)), key, (53,))
     monkeypatch.setattr(_kernel, "_MAX_BLOCK", 100)
-    assert_bitwise_equal(kf.normal(key, (53,), (7,)), expected)
+    assert_bitwise_equal(kf.normal(key, batch=(53,), shape=(7,)), expected)
     with pytest.raises(ValueError, match="one row"):
-        kf.normal(key, (2,), (101,))
+        kf.normal(key, batch=(2,), shape=(101,))
 
 
 # -- Statistics at a fixed seed ---------------------------------------------------------------------
@@ -352,13 +360,13 @@ def test_automatic_blocking_of_huge_draws_gives_the_same_bits(monkeypatch):
 def test_moments_at_a_fixed_seed():
     # 10**6 draws: the sample mean has sd 1e-3 and the variance sd 1.4e-3; 6-sigma bands fail with
     # probability < 1e-8 per check.
-    x = np.asarray(kf.normal(kf.key(0), 10**6), np.float64)
+    x = np.asarray(kf.normal(kf.key(0), batch=10**6), np.float64)
     assert abs(x.mean()) < 6e-3 and abs(x.var() - 1) < 9e-3
-    b = np.asarray(kf.bernoulli(kf.key(1), 10**6, p=0.2), np.float64)
+    b = np.asarray(kf.bernoulli(kf.key(1), batch=10**6, p=0.2), np.float64)
     assert abs(b.mean() - 0.2) < 6 * 4e-4
-    u = np.asarray(kf.uniform(kf.key(2), 10**6, minval=2.0, maxval=4.0), np.float64)
+    u = np.asarray(kf.uniform(kf.key(2), batch=10**6, minval=2.0, maxval=4.0), np.float64)
     assert abs(u.mean() - 3.0) < 6 * 5.8e-4 and u.min() >= 2.0 and u.max() < 4.0
-    r = np.asarray(kf.randint(kf.key(3), 10**6, minval=0, maxval=10))
+    r = np.asarray(kf.randint(kf.key(3), batch=10**6, minval=0, maxval=10))
     counts = np.bincount(r, minlength=10)
     chi2 = ((counts - 1e5) ** 2 / 1e5).sum()
     assert chi2 < 40  # chi-square, 9 dof: P(chi2 > 40) ~ 7e-6
@@ -367,34 +375,34 @@ def test_moments_at_a_fixed_seed():
 # -- Errors -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call,error,match", [
-    (lambda: kf.normal(kf.key(0), -1), ValueError, "batch"),
-    (lambda: kf.normal(kf.key(0), 2.5), ValueError, "batch"),
-    (lambda: kf.normal(kf.key(0), 3, (2, -1)), ValueError, r"shape\[1\]"),
-    (lambda: kf.normal(kf.key(0), 3, dtype=jnp.int32), TypeError, "dtype"),
-    (lambda: kf.normal(kf.key(0), 3, dtype=jnp.float64), ValueError, "x64"),
-    (lambda: kf.normal(kf.key(0), 3, dtype="not-a-dtype"), TypeError, "dtype"),
-    (lambda: kf.uniform(kf.key(0), 3, 2, minval=jnp.zeros(3)), ValueError, "minval"),
-    (lambda: kf.bernoulli(kf.key(0), 3, p=1), TypeError, "p"),
-    (lambda: kf.bernoulli(kf.key(0), 3, p=1.5), ValueError, "p must be a probability"),
-    (lambda: kf.bernoulli(kf.key(0), 3, p=jnp.array([0.5, float("nan"), 0.1])), ValueError, "p"),
-    (lambda: kf.uniform(kf.key(0), 3, minval=2.0, maxval=1.0), ValueError, "minval"),
-    (lambda: kf.uniform(kf.key(0), 3, minval="a"), TypeError, "minval"),
-    (lambda: kf.uniform(kf.key(0), 3, maxval=float("inf")), ValueError, "maxval"),
-    (lambda: kf.truncated_normal(kf.key(0), 3, lower=1.0, upper=-1.0), ValueError, "lower"),
-    (lambda: kf.bernoulli(kf.key(0), 3, mode="mid"), ValueError, "mode"),
-    (lambda: kf.randint(kf.key(0), 3, minval=0.5, maxval=3), TypeError, "minval"),
-    (lambda: kf.bits(kf.key(0), 3, dtype=jnp.int32), TypeError, "dtype"),
-    (lambda: kf.normal(kf.key(0), 3, offset=-1), ValueError, "offset"),
-    (lambda: kf.normal(kf.key(0), (), offset=2), ValueError, "offset"),
-    (lambda: kf.normal(kf.key(0, "threefry-legacy"), 3, offset=2), ValueError, "offset"),
-    (lambda: kf.normal(kf.key(0), 3, chunk_size=0), ValueError, "chunk_size"),
-    (lambda: kf.normal(kf.key(0), 3, sharding="data"), TypeError, "sharding"),
-    (lambda: kf.normal(0, 3), TypeError, "key"),
-    (lambda: kf.normal(kf.fan_out(kf.key(0), 2), 3), ValueError, "single key"),
-    (lambda: kf.categorical(kf.key(0), 3, jnp.array([1, 2])), TypeError, "logits"),
-    (lambda: kf.categorical(kf.key(0), 3, LOGITS, axis=2), ValueError, "axis"),
-    (lambda: kf.categorical(kf.key(0), 3, LOGITS, shape=(4,)), ValueError, "shape"),
-    (lambda: kf.categorical(kf.key(0), 3, LOGITS, batched_logits=True), ValueError, "batched_logits"),
+    (lambda: kf.normal(kf.key(0), batch=-1), ValueError, "batch"),
+    (lambda: kf.normal(kf.key(0), batch=2.5), ValueError, "batch"),
+    (lambda: kf.normal(kf.key(0), batch=3, shape=(2, -1)), ValueError, r"shape\[1\]"),
+    (lambda: kf.normal(kf.key(0), batch=3, dtype=jnp.int32), TypeError, "dtype"),
+    (lambda: kf.normal(kf.key(0), batch=3, dtype=jnp.float64), ValueError, "x64"),
+    (lambda: kf.normal(kf.key(0), batch=3, dtype="not-a-dtype"), TypeError, "dtype"),
+    (lambda: kf.uniform(kf.key(0), batch=3, shape=2, minval=jnp.zeros(3)), ValueError, "minval"),
+    (lambda: kf.bernoulli(kf.key(0), batch=3, p=1), TypeError, "p"),
+    (lambda: kf.bernoulli(kf.key(0), batch=3, p=1.5), ValueError, "p must be a probability"),
+    (lambda: kf.bernoulli(kf.key(0), batch=3, p=jnp.array([0.5, float("nan"), 0.1])), ValueError, "p"),
+    (lambda: kf.uniform(kf.key(0), batch=3, minval=2.0, maxval=1.0), ValueError, "minval"),
+    (lambda: kf.uniform(kf.key(0), batch=3, minval="a"), TypeError, "minval"),
+    (lambda: kf.uniform(kf.key(0), batch=3, maxval=float("inf")), ValueError, "maxval"),
+    (lambda: kf.truncated_normal(kf.key(0), batch=3, lower=1.0, upper=-1.0), ValueError, "lower"),
+    (lambda: kf.bernoulli(kf.key(0), batch=3, mode="mid"), ValueError, "mode"),
+    (lambda: kf.randint(kf.key(0), batch=3, minval=0.5, maxval=3), TypeError, "minval"),
+    (lambda: kf.bits(kf.key(0), batch=3, dtype=jnp.int32), TypeError, "dtype"),
+    (lambda: kf.normal(kf.key(0), batch=3, offset=-1), ValueError, "offset"),
+    (lambda: kf.normal(kf.key(0), batch=(), offset=2), ValueError, "offset"),
+    (lambda: kf.normal(kf.key(0, "threefry-legacy"), batch=3, offset=2), ValueError, "offset"),
+    (lambda: kf.normal(kf.key(0), batch=3, chunk_size=0), ValueError, "chunk_size"),
+    (lambda: kf.normal(kf.key(0), batch=3, sharding="data"), TypeError, "sharding"),
+    (lambda: kf.normal(0, batch=3), TypeError, "key"),
+    (lambda: kf.normal(kf.fan_out(kf.key(0), 2), batch=3), ValueError, "single key"),
+    (lambda: kf.categorical(kf.key(0), batch=3, logits=jnp.array([1, 2])), TypeError, "logits"),
+    (lambda: kf.categorical(kf.key(0), batch=3, logits=LOGITS, axis=2), ValueError, "axis"),
+    (lambda: kf.categorical(kf.key(0), batch=3, logits=LOGITS, shape=(4,)), ValueError, "shape"),
+    (lambda: kf.categorical(kf.key(0), batch=3, logits=LOGITS, batched_logits=True), ValueError, "batched_logits"),
 ], ids=lambda v: getattr(v, "__name__", repr(v)))
 def test_bad_arguments_are_rejected(call, error, match):
     with pytest.raises(error, match=match):
@@ -405,4 +413,27 @@ def test_bad_arguments_are_rejected(call, error, match):
 def test_randint_refuses_an_empty_range(minval, maxval):
     """jax.random.randint returns minval for an empty range, a constant that looks like a draw."""
     with pytest.raises(ValueError, match="minval must be less than maxval"):
-        kf.randint(kf.key(0), (2,), minval=minval, maxval=maxval)
+        kf.randint(kf.key(0), batch=(2,), minval=minval, maxval=maxval)
+
+
+SAMPLERS = ["bits", "uniform", "normal", "bernoulli", "randint", "truncated_normal", "gumbel", "categorical",
+            "poisson"]
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_a_positional_shape_is_a_type_error_that_shows_both_readings(name):
+    """kf.normal(key, (4, 3)) could mean a batch of 12 or one draw of shape (4, 3), as in JAX:
+    every argument after the key is keyword-only, and the error shows both readings."""
+    with pytest.raises(TypeError) as err:
+        getattr(kf, name)(kf.key(0), (4, 3))
+    message = str(err.value)
+    assert f"kf.{name} takes every argument after the key by keyword" in message
+    assert f"kf.{name}(key, batch=(), shape=(4, 3))" in message and f"jax.random.{name}(key, (4, 3))" in message
+
+
+@pytest.mark.bitwise
+def test_the_fix_the_positional_error_names_gives_jaxs_single_draw():
+    key = kf.key(0)
+    assert_bitwise_equal(kf.normal(key, batch=(), shape=(4, 3)), jax.random.normal(key, (4, 3)))
+    assert_bitwise_equal(kf.normal(key, batch=(4,), shape=(3,)),
+                         jax.vmap(lambda k: jax.random.normal(k, (3,)))(kf.fan_out(key, 4)))

@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax._src.interpreters import batching
 
 import keyfan as kf
+from keyfan._jaxinternals import batching
 from tests._real_programs import BUGGY, CORRECT, LEVELS, jax_vmap_step, linen_vmap_step, nested_heads
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -41,12 +41,14 @@ def _z_var(sample, var, kurtosis_excess):
 
 CONTINUOUS = {
     # name: (draw(key) -> (B, n), scipy distribution name, args, mean, var, excess kurtosis)
-    "uniform": (lambda k: kf.uniform(k, (N // 4,), (4,)), "uniform", (), 0.5, 1 / 12, -1.2),
-    "uniform_bounds": (lambda k: kf.uniform(k, (N // 4,), (4,), minval=-2.0, maxval=3.0), "uniform", (-2.0, 5.0),
+    "uniform": (lambda k: kf.uniform(k, batch=(N // 4,), shape=(4,)), "uniform", (), 0.5, 1 / 12, -1.2),
+    "uniform_bounds": (lambda k: kf.uniform(k, batch=(N // 4,), shape=(4,), minval=-2.0, maxval=3.0), "uniform",
+                       (-2.0, 5.0),
                        0.5, 25 / 12, -1.2),
-    "normal": (lambda k: kf.normal(k, (N // 4,), (4,)), "norm", (), 0.0, 1.0, 0.0),
-    "gumbel": (lambda k: kf.gumbel(k, (N // 4,), (4,)), "gumbel_r", (), np.euler_gamma, np.pi**2 / 6, 2.4),
-    "truncated_normal": (lambda k: kf.truncated_normal(k, (N // 4,), (4,), lower=-1.0, upper=2.0), "truncnorm",
+    "normal": (lambda k: kf.normal(k, batch=(N // 4,), shape=(4,)), "norm", (), 0.0, 1.0, 0.0),
+    "gumbel": (lambda k: kf.gumbel(k, batch=(N // 4,), shape=(4,)), "gumbel_r", (), np.euler_gamma, np.pi**2 / 6, 2.4),
+    "truncated_normal": (lambda k: kf.truncated_normal(k, batch=(N // 4,), shape=(4,), lower=-1.0, upper=2.0),
+                         "truncnorm",
                          (-1.0, 2.0), *stats.truncnorm.stats(-1.0, 2.0, moments="mvk")),
 }
 
@@ -63,7 +65,7 @@ def test_continuous_sampler_has_its_distribution(name, seed):
 
 def test_ks_rejects_a_shifted_normal():
     """Negative control: the same check on normals shifted by 0.02 sd fails."""
-    x = np.asarray(kf.normal(kf.key(0), (N // 4,), (4,))) + 0.02
+    x = np.asarray(kf.normal(kf.key(0), batch=(N // 4,), shape=(4,))) + 0.02
     assert abs(_z_mean(x, 0.0, 1.0)) > Z_MAX
 
 
@@ -74,14 +76,14 @@ def _chi2(counts, probs):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_discrete_samplers_have_their_distribution(seed):
     key = kf.key(seed)
-    r = np.asarray(kf.randint(key, (N // 4,), (4,), minval=-3, maxval=7))
+    r = np.asarray(kf.randint(key, batch=(N // 4,), shape=(4,), minval=-3, maxval=7))
     assert _chi2(np.bincount(r.ravel() + 3, minlength=10), np.full(10, 0.1)) > P_MIN
-    b = np.asarray(kf.bernoulli(kf.named(key, "b"), (N // 4,), (4,), p=0.3))
+    b = np.asarray(kf.bernoulli(kf.named(key, "b"), batch=(N // 4,), shape=(4,), p=0.3))
     assert abs(_z_mean(b, 0.3, 0.21)) < Z_MAX
     logits = jnp.log(jnp.array([0.1, 0.2, 0.3, 0.4]))
-    c = np.asarray(kf.categorical(kf.named(key, "c"), (N,), logits))
+    c = np.asarray(kf.categorical(kf.named(key, "c"), batch=(N,), logits=logits))
     assert _chi2(np.bincount(c, minlength=4), [0.1, 0.2, 0.3, 0.4]) > P_MIN
-    words = np.asarray(kf.bits(kf.named(key, "w"), (N // 4,), (4,)))
+    words = np.asarray(kf.bits(kf.named(key, "w"), batch=(N // 4,), shape=(4,)))
     bit_means = np.unpackbits(words.view(np.uint8)).reshape(-1, 32).mean(0)
     assert np.all(np.abs(bit_means - 0.5) / np.sqrt(0.25 / words.size) < Z_MAX)
     assert _ks(words.astype(np.float64) / 2**32, "uniform") > P_MIN
@@ -101,14 +103,14 @@ def _max_neighbour_z(rows):
 LENGTH = 4096
 ROWS = 16
 NEIGHBOURS = {
-    "examples": lambda key: kf.normal(key, (ROWS,), (LENGTH,)),
-    "nested_examples": lambda key: kf.normal(key, (2, ROWS // 2), (LENGTH,)).reshape(ROWS, LENGTH),
+    "examples": lambda key: kf.normal(key, batch=(ROWS,), shape=(LENGTH,)),
+    "nested_examples": lambda key: kf.normal(key, batch=(2, ROWS // 2), shape=(LENGTH,)).reshape(ROWS, LENGTH),
     "steps": lambda key: jnp.stack([jax.random.normal(kf.step(key, t), (LENGTH,)) for t in range(ROWS)]),
     "names": lambda key: jnp.stack([jax.random.normal(kf.named(key, f"layer{i}"), (LENGTH,)) for i in range(ROWS)]),
     "example_ids": lambda key: jax.vmap(lambda k: jax.random.normal(k, (LENGTH,)))(
         kf.example_keys(key, np.arange(ROWS) * 7919 + 5, step=3)),
-    "uniform_examples": lambda key: kf.uniform(key, (ROWS,), (LENGTH,)),
-    "bits_examples": lambda key: kf.bits(key, (ROWS,), (LENGTH,)).astype(jnp.float32),
+    "uniform_examples": lambda key: kf.uniform(key, batch=(ROWS,), shape=(LENGTH,)),
+    "bits_examples": lambda key: kf.bits(key, batch=(ROWS,), shape=(LENGTH,)).astype(jnp.float32),
 }
 
 
@@ -128,6 +130,6 @@ def test_correlation_check_catches_a_broadcast_key():
 
 def test_lagged_words_within_an_example_are_uncorrelated():
     """Word j and word j + 1 of the same example (the other direction of the column-wise layout)."""
-    x = np.asarray(kf.normal(kf.key(3), (64,), (LENGTH,)), np.float64)
+    x = np.asarray(kf.normal(kf.key(3), batch=(64,), shape=(LENGTH,)), np.float64)
     r = (x[:, :-1] * x[:, 1:]).mean()
     assert abs(r) * np.sqrt(x[:, 1:].size) < Z_MAX

@@ -1,4 +1,4 @@
-"""keyfan.tour, keyfan.pitfalls and the `keyfan tour` command."""
+"""keyfan._tour, keyfan._pitfalls and the `keyfan tour` command."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from keyfan._pitfalls import broadcast_key, distinct_rows, one_key_big_shape, python_loop_unrolls
+from keyfan._tour import TourRow, run_tour
 from keyfan.cli import app
-from keyfan.pitfalls import broadcast_key, distinct_rows, one_key_big_shape, python_loop_unrolls
-from keyfan.tour import TourRow, run_tour
 
 
 def test_broadcast_key_bug_gives_identical_rows_and_the_fix_does_not():
@@ -47,9 +47,9 @@ def test_tour_rows_all_pass():
     TourRow("deterministic_batch", (8, 4), "yes", False, "", holds=True),
 ])
 def test_cli_tour_exits_nonzero_when_a_row_fails(monkeypatch, failing):
-    import keyfan.tour
+    import keyfan._tour
 
-    monkeypatch.setattr(keyfan.tour, "run_tour", lambda: [failing])
+    monkeypatch.setattr(keyfan._tour, "run_tour", lambda: [failing])
     result = CliRunner().invoke(app, ["tour"], env={"COLUMNS": "160"})
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # not a crash
     assert failing.distinct in result.output and "bug rows pairwise distinct: no" in result.output

@@ -42,13 +42,14 @@ from keyfan.transforms import dropout as dropout
 _LAZY = {"ensemble": None, "Ensemble": "Ensemble", "shared_vmap": "shared_vmap"}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name not in _LAZY:
         raise AttributeError(f"module 'keyfan' has no attribute {name!r}")
     import importlib
 
     module = importlib.import_module("keyfan.ensemble")
-    value = module if _LAZY[name] is None else getattr(module, _LAZY[name])
+    attribute = _LAZY[name]
+    value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value
 

@@ -13,16 +13,30 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from keyfan._jaxinternals.core import is_tracer
+
 __all__ = ["as_float", "as_int", "as_shape", "as_size", "check_fits_memory", "check_not_a_key", "check_traced",
-           "check_writable_dir",
-           "is_traced"]
+           "check_writable_dir", "is_traced", "is_typed_key", "x64_enabled"]
 
 
 def is_traced(value: Any) -> bool:
     """True for an abstract value inside ``jit``, ``vmap`` or ``grad`` (no concrete number)."""
-    return isinstance(value, jax.core.Tracer)
+    return is_tracer(value)
+
+
+def is_typed_key(value: Any) -> bool:
+    """True for a typed key array (``kf.key``, ``jax.random.key``) or its abstract value: the one
+    key-kind test of keyfan (raw ``uint32[..., 2]`` key data is not a typed key)."""
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and bool(jnp.issubdtype(dtype, jax.dtypes.prng_key))
+
+
+def x64_enabled() -> bool:
+    """Whether ``jax_enable_x64`` is on (64-bit dtypes available): the one read of that flag."""
+    return bool(jax.config.read("jax_enable_x64"))  # type: ignore[no-untyped-call]
 
 
 def _describe(value: Any) -> str:
@@ -117,7 +131,7 @@ def as_float(name: str, value: Any, *, lo: float | None = None, hi: float | None
     if hi is not None and (value > hi or (value == hi and not hi_inclusive)):
         bound = f"at most {hi}" if hi_inclusive else f"less than {hi}"
         raise ValueError(f"{name} must be {bound}, got {value!r}.")
-    return value
+    return float(value)
 
 
 def check_traced(pred: Any, message: str, **values: Any) -> None:
@@ -142,7 +156,7 @@ def check_not_a_key(name: str, value: Any) -> None:
     """Raises ``TypeError`` if ``value`` is a key (typed, or ``uint32[2]`` key data) passed where an
     integer seed belongs."""
     dtype = getattr(value, "dtype", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    if is_typed_key(value):
         raise TypeError(f"{name} must be an integer seed, got a key ({dtype}); a key needs no seeding: use it "
                         f"directly, or derive a new one with kf.named(key, 'name') or kf.at(key, i).")
     if dtype is not None and np.dtype(dtype) == np.uint32 and tuple(getattr(value, "shape", ())) == (2,):

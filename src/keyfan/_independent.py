@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from jax.tree_util import keystr
 
-from keyfan._checks import as_int
+from keyfan._checks import as_int, is_typed_key
 
 __all__ = ["IndependenceReport", "check_independent"]
 
@@ -120,8 +120,7 @@ def check_independent(batch: Any, axis: Any = 0) -> IndependenceReport:
 
 def _as_numpy(name: str, leaf: Any) -> tuple[np.ndarray, int]:
     """The leaf's data and its number of axes (a typed key array's own axes, not its words)."""
-    dtype = getattr(leaf, "dtype", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    if is_typed_key(leaf):
         return np.asarray(jax.random.key_data(leaf)), leaf.ndim
     if not isinstance(leaf, (jax.Array, np.ndarray, np.generic)):
         raise TypeError(f"{name} must be an array, got {type(leaf).__name__} {leaf!r}; check_independent "

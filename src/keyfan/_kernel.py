@@ -46,10 +46,9 @@ from jax.sharding import NamedSharding, PartitionSpec
 from keyfan._flat import PAIRED_MIN_SIZE, Span, flat_loop, unfused
 from keyfan._flat import padded as padded_size
 from keyfan._keyarg import raw_data
-from keyfan._keyflow.batching import check_key
 from keyfan.streams import Stream, Words
 
-__all__ = ["BitsFn", "coordinate_keys", "draw"]
+__all__ = ["BitsFn", "coordinate_keys", "draw", "set_draw_hook"]
 
 _KEYS_FIRST_MIN_EVENT = 64
 _GATHER_MIN_EVENT = 8
@@ -59,6 +58,21 @@ _MAX_BLOCK = 2**31 - 1
 
 BitsFn = Callable[..., Array]
 """``bits(bit_width, *, path=(), counter_offset=0, draw_size=None) -> flat uint array``."""
+
+_draw_hook: Callable[[Any], None] | None = None
+"""Called with the base key of every draw at its entry (``kf.sanitize()`` sets it while a check
+is installed; None otherwise, so the samplers pay one comparison)."""
+
+
+def set_draw_hook(hook: Callable[[Any], None] | None) -> None:
+    """Makes ``hook(key)`` run at the entry of every keyfan draw (None: nothing runs).
+
+    The sampler entry is where a keyfan draw's key is still one value: past it the draw is plain
+    uint32 arithmetic, which a check at JAX's primitives cannot tell from other arithmetic. The
+    samplers know nothing of the check; the sanitizer installs its hook here.
+    """
+    global _draw_hook
+    _draw_hook = hook
 
 
 def _add_words(offset: Words, x: Array) -> Words:
@@ -300,7 +314,8 @@ def draw(stream: Stream, key: Array, transform: Callable[..., Array],
     Returns:
       An array of shape ``(*batch_shape, *event_shape)``.
     """
-    check_key(key)
+    if _draw_hook is not None:
+        _draw_hook(key)
     offset_data = np.array([offset >> 32, offset & 0xFFFFFFFF], dtype=np.uint32)
     return _run(key, offset_data, tuple(params), stream=stream, transform=transform,
                 batch_shape=batch_shape, event_shape=event_shape, chunk_size=chunk_size,

@@ -15,13 +15,14 @@ refused with a ``TypeError``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from keyfan._checks import is_typed_key
 from keyfan.streams import DEFAULT_STREAM, STREAMS, Stream, Words, get_stream
 
 __all__ = ["KeyArg", "check_key"]
@@ -31,7 +32,7 @@ _JAX_THREEFRY = "threefry2x32"
 
 def raw_data(key: Array) -> Array:
     """The uint32 ``(..., 2)`` data of a typed or raw key; free inside ``jit``."""
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if is_typed_key(key):
         return jax.random.key_data(key)
     return key
 
@@ -62,9 +63,9 @@ class KeyArg:
     def wrap(self, data: Array) -> Array:
         """Key data ``uint32[..., 2]`` as keys of the kind this argument was given in."""
         if self.kind == "keyfan":
-            return jax.random.wrap_key_data(data, impl=self.stream.spec)
+            return cast(Array, jax.random.wrap_key_data(data, impl=self.stream.spec))
         if self.kind == "jax":
-            return jax.random.wrap_key_data(data, impl=_JAX_THREEFRY)
+            return cast(Array, jax.random.wrap_key_data(data, impl=_JAX_THREEFRY))
         return data
 
     def wrap_words(self, words: Words) -> Array:
@@ -106,7 +107,7 @@ def check_key(name: str, key: Any, *, stream: str | Stream | None = None,
     """
     requested = None if stream is None else get_stream(stream)
     dtype = getattr(key, "dtype", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    if is_typed_key(key):
         own = _stream_of_typed(name, key)
         if own is not None:
             if requested is not None and requested is not own:

@@ -25,6 +25,7 @@ import contextlib
 import os
 from typing import Literal
 
+from keyfan._jaxinternals import require_sanitizer
 from keyfan._keyflow.batching import Sink, check_globally, checking
 
 __all__ = ["sanitize", "sanitize_from_environment"]
@@ -60,6 +61,8 @@ def sanitize(action: Action = "error") -> _Sanitize:
 
     Raises:
       ValueError: ``action`` is not ``"error"`` or ``"warn"``.
+      keyfan._jaxinternals.UnsupportedJaxError: (a ``RuntimeError``) the installed JAX is older
+        than the sanitizer needs (JAX >= 0.7); the message names the minimum.
 
     Example:
       >>> import jax, jax.numpy as jnp, keyfan as kf
@@ -75,6 +78,7 @@ def sanitize(action: Action = "error") -> _Sanitize:
     """
     if action not in ("error", "warn"):
         raise ValueError(f"action must be 'error' or 'warn'; got {action!r}.")
+    require_sanitizer("kf.sanitize()")
     return _Sanitize(action)
 
 
@@ -89,5 +93,6 @@ def sanitize_from_environment() -> None:
         return
     if value not in _ENVIRONMENT:
         raise ValueError(f"KEYFAN_SANITIZE must be 1, error, warn or 0; got {value!r}.")
+    require_sanitizer(f"KEYFAN_SANITIZE={value}")
     check_globally(_ENVIRONMENT[value])
 

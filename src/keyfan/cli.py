@@ -67,8 +67,8 @@ def _root(
 def tour() -> None:
     """Run every reference recipe, check its rows, and show the broadcast-key bug beside its fix."""
     console = _console()
-    from keyfan.pitfalls import distinct_rows
-    from keyfan.tour import broadcast_demo, run_tour
+    from keyfan._pitfalls import distinct_rows
+    from keyfan._tour import broadcast_demo, run_tour
 
     table = Table(title="keyfan tour: the reference recipes (seed 0)")
     table.add_column("recipe", no_wrap=True)
@@ -125,7 +125,7 @@ def bench(
     if group not in ("all", "ensemble-trainer"):
         raise typer.BadParameter(f"group must be 'all' or 'ensemble-trainer', got {group!r}.", param_hint="--group")
     if group == "ensemble-trainer":
-        from keyfan.bench import trainer
+        from keyfan._bench import trainer
 
         doc = trainer.run(out=out, progress=lambda name: console.print(f"  {name}", end="\r"))
         table = Table(title="ensemble trainer: one training step (median ms), first call (s), XLA temp (MB)")
@@ -139,8 +139,8 @@ def bench(
         console.print(f"wrote {out / 'ensemble-trainer.json'}")
         return
 
-    from keyfan.bench import report, run_cases
-    from keyfan.bench.suite import default_cases
+    from keyfan._bench import report, run_cases
+    from keyfan._bench.suite import default_cases
 
     if sample_ms is None:
         sample_ms = 10.0 if quick else 20.0
@@ -344,7 +344,7 @@ def stream(
 ) -> None:
     """Write per-example streams as raw little-endian uint32 words to stdout, column-wise (word j of
     every example, then word j+1), for external batteries: `keyfan stream | dieharder -a -g 200`."""
-    from keyfan.layouts import LAYOUTS, stream_bytes
+    from keyfan._layouts import LAYOUTS, stream_bytes
 
     if layout not in LAYOUTS:
         raise _fail(f"keyfan stream: --layout must be one of {', '.join(LAYOUTS)}, got {layout!r}.")

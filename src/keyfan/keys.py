@@ -23,14 +23,14 @@ from __future__ import annotations
 import hashlib
 import math
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-from keyfan._checks import as_int, as_shape, check_fits_memory, check_not_a_key, check_traced, is_traced
+from keyfan._checks import as_int, check_fits_memory, check_not_a_key, check_traced, is_traced
 from keyfan._flat import Span, flat_loop
 from keyfan._kernel import coordinate_keys
 from keyfan._keyarg import check_key
@@ -41,8 +41,6 @@ from keyfan.streams._threefry2x32 import threefry2x32
 __all__ = ["at", "example_keys", "fan_out", "key", "named", "step", "stream_of"]
 
 _MASK32 = 0xFFFFFFFF
-MAX_FAN_OUT = 2**32 - 1
-"""Largest size of one fan-out axis that is materialised (``at`` reaches any index < 2**64)."""
 
 
 def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
@@ -92,7 +90,7 @@ def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
                 f"and dtype {seed_array.dtype}."
             )
         weak = bool(getattr(jax.typeof(seed_array), "weak_type", False))
-        return jax.random.wrap_key_data(seed_words(seed_array, python_int=weak), impl=impl.spec)
+        return cast(Array, jax.random.wrap_key_data(seed_words(seed_array, python_int=weak), impl=impl.spec))
     value = as_int("seed", seed, lo=-(2**63), hi=2**64)
     dtype = getattr(seed, "dtype", None)
     if isinstance(seed, (np.integer, np.ndarray)) and np.issubdtype(dtype, np.integer) \
@@ -100,7 +98,7 @@ def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
         value %= 2**32  # a narrow integer type: its 32-bit pattern, zero-extended
     value %= 2**64
     data = np.array([value >> 32, value & _MASK32], dtype=np.uint32)
-    return jax.random.wrap_key_data(data, impl=impl.spec)
+    return cast(Array, jax.random.wrap_key_data(cast(Array, data), impl=impl.spec))
 
 
 def stream_of(key: Any, *, stream: str | None = None) -> str:
@@ -122,7 +120,7 @@ def _scalar_index_words(name: str, value: Any, size: int | None) -> Words:
         _check_traced_ids(name, value, size)
         return _array_words(value)
     i = as_int(name, value, lo=0, hi=2**64 if size is None else size)
-    return np.uint32(i >> 32), np.uint32(i & _MASK32)
+    return cast(Words, (np.uint32(i >> 32), np.uint32(i & _MASK32)))
 
 
 def _check_traced_ids(name: str, ids: Array, size: int | None) -> None:
@@ -191,11 +189,6 @@ def _fan_out_data(data: Array, stream: Stream, shape: tuple[int, ...]) -> Array:
     return flat_loop(keys, size, data).reshape(*shape, 2)
 
 
-def _check_fan_out_shape(name: str, value: Any, stream: Stream) -> tuple[int, ...]:
-    limit = MAX_FAN_OUT + 1 if not stream.size_dependent else 2**31 + 1
-    return as_shape(name, value, hi=limit)
-
-
 def fan_out(key: Any, batch_shape: Any, *, stream: str | None = None) -> Array:
     """One key per coordinate of a (possibly nested) batch.
 
@@ -219,11 +212,11 @@ def fan_out(key: Any, batch_shape: Any, *, stream: str | None = None) -> Array:
       True
     """
     arg = check_key("key", key, stream=stream)
-    shape = _check_fan_out_shape("batch_shape", batch_shape, arg.stream)
+    shape = arg.stream.check_batch_shape("batch_shape", batch_shape)
     check_fits_memory("fan_out's keys of batch_shape", shape, 8,
-                      "draw with the samplers instead, which never build the keys (kf.normal(key, batch, ...) "
-                      "with chunk_size= or offset= to bound memory), or compute the keys you need with "
-                      "kf.at(key, index).")
+                      "draw with the samplers instead, which never build the keys "
+                      "(kf.normal(key, batch=..., shape=...) with chunk_size= or offset= to bound memory), "
+                      "or compute the keys you need with kf.at(key, index).")
     return arg.wrap(_fan_out_data(arg.data, arg.stream, shape))
 
 
@@ -260,7 +253,7 @@ def at(key: Any, index: Any, *, batch_shape: Any = None, stream: str | None = No
             )
         sizes: tuple[int | None, ...] = (None,) * len(indices)
     else:
-        sizes = _check_fan_out_shape("batch_shape", batch_shape, arg.stream)
+        sizes = arg.stream.check_batch_shape("batch_shape", batch_shape)
         if len(sizes) != len(indices):
             raise ValueError(
                 f"index has {len(indices)} coordinate(s) but batch_shape {sizes} has {len(sizes)} axes."
@@ -307,7 +300,7 @@ def named(key: Any, name: str, *, stream: str | None = None) -> Array:
     arg = check_key("key", key, stream=stream)
     digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8, person=b"keyfan.named").digest()
     value = int.from_bytes(digest, "big")
-    index = (np.uint32(value >> 32), np.uint32(value & _MASK32))
+    index = cast(Words, (np.uint32(value >> 32), np.uint32(value & _MASK32)))
     return arg.wrap_words(_hash_words(arg.words, index))
 
 

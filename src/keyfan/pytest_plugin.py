@@ -37,6 +37,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "keyfan_sanitize(action='error'): run this test under keyfan.sanitize(action).")
+    action = config.getoption("keyfan_sanitize", default=None)
+    if action is not None:
+        # One clear error for the whole run, not one per test, on a JAX the check cannot run on.
+        from keyfan._jaxinternals import UnsupportedJaxError, require_sanitizer
+
+        flag = "--keyfan-sanitize" if action == "error" else "--keyfan-sanitize-warn"
+        try:
+            require_sanitizer(f"pytest {flag}")
+        except UnsupportedJaxError as err:
+            raise pytest.UsageError(str(err)) from None
 
 
 def _action(item: pytest.Item) -> str | None:

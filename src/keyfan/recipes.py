@@ -2,7 +2,7 @@
 
 Each function is the canonical JAX pattern, written once, exactly, with its arguments checked.
 They are the ground truth the rest of keyfan is tested against, and each docstring names the
-pitfall it avoids. The pitfalls themselves are demonstrated by :mod:`keyfan.pitfalls`.
+pitfall it avoids. The pitfalls themselves are demonstrated by :mod:`keyfan._pitfalls`.
 
 Seeds and sizes follow one rule for every recipe: they may arrive as Python ints, floats that
 are whole numbers, NumPy scalars or 0-d arrays. A non-whole, NaN or infinite value, a negative
@@ -12,13 +12,13 @@ silently truncate) raises ``ValueError`` or ``TypeError`` naming the argument.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 
-from keyfan._checks import as_float, as_int, as_size
+from keyfan._checks import as_float, as_int, as_size, is_typed_key
 from keyfan._extras import require
 
 __all__ = [
@@ -75,12 +75,12 @@ def check_seed(seed: Any, name: str = "seed") -> int:
 def _check_single_key(name: str, key: Any) -> Array:
     """A single JAX key (typed, or raw uint32[2] data), or a ``TypeError``/``ValueError``."""
     dtype = getattr(key, "dtype", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    if is_typed_key(key):
         if key.shape != ():
             raise ValueError(f"{name} must be a single key, got a key array of shape {key.shape}.")
-        return key
+        return cast(Array, key)
     if dtype is not None and dtype == jnp.uint32 and getattr(key, "shape", None) == (2,):
-        return key
+        return cast(Array, key)
     raise TypeError(
         f"{name} must be a single JAX key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
         f"got {type(key).__name__}" + (f" of shape {key.shape} and dtype {dtype}." if dtype is not None else ".")
@@ -201,7 +201,7 @@ def nn_vmap_forward(seed: Any, x_batch: Any, features: Any) -> Array:
                             split_rngs={"params": False})
     model = vmapped_dense(features=features)
     variables = model.init(jax.random.PRNGKey(seed), x_batch)
-    return model.apply(variables, x_batch).reshape(-1)
+    return cast(Array, model.apply(variables, x_batch).reshape(-1))
 
 
 # -- 4. Per-example noise and dropout in a jitted step ----------------------------------------
@@ -213,7 +213,7 @@ def add_noise(x: Array, key: Array, scale: Any = 0.1) -> Array:
     array of any shape; the result has the same shape and dtype.
 
     Pitfall avoided: ``vmap(add_noise, in_axes=(0, None))(xs, key)`` broadcasts the key, so every
-    example gets the same noise (:func:`keyfan.pitfalls.broadcast_key` shows it); map the keys.
+    example gets the same noise (:func:`keyfan._pitfalls.broadcast_key` shows it); map the keys.
 
     Args:
       x: a float array of any shape (one example).
@@ -233,7 +233,7 @@ def add_noise(x: Array, key: Array, scale: Any = 0.1) -> Array:
     """
     key = _check_single_key("key", key)
     scale = as_float("scale", scale)
-    return x + scale * jax.random.normal(key, jnp.shape(x), jnp.result_type(x))
+    return cast(Array, x + scale * jax.random.normal(key, jnp.shape(x), jnp.result_type(x)))
 
 
 def per_example_dropout(x: Array, key: Array, p: Any = 0.5) -> Array:
@@ -260,7 +260,7 @@ def per_example_dropout(x: Array, key: Array, p: Any = 0.5) -> Array:
     key = _check_single_key("key", key)
     p = _check_rate("p", p)
     mask = jax.random.bernoulli(key, 1.0 - p, jnp.shape(x))
-    return mask * x / (1.0 - p)
+    return cast(Array, mask * x / (1.0 - p))
 
 
 @jax.jit
@@ -305,7 +305,7 @@ def model_step(params: dict[str, Array], x_batch: Array, key: Array) -> Array:
         raise ValueError(f"x_batch must have shape (B, in_dim), got {x_batch.shape}.")
     if set(params) != {"w", "b"}:
         raise ValueError(f"params must have exactly the keys 'w' and 'b', got {sorted(params)}.")
-    return _model_step(params, x_batch, key)
+    return cast(Array, _model_step(params, x_batch, key))
 
 
 # -- 5. Shared parameters, per-example inputs and keys ----------------------------------------
@@ -420,7 +420,7 @@ def _check_image(name: str, image: Any, batched: bool) -> Array:
     if h < CROP or w < CROP:
         raise ValueError(f"{name} must be at least {CROP}x{CROP} (H, W) to crop to {CROP}x{CROP}, "
                          f"got {h}x{w}; {CROP + MAX_CROP_OFFSET}x{CROP + MAX_CROP_OFFSET} lets every offset act.")
-    return image
+    return cast(Array, image)
 
 
 def _augment(key: Array, image: Array) -> Array:

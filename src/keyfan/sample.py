@@ -12,9 +12,14 @@ blocks, on sharding, or on ``jit``. The split and the draw are fused into one el
 program over a flat index (see ``keyfan._kernel``): at ``N = 10**6`` it runs several times
 faster than the canonical ``split`` + ``vmap``.
 
+Every argument after the key is keyword-only: ``kf.normal(key, (4, 3))`` is a ``TypeError`` that
+shows both meanings (``jax.random.normal(key, (4, 3))`` is ONE draw of shape ``(4, 3)``, which
+``kf.normal(key, batch=(), shape=(4, 3))`` gives bit for bit; ``batch=(4,), shape=(3,)`` is four
+examples of shape ``(3,)``).
+
 Common arguments:
   key: a single key (``kf.key(seed)``, ``jax.random.key(seed)`` or raw ``PRNGKey`` data).
-  batch: the batch shape, an int or tuple (each axis below ``2**32``).
+  batch: the batch shape, an int or tuple (each axis below ``2**32``; ``()`` for one draw).
   shape: the per-example shape of one draw.
   offset: index of the first row on batch axis 0, to compute block ``[offset, offset + N)`` of
     a larger virtual batch (``"threefry"`` only): streaming generation in pieces.
@@ -24,10 +29,10 @@ Common arguments:
     mesh axes (sizes divisible by the shard counts), per-example axes may not. Each device
     computes its own rows, with no communication.
   stream: the stream for a raw or JAX-typed key (default ``"threefry"``).
-  portable: ``True`` for float values with the same bits on every CPU instruction set and GPU
-    (float32 arithmetic immune to fused multiply-adds, ``keyfan._portable``); they are not
-    JAX's values. ``False`` (default): exactly JAX's values, which follow the CPU. Integer and
-    boolean samplers are the same everywhere either way. See docs/guides/reproducibility.md.
+  portable: ``True`` for values with the same bits on every CPU instruction set and GPU
+    (``keyfan._portable``: float32 arithmetic that fused multiply-adds cannot change); they are
+    not JAX's values. ``False`` (default): exactly JAX's values, whose floats follow the CPU.
+    Integer and boolean samplers are the same everywhere either way.
 
 Parameters such as ``minval`` or ``p`` broadcast against ``(*batch, *shape)``: a scalar is
 shared, an array with batch axes gives per-example parameters (the canonical equivalent maps
@@ -36,18 +41,20 @@ them alongside the keys).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jax.sharding import NamedSharding
+from jax.typing import ArrayLike, DTypeLike
 
 from keyfan import _kernel, _portable_poisson
-from keyfan._checks import as_int, as_shape, check_fits_memory, is_traced
+from keyfan._checks import as_int, as_shape, check_fits_memory, is_traced, x64_enabled
 from keyfan._keyarg import KeyArg, check_key
 from keyfan._values import (
     Bernoulli,
@@ -61,7 +68,8 @@ from keyfan._values import (
     check_portable,
     gumbel_low_from_bits,
 )
-from keyfan.keys import MAX_FAN_OUT, fan_out
+from keyfan.keys import fan_out
+from keyfan.typing import KeyLike, ShapeLike, StreamName
 
 __all__ = [
     "bernoulli",
@@ -81,7 +89,7 @@ __all__ = [
 def _dtype(name: str, dtype: Any, default: Any, kind: str) -> np.dtype:
     """A dtype of ``kind`` ("float", "inexact", "int" or "uint"); 64-bit ones need x64."""
     try:
-        dt = np.dtype(default if dtype is None else dtype)
+        dt: np.dtype = np.dtype(default if dtype is None else dtype)
     except TypeError as err:
         raise TypeError(f"{name} must be a dtype, got {dtype!r}.") from err
     ok = {
@@ -95,12 +103,74 @@ def _dtype(name: str, dtype: Any, default: Any, kind: str) -> np.dtype:
                  "uint": "an unsigned integer"}[kind]
         raise TypeError(f"{name} must be {words} dtype, got {dt}.")
     if dt.itemsize * (1 if not jnp.issubdtype(dt, jnp.complexfloating) else 0.5) > 4 \
-            and not jax.config.jax_enable_x64:
+            and not x64_enabled():
         raise ValueError(
             f"{name}={dt} needs jax.config.update('jax_enable_x64', True); without it JAX would "
             f"silently compute in 32 bits."
         )
     return dt
+
+
+Mode = Literal["low", "high"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _keywords_after_key(sampler: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``sampler`` with a teaching ``TypeError`` for a positional argument after the key.
+
+    ``jax.random.normal(key, (4, 3))`` reads ``(4, 3)`` as the shape of one draw; keyfan's
+    samplers also take a batch shape, so a positional shape would be ambiguous. They take
+    everything after the key by keyword, and this guard says so with both readings spelled out
+    (instead of Python's bare "takes 1 positional argument").
+    """
+
+    @functools.wraps(sampler)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if len(args) > 1:
+            name = sampler.__name__
+            shown = ", ".join(f"{a!r:.40}" for a in args[1:])
+            raise TypeError(
+                f"kf.{name} takes every argument after the key by keyword, so that a shape cannot be read "
+                f"as a batch; got {len(args) - 1} positional argument(s) after the key: {shown}. Write "
+                f"kf.{name}(key, batch=..., shape=...): batch= is the batch of examples (one key each, "
+                f"batch=() for a single draw), shape= the shape of each example's draw. For instance "
+                f"kf.{name}(key, batch=(), shape=(4, 3)) is the one draw jax.random.{name}(key, (4, 3)) "
+                f"gives, and kf.{name}(key, batch=(4,), shape=(3,)) four examples of shape (3,)."
+            )
+        return sampler(*args, **kwargs)
+
+    return checked
+
+
+def _mode(mode: object) -> Mode:
+    """The Bernoulli/Gumbel ``mode``: ``"low"`` or ``"high"`` (JAX's two draws), else ``ValueError``."""
+    if mode not in ("low", "high"):
+        raise ValueError(f"mode must be 'low' or 'high', got {mode!r}.")
+    return "low" if mode == "low" else "high"
+
+
+def _float_bits(dt: np.dtype) -> int:
+    """The bits JAX draws per value of float dtype ``dt`` (8 for the sub-8-bit-mantissa floats)."""
+    info = jnp.finfo(dt)  # type: ignore[no-untyped-call]  # ml_dtypes' finfo, for bfloat16 too
+    return 8 if info.nmant < 8 else int(info.bits)
+
+
+def _portable_mode(portable: object, dtype: np.dtype, mode: Mode) -> bool:
+    """``portable`` checked for a Gumbel-based sampler: portable draws have no ``"high"`` mode."""
+    checked = check_portable(portable, dtype)
+    if checked and mode != "low":
+        raise ValueError("portable=True draws Gumbel values in mode 'low' only (from one word per value, "
+                         "never 0 or 1, |g| < 17); got mode='high'. Use mode='low', or portable=False.")
+    return checked
+
+
+def _named_sharding(sharding: object) -> NamedSharding | None:
+    """``sharding`` if it is None or a ``NamedSharding``, else a ``TypeError``."""
+    if sharding is not None and not isinstance(sharding, NamedSharding):
+        raise TypeError(f"sharding must be a jax.sharding.NamedSharding, got {type(sharding).__name__}.")
+    return sharding
 
 
 class _Draw:
@@ -109,8 +179,7 @@ class _Draw:
     def __init__(self, key: Any, batch: Any, shape: Any, *, offset: Any, chunk_size: Any,
                  sharding: Any, stream: str | None):
         self.key: KeyArg = check_key("key", key, stream=stream)
-        limit = 2**31 + 1 if self.key.stream.size_dependent else MAX_FAN_OUT + 1
-        self.batch = as_shape("batch", batch, hi=limit)
+        self.batch = self.key.stream.check_batch_shape("batch", batch)
         self.shape = as_shape("shape", shape)
         check_fits_memory("the result of (*batch, *shape) =", self.batch + self.shape, 1,
                           "draw it in pieces with offset= (each a block of rows of the same virtual batch, "
@@ -132,13 +201,10 @@ class _Draw:
             raise ValueError("chunk_size needs a batch axis to chunk; got batch=().")
         self.sharding = self._check_sharding(sharding)
 
-    def _check_sharding(self, sharding: Any) -> NamedSharding | None:
+    def _check_sharding(self, value: NamedSharding | None) -> NamedSharding | None:
+        sharding = _named_sharding(value)
         if sharding is None:
             return None
-        if not isinstance(sharding, NamedSharding):
-            raise TypeError(
-                f"sharding must be a jax.sharding.NamedSharding, got {type(sharding).__name__}."
-            )
         spec = tuple(sharding.spec)
         rank = len(self.batch) + len(self.shape)
         if len(spec) > rank:
@@ -193,7 +259,7 @@ class _Draw:
                             offset=self.offset, chunk_size=self.chunk_size, sharding=self.sharding)
 
 
-def _check_values(rule: str, ok: Callable[[], Array], **arrays: Array) -> None:
+def _check_values(rule: str, ok: Callable[[], ArrayLike], **arrays: ArrayLike) -> None:
     """Raises ``ValueError`` if concrete parameter values break ``rule`` (``ok()`` is False);
     traced values cannot be checked and pass."""
     if any(is_traced(a) for a in arrays.values()):
@@ -204,32 +270,61 @@ def _check_values(rule: str, ok: Callable[[], Array], **arrays: Array) -> None:
         raise ValueError(f"{rule}; got {shown}.")
 
 
-def _portable_mode(portable: Any, dtype: np.dtype, mode: str) -> bool:
-    """``portable`` checked for a Gumbel-based sampler: portable draws have no ``"high"`` mode."""
-    portable = check_portable(portable, dtype)
-    if portable and mode != "low":
-        raise ValueError("portable=True draws Gumbel values in mode 'low' only (from one word per value, "
-                         "never 0 or 1, |g| < 17); got mode='high'. Use mode='low', or portable=False.")
-    return portable
-
-
-def _common(key, batch, shape, offset, chunk_size, sharding, stream) -> _Draw:
+def _common(key: KeyLike, batch: ShapeLike, shape: ShapeLike, offset: int, chunk_size: int | None,
+            sharding: NamedSharding | None, stream: StreamName | None) -> _Draw:
     return _Draw(key, batch, shape, offset=offset, chunk_size=chunk_size, sharding=sharding,
                  stream=stream)
 
 
 # -- Samplers ------------------------------------------------------------------------------------
 
-def bits(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, offset: Any = 0,
-         chunk_size: Any = None, sharding: Any = None, stream: str | None = None, portable: bool = False) -> Array:
-    """Per-example raw bits: ``vmap(lambda k: jax.random.bits(k, shape, dtype))(fan_out(key, batch))``.
+@_keywords_after_key
+def bits(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
+         offset: int = 0, chunk_size: int | None = None,
+         sharding: NamedSharding | None = None, stream: StreamName | None = None,
+         portable: bool = False) -> Array:
+    """Per-example raw bits: ``vmap(lambda k: jax.random.bits(k, shape, dtype))(kf.fan_out(key, batch))``.
+
+    Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
+    on ``"threefry"`` it does not depend on the batch size, ``chunk_size``, ``offset`` or
+    ``sharding``.
 
     Args:
+      key: a single key.
+      batch: the batch shape: one key per coordinate, ``kf.fan_out(key, batch)``; an int or a
+        sequence of ints, each below ``2**32`` (``2**31`` on ``"threefry-legacy"``); ``()`` for
+        one draw from ``key`` itself.
+      shape: the shape of each example's draw, as ``shape`` in ``jax.random``.
       dtype: ``uint8``, ``uint16``, ``uint32`` (default, whatever ``jax_enable_x64`` says) or
-        ``uint64`` (needs x64). See the module docstring for the other arguments.
+        ``uint64`` (needs x64).
+      offset: index of the first row on batch axis 0: block ``[offset, offset + batch[0])`` of a
+        larger virtual batch, with its bits (``"threefry"`` only).
+      chunk_size: rows of batch axis 0 computed at a time (bounded working memory), same bits.
+      sharding: a ``jax.sharding.NamedSharding`` for the result; only batch axes may be sharded,
+        each over mesh axes that divide its size. Each device computes its own rows.
+      stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
+        its own, and a different ``stream=`` is a ``ValueError``.
+      portable: accepted for symmetry with the float samplers; the values are the same on every
+        CPU and GPU either way (exact integer arithmetic and comparisons).
 
     Returns:
-      Unsigned integers of shape ``(*batch, *shape)`` and dtype ``dtype``.
+      An unsigned integer array of shape ``(*batch, *shape)`` and dtype ``dtype``.
+
+    Raises:
+      TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
+        of the wrong type (each error names it).
+      ValueError: a negative or too large ``batch``/``shape`` axis, a result too large for memory,
+        ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
+        disagrees with the key.
+
+    Example:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> words = kf.bits(key, batch=(4,), shape=(2,))
+      >>> words.shape, words.dtype
+      ((4, 2), dtype('uint32'))
+      >>> bool((words[3] == jax.random.bits(kf.at(key, 3), (2,))).all())
+      True
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.uint32, "uint")
@@ -238,38 +333,103 @@ def bits(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, offset: An
     return d.run(Bits(dt))
 
 
-def uniform(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval: Any = 0.0,
-            maxval: Any = 1.0, offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-            stream: str | None = None, portable: bool = False) -> Array:
+@_keywords_after_key
+def uniform(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
+            minval: ArrayLike = 0.0, maxval: ArrayLike = 1.0, offset: int = 0, chunk_size: int | None = None,
+            sharding: NamedSharding | None = None, stream: StreamName | None = None,
+            portable: bool = False) -> Array:
     """Per-example uniform floats in ``[minval, maxval)``, as ``jax.random.uniform`` per example.
 
+    Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
+    on ``"threefry"`` it does not depend on the batch size, ``chunk_size``, ``offset`` or
+    ``sharding``.
+
     Args:
+      key: a single key.
+      batch: the batch shape: one key per coordinate, ``kf.fan_out(key, batch)``; an int or a
+        sequence of ints, each below ``2**32`` (``2**31`` on ``"threefry-legacy"``); ``()`` for
+        one draw from ``key`` itself.
+      shape: the shape of each example's draw, as ``shape`` in ``jax.random``.
       dtype: a float dtype (default ``float32``; ``float64`` needs x64).
-      minval, maxval: bounds broadcastable to ``(*batch, *shape)``.
+      minval: lower bound, broadcastable to ``(*batch, *shape)`` (per-example bounds allowed).
+      maxval: upper bound, likewise; finite, with ``minval <= maxval``.
+      offset: index of the first row on batch axis 0: block ``[offset, offset + batch[0])`` of a
+        larger virtual batch, with its bits (``"threefry"`` only).
+      chunk_size: rows of batch axis 0 computed at a time (bounded working memory), same bits.
+      sharding: a ``jax.sharding.NamedSharding`` for the result; only batch axes may be sharded,
+        each over mesh axes that divide its size. Each device computes its own rows.
+      stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
+        its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
 
     Returns:
-      Floats of shape ``(*batch, *shape)`` and dtype ``dtype``.
+      A float array of shape ``(*batch, *shape)`` and dtype ``dtype``.
+
+    Raises:
+      TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
+        of the wrong type (each error names it).
+      ValueError: a negative or too large ``batch``/``shape`` axis, a result too large for memory,
+        ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
+        disagrees with the key.
+        Also: ``minval``/``maxval`` not finite or ``minval > maxval``.
+
+    Example:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> u = kf.uniform(key, batch=(5,), shape=(2,), minval=-1.0, maxval=1.0)
+      >>> bool((u[4] == jax.random.uniform(kf.at(key, 4), (2,), minval=-1.0, maxval=1.0)).all())
+      True
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
     portable = check_portable(portable, dt)
-    d.check_size(math.prod(d.shape), 32 if portable else 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    d.check_size(math.prod(d.shape), 32 if portable else _float_bits(dt))
     lo, hi = d.param("minval", minval, dt), d.param("maxval", maxval, dt)
     _check_values("minval and maxval must be finite with minval <= maxval",
                   lambda: jnp.isfinite(lo).all() & jnp.isfinite(hi).all() & (lo <= hi).all(), minval=lo, maxval=hi)
     return d.run(Uniform(dt, portable), (lo, hi))
 
 
-def normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, offset: Any = 0,
-           chunk_size: Any = None, sharding: Any = None, stream: str | None = None,
+@_keywords_after_key
+def normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
+           offset: int = 0, chunk_size: int | None = None,
+           sharding: NamedSharding | None = None, stream: StreamName | None = None,
            portable: bool = False) -> Array:
     """Per-example standard normals, as ``jax.random.normal`` per example.
 
+    Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
+    on ``"threefry"`` it does not depend on the batch size, ``chunk_size``, ``offset`` or
+    ``sharding``.
+
     Args:
+      key: a single key.
+      batch: the batch shape: one key per coordinate, ``kf.fan_out(key, batch)``; an int or a
+        sequence of ints, each below ``2**32`` (``2**31`` on ``"threefry-legacy"``); ``()`` for
+        one draw from ``key`` itself.
+      shape: the shape of each example's draw, as ``shape`` in ``jax.random``.
       dtype: a float or complex dtype (default ``float32``; 64-bit ones need x64).
+      offset: index of the first row on batch axis 0: block ``[offset, offset + batch[0])`` of a
+        larger virtual batch, with its bits (``"threefry"`` only).
+      chunk_size: rows of batch axis 0 computed at a time (bounded working memory), same bits.
+      sharding: a ``jax.sharding.NamedSharding`` for the result; only batch axes may be sharded,
+        each over mesh axes that divide its size. Each device computes its own rows.
+      stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
+        its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
 
     Returns:
-      Values of shape ``(*batch, *shape)`` and dtype ``dtype``.
+      An array of shape ``(*batch, *shape)`` and dtype ``dtype``.
+
+    Raises:
+      TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
+        of the wrong type (each error names it).
+      ValueError: a negative or too large ``batch``/``shape`` axis, a result too large for memory,
+        ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
+        disagrees with the key.
 
     Example:
       >>> import jax, keyfan as kf
@@ -283,33 +443,67 @@ def normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, offset: 
     dt = _dtype("dtype", dtype, np.float32, "inexact")
     portable = check_portable(portable, dt, complex_ok=True)
     real = np.array(0, dt).real.dtype
-    d.check_size(math.prod(d.shape), 32 if portable else 8 if jnp.finfo(real).nmant < 8 else jnp.finfo(real).bits)
+    d.check_size(math.prod(d.shape), 32 if portable else _float_bits(real))
     return d.run(Normal(dt, portable))
 
 
-def bernoulli(key: Any, batch: Any, shape: Any = (), *, p: Any = 0.5, mode: str = "low",
-              offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-              stream: str | None = None, portable: bool = False) -> Array:
+@_keywords_after_key
+def bernoulli(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), p: ArrayLike = 0.5,
+              mode: Mode = "low", offset: int = 0, chunk_size: int | None = None,
+              sharding: NamedSharding | None = None, stream: StreamName | None = None,
+              portable: bool = False) -> Array:
     """Per-example Bernoulli draws, as ``jax.random.bernoulli(k, p, shape, mode)`` per example.
 
+    Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
+    on ``"threefry"`` it does not depend on the batch size, ``chunk_size``, ``offset`` or
+    ``sharding``.
+
     Args:
+      key: a single key.
+      batch: the batch shape: one key per coordinate, ``kf.fan_out(key, batch)``; an int or a
+        sequence of ints, each below ``2**32`` (``2**31`` on ``"threefry-legacy"``); ``()`` for
+        one draw from ``key`` itself.
+      shape: the shape of each example's draw, as ``shape`` in ``jax.random``.
       p: probability of ``True``, a float or float array broadcastable to ``(*batch, *shape)``;
         its dtype sets the precision of the comparison (a Python float means float32).
       mode: ``"low"`` (default) or ``"high"`` (twice the bits, correct for ``p`` below ~1e-7).
+      offset: index of the first row on batch axis 0: block ``[offset, offset + batch[0])`` of a
+        larger virtual batch, with its bits (``"threefry"`` only).
+      chunk_size: rows of batch axis 0 computed at a time (bounded working memory), same bits.
+      sharding: a ``jax.sharding.NamedSharding`` for the result; only batch axes may be sharded,
+        each over mesh axes that divide its size. Each device computes its own rows.
+      stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
+        its own, and a different ``stream=`` is a ``ValueError``.
+      portable: accepted for symmetry with the float samplers; the values are the same on every
+        CPU and GPU either way (exact integer arithmetic and comparisons).
 
     Returns:
-      Booleans of shape ``(*batch, *shape)``.
+      A boolean array of shape ``(*batch, *shape)``.
+
+    Raises:
+      TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
+        of the wrong type (each error names it).
+      ValueError: a negative or too large ``batch``/``shape`` axis, a result too large for memory,
+        ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
+        disagrees with the key.
+        Also: ``p`` outside ``[0, 1]``, or a ``mode`` other than ``"low"``/``"high"``.
+
+    Example:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> mask = kf.bernoulli(key, batch=(8,), shape=(4,), p=0.25)
+      >>> bool((mask[2] == jax.random.bernoulli(kf.at(key, 2), 0.25, (4,))).all())
+      True
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
-    if mode not in ("low", "high"):
-        raise ValueError(f"mode must be 'low' or 'high', got {mode!r}.")
+    mode = _mode(mode)
+    check_portable(portable)  # comparisons of exact uniforms with p: the same everywhere
     p_array = jnp.asarray(p)
     if not jnp.issubdtype(p_array.dtype, jnp.floating):
         raise TypeError(f"p must have a floating dtype, got {p_array.dtype}; write p=1.0 rather than p=1.")
-    check_portable(portable)  # comparisons of exact uniforms with p: the same everywhere
     n = math.prod(d.shape)
     dt = np.dtype(p_array.dtype)
-    d.check_size(2 * n if mode == "high" else n, 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    d.check_size(2 * n if mode == "high" else n, _float_bits(dt))
     p_array = d.param("p", p_array)
     _check_values("p must be a probability in [0, 1]", lambda: ((p_array >= 0) & (p_array <= 1)).all(), p=p_array)
     return d.run(Bernoulli(dt, mode, n), (p_array,))
@@ -321,11 +515,11 @@ def _int_bound(name: str, value: Any, dtype: np.dtype) -> Array:
     ``dtype``'s range are clipped to it, as ``jax.random.randint`` does."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer or integer array, got bool {value!r}.")
-    widest = jnp.iinfo(jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
+    widest = np.iinfo(np.int64 if x64_enabled() else np.int32)
     if isinstance(value, (int, np.integer)) and not widest.min <= int(value) <= widest.max:
         raise ValueError(
             f"{name}={int(value)} does not fit JAX's integers, [{widest.min}, {widest.max}]"
-            f"{'' if jax.config.jax_enable_x64 else ' without jax_enable_x64'}; draw {dtype} values "
+            f"{'' if x64_enabled() else ' without jax_enable_x64'}; draw {dtype} values "
             f"with bounds inside that range.")
     try:
         array = jnp.asarray(value)
@@ -337,25 +531,61 @@ def _int_bound(name: str, value: Any, dtype: np.dtype) -> Array:
     return array
 
 
-def randint(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval: Any, maxval: Any,
-            offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-            stream: str | None = None, portable: bool = False) -> Array:
+@_keywords_after_key
+def randint(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
+            minval: ArrayLike, maxval: ArrayLike, offset: int = 0, chunk_size: int | None = None,
+            sharding: NamedSharding | None = None, stream: StreamName | None = None,
+            portable: bool = False) -> Array:
     """Per-example integers in ``[minval, maxval)``, as ``jax.random.randint`` per example.
 
+    Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
+    on ``"threefry"`` it does not depend on the batch size, ``chunk_size``, ``offset`` or
+    ``sharding``.
+
     Args:
+      key: a single key.
+      batch: the batch shape: one key per coordinate, ``kf.fan_out(key, batch)``; an int or a
+        sequence of ints, each below ``2**32`` (``2**31`` on ``"threefry-legacy"``); ``()`` for
+        one draw from ``key`` itself.
+      shape: the shape of each example's draw, as ``shape`` in ``jax.random``.
       dtype: an integer dtype (default ``int32``; 64-bit ones need x64). 8- and 16-bit dtypes
         are sampled in int32 and cast, as JAX does.
-      minval, maxval: integer bounds broadcastable to ``(*batch, *shape)``, with
-        ``minval < maxval`` (checked for concrete values: ``jax.random.randint`` returns
-        ``minval`` for an empty range; traced bounds cannot be checked and behave as in JAX).
+      minval: integer lower bound (inclusive), broadcastable to ``(*batch, *shape)``.
+      maxval: integer upper bound (exclusive), likewise, with ``minval < maxval`` (checked for
+        concrete values: ``jax.random.randint`` returns ``minval`` for an empty range; traced
+        bounds cannot be checked and behave as in JAX).
+      offset: index of the first row on batch axis 0: block ``[offset, offset + batch[0])`` of a
+        larger virtual batch, with its bits (``"threefry"`` only).
+      chunk_size: rows of batch axis 0 computed at a time (bounded working memory), same bits.
+      sharding: a ``jax.sharding.NamedSharding`` for the result; only batch axes may be sharded,
+        each over mesh axes that divide its size. Each device computes its own rows.
+      stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
+        its own, and a different ``stream=`` is a ``ValueError``.
+      portable: accepted for symmetry with the float samplers; the values are the same on every
+        CPU and GPU either way (exact integer arithmetic and comparisons).
 
     Returns:
-      Integers of shape ``(*batch, *shape)`` and dtype ``dtype``.
+      An integer array of shape ``(*batch, *shape)`` and dtype ``dtype``.
+
+    Raises:
+      TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
+        of the wrong type (each error names it).
+      ValueError: a negative or too large ``batch``/``shape`` axis, a result too large for memory,
+        ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
+        disagrees with the key.
+        Also: an empty range, or a bound that JAX's integers cannot hold.
+
+    Example:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> idx = kf.randint(key, batch=(6,), minval=0, maxval=10)
+      >>> int(idx[5]) == int(jax.random.randint(kf.at(key, 5), (), 0, 10))
+      True
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.int32, "int")
     check_portable(portable)  # integer arithmetic: the same everywhere
-    info = jnp.iinfo(dt)
+    info = np.iinfo(dt)
     bounds = []
     for name, value in (("minval", minval), ("maxval", maxval)):
         array = _int_bound(name, value, dt)
@@ -369,27 +599,64 @@ def randint(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, minval:
         sample_dt = np.dtype(np.int32)
         lo = lo.astype("int32").clip(int(info.min), int(info.max))
         hi = hi.astype("int32").clip(int(info.min), int(info.max) + 1)
-    d.check_size(math.prod(d.shape), jnp.iinfo(sample_dt).bits)
+    d.check_size(math.prod(d.shape), np.iinfo(sample_dt).bits)
     out = d.run(RandInt(sample_dt), (lo, hi))
     return out.astype(dt)
 
 
-def truncated_normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lower: Any,
-                     upper: Any, offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-                     stream: str | None = None, portable: bool = False) -> Array:
+@_keywords_after_key
+def truncated_normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
+                     lower: ArrayLike, upper: ArrayLike, offset: int = 0, chunk_size: int | None = None,
+                     sharding: NamedSharding | None = None, stream: StreamName | None = None,
+                     portable: bool = False) -> Array:
     """Per-example normals truncated to ``(lower, upper)``, as ``jax.random.truncated_normal``.
 
+    Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
+    on ``"threefry"`` it does not depend on the batch size, ``chunk_size``, ``offset`` or
+    ``sharding``.
+
     Args:
+      key: a single key.
+      batch: the batch shape: one key per coordinate, ``kf.fan_out(key, batch)``; an int or a
+        sequence of ints, each below ``2**32`` (``2**31`` on ``"threefry-legacy"``); ``()`` for
+        one draw from ``key`` itself.
+      shape: the shape of each example's draw, as ``shape`` in ``jax.random``.
       dtype: a float dtype (default ``float32``).
-      lower, upper: bounds broadcastable to ``(*batch, *shape)``.
+      lower: lower bound, broadcastable to ``(*batch, *shape)`` (may be ``-inf``).
+      upper: upper bound, likewise (may be ``inf``), with ``lower < upper``.
+      offset: index of the first row on batch axis 0: block ``[offset, offset + batch[0])`` of a
+        larger virtual batch, with its bits (``"threefry"`` only).
+      chunk_size: rows of batch axis 0 computed at a time (bounded working memory), same bits.
+      sharding: a ``jax.sharding.NamedSharding`` for the result; only batch axes may be sharded,
+        each over mesh axes that divide its size. Each device computes its own rows.
+      stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
+        its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
 
     Returns:
-      Floats of shape ``(*batch, *shape)`` in the open interval ``(lower, upper)``.
+      A float array of shape ``(*batch, *shape)`` with values in the open interval ``(lower, upper)``.
+
+    Raises:
+      TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
+        of the wrong type (each error names it).
+      ValueError: a negative or too large ``batch``/``shape`` axis, a result too large for memory,
+        ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
+        disagrees with the key.
+        Also: ``lower >= upper`` or a NaN bound.
+
+    Example:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> t = kf.truncated_normal(key, batch=(3,), lower=-1.0, upper=1.0)
+      >>> bool(t[1] == jax.random.truncated_normal(kf.at(key, 1), -1.0, 1.0))
+      True
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
     portable = check_portable(portable, dt)
-    d.check_size(math.prod(d.shape), 32 if portable else 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    d.check_size(math.prod(d.shape), 32 if portable else _float_bits(dt))
     lo, hi = d.param("lower", lower, dt), d.param("upper", upper, dt)
     _check_values("lower must be less than upper (either may be infinite, neither NaN)",
                   lambda: (lo < hi).all(), lower=lo, upper=hi)
@@ -397,41 +664,117 @@ def truncated_normal(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *
     return d.run(step, step.params(lo, hi))
 
 
-def gumbel(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, mode: str = "low",
-           offset: Any = 0, chunk_size: Any = None, sharding: Any = None,
-           stream: str | None = None, portable: bool = False) -> Array:
+@_keywords_after_key
+def gumbel(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
+           mode: Mode = "low", offset: int = 0, chunk_size: int | None = None,
+           sharding: NamedSharding | None = None, stream: StreamName | None = None,
+           portable: bool = False) -> Array:
     """Per-example standard Gumbel draws, as ``jax.random.gumbel(k, shape, dtype, mode)``.
 
-    ``mode`` is pinned to ``"low"`` by default, whatever JAX's
-    ``jax_use_high_dynamic_range_gumbel`` flag says; pass ``"high"`` for the high-range draw.
+    Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
+    on ``"threefry"`` it does not depend on the batch size, ``chunk_size``, ``offset`` or
+    ``sharding``.
+
+    Args:
+      key: a single key.
+      batch: the batch shape: one key per coordinate, ``kf.fan_out(key, batch)``; an int or a
+        sequence of ints, each below ``2**32`` (``2**31`` on ``"threefry-legacy"``); ``()`` for
+        one draw from ``key`` itself.
+      shape: the shape of each example's draw, as ``shape`` in ``jax.random``.
+      dtype: a float dtype (default ``float32``).
+      mode: ``"low"`` (default, pinned whatever JAX's ``jax_use_high_dynamic_range_gumbel`` flag
+        says) or ``"high"`` for the high-range draw.
+      offset: index of the first row on batch axis 0: block ``[offset, offset + batch[0])`` of a
+        larger virtual batch, with its bits (``"threefry"`` only).
+      chunk_size: rows of batch axis 0 computed at a time (bounded working memory), same bits.
+      sharding: a ``jax.sharding.NamedSharding`` for the result; only batch axes may be sharded,
+        each over mesh axes that divide its size. Each device computes its own rows.
+      stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
+        its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
+
+    Returns:
+      A float array of shape ``(*batch, *shape)`` and dtype ``dtype``.
+
+    Raises:
+      TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
+        of the wrong type (each error names it).
+      ValueError: a negative or too large ``batch``/``shape`` axis, a result too large for memory,
+        ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
+        disagrees with the key.
+        Also: a ``mode`` other than ``"low"``/``"high"``.
+
+    Example:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> g = kf.gumbel(key, batch=(4,), shape=(2,))
+      >>> bool((g[0] == jax.random.gumbel(kf.at(key, 0), (2,), mode="low")).all())
+      True
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
-    if mode not in ("low", "high"):
-        raise ValueError(f"mode must be 'low' or 'high', got {mode!r}.")
+    mode = _mode(mode)
     portable = _portable_mode(portable, dt, mode)
     n = math.prod(d.shape)
-    d.check_size(2 * n if mode == "high" else n,
-                 32 if portable else 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    d.check_size(2 * n if mode == "high" else n, 32 if portable else _float_bits(dt))
     return d.run(Gumbel(dt, mode, n, portable))
 
 
-def categorical(key: Any, batch: Any, logits: Any, *, axis: int = -1, shape: Any = None,
-                mode: str = "low", batched_logits: bool = False, offset: Any = 0,
-                chunk_size: Any = None, sharding: Any = None, stream: str | None = None,
+@_keywords_after_key
+def categorical(key: KeyLike, *, batch: ShapeLike, logits: ArrayLike, axis: int = -1,
+                shape: ShapeLike | None = None, mode: Mode = "low", batched_logits: bool = False,
+                offset: int = 0, chunk_size: int | None = None,
+                sharding: NamedSharding | None = None, stream: StreamName | None = None,
                 portable: bool = False) -> Array:
     """Per-example categorical draws, as ``jax.random.categorical(k, logits, axis, shape)``.
 
+    Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
+    on ``"threefry"`` it does not depend on the batch size, ``chunk_size``, ``offset`` or
+    ``sharding``.
+
     Args:
-      logits: float array of unnormalised log-probabilities, shared by every example; with
+      key: a single key.
+      batch: the batch shape: one key per coordinate, ``kf.fan_out(key, batch)``; an int or a
+        sequence of ints; ``()`` for one draw from ``key`` itself.
+      logits: float array of unnormalised log-probabilities ``L``, shared by every example; with
         ``batched_logits=True`` its leading axes are the batch (``(*batch, *L)``), one set of
         logits per example.
       axis: the category axis of the per-example logits ``L``.
       shape: per-example result shape (default ``L`` without ``axis``), as in JAX.
       mode: the Gumbel draw's mode, ``"low"`` (default, pinned) or ``"high"``.
+      batched_logits: whether ``logits`` carries the batch axes in front.
+      offset: index of the first row on batch axis 0: block ``[offset, offset + batch[0])`` of a
+        larger virtual batch, with its bits (``"threefry"`` only).
+      chunk_size: rows of batch axis 0 computed at a time (bounded working memory), same bits.
+      sharding: a ``jax.sharding.NamedSharding`` for the result; only batch axes may be sharded,
+        each over mesh axes that divide its size. Each device computes its own rows.
+      stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
+        its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
 
     Returns:
-      Category indices of shape ``(*batch, *shape)`` (JAX's default integer dtype).
+      An array of category indices of shape ``(*batch, *shape)`` (JAX's default integer dtype).
+
+    Raises:
+      TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
+        of the wrong type (each error names it).
+      ValueError: a negative or too large ``batch``/``shape`` axis, a result too large for memory,
+        ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
+        disagrees with the key.
+        Also: non-float logits, NaN logits, a set of logits that are all ``-inf``, or a
+        ``shape`` that does not end with the logits' non-category shape.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> key = kf.key(0)
+      >>> logits = jnp.log(jnp.array([0.2, 0.3, 0.5]))
+      >>> c = kf.categorical(key, batch=(5,), logits=logits)
+      >>> int(c[2]) == int(jax.random.categorical(kf.at(key, 2), logits))
+      True
     """
     logits = jnp.asarray(logits)
     if not jnp.issubdtype(logits.dtype, jnp.floating):
@@ -465,23 +808,20 @@ def categorical(key: Any, batch: Any, logits: Any, *, axis: int = -1, shape: Any
     _check_values("every set of logits needs a category with a logit above -inf (all -inf: no category "
                   "has positive probability)", lambda: (logits > -jnp.inf).any(axis=axis).all(), logits=logits)
     prefix = out_shape[: len(out_shape) - len(rest)]
-    gumbel_shape = list(out_shape[len(out_shape) - len(rest):])
-    gumbel_shape.insert(axis % len(per_example), per_example[axis])
-    gumbel_shape = (*prefix, *gumbel_shape)
-    if mode not in ("low", "high"):
-        raise ValueError(f"mode must be 'low' or 'high', got {mode!r}.")
+    core = list(out_shape[len(out_shape) - len(rest):])
+    core.insert(axis % len(per_example), per_example[axis])
+    gumbel_shape = (*prefix, *core)
+    mode = _mode(mode)
     spec = None
+    sharding = _named_sharding(sharding)
     if sharding is not None:
-        if not isinstance(sharding, NamedSharding):
-            raise TypeError(f"sharding must be a jax.sharding.NamedSharding, got {type(sharding).__name__}.")
         spec_entries = tuple(sharding.spec)[: len(batch_shape)]
-        spec = NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec_entries))
+        spec = NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec_entries))  # type: ignore[no-untyped-call]
     d = _common(key, batch_shape, gumbel_shape, offset, chunk_size, spec, stream)
     dt = np.dtype(logits.dtype)
     portable = _portable_mode(portable, dt, mode)
     n = math.prod(gumbel_shape)
-    d.check_size(2 * n if mode == "high" else n,
-                 32 if portable else 8 if jnp.finfo(dt).nmant < 8 else jnp.finfo(dt).bits)
+    d.check_size(2 * n if mode == "high" else n, 32 if portable else _float_bits(dt))
     if portable:  # float32 Gumbel draws plus float32 logits: one IEEE addition, then the argmax
         dt, logits = np.dtype(np.float32), logits.astype(np.float32)
         g = d.run(Gumbel(dt, mode, n, portable))
@@ -501,20 +841,20 @@ def categorical(key: Any, batch: Any, logits: Any, *, axis: int = -1, shape: Any
 # -- Poisson -------------------------------------------------------------------------------------
 # JAX's jax.random.poisson refuses every key implementation but its own threefry2x32 (an identity
 # check on the implementation, with no hook), so it raises NotImplementedError on a keyfan key.
-# kf.poisson runs JAX's algorithm (jax/_src/random/core.py: _poisson, _poisson_knuth,
+# kf.poisson runs JAX's algorithm (JAX's random module: _poisson, _poisson_knuth,
 # _poisson_rejection, Apache-2.0) on the key's stream, through the same jax.random calls, so it
 # is bitwise equal to jax.random.poisson on JAX's Threefry with the matching flag
 # (tests/conformance/ checks it, and the golden values pin it across JAX versions).
 
 def _poisson_knuth(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype, max_iters: Any) -> Array:
-    def body(carry):
+    def body(carry: tuple[Any, ...]) -> tuple[Any, ...]:
         i, k, rng, log_prod = carry
         rng, subkey = jax.random.split(rng)
         k = jax.lax.select(log_prod > -lam, k + 1, k)
         u = jax.random.uniform(subkey, shape, np.float32)
         return i + 1, k, rng, log_prod + jnp.log(u)
 
-    def cond(carry):
+    def cond(carry: tuple[Any, ...]) -> Any:
         i, log_prod = carry[0], carry[3]
         return (log_prod > -lam).any() & (i < max_iters)
 
@@ -531,7 +871,7 @@ def _poisson_rejection(key: Array, lam: Array, shape: tuple[int, ...], dtype: np
     inv_alpha = 1.1239 + 1.1328 / (b - 3.4)
     v_r = 0.9277 - 3.6224 / (b - 2)
 
-    def body(carry):
+    def body(carry: tuple[Any, ...]) -> tuple[Any, ...]:
         i, k_out, accepted, key = carry
         key, subkey_0, subkey_1 = jax.random.split(key, 3)
         u = jax.random.uniform(subkey_0, shape, lam.dtype) - 0.5
@@ -545,7 +885,7 @@ def _poisson_rejection(key: Array, lam: Array, shape: tuple[int, ...], dtype: np
         accept = accept1 | (~reject & (s <= t))
         return i + 1, jax.lax.select(accept, k, k_out), accepted | accept, key
 
-    def cond(carry):
+    def cond(carry: tuple[Any, ...]) -> Any:
         i, _, accepted, _ = carry
         return (~accepted).any() & (i < max_iters)
 
@@ -561,7 +901,7 @@ def _poisson_one(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype
     use_knuth = jnp.isnan(lam) | (lam < 10)
     lam_knuth = jax.lax.select(use_knuth, lam, jax.lax.full_like(lam, 0.0))
     lam_rejection = jax.lax.select(use_knuth, jax.lax.full_like(lam, 1e5), lam)
-    max_iters = dtype.type(jnp.iinfo(dtype).max)
+    max_iters = dtype.type(np.iinfo(dtype).max)
     result = jax.lax.select(
         use_knuth,
         _poisson_knuth(key, lam_knuth, shape, dtype, max_iters),
@@ -570,34 +910,52 @@ def _poisson_one(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype
     return jax.lax.select(lam == 0, jnp.zeros_like(result), result)
 
 
-def poisson(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lam: Any,
-            stream: str | None = None, portable: bool = False) -> Array:
+@_keywords_after_key
+def poisson(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
+            lam: ArrayLike, stream: StreamName | None = None, portable: bool = False) -> Array:
     """Per-example Poisson draws, as ``jax.random.poisson(k, lam, shape, dtype)`` per example.
 
     ``jax.random.poisson`` itself raises ``NotImplementedError`` on a keyfan key (JAX runs it
     only for its built-in ``threefry2x32`` implementation); this is the keyfan equivalent, and
     with ``batch=()`` it is the single draw ``jax.random.poisson`` would give on JAX's Threefry
-    (``jax_threefry_partitionable`` matching the key's stream), bit for bit.
+    (``jax_threefry_partitionable`` matching the key's stream), bit for bit. Row ``i`` is that
+    draw with ``kf.at(key, i)``. It runs JAX's rejection loop (no fused fast path, no
+    ``offset``/``chunk_size``/``sharding``).
 
     Args:
-      batch: the batch shape (``()`` for one draw from ``key`` itself).
-      shape: the per-example shape.
+      key: a single key.
+      batch: the batch shape: one key per coordinate, ``kf.fan_out(key, batch)``; an int or a
+        sequence of ints, each below ``2**32`` (``2**31`` on ``"threefry-legacy"``); ``()`` for
+        one draw from ``key`` itself.
+      shape: the shape of each example's draw, as ``shape`` in ``jax.random``.
       dtype: an integer dtype (default JAX's default int: ``int64`` under x64, else ``int32``;
         64-bit ones need x64).
       lam: rate(s) ``>= 0``, broadcastable to ``(*batch, *shape)`` (per-example rates allowed).
       stream: the stream for a raw or JAX-typed key.
       portable: ``True`` runs the same algorithm on the same uniforms with keyfan's portable
         arithmetic (``keyfan._portable_poisson``): integers that are the same on every CPU and
-        GPU, equal to JAX's except where a uniform lands within rounding of an acceptance
-        boundary.
+        GPU, JAX's except where a value falls within rounding of an acceptance boundary.
 
     Returns:
-      Integers of shape ``(*batch, *shape)``, equal to
-      ``vmap(lambda k, l: jax.random.poisson(k, l, shape, dtype))(fan_out(key, batch), lam)``.
-      It runs JAX's rejection loop (no fused fast path, no ``offset``/``chunk_size``/``sharding``).
+      An integer array of shape ``(*batch, *shape)``, equal to
+      ``vmap(lambda k, l: jax.random.poisson(k, l, shape, dtype))(kf.fan_out(key, batch), lam)``.
+
+    Raises:
+      TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
+        of the wrong type (each error names it).
+      ValueError: a negative or too large ``batch``/``shape`` axis, a result too large for memory,
+        ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
+        disagrees with the key.
+        Also: a negative or NaN ``lam``.
+
+    Example:
+      >>> import jax, keyfan as kf
+      >>> n = kf.poisson(jax.random.PRNGKey(0), batch=(), shape=(3,), lam=4.0)
+      >>> bool((n == jax.random.poisson(jax.random.PRNGKey(0), 4.0, (3,))).all())
+      True
     """
     d = _common(key, batch, shape, 0, None, None, stream)
-    dt = _dtype("dtype", dtype, np.int64 if jax.config.jax_enable_x64 else np.int32, "int")
+    dt = _dtype("dtype", dtype, np.int64 if x64_enabled() else np.int32, "int")
     lam_array = jnp.asarray(lam)
     if not (jnp.issubdtype(lam_array.dtype, jnp.floating) or jnp.issubdtype(lam_array.dtype, jnp.integer)) \
             or lam_array.dtype == np.bool_:
@@ -613,4 +971,4 @@ def poisson(key: Any, batch: Any, shape: Any = (), dtype: Any = None, *, lam: An
         keys = fan_out(keys, d.batch)
     for _ in d.batch:
         fn = jax.vmap(fn)
-    return jax.jit(fn)(keys, lam_array)
+    return cast(Array, jax.jit(fn)(keys, lam_array))

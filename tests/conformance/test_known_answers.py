@@ -70,7 +70,7 @@ def test_distribution_known_answers(case):
         pytest.skip(f"JAX's value holds only with jax_enable_x64={on_x64}")
     key = kf.key(ka.distribution_seed(name), "threefry-legacy")
     if name == "poisson":  # jax.random.poisson refuses non-built-in implementations
-        actual = kf.poisson(key, (), shape, dtype, **params)
+        actual = kf.poisson(key, batch=(), shape=shape, dtype=dtype, **params)
     else:
         fn = getattr(jax.random, name)
         actual = fn(key, **params, shape=shape, dtype=dtype) if dtype else fn(key, **params, shape=shape)

@@ -40,24 +40,24 @@ def test_kf_poisson_equals_jax_poisson(stream):
     seed = 1701
     ours, theirs = keyfan_key(seed, stream), jax_key(seed)
     for dt in dtypes:
-        kf_draw = jax.jit(lambda k, dt=dt: kf.poisson(k, (), (len(LAMS),), dt, lam=lam))
+        kf_draw = jax.jit(lambda k, dt=dt: kf.poisson(k, batch=(), shape=(len(LAMS),), dtype=dt, lam=lam))
         jax_draw = jax.jit(lambda k, dt=dt: jax.random.poisson(k, lam, (len(LAMS),), dt))
         assert_same_outcome(outcome(kf_draw, ours), reference(stream, outcome, jax_draw, theirs),
                             f"poisson dtype={dt} seed={seed} on {stream!r}")
     # eager, a shape that broadcasts lam, and per-example rates in a batch (the canonical vmap)
-    assert_same_outcome(outcome(lambda k: kf.poisson(k, (), (2, 3), lam=4.0), ours),
+    assert_same_outcome(outcome(lambda k: kf.poisson(k, batch=(), shape=(2, 3), lam=4.0), ours),
                         reference(stream, outcome, lambda k: jax.random.poisson(k, 4.0, (2, 3)), theirs), "eager")
     rates = jnp.array([[1.0], [5.0], [50.0], [0.0]])
     canonical = jax.jit(jax.vmap(lambda k, r: jax.random.poisson(k, r, (2,))))
-    assert_same_outcome(outcome(lambda k: kf.poisson(k, (4,), (2,), lam=rates), ours),
+    assert_same_outcome(outcome(lambda k: kf.poisson(k, batch=(4,), shape=(2,), lam=rates), ours),
                         reference(stream, outcome, lambda k: canonical(jax.random.split(k, 4), rates), theirs),
                         "batch")
 
 
 def test_kf_poisson_checks_its_arguments():
     with pytest.raises(ValueError, match="lam"):
-        kf.poisson(kf.key(0), (), (3,), lam=-1.0)
+        kf.poisson(kf.key(0), batch=(), shape=(3,), lam=-1.0)
     with pytest.raises(ValueError, match="lam"):
-        kf.poisson(kf.key(0), (2,), (3,), lam=jnp.ones(4))
+        kf.poisson(kf.key(0), batch=(2,), shape=(3,), lam=jnp.ones(4))
     with pytest.raises(TypeError, match="dtype"):
-        kf.poisson(kf.key(0), (), (3,), "float32", lam=1.0)
+        kf.poisson(kf.key(0), batch=(), shape=(3,), dtype="float32", lam=1.0)

@@ -26,16 +26,17 @@ def test_sharded_draws_equal_unsharded_on_1_2_and_8_devices():
         key = kf.key(3)
         lo = jnp.arange(64.0)[:, None]
         draws = {
-            "normal": lambda s: kf.normal(key, (64,), (3,), sharding=s),
-            "uniform_params": lambda s: kf.uniform(key, (64,), (3,), minval=lo, maxval=lo + 1, sharding=s),
-            "bernoulli_chunked": lambda s: kf.bernoulli(key, (64,), (5,), p=0.3, chunk_size=3, sharding=s),
-            "randint_offset": lambda s: kf.randint(key, (64,), (2,), minval=0, maxval=9, offset=2**33, sharding=s),
-            "legacy": lambda s: kf.normal(kf.key(3, "threefry-legacy"), (64,), (3,), sharding=s),
-            "gathered_row_keys": lambda s: kf.normal(key, (64,), (9,), sharding=s),
+            "normal": lambda s: kf.normal(key, batch=(64,), shape=(3,), sharding=s),
+            "uniform_params": lambda s: kf.uniform(key, batch=(64,), shape=(3,), minval=lo, maxval=lo + 1, sharding=s),
+            "bernoulli_chunked": lambda s: kf.bernoulli(key, batch=(64,), shape=(5,), p=0.3, chunk_size=3, sharding=s),
+            "randint_offset": lambda s: kf.randint(key, batch=(64,), shape=(2,), minval=0, maxval=9, offset=2**33,
+                                                   sharding=s),
+            "legacy": lambda s: kf.normal(kf.key(3, "threefry-legacy"), batch=(64,), shape=(3,), sharding=s),
+            "gathered_row_keys": lambda s: kf.normal(key, batch=(64,), shape=(9,), sharding=s),
             # large enough that every device's loop is paired (keyfan._flat): over values, and
             # over rows (one row of 5000 per device on 8 devices runs as two half-rows)
-            "paired": lambda s: kf.uniform(key, (65536,), minval=-1.0, maxval=1.0, sharding=s),
-            "paired_rows": lambda s: kf.normal(key, (8,), (5000,), sharding=s),
+            "paired": lambda s: kf.uniform(key, batch=(65536,), minval=-1.0, maxval=1.0, sharding=s),
+            "paired_rows": lambda s: kf.normal(key, batch=(8,), shape=(5000,), sharding=s),
         }
         reference = {name: np.asarray(draw(None)) for name, draw in draws.items()}
         collectives = ("all-gather", "all-reduce", "collective-permute", "all-to-all", "reduce-scatter")
@@ -53,10 +54,10 @@ def test_sharded_draws_equal_unsharded_on_1_2_and_8_devices():
                     assert np.asarray(shard.data).tobytes() == reference[name][shard.index].tobytes()
         # A nested batch sharded over a 2 x 4 mesh, both batch axes sharded.
         mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("a", "b"))
-        nested = kf.normal(key, (4, 8), (3,), sharding=NamedSharding(mesh, P("a", "b")))
-        assert np.asarray(nested).tobytes() == np.asarray(kf.normal(key, (4, 8), (3,))).tobytes()
-        both = kf.normal(key, (16,), (2,), sharding=NamedSharding(mesh, P(("a", "b"))))
-        assert np.asarray(both).tobytes() == np.asarray(kf.normal(key, (16,), (2,))).tobytes()
+        nested = kf.normal(key, batch=(4, 8), shape=(3,), sharding=NamedSharding(mesh, P("a", "b")))
+        assert np.asarray(nested).tobytes() == np.asarray(kf.normal(key, batch=(4, 8), shape=(3,))).tobytes()
+        both = kf.normal(key, batch=(16,), shape=(2,), sharding=NamedSharding(mesh, P(("a", "b"))))
+        assert np.asarray(both).tobytes() == np.asarray(kf.normal(key, batch=(16,), shape=(2,))).tobytes()
         print("OK")
     """)
     assert out.strip().endswith("OK")
@@ -69,8 +70,9 @@ def test_sharding_errors_are_clear():
         import keyfan as kf
         mesh = Mesh(np.array(jax.devices()), ("data",))
         for call, match in [
-            (lambda: kf.normal(kf.key(0), (10,), sharding=NamedSharding(mesh, P("data"))), "divisible"),
-            (lambda: kf.normal(kf.key(0), (8,), (8,), sharding=NamedSharding(mesh, P(None, "data"))), "per-example"),
+            (lambda: kf.normal(kf.key(0), batch=(10,), sharding=NamedSharding(mesh, P("data"))), "divisible"),
+            (lambda: kf.normal(kf.key(0), batch=(8,), shape=(8,), sharding=NamedSharding(mesh, P(None, "data"))),
+             "per-example"),
         ]:
             try:
                 call()
@@ -101,7 +103,7 @@ import keyfan as kf
 assert jax.device_count() == 8 and jax.local_device_count() == 4
 mesh = Mesh(np.array(jax.devices()), ("data",))
 key = kf.key(17)
-out = kf.normal(key, (64,), (3,), sharding=NamedSharding(mesh, P("data")))
+out = kf.normal(key, batch=(64,), shape=(3,), sharding=NamedSharding(mesh, P("data")))
 gathered = np.asarray(multihost_utils.process_allgather(out, tiled=True))
 np.save(sys.argv[1], gathered)
 jax.distributed.shutdown()
@@ -124,7 +126,7 @@ def test_two_processes_times_four_devices_equal_one_process(tmp_path):
         assert proc.returncode == 0, f"worker failed:\n{stdout}\n{stderr}"
     single = run_python("""
         import numpy as np, keyfan as kf
-        print(np.asarray(kf.normal(kf.key(17), (64,), (3,))).tobytes().hex())
+        print(np.asarray(kf.normal(kf.key(17), batch=(64,), shape=(3,))).tobytes().hex())
     """, devices=1).strip()
     import numpy as np
     for f in files:

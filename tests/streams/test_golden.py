@@ -97,23 +97,23 @@ def _jitted(name: str):
 def _portable_entries(key) -> dict:
     """keyfan's portable draws: small ones value by value, large ones (every branch of the
     arithmetic, tails included) by digest."""
-    big = (4096,), (8,)
+    small, big = {"batch": (2,), "shape": (3,)}, {"batch": (4096,), "shape": (8,)}
     logits = jnp.log(jnp.array([0.1, 0.2, 0.3, 0.4]))
     p = PORTABLE_PREFIX
     return {
-        f"{p}uniform(-2, 3)": _bits_of(kf.uniform(key, (2,), (3,), minval=-2.0, maxval=3.0, portable=True)),
-        f"{p}truncated_normal(-1, 2)": _bits_of(kf.truncated_normal(key, (2,), (3,), lower=-1.0, upper=2.0,
+        f"{p}uniform(-2, 3)": _bits_of(kf.uniform(key, **small, minval=-2.0, maxval=3.0, portable=True)),
+        f"{p}truncated_normal(-1, 2)": _bits_of(kf.truncated_normal(key, **small, lower=-1.0, upper=2.0,
                                                                     portable=True)),
-        f"{p}gumbel": _bits_of(kf.gumbel(key, (2,), (3,), portable=True)),
-        f"{p}normal(complex64)": _bits_of(kf.normal(key, (2,), (2,), jnp.complex64, portable=True)),
-        f"{p}normal(bfloat16)": _bits_of(kf.normal(key, (2,), (3,), jnp.bfloat16, portable=True)),
-        f"{p}categorical": _bits_of(kf.categorical(key, (8,), logits, portable=True)),
-        f"{p}normal(4096 x 8)": _digest(kf.normal(key, *big, portable=True)),
-        f"{p}gumbel(4096 x 8)": _digest(kf.gumbel(key, *big, portable=True)),
-        f"{p}uniform(-2, 3, 4096 x 8)": _digest(kf.uniform(key, *big, minval=-2.0, maxval=3.0, portable=True)),
-        f"{p}truncated_normal(-1, 2, 4096 x 8)": _digest(kf.truncated_normal(key, *big, lower=-1.0, upper=2.0,
+        f"{p}gumbel": _bits_of(kf.gumbel(key, **small, portable=True)),
+        f"{p}normal(complex64)": _bits_of(kf.normal(key, batch=(2,), shape=(2,), dtype=jnp.complex64, portable=True)),
+        f"{p}normal(bfloat16)": _bits_of(kf.normal(key, **small, dtype=jnp.bfloat16, portable=True)),
+        f"{p}categorical": _bits_of(kf.categorical(key, batch=(8,), logits=logits, portable=True)),
+        f"{p}normal(4096 x 8)": _digest(kf.normal(key, **big, portable=True)),
+        f"{p}gumbel(4096 x 8)": _digest(kf.gumbel(key, **big, portable=True)),
+        f"{p}uniform(-2, 3, 4096 x 8)": _digest(kf.uniform(key, **big, minval=-2.0, maxval=3.0, portable=True)),
+        f"{p}truncated_normal(-1, 2, 4096 x 8)": _digest(kf.truncated_normal(key, **big, lower=-1.0, upper=2.0,
                                                                              portable=True)),
-        f"{p}truncated_normal(2.5, inf, 4096 x 8)": _digest(kf.truncated_normal(key, *big, lower=2.5,
+        f"{p}truncated_normal(2.5, inf, 4096 x 8)": _digest(kf.truncated_normal(key, **big, lower=2.5,
                                                                                 upper=np.inf, portable=True)),
     }
 
@@ -131,8 +131,8 @@ def compute(keyfan_only: bool = False) -> dict:
                            "fold_in(7)": _bits_of(jax.random.fold_in(key, 7)),
                            "bits(8)": _bits_of(jax.random.bits(key, (8,))),
                            "bits(5, uint8)": _bits_of(jax.random.bits(key, (5,), "uint8")),
-                           f"{PORTABLE_PREFIX}normal(batch=2, shape=3)": _bits_of(kf.normal(key, (2,), (3,),
-                                                                                            portable=True))}
+                           f"{PORTABLE_PREFIX}normal(batch=2, shape=3)": _bits_of(
+                               kf.normal(key, batch=(2,), shape=(3,), portable=True))}
                 if seed == SAMPLER_SEED:
                     entries.update(_portable_entries(key))
                 out[stream][str(seed)] = entries
@@ -143,9 +143,11 @@ def compute(keyfan_only: bool = False) -> dict:
                 "fold_in(7)": _bits_of(jax.random.fold_in(key, 7)),
                 "bits(8)": _bits_of(jax.random.bits(key, (8,))),
                 "bits(5, uint8)": _bits_of(jax.random.bits(key, (5,), "uint8")),
-                "kf.normal(batch=2, shape=3)": _bits_of(kf.normal(key, (2,), (3,))),
-                f"{PORTABLE_PREFIX}normal(batch=2, shape=3)": _bits_of(kf.normal(key, (2,), (3,), portable=True)),
-                "kf.poisson(lam=[0.5, 4, 30])": _bits_of(kf.poisson(key, (), (3,), lam=np.array([0.5, 4.0, 30.0]))),
+                "kf.normal(batch=2, shape=3)": _bits_of(kf.normal(key, batch=(2,), shape=(3,))),
+                f"{PORTABLE_PREFIX}normal(batch=2, shape=3)": _bits_of(kf.normal(key, batch=(2,), shape=(3,),
+                                                                                 portable=True)),
+                "kf.poisson(lam=[0.5, 4, 30])": _bits_of(
+                    kf.poisson(key, batch=(), shape=(3,), lam=np.array([0.5, 4.0, 30.0]))),
             }
             if seed == SAMPLER_SEED:
                 for name in sorted(set(SAMPLERS) - {"poisson"}):

@@ -106,8 +106,8 @@ def test_golden_values(stream, global_flag):
     golden = GOLDEN[stream]
     with jax.threefry_partitionable(global_flag):
         assert key_bits(kf.fan_out(key, (3,))).tolist() == golden["fan_out"]
-        assert np.asarray(kf.normal(key, (2,), (3,))).view(np.uint32).ravel().tolist() == golden["normal"]
-        assert np.asarray(kf.randint(key, (2,), (4,), minval=0, maxval=1000)).tolist() == golden["randint"]
+        assert np.asarray(kf.normal(key, batch=(2,), shape=(3,))).view(np.uint32).ravel().tolist() == golden["normal"]
+        assert np.asarray(kf.randint(key, batch=(2,), shape=(4,), minval=0, maxval=1000)).tolist() == golden["randint"]
         # The same values through jax.random on the typed key.
         keys = jax.random.split(key, 2)
         assert np.asarray(jax.vmap(lambda k: jax.random.normal(k, (3,)))(keys)).view(np.uint32).ravel().tolist() \

@@ -9,6 +9,7 @@ from keyfan._audit._findings import build_report
 from keyfan._audit._report import AuditReport
 from keyfan._audit._trace import parse_levels, trace
 from keyfan._checks import as_int
+from keyfan._jaxinternals import require_sanitizer
 from keyfan._keyflow.batching import Sink, checking
 from keyfan._keyflow.flow import analyze
 
@@ -66,6 +67,9 @@ def audit(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0, axis_name
         argument), before tracing.
       keyfan.AuditTraceError: (a ``ValueError``) ``f`` could not be traced on the example
         arguments; the message lists them as traced, the cause is the original error.
+      keyfan._jaxinternals.UnsupportedJaxError: (a ``RuntimeError``) the installed JAX is older
+        than the audit needs (JAX >= 0.7: it checks the vmaps ``f`` traces as ``kf.sanitize``
+        does); the message names the minimum.
 
     Example:
       >>> import jax, jax.numpy as jnp, keyfan as kf
@@ -81,6 +85,7 @@ def audit(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0, axis_name
         raise TypeError(f"f must be callable (the per-example function), got {type(f).__name__} {f!r}.")
     levels = parse_levels(in_axes, axis_name)
     static = _static_argnums(static_argnums, len(example_args))
+    require_sanitizer("kf.audit()")
     with checking(Sink("collect")) as inner:
         traced = trace(f, example_args, example_kwargs, levels, static_argnums=static)
     analysis = analyze(traced.closed, traced.in_levels, axis_levels=traced.axis_levels)

@@ -20,9 +20,9 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import jax
-from jax.extend import core
 from jax.tree_util import keystr
 
+from keyfan._jaxinternals import core
 from keyfan._keyflow.args import arg_name, check_axes, leaf_axes, parameter_names
 from keyfan._keyflow.errors import SharedRandomnessError
 from keyfan._keyflow.example import example_jaxpr, example_leaves, struct

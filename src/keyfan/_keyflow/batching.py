@@ -37,12 +37,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import jax
-from jax._src import config as jax_config
-from jax._src import core as jax_core
-from jax._src import source_info_util
-from jax._src.interpreters import batching
-from jax.extend import core
 
+from keyfan import _kernel
+from keyfan._jaxinternals import batching, core, require_sanitizer
+from keyfan._jaxinternals import source_info as source_info_util
+from keyfan._jaxinternals.config import trace_context_state
 from keyfan._keyflow.errors import SharedRandomnessError, SharedRandomnessWarning
 from keyfan._keyflow.flow import analyze, sub_jaxpr
 from keyfan._keyflow.hashes import HASH_SCOPE
@@ -55,10 +54,9 @@ __all__ = ["SharedDraw", "Sink", "active", "check_key", "checking"]
 _DRAWS = {"random_bits": (0,), "random_gamma": (0,), "threefry2x32": None}
 """Draw primitives and the operands that key them (None: all operands)."""
 
-_MODE = jax_config.config_states.get("keyfan_sanitize_mode") or jax_config.string_or_object_state(
+_MODE = trace_context_state(
     "keyfan_sanitize_mode", "off",
-    help="keyfan's shared-draw check (set by kf.sanitize and kf.audit; part of the trace context).",
-    include_in_jit_key=True, include_in_trace_context=True)
+    help="keyfan's shared-draw check (set by kf.sanitize and kf.audit; part of the trace context).")
 """``"off"`` or a fresh token per check: traces made under a check are cached under its token."""
 
 _TOKENS = itertools.count()
@@ -207,26 +205,27 @@ def _record_vmap(axis_data: Any) -> None:
 
 def _vmap_of(trace: Any) -> tuple[str, str]:
     try:
-        return _VMAPS.get(trace.axis_data, ("", "jax"))
+        return _VMAPS.get(batching.axis_data(trace), ("", "jax"))
     except TypeError:
         return "", "jax"
 
 
 # -- the interposition -------------------------------------------------------------------------
 
-_ORIGINAL_PROCESS = batching.BatchTrace.process_primitive
-_ORIGINAL_INIT = batching.BatchTrace.__init__
+_ORIGINAL_PROCESS = batching.process_primitive
+_ORIGINAL_INIT = batching.init
 _lock = threading.Lock()
 _installed = 0
 
 
 def _install() -> None:
     global _installed
+    require_sanitizer()
     with _lock:
         _installed += 1
         if _installed == 1:
-            batching.BatchTrace.process_primitive = _process_primitive
-            batching.BatchTrace.__init__ = _init
+            batching.patch(_process_primitive, _init)
+            _kernel.set_draw_hook(check_key)
 
 
 def _uninstall() -> None:
@@ -234,15 +233,15 @@ def _uninstall() -> None:
     with _lock:
         _installed -= 1
         if _installed == 0 and not _GLOBAL:
-            batching.BatchTrace.process_primitive = _ORIGINAL_PROCESS
-            batching.BatchTrace.__init__ = _ORIGINAL_INIT
+            batching.restore()
+            _kernel.set_draw_hook(None)
 
 
-def _init(self: Any, parent_trace: Any, tag: Any, axis_data: Any) -> None:
-    _ORIGINAL_INIT(self, parent_trace, tag, axis_data)
+def _init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _ORIGINAL_INIT(self, *args, **kwargs)
     # A vmap of the user's (not a batching rule re-batching a sub-jaxpr for it): remember where.
-    if _MODE.value != "off" and sys._getframe(1).f_code.co_name == "_batch_inner":
-        _record_vmap(axis_data)
+    if _MODE.value != "off" and batching.is_vmap_entry(sys._getframe(1)):
+        _record_vmap(batching.axis_data(self))
 
 
 def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
@@ -283,7 +282,7 @@ def _name_stack() -> str:
 
 
 def _check_primitive(trace: Any, sink: Sink, p: Any, tracers: Any, subs: list[tuple[core.Jaxpr, int]]) -> None:
-    dims = [trace.to_batch_info(t)[1] for t in tracers]
+    dims = [batching.batch_dim(trace, t) for t in tracers]
     if p.name in _DRAWS:
         keyed = _DRAWS[p.name]
         operands = range(len(dims)) if keyed is None else keyed
@@ -305,19 +304,12 @@ def check_key(key: Any) -> None:
     sink = _sink()
     if sink is None:
         return
-    trace = jax_core.trace_ctx.trace
-    value = key
-    while trace is not None:
-        if isinstance(trace, batching.BatchTrace):
-            value, dim = trace.to_batch_info(value)
-            if dim is None:
-                info = source_info_util.current()
-                api = traceback_api(info.traceback) or "a keyfan draw"
-                _report(trace, sink, info.traceback, _name_stack(), api)
-                return
-        elif isinstance(value, jax_core.Tracer) and value._trace is trace:
-            value = getattr(value, "primal", value)
-        trace = getattr(trace, "parent_trace", None)
+    for trace, dim in batching.batch_dims_outward(key):
+        if dim is None:
+            info = source_info_util.current()
+            api = traceback_api(info.traceback) or "a keyfan draw"
+            _report(trace, sink, info.traceback, _name_stack(), api)
+            return
 
 
 _PARAM_INIT = (os.path.join("flax", "core", "scope.py"), "param")
@@ -335,7 +327,7 @@ def _report(trace: Any, sink: Sink, traceback: Any, name_stack: str, api: str, l
                                                             (traceback, *(tb for _, tb in _outer()))):
         return
     vmap, wrapper = _vmap_of(trace)
-    size = trace.axis_data.size
+    size = batching.axis_size(trace)
     tracebacks = (traceback, *(tb for _, tb in reversed(_outer())))
     if location is None:
         # Inside a cached re-trace the traceback ends at its jit; the enclosing frames say more.
@@ -376,7 +368,7 @@ def _check_unmapped_call(trace: Any, sink: Sink, jaxpr: core.Jaxpr) -> None:
     """Every live draw of a call bound once for the whole batch is shared, unless its key derives
     from this vmap's ``axis_index``. keyfan's own hashes are checked at their samplers' entry."""
     closed = core.ClosedJaxpr(jaxpr, [None] * len(jaxpr.constvars))
-    axis_name = trace.axis_data.name
+    axis_name = batching.axis_name(trace)
     analysis = analyze(closed, [frozenset()] * len(jaxpr.invars), axis_levels={axis_name: frozenset({0})},
                        ledger=False)
     info = source_info_util.current()

@@ -19,8 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from jax.extend import core
-
+from keyfan._jaxinternals import core
 from keyfan._keyflow.flow import analyze
 from keyfan._keyflow.source import in_scope
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.extend import core
+
+from keyfan._jaxinternals import core
 
 __all__ = ["Example", "example_jaxpr", "example_leaves", "is_array", "struct"]
 

@@ -24,8 +24,7 @@ import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from jax.extend import core
-
+from keyfan._jaxinternals import core
 from keyfan._keyflow import rules as _rules
 from keyfan._keyflow.hashes import HASH_SCOPE, hash_outputs
 from keyfan._keyflow.ledger import Event, Ledger, Use

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import weakref
 
-from jax.extend import core
-
+from keyfan._jaxinternals import core
 from keyfan._keyflow.source import in_scope
 from keyfan.streams._threefry2x32 import HASH_SCOPE
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from jax.extend import core
-
+from keyfan._jaxinternals import core
 from keyfan._keyflow.ledger import Ledger, Use
 from keyfan._keyflow.values import EMPTY, Mark, Val, join
 

@@ -11,8 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from jax.extend import core
-
+from keyfan._jaxinternals import core
 from keyfan._keyflow import loops as _loops
 from keyfan._keyflow.values import Mark, Numbering, Val, join
 

@@ -8,7 +8,9 @@ import re
 import sysconfig
 
 import jax
-from jax.extend import core
+
+from keyfan._jaxinternals import core
+from keyfan._jaxinternals.source_info import RANDOM_API_FILES
 
 __all__ = ["api_name", "call_instance", "in_scope", "join_stack", "location", "traceback_api", "traceback_location",
            "user_frame"]
@@ -27,8 +29,6 @@ _INTERNAL_DIRS = tuple(dict.fromkeys(
 ))
 """JAX, keyfan, the standard library and installed packages (Flax, Optax, ...): frames there are
 not the user's code, so a draw is attributed to the user's line that called into them."""
-_JAX_RANDOM = os.path.join("jax", "_src", "random.py")
-_JAX_RANDOM_CORE = os.path.join("jax", "_src", "random", "core.py")
 _KEYFAN_DIR = os.path.join(os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "")
 
 
@@ -76,7 +76,7 @@ def traceback_api(traceback: object) -> str:
         path = _realpath(frame.file_name)
         if frame.function_name.startswith("_"):
             continue
-        if path.endswith((_JAX_RANDOM, _JAX_RANDOM_CORE)):
+        if path.endswith(RANDOM_API_FILES):
             name = f"jax.random.{frame.function_name}"
         elif path.startswith(_KEYFAN_DIR):
             module = os.path.relpath(path, _KEYFAN_DIR)

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 from jax import dtypes
-from jax.extend import core
+
+from keyfan._jaxinternals import core
 
 __all__ = ["EMPTY", "Mark", "Numbering", "Val", "content_key", "join", "key_like"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from keyfan.streams._base import MAX_DRAW_SIZE as MAX_DRAW_SIZE
+from keyfan.streams._base import MAX_FAN_OUT as MAX_FAN_OUT
 from keyfan.streams._base import Stream as Stream
 from keyfan.streams._base import Words as Words
 from keyfan.streams.threefry import ThreefryStream

@@ -12,8 +12,8 @@ words, so one key draws (and splits into) more than ``2**32`` values as JAX does
 
 From these two, :class:`Stream` derives the five functions of a JAX PRNG implementation
 (``seed``, ``split``, ``fold_in``, ``random_bits``, key shape ``(2,)``) and registers them with
-the public ``jax.extend.random.define_prng_impl``, so a typed key carries its stream and every
-``jax.random`` function works on it unchanged. keyfan's own fast samplers call the same two
+JAX's ``define_prng_impl`` (through ``keyfan._jaxinternals``), so a typed key carries its stream
+and every ``jax.random`` function works on it unchanged. keyfan's own fast samplers call the same two
 functions over a flat index, so the two routes cannot drift apart.
 
 Keys and counters are handled as pairs of uint32 words ("words"): nothing here depends on
@@ -27,12 +27,13 @@ import functools
 import math
 
 import jax
-import jax.extend.random
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
+from keyfan._checks import as_shape
 from keyfan._flat import flat_loop
+from keyfan._jaxinternals.random import define_prng_impl
 from keyfan.streams._per_key import per_key
 from keyfan.streams._threefry2x32 import threefry2x32
 
@@ -113,6 +114,11 @@ def _stack_words(words: Words) -> Array:
     return jnp.stack(words, axis=-1)
 
 
+MAX_FAN_OUT = 2**32 - 1
+"""Largest size of one materialised batch axis (``kf.fan_out``, the samplers' ``batch=``) on a stream
+whose split does not depend on the batch size; ``kf.at`` reaches any index below ``2**64``."""
+
+
 class Stream(abc.ABC):
     """A named, pinned random stream: two per-element functions and what follows from them."""
 
@@ -130,6 +136,17 @@ class Stream(abc.ABC):
         """Value at flat position ``counter`` (a uint32 array, or ``(hi, lo)`` words for positions
         from ``2**32`` on) of ``random_bits(key, bit_width, shape)`` for a shape holding ``size``
         values; an unsigned array of ``bit_width`` bits."""
+
+    @property
+    def max_fan_out(self) -> int:
+        """Largest size of one materialised batch axis: :data:`MAX_FAN_OUT`, or ``2**31`` for a
+        size-dependent (legacy) split."""
+        return 2**31 if self.size_dependent else MAX_FAN_OUT
+
+    def check_batch_shape(self, name: str, value: object) -> tuple[int, ...]:
+        """``value`` as a batch shape whose every axis is at most :attr:`max_fan_out`, or the
+        ``ValueError``/``TypeError`` of :func:`keyfan._checks.as_shape` naming ``name``."""
+        return as_shape(name, value, hi=self.max_fan_out + 1)
 
     def check_draw_size(self, size: int, bit_width: int) -> None:
         """Raises ``ValueError`` if keyfan's own samplers cannot draw ``size`` values of
@@ -202,7 +219,7 @@ class Stream(abc.ABC):
         outside ``jit`` for an eager ``jax.random.split(key)``, and the loop inside
         (``keyfan._flat``) would otherwise compile anew on every call (0.17 s each).
         """
-        return jax.extend.random.define_prng_impl(
+        return define_prng_impl(
             key_shape=(2,),
             seed=self.seed,
             split=jax.jit(self.split, static_argnums=1),

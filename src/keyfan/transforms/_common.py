@@ -4,7 +4,7 @@ fallback that batches a per-example function through ``kf.vmap``."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,7 @@ def single_key(key: Any, stream: str | None) -> Array:
     arg = check_key("key", key, stream=stream)
     if arg.kind == "keyfan":
         return arg.value
-    return jax.random.wrap_key_data(arg.data, impl=arg.stream.spec)
+    return cast(Array, jax.random.wrap_key_data(arg.data, impl=arg.stream.spec))
 
 
 def split_shape(name: str, shape: tuple[int, ...], batch_axes: Any, *, event_rank: int | None = None,
@@ -95,7 +95,7 @@ def _apart(fn: Callable[[Array], Array], data: Array) -> Array:
             return run(d), False
         return _apart(jax.vmap(fn), d), True
 
-    return run(data)
+    return cast(Array, run(data))
 
 
 def floating(name: str, x: Array) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +32,7 @@ def _positions(key: Array, batch: tuple[int, ...], span: tuple[int, int]) -> Arr
     """Per example, two ints: row in ``[0, span[0])`` and column in ``[0, span[1])``."""
     maxval = np.array(span, np.int32)
     if batch:
-        return randint(key, batch, (2,), minval=0, maxval=maxval)
+        return randint(key, batch=batch, shape=(2,), minval=0, maxval=maxval)
     return jax.random.randint(key, (2,), 0, maxval)
 
 
@@ -88,7 +88,7 @@ def random_crop(key: Any, image: Any, size: Any, *, padding: Any = 0, batch_axes
             f"size {(h, w)} is larger than the padded image ({height}, {width}) (image "
             f"{image.shape[-3:]} with padding {(py, px)}); use a smaller size or more padding."
         )
-    return _crop(single_key(key, stream), image, batch, (h, w), (py, px))
+    return cast(Array, _crop(single_key(key, stream), image, batch, (h, w), (py, px)))
 
 
 @partial(jax.jit, static_argnames=("batch", "size", "fill"))
@@ -130,4 +130,4 @@ def cutout(key: Any, image: Any, size: Any, *, fill: Any = 0.0, batch_axes: Any 
     image, batch = image_batch("image", image, batch_axes)
     h, w = _pair("size", size)
     fill = as_float("fill", fill)
-    return _cutout(single_key(key, stream), image, batch, (h, w), fill)
+    return cast(Array, _cutout(single_key(key, stream), image, batch, (h, w), fill))

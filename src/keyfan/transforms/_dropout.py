@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,7 @@ def _keep_mask(key: Array, batch: tuple[int, ...], event: tuple[int, ...], keep:
     if keep == 0.0:
         return jnp.zeros(batch + event, bool)
     if batch:
-        return bernoulli(key, batch, event, p=keep)
+        return bernoulli(key, batch=batch, shape=event, p=keep)
     return jax.random.bernoulli(key, keep, event)
 
 
@@ -56,7 +56,7 @@ def dropout_mask(key: Any, shape: Any, rate: Any, *, batch_axes: Any = 0,
     """
     batch, event = split_shape("shape", as_shape("shape", shape), batch_axes)
     rate = as_float("rate", rate, lo=0.0, hi=1.0)
-    return _mask(single_key(key, stream), batch, event, 1.0 - rate)
+    return cast(Array, _mask(single_key(key, stream), batch, event, 1.0 - rate))
 
 
 def dropout(key: Any, x: Any, rate: Any, *, batch_axes: Any = 0, stream: str | None = None) -> Array:
@@ -89,5 +89,5 @@ def dropout(key: Any, x: Any, rate: Any, *, batch_axes: Any = 0, stream: str | N
     floating("x", x)
     rate = as_float("rate", rate, lo=0.0, hi=1.0)
     if rate == 0.0:
-        return x
-    return _dropout(single_key(key, stream), x, batch, 1.0 - rate)
+        return cast(Array, x)
+    return cast(Array, _dropout(single_key(key, stream), x, batch, 1.0 - rate))

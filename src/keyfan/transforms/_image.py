@@ -9,7 +9,7 @@ ONE decision for the whole batch; vmap it over split keys for per-example flips.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +38,7 @@ def _expand(per_example: Array, batch: tuple[int, ...]) -> Array:
 
 @partial(jax.jit, static_argnames=("batch", "axis", "p"))
 def _flip(key: Array, image: Array, batch: tuple[int, ...], axis: int, p: float) -> Array:
-    decide = bernoulli(key, batch, (), p=p) if batch else jax.random.bernoulli(key, p)
+    decide = bernoulli(key, batch=batch, shape=(), p=p) if batch else jax.random.bernoulli(key, p)
     flipped = jnp.flip(image, axis=len(batch) + axis)
     return jnp.where(_expand(decide, batch), flipped, image)
 
@@ -68,7 +68,7 @@ def flip_left_right(key: Any, image: Any, *, p: Any = 0.5, batch_axes: Any = 0,
     """
     image, batch = image_batch("image", image, batch_axes)
     p = as_float("p", p, lo=0.0, hi=1.0)
-    return _flip(single_key(key, stream), image, batch, 1, p)
+    return cast(Array, _flip(single_key(key, stream), image, batch, 1, p))
 
 
 def flip_up_down(key: Any, image: Any, *, p: Any = 0.5, batch_axes: Any = 0,
@@ -79,7 +79,7 @@ def flip_up_down(key: Any, image: Any, *, p: Any = 0.5, batch_axes: Any = 0,
     """
     image, batch = image_batch("image", image, batch_axes)
     p = as_float("p", p, lo=0.0, hi=1.0)
-    return _flip(single_key(key, stream), image, batch, 0, p)
+    return cast(Array, _flip(single_key(key, stream), image, batch, 0, p))
 
 
 def _compute_dtype(image: Array) -> np.dtype:
@@ -88,7 +88,8 @@ def _compute_dtype(image: Array) -> np.dtype:
 
 def _uniform(key: Array, batch: tuple[int, ...], dtype: np.dtype, lo: float, hi: float) -> Array:
     if batch:
-        return _expand(drawn(lambda k: uniform(k, batch, (), dtype, minval=lo, maxval=hi), key), batch)
+        return _expand(drawn(lambda k: uniform(k, batch=batch, shape=(), dtype=dtype, minval=lo, maxval=hi), key),
+                       batch)
     return drawn(lambda k: jax.random.uniform(k, (), dtype, lo, hi), key)
 
 
@@ -119,7 +120,7 @@ def brightness(key: Any, image: Any, max_delta: Any, *, batch_axes: Any = 0,
     image, batch = image_batch("image", image, batch_axes)
     floating("image", image)
     max_delta = as_float("max_delta", max_delta, lo=0.0)
-    return _brightness(single_key(key, stream), image, batch, max_delta)
+    return cast(Array, _brightness(single_key(key, stream), image, batch, max_delta))
 
 
 def _channel_mean(image: Array) -> Array:
@@ -170,4 +171,4 @@ def contrast(key: Any, image: Any, lower: Any, upper: Any, *, batch_axes: Any = 
     floating("image", image)
     lower = as_float("lower", lower, lo=0.0)
     upper = as_float("upper", upper, lo=lower)
-    return _contrast(single_key(key, stream), image, batch, lower, upper)
+    return cast(Array, _contrast(single_key(key, stream), image, batch, lower, upper))

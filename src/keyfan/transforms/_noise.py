@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import jax
 from jax import Array
@@ -19,7 +19,7 @@ __all__ = ["gaussian_noise"]
 def _noise(key: Array, x: Array, batch: tuple[int, ...], scale: float) -> Array:
     event = x.shape[len(batch):]
     if batch:
-        z = drawn(lambda k: normal(k, batch, event, dtype=x.dtype), key)
+        z = drawn(lambda k: normal(k, batch=batch, shape=event, dtype=x.dtype), key)
     else:
         z = drawn(lambda k: jax.random.normal(k, event, x.dtype), key)
     return x + scale * z
@@ -53,4 +53,4 @@ def gaussian_noise(key: Any, x: Any, scale: Any = 1.0, *, batch_axes: Any = 0,
     x, batch, _ = split_batch("x", x, batch_axes)
     floating("x", x)
     scale = as_float("scale", scale, lo=0.0)
-    return _noise(single_key(key, stream), x, batch, scale)
+    return cast(Array, _noise(single_key(key, stream), x, batch, scale))

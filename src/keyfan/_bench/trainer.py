@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from keyfan.bench.runner import Case, Result, run_cases
+from keyfan._bench.runner import Case, Result, run_cases
 
 __all__ = ["SIZES", "Size", "run", "size_cases"]
 
@@ -223,7 +223,7 @@ def run(sizes: Any = SIZES, *, out: Path | None = Path("benchmarks/results"), mi
     """Runs the group at every size; writes ``ensemble-trainer.json`` to ``out`` (if given) and
     returns the document: per size, per contender, median ms, first-call s, XLA temp MB and the
     ratios to the hand-written vmap and to Equinox."""
-    from keyfan.bench.report import machine
+    from keyfan._bench.report import machine
 
     doc: dict[str, Any] = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                            "machine": machine(), "notes": [torch_note()], "sizes": []}

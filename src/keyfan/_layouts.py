@@ -78,7 +78,7 @@ def layout_words(layout: str, seed: Any, batch: Any, length: Any, *, block: Any 
     block = as_int("block", block, lo=0, hi=2**64)
     base = at(named(make_key(seed), "stream-block"), block)
     if layout == "per-example":
-        words = bits(base, (batch,), (length,))
+        words = bits(base, batch=(batch,), shape=(length,))
     elif layout == "example-ids":
         ids = np.uint64(_ID_START) + np.uint64(_ID_STRIDE) * np.arange(batch, dtype=np.uint64)
         words = _bits_of(example_keys(base, ids, step=1), length)

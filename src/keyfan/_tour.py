@@ -16,7 +16,7 @@ import numpy as np
 from jax import Array
 
 from keyfan import recipes
-from keyfan.pitfalls import BugAndFix, broadcast_key, distinct_rows
+from keyfan._pitfalls import BugAndFix, broadcast_key, distinct_rows
 
 __all__ = ["TourRow", "broadcast_demo", "run_tour"]
 

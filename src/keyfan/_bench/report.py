@@ -13,8 +13,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from keyfan.bench.runner import Result
-from keyfan.bench.suite import TARGET_SHAPES, shape_group
+from keyfan._bench.runner import Result
+from keyfan._bench.suite import TARGET_SHAPES, shape_group
 
 __all__ = ["ratios", "targets", "machine", "write_json", "write_png"]
 

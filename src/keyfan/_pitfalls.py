@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 from jax import Array
 
 from keyfan._checks import as_size
+from keyfan._jaxinternals.core import jaxprs_in_params
 from keyfan.recipes import add_noise, check_seed
 
 __all__ = ["BugAndFix", "broadcast_key", "distinct_rows", "one_key_big_shape", "python_loop_unrolls"]
@@ -39,7 +39,7 @@ def distinct_rows(x: Array) -> bool:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from keyfan.pitfalls import distinct_rows
+      >>> from keyfan._pitfalls import distinct_rows
       >>> distinct_rows(jnp.array([[1.0, 2.0], [1.0, 2.0]])), distinct_rows(jnp.eye(2))
       (False, True)
     """
@@ -63,7 +63,7 @@ def broadcast_key(seed: Any, batch_size: Any = 4, n: Any = 3) -> BugAndFix:
       ``BugAndFix`` of two float32 arrays ``(batch_size, n)``: noise added to zeros.
 
     Example:
-      >>> from keyfan.pitfalls import broadcast_key, distinct_rows
+      >>> from keyfan._pitfalls import broadcast_key, distinct_rows
       >>> demo = broadcast_key(0, batch_size=4, n=3)
       >>> distinct_rows(demo.bug), distinct_rows(demo.fix)
       (False, True)
@@ -92,7 +92,7 @@ def one_key_big_shape(seed: Any, batch_size: Any = 4, n: Any = 3) -> BugAndFix:
       ``BugAndFix`` of two float32 arrays ``(batch_size, n)``; their rows differ.
 
     Example:
-      >>> from keyfan.pitfalls import one_key_big_shape
+      >>> from keyfan._pitfalls import one_key_big_shape
       >>> demo = one_key_big_shape(0, 4, 3)
       >>> bool((demo.bug == demo.fix).all())
       False
@@ -119,7 +119,7 @@ def python_loop_unrolls(batch_size: Any = 8, n: Any = 3) -> tuple[int, int]:
       ``(loop_equations, vmap_equations)``, two ints (equations of sub-jaxprs included).
 
     Example:
-      >>> from keyfan.pitfalls import python_loop_unrolls
+      >>> from keyfan._pitfalls import python_loop_unrolls
       >>> loop8, vmap8 = python_loop_unrolls(8)
       >>> loop32, vmap32 = python_loop_unrolls(32)
       >>> loop32 > loop8 > vmap8 == vmap32
@@ -142,7 +142,7 @@ def python_loop_unrolls(batch_size: Any = 8, n: Any = 3) -> tuple[int, int]:
         total = 0
         for eqn in jaxpr.eqns:
             total += 1
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            for sub in jaxprs_in_params(eqn.params):
                 total += len(sub.eqns)
         return total
 

@@ -17,7 +17,7 @@ import optax
 from flax.training import train_state
 
 import keyfan as kf
-from keyfan.bench.runner import Case
+from keyfan._bench.runner import Case
 
 __all__ = ["sanitizer_cases"]
 

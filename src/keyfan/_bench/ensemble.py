@@ -10,7 +10,7 @@ The issue's targets, measured (not asserted by tests):
   member at a time): the vmapped step at least 5x faster. ``vmap_xla_sums`` is the same step
   with ``Trainer(layout_invariant=False)``. (The loop pays one dispatch per member, about
   0.1 ms here; for larger members the work itself dominates and the ratio shrinks: the
-  ensemble-trainer group, :mod:`keyfan.bench.trainer`, compares larger sizes and more peers.)
+  ensemble-trainer group, :mod:`keyfan._bench.trainer`, compares larger sizes and more peers.)
 
 Moved here from ``keyfan.ensemble.bench``: the library (``keyfan.ensemble``) does not import
 its benchmarks, the bench suite imports the library.
@@ -140,10 +140,10 @@ def measure_targets(*, repeats: int = 20, quick: bool = False) -> dict[str, floa
 
 
 def suite_cases(*, quick: bool = False) -> list[Any]:
-    """The same cases as ``keyfan.bench`` ``Case`` objects, for ``keyfan bench``'s suite: group
+    """The same cases as ``keyfan._bench`` ``Case`` objects, for ``keyfan bench``'s suite: group
     ``"ensemble init"``, and group ``"ensemble train step"`` whose ``"canonical"`` baseline is the
     Python loop, so the suite's "vs canonical" column is the vmapped step's speedup."""
-    from keyfan.bench.runner import Case
+    from keyfan._bench.runner import Case
 
     init, vmapped, xla_sums, loop = bench_cases(quick=quick)
     step_group = f"ensemble train step K={TRAIN_MEMBERS // 4 if quick else TRAIN_MEMBERS}"

@@ -15,10 +15,10 @@ Groups (ratios are taken within a group, against its "canonical" and "numpy" cas
 * ``kf.vmap NxN``: ``kf.vmap(f, randomness="different")`` against split + vmap by hand.
 * ``ensemble init`` / ``ensemble train step``: ``Ensemble.init`` of 350 Dense members, and one
   vmapped ``Trainer`` step of 32 MLPs against a Python loop over their jitted steps
-  (``keyfan.bench.ensemble``); ``keyfan bench --group ensemble-trainer`` runs the trainer group
-  of :mod:`keyfan.bench.trainer` instead.
+  (``keyfan._bench.ensemble``); ``keyfan bench --group ensemble-trainer`` runs the trainer group
+  of :mod:`keyfan._bench.trainer` instead.
 * ``sanitizer trace time``: tracing a transformer training step with and without
-  ``kf.sanitize()`` (``keyfan.bench.sanitizer``; not in ``quick``).
+  ``kf.sanitize()`` (``keyfan._bench.sanitizer``; not in ``quick``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import keyfan as kf
-from keyfan.bench.runner import Case
+from keyfan._bench.runner import Case
 
 __all__ = ["SHAPES", "QUICK_SHAPES", "TARGET_SHAPES", "default_cases", "shape_group"]
 
@@ -60,8 +60,8 @@ def notebook_cases(key, raw) -> list[Case]:
     rng = np.random.default_rng(0)
     canonical3, canonical6 = _canonical(n3, 1), _canonical(n6, 1)
     one_key = jax.jit(lambda k: jax.random.normal(k, (n6,)))
-    kf_jit3 = jax.jit(lambda k: kf.normal(k, (n3,)))
-    kf_jit6 = jax.jit(lambda k: kf.normal(k, (n6,)))
+    kf_jit3 = jax.jit(lambda k: kf.normal(k, batch=(n3,)))
+    kf_jit6 = jax.jit(lambda k: kf.normal(k, batch=(n6,)))
     g3, g6 = "notebook N=1e3", "notebook N=1e6"
     return [
         Case("1a python loop over split(key, 1e3)", g3, loop_1a, n3, "loop"),
@@ -70,7 +70,7 @@ def notebook_cases(key, raw) -> list[Case]:
         Case("2a vmap(normal)(split(key, 1e6))", g6, lambda: canonical6(raw), n6, "canonical"),
         Case("2b one-key normal(key, (1e6,))", g6, lambda: one_key(raw), n6, "one-key"),
         Case("2c numpy default_rng().normal(1e6)", g6, lambda: rng.normal(size=n6), n6, "numpy"),
-        Case("keyfan normal N=1e6 (eager)", g6, lambda: kf.normal(key, (n6,)), n6, "keyfan"),
+        Case("keyfan normal N=1e6 (eager)", g6, lambda: kf.normal(key, batch=(n6,)), n6, "keyfan"),
         Case("keyfan normal N=1e6 (jit)", g6, lambda: kf_jit6(key), n6, "keyfan"),
     ]
 
@@ -110,12 +110,13 @@ def shape_cases(key, raw, shapes) -> list[Case]:
         group = shape_group(n_examples, n)
         event = _event(n)
         canonical = _canonical(n_examples, n)
-        jitted = jax.jit(lambda k, n_examples=n_examples, event=event: kf.normal(k, (n_examples,), event))
+        jitted = jax.jit(lambda k, n_examples=n_examples, event=event: kf.normal(k, batch=(n_examples,), shape=event))
         size = n_examples * n
         cases += [
             Case(f"{group}: canonical split+vmap (jit)", group, lambda c=canonical: c(raw), size, "canonical"),
             Case(f"{group}: keyfan (eager)", group,
-                 lambda n_examples=n_examples, event=event: kf.normal(key, (n_examples,), event), size, "keyfan eager"),
+                 lambda n_examples=n_examples, event=event: kf.normal(key, batch=(n_examples,), shape=event),
+                 size, "keyfan eager"),
             Case(f"{group}: keyfan (jit)", group, lambda j=jitted: j(key), size, "keyfan"),
             Case(f"{group}: numpy", group, lambda s=(n_examples, n): rng.normal(size=s), size, "numpy"),
         ]
@@ -123,15 +124,16 @@ def shape_cases(key, raw, shapes) -> list[Case]:
 
 
 SAMPLERS = {
-    "bits": (lambda k: jax.random.bits(k), lambda k, n: kf.bits(k, (n,))),
-    "uniform": (lambda k: jax.random.uniform(k), lambda k, n: kf.uniform(k, (n,))),
-    "bernoulli": (lambda k: jax.random.bernoulli(k, 0.3), lambda k, n: kf.bernoulli(k, (n,), p=0.3)),
-    "randint": (lambda k: jax.random.randint(k, (), 0, 10), lambda k, n: kf.randint(k, (n,), minval=0, maxval=10)),
+    "bits": (lambda k: jax.random.bits(k), lambda k, n: kf.bits(k, batch=(n,))),
+    "uniform": (lambda k: jax.random.uniform(k), lambda k, n: kf.uniform(k, batch=(n,))),
+    "bernoulli": (lambda k: jax.random.bernoulli(k, 0.3), lambda k, n: kf.bernoulli(k, batch=(n,), p=0.3)),
+    "randint": (lambda k: jax.random.randint(k, (), 0, 10),
+                lambda k, n: kf.randint(k, batch=(n,), minval=0, maxval=10)),
     "truncated_normal": (lambda k: jax.random.truncated_normal(k, -1.0, 2.0),
-                         lambda k, n: kf.truncated_normal(k, (n,), lower=-1.0, upper=2.0)),
-    "gumbel": (lambda k: jax.random.gumbel(k), lambda k, n: kf.gumbel(k, (n,))),
+                         lambda k, n: kf.truncated_normal(k, batch=(n,), lower=-1.0, upper=2.0)),
+    "gumbel": (lambda k: jax.random.gumbel(k), lambda k, n: kf.gumbel(k, batch=(n,))),
     "categorical": (lambda k: jax.random.categorical(k, jnp.zeros(10)),
-                    lambda k, n: kf.categorical(k, (n,), jnp.zeros(10))),
+                    lambda k, n: kf.categorical(k, batch=(n,), logits=jnp.zeros(10))),
 }
 """Per-example draw of one value, and keyfan's batched call, for every sampler but ``normal``."""
 
@@ -179,8 +181,8 @@ def default_cases(*, quick: bool = False) -> list[Case]:
     """Every case of the suite (``quick``: the 1e4 x 1e3 shape is left out, the samplers run at 1e5)."""
     key = kf.key(0)
     raw = jax.random.PRNGKey(0)
-    from keyfan.bench.ensemble import suite_cases
-    from keyfan.bench.sanitizer import sanitizer_cases
+    from keyfan._bench.ensemble import suite_cases
+    from keyfan._bench.sanitizer import sanitizer_cases
 
     return [*notebook_cases(key, raw), *sigmoid_cases(),
             *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES),

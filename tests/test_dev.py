@@ -1,0 +1,40 @@
+"""dev.py's test tiers: the default run leaves out the slow tier, the full run (CI) keeps every
+tier, every run prints the slowest tests, and .ci/run and the README name the same CI command."""
+
+from __future__ import annotations
+
+import pathlib
+
+import dev
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _pytest_args(full: bool, args: list[str]) -> list[str]:
+    stages = dict(dev.test_stages(full, args))
+    assert next(iter(stages)) == "ruff"
+    command = [str(c) for c in stages["every tier" if full else "default tier"]]
+    assert command[1:3] == ["-m", "pytest"]
+    return command[3:]
+
+
+def test_default_run_is_the_not_slow_tier_with_durations():
+    args = _pytest_args(False, ["-q"])
+    assert args[args.index("-m") + 1] == "not slow"
+    assert "--durations=15" in args and args[-1] == "-q"
+
+
+def test_full_run_selects_every_tier():
+    args = _pytest_args(True, [])
+    assert "-m" not in args and "--durations=15" in args
+
+
+def test_a_marker_expression_replaces_the_default_tier():
+    args = _pytest_args(False, ["-m", "slow"])
+    assert args.count("-m") == 1 and args[args.index("-m") + 1] == "slow"
+
+
+def test_ci_runs_the_full_command_the_readme_names():
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == "python3 dev.py test --full"
+    assert "`python3 dev.py test --full` is the CI command" in (ROOT / "README.md").read_text()

@@ -1,0 +1,222 @@
+"""keyfan._jaxinternals: the one place keyfan touches JAX's internals, and what it promises.
+
+* no module of keyfan outside the adapter imports ``jax._src``, ``jax.extend``,
+  ``jax.interpreters`` or uses ``jax.core``;
+* the core (samplers, keys, transforms, ``kf.vmap``) does not import the sanitizer: the samplers
+  call a hook the sanitizer installs, and none is installed while no check runs;
+* the sanitizer's setting is part of JAX's trace context on the installed JAX, so a function
+  jitted before a check is traced again under it;
+* where JAX cannot carry the check (older than ``SANITIZER_MIN_JAX``, or a JAX that dropped
+  what the check interposes on), ``kf.sanitize()``, ``KEYFAN_SANITIZE``, ``pytest
+  --keyfan-sanitize`` and ``kf.audit`` raise one error naming the minimum JAX, and the core
+  still works.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import keyfan as kf
+from keyfan import _jaxinternals, _kernel
+from keyfan._jaxinternals import UnsupportedJaxError
+from keyfan._jaxinternals import config as jax_config
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "keyfan"
+INTERNALS = re.compile(r"jax._src|jax.extend|jax.interpreters|jax\.core\b")
+
+
+def _noisy(x, key):
+    return x + jax.random.normal(key, x.shape)
+
+
+@pytest.mark.compat
+def test_only_the_adapter_touches_jax_internals():
+    offenders = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+                 for path in sorted(SRC.rglob("*.py")) if "_jaxinternals" not in path.parts
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if INTERNALS.search(line)]
+    assert offenders == []
+    # ... and the adapter does (the pattern is not vacuous).
+    assert any(INTERNALS.search(path.read_text()) for path in (SRC / "_jaxinternals").glob("*.py"))
+
+
+def _module_file(name: str) -> pathlib.Path | None:
+    base = SRC.parent.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _module_level(tree: ast.AST) -> list[ast.AST]:
+    """The nodes run when a module is imported (not the bodies of its functions)."""
+    nodes, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        todo.extend(child for child in ast.iter_child_nodes(node)
+                    if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+    return nodes
+
+
+def _imports(name: str) -> set[str]:
+    """The keyfan modules ``name`` imports when it is imported (function-level imports run later,
+    if ever), without the implicit package ``__init__`` files Python runs on the way."""
+    path = _module_file(name)
+    package = name if path is not None and path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in _module_level(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found.update(sub for alias in node.names if _module_file(sub := f"{base}.{alias.name}"))
+            if base != "keyfan":
+                found.add(base)
+    return {m for m in found if m.split(".")[0] == "keyfan" and _module_file(m)}
+
+
+def _reachable(*roots: str) -> set[str]:
+    seen, todo = set(), list(roots)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_imports(name))
+    return seen
+
+
+@pytest.mark.compat
+def test_samplers_do_not_import_the_sanitizer():
+    core = _reachable("keyfan._kernel", "keyfan.sample", "keyfan.keys", "keyfan.transforms", "keyfan._vmap")
+    assert {"keyfan._kernel", "keyfan.streams._base", "keyfan._jaxinternals.random"} <= core  # the walk works
+    sanitizer = {m for m in core if m.startswith(("keyfan._keyflow.batching", "keyfan._sanitize", "keyfan._audit",
+                                                  "keyfan._jaxinternals.batching", "keyfan._jaxinternals.config"))}
+    assert sanitizer == set()
+    # The sanitizer's side does reach it (the test can see the edge it forbids).
+    assert "keyfan._kernel" in _reachable("keyfan._keyflow.batching")
+
+
+@pytest.mark.compat
+def test_the_draw_hook_sees_every_draw_and_is_off_without_a_check():
+    assert _kernel._draw_hook is None
+    seen = []
+    _kernel.set_draw_hook(seen.append)
+    try:
+        key = kf.key(3)
+        kf.normal(key, batch=(2,), shape=(3,))
+        kf.uniform(key, batch=(4,))
+    finally:
+        _kernel.set_draw_hook(None)
+    assert len(seen) == 2
+    assert all(np.array_equal(jax.random.key_data(k), jax.random.key_data(key)) for k in seen)
+
+
+@pytest.mark.compat
+def test_the_check_installs_the_hook_only_while_it_runs():
+    if _jaxinternals.sanitizer_unavailable():
+        pytest.skip(_jaxinternals.sanitizer_unavailable())
+    with kf.sanitize():
+        assert _kernel._draw_hook is not None
+    assert _kernel._draw_hook is None
+
+
+@pytest.mark.compat
+def test_the_sanitizers_setting_is_in_the_trace_context():
+    if _jaxinternals.sanitizer_unavailable():
+        pytest.skip(_jaxinternals.sanitizer_unavailable())
+    from keyfan._keyflow.batching import _MODE
+
+    assert not isinstance(_MODE, jax_config.Unavailable)
+    assert jax_config._in_trace_context(_MODE)
+    # A step jitted (and run) before the check is traced again under it, not taken from the cache.
+    step = jax.jit(lambda xs, key: jax.vmap(_noisy, in_axes=(0, None))(xs, key))
+    xs = jnp.zeros((4, 3))
+    step(xs, kf.key(0))
+    with pytest.raises(kf.SharedRandomnessError), kf.sanitize():
+        step(xs, kf.key(0))
+
+
+def test_a_jax_without_trace_context_entries_gets_a_stand_in(monkeypatch):
+    monkeypatch.setattr(jax_config, "_keywords", lambda: {"name", "default", "help"})
+    assert jax_config.missing() == "string_or_object_state(include_in_jit_key=...)"
+    state = jax_config.trace_context_state("keyfan_test_never_made", "off", help="a test")
+    assert isinstance(state, jax_config.Unavailable) and state.value == "off"
+    with pytest.raises(UnsupportedJaxError, match="keyfan_test_never_made"):
+        state("on")
+
+
+@pytest.fixture
+def old_jax(monkeypatch):
+    """The installed JAX, reported as one release older than the sanitizer's minimum."""
+    major, minor, _ = _jaxinternals.SANITIZER_MIN_JAX
+    monkeypatch.setattr(_jaxinternals, "JAX_VERSION", (major, minor - 1, 2))
+    return f"{major}.{minor}.0"
+
+
+def test_kf_sanitize_refuses_an_old_jax_naming_the_minimum(old_jax):
+    with pytest.raises(UnsupportedJaxError) as info:
+        kf.sanitize()
+    message = str(info.value)
+    assert message.startswith("kf.sanitize() is not available: it needs JAX >= " + old_jax)
+    assert f"pip install 'jax>={old_jax}'" in message
+    assert isinstance(info.value, RuntimeError)
+    assert _kernel._draw_hook is None
+
+
+def test_kf_audit_refuses_an_old_jax_naming_the_minimum(old_jax):
+    with pytest.raises(UnsupportedJaxError, match=rf"^kf\.audit\(\) is not available: it needs JAX >= {old_jax}"):
+        kf.audit(_noisy, jnp.zeros(3), jax.random.key(0), in_axes=(0, None))
+
+
+def test_keyfan_sanitize_variable_refuses_an_old_jax(old_jax, monkeypatch):
+    from keyfan._sanitize import sanitize_from_environment
+
+    monkeypatch.setenv("KEYFAN_SANITIZE", "warn")
+    expected = rf"^KEYFAN_SANITIZE=warn is not available: it needs JAX >= {old_jax}"
+    with pytest.raises(UnsupportedJaxError, match=expected):
+        sanitize_from_environment()
+
+
+def test_pytest_flag_refuses_an_old_jax_once(old_jax):
+    from keyfan import pytest_plugin
+
+    class Config:
+        def addinivalue_line(self, *args):
+            pass
+
+        def getoption(self, name, default=None):
+            return "error" if name == "keyfan_sanitize" else default
+
+    expected = rf"^pytest --keyfan-sanitize is not available: it needs JAX >= {old_jax}"
+    with pytest.raises(pytest.UsageError, match=expected):
+        pytest_plugin.pytest_configure(Config())
+
+
+def test_a_jax_that_dropped_what_the_check_uses_is_named(monkeypatch):
+    from keyfan._jaxinternals import batching
+
+    monkeypatch.setattr(batching, "_VMAP_ENTRY", "_renamed_in_a_future_jax")
+    with pytest.raises(UnsupportedJaxError, match=r"no longer offers batching\._renamed_in_a_future_jax"):
+        kf.sanitize()
+
+
+@pytest.mark.parametrize(("text", "expected"), [("0.10.2", (0, 10, 2)), ("0.9.0.1", (0, 9, 0)),
+                                                ("0.11.0.dev20260101", (0, 11, 0)), ("1.0", (1, 0, 0))])
+def test_jax_version_parses_releases_and_dev_builds(text, expected):
+    assert _jaxinternals.jax_version(text) == expected
+
+
+@pytest.mark.compat
+def test_the_installed_version_is_parsed():
+    assert ".".join(map(str, _jaxinternals.JAX_VERSION)) in jax.__version__
