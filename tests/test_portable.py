@@ -127,13 +127,13 @@ def poisson_reference(key, lam, shape):
 def test_portable_poisson_equals_its_numpy_reference(stream):
     key = kf.key(SEED, stream)
     lam = np.array([0.0, 0.5, 4.0, 9.9, 10.0, 30.0, 1e3, 1e5], F32)
-    batched = np.asarray(kf.poisson(key, batch=(6,), shape=(8,), lam=lam, portable=True))
+    batched = np.asarray(kf.poisson(key, batch=(3,), shape=(8,), lam=lam, portable=True))
     with np.errstate(all="ignore"):  # the rejection loop's 1/0 at u = -0.5 (rejected) warns in NumPy
-        for i in range(6):
-            row_key = kf.at(key, i, batch_shape=(6,))
+        for i in range(3):
+            row_key = kf.at(key, i, batch_shape=(3,))
             expected = poisson_reference(row_key, lam, (8,))
             assert_bitwise_equal(batched[i], expected)
-            assert_bitwise_equal(kf.poisson(row_key, batch=(), shape=(8,), lam=lam, portable=True), expected)
+    assert_bitwise_equal(kf.poisson(row_key, batch=(), shape=(8,), lam=lam, portable=True), expected)
 
 
 @pytest.mark.bitwise

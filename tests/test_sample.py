@@ -437,3 +437,12 @@ def test_the_fix_the_positional_error_names_gives_jaxs_single_draw():
     assert_bitwise_equal(kf.normal(key, batch=(), shape=(4, 3)), jax.random.normal(key, (4, 3)))
     assert_bitwise_equal(kf.normal(key, batch=(4,), shape=(3,)),
                          jax.vmap(lambda k: jax.random.normal(k, (3,)))(kf.fan_out(key, 4)))
+
+
+def test_concrete_parameters_closed_over_inside_jit_are_used_as_given():
+    """A concrete logits array (or bound) closed over by a jitted function: its value check is
+    traced there and cannot run, so the draw proceeds (it raised TracerBoolConversionError)."""
+    key, logits, upper = kf.key(0), jnp.log(jnp.array([0.2, 0.3, 0.5])), jnp.float32(2.0)
+    for draw in (lambda k: kf.categorical(k, batch=(4,), logits=logits),
+                 lambda k: kf.truncated_normal(k, batch=(4,), lower=-1.0, upper=upper)):
+        assert_bitwise_equal(jax.jit(draw)(key), draw(key))

@@ -261,10 +261,13 @@ class _Draw:
 
 def _check_values(rule: str, ok: Callable[[], ArrayLike], **arrays: ArrayLike) -> None:
     """Raises ``ValueError`` if concrete parameter values break ``rule`` (``ok()`` is False);
-    traced values cannot be checked and pass."""
+    traced values cannot be checked and pass (inside ``jit`` even a concrete array's check is traced)."""
     if any(is_traced(a) for a in arrays.values()):
         return
-    if not bool(ok()):
+    result = ok()
+    if is_traced(result):
+        return
+    if not bool(result):
         shown = ", ".join(f"{name}={np.asarray(a).tolist() if np.size(a) <= 8 else '[...]'}"
                           for name, a in arrays.items())
         raise ValueError(f"{rule}; got {shown}.")
