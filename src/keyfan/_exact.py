@@ -20,7 +20,9 @@ operation by operation in NumPy, which never contracts):
 * no division and no square root (XLA's GPU division is ``div.full``, not correctly rounded),
   no XLA transcendental function: reciprocals and logarithms are computed here;
 * no subnormal value anywhere (XLA's CPU backend flushes them to zero, its GPU backend keeps
-  them): arguments and results stay in float32's normal range by construction.
+  them): a split is exact for ``|x| >= 2**-103`` (its low half is at least ``2**-23 |x|``) and a
+  product's partial products stay normal for ``|a b| >= 2**-80``; keyfan's callers keep their
+  operands far inside that (uniforms on a ``2**-23`` grid, bounds below ``2**-60`` read as 0).
 
 Every function takes and returns float32 arrays of NumPy or JAX (traced or not): the same code
 computes keyfan's portable draws under ``jit`` and their reference in NumPy.

@@ -56,10 +56,10 @@ def rejection_step(words_u: Any, words_v: Any, c: Rejection) -> tuple[Any, Any]:
     u = unit_uniform(words_u) - F32(0.5)  # exact
     v = unit_uniform(words_v)
     u_shifted = F32(0.5) - abs(u)  # exact, in [2**-23, 0.5] or 0
-    spread = mul_add(c.a * F32(2), recip(u_shifted), c.b)  # inf at u_shifted = 0, then NaN: rejected
-    k = _floor(mul(spread, u) + c.lam + F32(0.43))
-    denominator = mul_add(c.a, recip(mul(u_shifted, u_shifted)), c.b)
-    s = log(mul(mul(v, c.inv_alpha), recip(denominator)))
+    r = recip(u_shifted)  # inf at u_shifted = 0: k and s are then NaN, and the round rejects
+    a_r = mul(c.a, r)
+    k = _floor(mul(mul_add(a_r, F32(2), c.b), u) + c.lam + F32(0.43))  # (2a / u_s + b) u + lam + 0.43
+    s = log(mul(v, c.inv_alpha)) - log(mul_add(a_r, r, c.b))  # log(v inv_alpha / (a / u_s**2 + b))
     t = (mul(k, c.log_lam) - c.lam) - log_factorial(k)
     accept1 = (u_shifted >= F32(0.07)) & (v <= c.v_r)
     reject = (k < F32(0)) | ((u_shifted < F32(0.013)) & (v > u_shifted))

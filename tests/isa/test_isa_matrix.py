@@ -22,22 +22,27 @@ from tests.isa import MATRIX, isa_env
 ROOT = Path(__file__).resolve().parents[2]
 
 REPRESENTATIVE = (
-    # streams: Threefry words, keys, the per-key vmap of bits and split
-    "tests/streams/test_threefry2x32.py",
-    "tests/streams/test_per_key.py::test_vmapped_split_equals_one_key_split",
+    # streams: Threefry words, keys
+    "tests/streams/test_threefry2x32.py::test_equals_jax_primitive_on_random_words",
     "tests/test_keys.py::test_nested_fan_out_is_hierarchical",
     # golden values of keyfan's own words and portable draws (every entry: the slow tier)
     "tests/streams/test_golden.py::test_keyfan_golden_values",
-    # samplers vs the canonical split + vmap pattern, rows, chunks and offsets
-    "tests/test_sample.py::test_sampler_equals_canonical",
-    "tests/test_sample.py::test_row_i_is_the_unbatched_draw_with_at",
+    # samplers vs the canonical split + vmap pattern: every bits-to-value path of the default floats
+    "tests/test_sample.py::test_sampler_equals_canonical[threefry-normal]",
+    "tests/test_sample.py::test_sampler_equals_canonical[threefry-uniform]",
+    "tests/test_sample.py::test_sampler_equals_canonical[threefry-truncated_normal]",
+    "tests/test_sample.py::test_sampler_equals_canonical[threefry-gumbel]",
+    "tests/test_sample.py::test_sampler_equals_canonical[threefry-legacy-randint]",
     # portable floats: the NumPy reference, op by op
-    "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference",
-    # transforms' row identity, eager, jitted and inside a user's program
-    "tests/test_transforms_identity.py",
+    "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference[normal-threefry]",
+    "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference[truncated_normal-threefry]",
+    "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference[uniform_bounds-threefry]",
+    "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference[gumbel-threefry]",
+    # transforms' row identity inside a user's jitted program (the FMA case)
+    "tests/test_transforms_identity.py::test_noise_inside_a_users_jitted_program_keeps_row_identity",
     # kf.vmap equals split + vmap
     "tests/test_vmap.py::test_different_equals_split_vmap_typed",
-    # ensembles: member identity, a Trainer resumed from a checkpoint continues bit for bit
+    # ensembles: member identity; a Trainer resumed from a checkpoint continues bit for bit
     "tests/test_ensemble.py::test_member_i_is_the_model_initialised_alone_with_at_key_i",
     "tests/test_ensemble_train.py::test_a_restored_run_continues_bit_identically",
 )
