@@ -5,6 +5,8 @@ jaxpr (nothing runs), with the line and a fix; the corrected versions pass.
 Run: .venv/bin/python examples/audit_flax_train_step.py
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -15,7 +17,7 @@ import keyfan as kf
 
 class MLP(nn.Module):
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = nn.relu(nn.Dense(32)(x))
         x = nn.Dropout(0.2, deterministic=not train)(x)
         return nn.Dense(3)(x)
@@ -26,9 +28,10 @@ params = model.init(kf.key(0), jnp.zeros((4,)))["params"]
 x, y = jnp.zeros((4,)), jnp.int32(1)  # ONE example: the audit reads per-example shapes
 
 
-def example_loss(params, x, y, key):
+def example_loss(params: Any, x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:
     logits = model.apply({"params": params}, x, train=True, rngs={"dropout": key})
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    loss: jax.Array = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return loss
 
 
 # 1. The per-example loss, vmapped over (x, y) with the dropout key broadcast: every example of
@@ -47,8 +50,8 @@ assert kf.audit(example_loss, params, x, y, kf.key(1), in_axes=(None, 0, 0, 0)).
 optimizer = optax.sgd(0.1)
 
 
-def train_step(params, opt_state, xs, ys, key):
-    def batch_loss(params):
+def train_step(params: Any, opt_state: Any, xs: jax.Array, ys: jax.Array, key: jax.Array) -> Any:
+    def batch_loss(params: Any) -> jax.Array:
         keys = jax.random.split(key, xs.shape[0])
         noisy = xs + 0.05 * jax.random.normal(key, xs.shape)  # BUG: the key was split above
         return jax.vmap(example_loss, in_axes=(None, 0, 0, 0))(params, noisy, ys, keys).mean()
@@ -65,8 +68,8 @@ assert not report.ok and {f.kind for f in report.findings} == {kf.AuditKind.SPLI
 print(report)
 
 
-def fixed_step(params, opt_state, xs, ys, key):
-    def batch_loss(params):
+def fixed_step(params: Any, opt_state: Any, xs: jax.Array, ys: jax.Array, key: jax.Array) -> Any:
+    def batch_loss(params: Any) -> jax.Array:
         keys = kf.fan_out(kf.named(key, "dropout"), (xs.shape[0],))
         noisy = xs + 0.05 * jax.random.normal(kf.named(key, "noise"), xs.shape)
         return jax.vmap(example_loss, in_axes=(None, 0, 0, 0))(params, noisy, ys, keys).mean()

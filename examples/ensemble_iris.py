@@ -37,7 +37,7 @@ ids = np.arange(len(y_train))  # stable example ids: each example's dropout key 
 
 class MLP(nn.Module):
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         for _ in range(2):
             x = nn.relu(nn.Dense(32)(x))
             x = nn.Dropout(0.1, deterministic=not train)(x)

@@ -14,7 +14,7 @@ ids = np.arange(100)
 step = 7
 
 
-def noise_for(batch_ids):
+def noise_for(batch_ids: np.ndarray) -> jax.Array:
     keys = kf.example_keys(key, batch_ids, step=step)
     return jax.vmap(lambda k: jax.random.normal(k, (4,)))(keys)
 

@@ -22,29 +22,32 @@ x_all = np.asarray(kf.normal(data_key, batch=(N,), shape=(3,)))
 y_all = x_all @ np.array([1.5, -2.0, 0.5], np.float32) + 0.3
 ids_all = np.arange(N)  # stable example ids
 
+Params = dict[str, jax.Array]
 root = kf.key(42)
 order_key, noise_key = kf.named(root, "order"), kf.named(root, "noise")
 
 
-def batch_ids(t):
+def batch_ids(t: int) -> np.ndarray:
     """The example ids of global step t: epoch t // S's permutation, slice t % S."""
     epoch, i = divmod(t, STEPS_PER_EPOCH)
     perm = np.asarray(jax.random.permutation(kf.step(order_key, epoch), N))
-    return ids_all[perm[i * BATCH:(i + 1) * BATCH]]
+    batch: np.ndarray = ids_all[perm[i * BATCH:(i + 1) * BATCH]]
+    return batch
 
 
 @jax.jit
-def sgd_step(params, x, y, ids, t):
+def sgd_step(params: Params, x: jax.Array, y: jax.Array, ids: np.ndarray, t: int) -> Params:
     noisy = x + 0.1 * jax.vmap(lambda k: jax.random.normal(k, (3,)))(kf.example_keys(noise_key, ids, step=t))
 
-    def loss(params):
+    def loss(params: Params) -> jax.Array:
         return jnp.mean(jnp.square(noisy @ params["w"] + params["b"] - y))
 
     grads = jax.grad(loss)(params)
-    return jax.tree.map(lambda p, g: p - 0.05 * g, params, grads)
+    updated: Params = jax.tree.map(lambda p, g: p - 0.05 * g, params, grads)
+    return updated
 
 
-def train(params, start, stop):
+def train(params: Params, start: int, stop: int) -> Params:
     for t in range(start, stop):
         ids = batch_ids(t)
         params = sgd_step(params, x_all[ids], y_all[ids], ids, t)
@@ -61,7 +64,7 @@ straight = train(init, 0, total)
 with tempfile.TemporaryDirectory() as tmp:
     checkpoint = pathlib.Path(tmp) / "ckpt.npz"
     params = train(init, 0, 10)
-    np.savez(checkpoint, step=10, **{k: np.asarray(v) for k, v in params.items()})
+    np.savez(checkpoint, step=np.asarray(10), w=np.asarray(params["w"]), b=np.asarray(params["b"]))
     del params
     saved = np.load(checkpoint)
     resumed = train({"w": jnp.asarray(saved["w"]), "b": jnp.asarray(saved["b"])}, int(saved["step"]), total)

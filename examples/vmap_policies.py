@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import keyfan as kf
 
 
-def noisy(x, key):
+def noisy(x: jax.Array, key: jax.Array) -> jax.Array:
     return x + jax.random.normal(key, x.shape)
 
 

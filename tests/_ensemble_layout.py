@@ -16,7 +16,8 @@ import json
 import sys
 
 
-def run(devices: int, member_axis: int, data_axis: int, chunks: int, **trainer_kwargs) -> dict[str, str]:
+def run(devices: int, member_axis: int, data_axis: int, chunks: int, *, hidden: int = 32,
+        **trainer_kwargs) -> dict[str, str]:
     """Digests of params, optimizer state, keys, losses and predictions after six steps."""
     import flax.linen as nn
     import jax
@@ -34,7 +35,7 @@ def run(devices: int, member_axis: int, data_axis: int, chunks: int, **trainer_k
     class MLP(nn.Module):
         @nn.compact
         def __call__(self, x, train: bool = False):
-            x = nn.relu(nn.Dense(32)(x))
+            x = nn.relu(nn.Dense(hidden)(x))
             x = nn.Dropout(0.2, deterministic=not train)(x)
             return nn.Dense(2)(x)
 
@@ -70,8 +71,8 @@ def run(devices: int, member_axis: int, data_axis: int, chunks: int, **trainer_k
             "predict": digest(prediction)}
 
 
-def refused_with_one_member_per_device() -> str:
-    """The error for a layout that would put one member on a device (it cannot keep the bits)."""
+def refused_with_unequal_member_blocks() -> str:
+    """The error for a member axis that would give devices different numbers of members."""
     import flax.linen as nn
     import optax
 
@@ -80,15 +81,15 @@ def refused_with_one_member_per_device() -> str:
 
     ens = Ensemble.init(nn.Dense(2), kf.key(0), members=8, sample_input=kf.normal(kf.key(1), batch=(2,), shape=(3,)))
     try:
-        Trainer(optax.sgd(0.1), mesh=make_mesh(8, 1)).init(ens)
+        Trainer(optax.sgd(0.1), mesh=make_mesh(3, 1)).init(ens)
     except ValueError as err:
         return str(err)
     return "not refused"
 
 
-LAYOUTS = ((2, 1), (1, 2), (4, 1), (2, 2), (1, 4), (4, 2), (2, 4))
-"""Member x data devices: 2, 4 and 8 devices, each holding 2, 4 or 8 of the 8 members and 1, 2
-or 4 of the 4 chunks."""
+LAYOUTS = ((2, 1), (1, 2), (4, 1), (2, 2), (1, 4), (8, 1), (4, 2), (2, 4))
+"""Member x data devices: 2, 4 and 8 devices, each holding 1, 2, 4 or 8 of the 8 members and 1,
+2 or 4 of the 4 chunks."""
 CHUNK_SETTINGS = (1, 2)
 """Chunk counts run with ``block_size=8`` on one device beside the default (one block per chunk
 of a batch of 32 in 4 chunks: blocks of 8 as well)."""
@@ -100,5 +101,5 @@ if __name__ == "__main__":
         result.update({f"1x1 chunks={c} block_size=8": run(1, 1, 1, c, block_size=8) for c in CHUNK_SETTINGS})
     else:
         result = {f"{m}x{d}": run(devices, m, d, chunks) for m, d in LAYOUTS}
-        result["one_member_per_device"] = refused_with_one_member_per_device()
+        result["unequal_member_blocks"] = refused_with_unequal_member_blocks()
     print(json.dumps(result))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import keyfan as kf
+from tests._compat import pytest_collection_modifyitems as mark_compat_subset
 
 pytest_plugins = ["tests._cpu_time"]
 
@@ -41,6 +42,13 @@ _FLOAT16_ID = re.compile(r"(?<!b)f(loat)?16")
 
 
 def pytest_collection_modifyitems(config, items):
+    """The compatibility subset is marked (tests/_compat.py), and float16 cases are skipped where
+    XLA cannot compile float16."""
+    mark_compat_subset(config, items)
+    _skip_float16_where_it_cannot_compile(items)
+
+
+def _skip_float16_where_it_cannot_compile(items) -> None:
     """Under an ISA setting where XLA cannot compile float16, its float16 cases are skipped
     (with the reason) rather than failed: they test nothing keyfan could change."""
     if not any(_FLOAT16_ID.search(item.name) for item in items) or float16_compiles():
@@ -101,3 +109,4 @@ def assert_trees_bitwise_equal(actual, expected) -> None:
         jax.tree.structure(actual), jax.tree.structure(expected))
     for a, e in zip(tree_bits(actual), tree_bits(expected), strict=True):
         assert_bitwise_equal(a, e)
+

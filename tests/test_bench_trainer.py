@@ -21,8 +21,12 @@ def test_group_runs_every_contender_and_writes_json(tmp_path):
     (entry,) = doc["sizes"]
     assert entry["label"] == "MLP 2-4-4-3, batch 8, K=2"
     names = [c["contender"] for c in entry["contenders"]]
-    assert names == ["keyfan Trainer (default)", "keyfan layout_invariant=False", "keyfan member_group=2",
-                     "hand-written jit(vmap(train_step))", "Equinox filter_vmap", "Python loop over K jitted steps"]
+    assert names == ["keyfan Trainer (default)", "keyfan member_group=2", "keyfan separate dispatches",
+                     "keyfan layout_invariant=False", "hand-written jit(vmap(train_step))", "Equinox filter_vmap",
+                     "Python loop over K jitted steps"]
+    assert entry["rule_choice"] == trainer.RULE
+    assert [c["contender"] for c in entry["contenders"] if c["chosen"]] == ["keyfan Trainer (default)"]
+    assert entry["contenders"][0]["arrangement"] == trainer.RULE
     rows = {c["contender"]: c for c in entry["contenders"]}
     assert rows["hand-written jit(vmap(train_step))"]["time_vs_hand"] == 1.0
     assert rows["Equinox filter_vmap"]["time_vs_equinox"] == 1.0
@@ -31,7 +35,8 @@ def test_group_runs_every_contender_and_writes_json(tmp_path):
         assert row["time_vs_hand"] == pytest.approx(row["median_ms"] / rows["hand-written jit(vmap(train_step))"]
                                                     ["median_ms"])
     assert any("torch" in note for note in doc["notes"])
-    assert len(trainer.table(doc)) == 6
+    table = trainer.table(doc)
+    assert len(table) == 7 and table[0][2] == trainer.RULE + " *"
 
 
 def test_contenders_return_one_loss_per_member_near_log_classes():
@@ -52,3 +57,14 @@ def test_cli_rejects_an_unknown_group():
     result = CliRunner().invoke(app, ["bench", "--group", "gpu"])
     shown = " ".join(result.output.replace("│", " ").split())  # the error box wraps the line
     assert result.exit_code == 2 and "group must be 'all', 'ensemble-trainer' or 'portable', got 'gpu'" in shown
+
+
+@pytest.mark.bitwise
+def test_the_trainer_arrangements_give_the_same_losses_bit_for_bit():
+    """One member per step (the rule's choice), two per step and separate dispatches run the same
+    single-member program: the same losses, bit for bit."""
+    contenders = {c.name: c for c in trainer.keyfan_contenders(TINY)}
+    losses = {name: np.asarray(contenders[name].make()()) for name in
+              ("keyfan Trainer (default)", "keyfan member_group=2", "keyfan separate dispatches")}
+    for name, value in losses.items():
+        np.testing.assert_array_equal(value, losses["keyfan Trainer (default)"], err_msg=name)

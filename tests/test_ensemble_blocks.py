@@ -52,13 +52,15 @@ def np_tree_sum(terms: list[np.ndarray]) -> np.ndarray:
     return terms[0]
 
 
-def reference_step(ens: Ensemble, weights, x, y, ids, *, block: int, group: int):
-    """The step's scaled gradient and losses, computed the plain way: for each group of members
-    and each block of ``block`` examples, the block's gradient by a jitted program of its own
-    (ordinary backprop of the block's weighted loss sum; each example run as a batch of one
-    with its dropout key); then, per member, the tree of block sums in NumPy, times 1/B."""
+def reference_step(ens: Ensemble, weights, x, y, ids, *, block: int):
+    """The step's scaled gradient and losses, computed the plain way: for each member and each
+    block of ``block`` examples, the block's gradient by a jitted single-member program of its
+    own (ordinary backprop of the block's weighted loss sum; each example run as a batch of one
+    with its dropout key); then, per member, the tree of block sums in NumPy, times 1/B. The
+    trainer's member grouping does not enter: every member runs its own program."""
     module = MLP()
 
+    @jax.jit
     def block_grad(params, member_key, w, xb, yb, ib):
         dkeys = kf.ensemble.dropout_keys(member_key[None], ib, 0)[0]
 
@@ -72,28 +74,16 @@ def reference_step(ens: Ensemble, weights, x, y, ids, *, block: int, group: int)
 
         return jax.value_and_grad(total)(params)
 
-    in_axes = (0, 0, None if weights is None else 0, None, None, None)
-    if group > 1:
-        program = jax.jit(jax.vmap(block_grad, in_axes=in_axes))
-    else:  # one member at a time: the unbatched program
-        one = jax.jit(block_grad)
-
-        def program(*args):
-            args = [a if axis is None or a is None else jax.tree.map(lambda v: v[0], a)
-                    for a, axis in zip(args, in_axes, strict=True)]
-            return jax.tree.map(lambda v: v[None], one(*args))
     batch = ids.shape[0]
     values = [[] for _ in range(ens.members)]
     grads = [[] for _ in range(ens.members)]
-    for start in range(0, ens.members, group):
-        members = slice(start, start + group)
-        params = jax.tree.map(lambda a, members=members: a[members], ens.params)
-        w = None if weights is None else weights[members]
+    for m in range(ens.members):
+        params = jax.tree.map(lambda a, m=m: a[m], ens.params)
+        w = None if weights is None else weights[m]
         for b in range(0, batch, block):
-            v, g = program(params, ens.keys[members], w, x[b:b + block], y[b:b + block], ids[b:b + block])
-            for m in range(group):
-                values[start + m].append(np.asarray(v[m]))
-                grads[start + m].append([np.asarray(leaf[m]) for leaf in jax.tree.leaves(g)])
+            v, g = block_grad(params, ens.keys[m], w, x[b:b + block], y[b:b + block], ids[b:b + block])
+            values[m].append(np.asarray(v))
+            grads[m].append([np.asarray(leaf) for leaf in jax.tree.leaves(g)])
     scale = np.float32(1.0 / batch)
     losses = np.stack([np_tree_sum(v) * scale for v in values])
     summed = [[np_tree_sum([g[i] for g in member]) * scale for i in range(len(member[0]))] for member in grads]
@@ -106,6 +96,7 @@ def reference_step(ens: Ensemble, weights, x, y, ids, *, block: int, group: int)
                           (8, 2, 1, 64)],
                          ids=["one-block", "blocks-of-8", "chunks-and-groups", "blocks-of-4", "per-example",
                               "one-member-at-a-time"])
+@pytest.mark.bitwise
 def test_step_equals_the_numpy_tree_of_block_gradients(block, chunks, group, bootstrap):
     ens = Ensemble.init(MLP(), kf.key(2), members=MEMBERS, sample_input=DATA.x[:2])
     trainer = Trainer(capture_gradients(), model_kwargs={"train": True}, block_size=block, chunks=chunks,
@@ -115,7 +106,7 @@ def test_step_equals_the_numpy_tree_of_block_gradients(block, chunks, group, boo
     x, y = DATA.x[ids], DATA.y[ids]
     new_state, losses = trainer.step(state, x, y, ids)
     expected_losses, expected_grads = reference_step(ens, state.weights, x, y, jnp.asarray(ids),
-                                                     block=block or 32 // chunks, group=group or MEMBERS)
+                                                     block=block or 32 // chunks)
     assert_bitwise_equal(losses, expected_losses)
     for got, want in zip(jax.tree.leaves(new_state.opt_state), expected_grads, strict=True):
         assert_bitwise_equal(got, want)
@@ -192,8 +183,9 @@ def test_block_and_group_errors():
 
 
 @pytest.mark.bitwise
-def test_member_groups_of_two_or_more_keep_the_bits():
-    """Groups of 2 or 4 of 8 members (a scan over groups) give the bits of one vmap over all 8."""
+def test_member_groups_keep_the_bits():
+    """2 or 4 of 8 members per step of the loop over members give the bits of the default (one
+    per step): each member runs its own program whatever the group."""
     ens = Ensemble.init(MLP(), kf.key(5), members=8, sample_input=DATA.x[:2])
     params = {}
     for group in (None, 2, 4):
@@ -206,3 +198,27 @@ def test_member_groups_of_two_or_more_keep_the_bits():
     for group in (2, 4):
         for a, b in zip(params[group], params[None], strict=True):
             assert_bitwise_equal(a, b)
+
+
+@pytest.mark.bitwise
+def test_each_member_trained_alone_has_the_bits_it_has_in_the_ensemble():
+    """Member identity for training: every member runs its own single-member program, so a member
+    trained in an ensemble of 4 equals it trained alone (an ensemble of 1), step by step."""
+    ens = Ensemble.init(MLP(), kf.key(6), members=4, sample_input=DATA.x[:2])
+
+    def train(e):
+        trainer = Trainer(optax.adam(1e-2), model_kwargs={"train": True})
+        state = trainer.init(e, bootstrap=64)
+        losses = []
+        for t in range(2):
+            ids = (np.arange(32) + 32 * t) % 64
+            state, loss = trainer.step(state, DATA.x[ids], DATA.y[ids], ids)
+            losses.append(loss)
+        return state, np.stack(losses)
+
+    together, losses = train(ens)
+    for m in (0, 3):
+        alone, alone_losses = train(ens[m:m + 1])
+        assert_bitwise_equal(alone_losses[:, 0], losses[:, m])
+        for a, b in zip(jax.tree.leaves(alone.ensemble.params), jax.tree.leaves(together.ensemble.params), strict=True):
+            assert_bitwise_equal(a[0], b[m])

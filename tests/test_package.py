@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -131,3 +132,24 @@ def test_bare_core_installs_from_the_local_path_and_runs(tmp_path):
     proc = _run(CORE_SCRIPT + MISSING_EXTRA, python=python)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"core ok {keyfan.__version__}" in proc.stdout
+    # The keyfan script without the cli extra: one line naming the extra, no traceback.
+    script = env_dir / ("Scripts" if os.name == "nt" else "bin") / "keyfan"
+    cli = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and "Traceback" not in cli.stderr, cli.stderr
+    assert cli.stderr.strip().splitlines() == [
+        "keyfan: the command line needs the 'cli' extra (typer is not installed): pip install 'keyfan[cli]'"]
+    # The README's install lines parse and resolve with the pip this venv ships (ensurepip's:
+    # 23.2 on Python 3.11.7), which refuses the PEP 508 form "keyfan[all] @ git+file:///path".
+    for line in _readme_install_lines():
+        args = shlex.split(line.split("#")[0].replace("/path/to/keyfan", str(ROOT)))[2:]
+        dry = subprocess.run([python, "-m", "pip", "install", "--disable-pip-version-check", "--dry-run", "--no-deps",
+                              *args], capture_output=True, text=True, timeout=600,
+                             cwd=tmp_path)
+        assert dry.returncode == 0 and "Preparing metadata" in dry.stdout, (line, dry.stdout + dry.stderr)
+
+
+def _readme_install_lines() -> list[str]:
+    block = (ROOT / "README.md").read_text().split("## Install", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in block.splitlines() if line.startswith("pip install") and "/path/to/keyfan" in line]
+    assert len(lines) >= 2, block
+    return lines

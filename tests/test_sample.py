@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import keyfan as kf
 from keyfan import _kernel
-from tests.conftest import assert_bitwise_equal, canonical_draw, half_floats
+from tests.conftest import PARTITIONABLE, STREAMS, assert_bitwise_equal, canonical_draw, half_floats
 
 LOGITS = jnp.log(jnp.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]))
 
@@ -65,12 +65,23 @@ kernel paths) on one combo of each kind: nested, no batch, gathered keys, N = 0,
 VARIANT_COMBOS = [COMBOS[i] for i in (1, 2, 6, 7, 3)]
 
 
+def _canonical_cases():
+    """Every sampler on both streams; the dtype/mode variants (same kernel paths as the core
+    samplers, which run on both streams here) run on the legacy stream in the slow tier."""
+    for stream in STREAMS:
+        for name, ours, theirs in CASES:
+            slow = stream != "threefry" and name not in CORE
+            yield pytest.param(stream, name, ours, theirs, marks=[pytest.mark.slow] if slow else [],
+                               id=f"{stream}-{name}")
+
+
 @pytest.mark.bitwise
-@pytest.mark.parametrize("name,ours,theirs", CASES, ids=[c[0] for c in CASES])
-def test_sampler_equals_canonical(stream, name, ours, theirs):
-    key = kf.key(7, stream)
-    for batch, shape in COMBOS if name in CORE else VARIANT_COMBOS:
-        assert_bitwise_equal(ours(key, batch, shape), canonical_draw(theirs(shape), key, batch))
+@pytest.mark.parametrize("stream_name,name,ours,theirs", list(_canonical_cases()))
+def test_sampler_equals_canonical(stream_name, name, ours, theirs):
+    with jax.threefry_partitionable(PARTITIONABLE[stream_name]):
+        key = kf.key(7, stream_name)
+        for batch, shape in COMBOS if name in CORE else VARIANT_COMBOS:
+            assert_bitwise_equal(ours(key, batch, shape), canonical_draw(theirs(shape), key, batch))
 
 
 # Draws of PAIRED_MIN_SIZE (4096) values or more run two values at a time (keyfan._flat), draws of

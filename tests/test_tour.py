@@ -68,3 +68,11 @@ def test_cli_tour_prints_the_table_and_the_pitfall():
 def test_python_dash_m_keyfan_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "keyfan", "--help"], capture_output=True, text=True, check=True)
     assert "tour" in out.stdout
+
+
+def test_tour_shows_the_sanitizer_finding_the_bug():
+    """The sanitizer leads the README; the tour shows it raising on the same broadcast key."""
+    result = CliRunner().invoke(app, ["tour"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "kf.sanitize() (or pytest --keyfan-sanitize) on the bug raises" in result.output
+    assert "kf.SharedRandomnessError: jax.random.normal draws the same values for every example" in result.output

@@ -148,6 +148,7 @@ def test_spmd_axis_name_under_jit():
 # -- "same" --------------------------------------------------------------------------------------
 
 @pytest.mark.bitwise
+@pytest.mark.keyfan_sanitize("off")  # builds the broadcast key on purpose, as the reference
 def test_same_equals_broadcast(stream):
     key = kf.key(SEED, stream=stream)
     got = kf.vmap(noisy, in_axes=(0, None), randomness="same")(jnp.zeros((4, 3)), key)
@@ -155,6 +156,7 @@ def test_same_equals_broadcast(stream):
     assert all((got[i] == got[0]).all() for i in range(4)), "one draw shared by the batch"
 
 
+@pytest.mark.keyfan_sanitize("off")  # builds the broadcast key on purpose, as the reference
 def test_same_traces_draws_inside_shared_scope():
     key = kf.key(SEED)
     f = kf.vmap(noisy, in_axes=(0, None), randomness="same")

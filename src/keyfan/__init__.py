@@ -4,6 +4,8 @@
 ``kf.ensemble`` load Flax, Optax and Orbax on first use (``pip install 'keyfan[flax]'``).
 """
 
+from typing import TYPE_CHECKING
+
 from keyfan import transforms as transforms
 from keyfan._audit import AuditFinding as AuditFinding
 from keyfan._audit import AuditKind as AuditKind
@@ -37,6 +39,11 @@ from keyfan.sample import truncated_normal as truncated_normal
 from keyfan.sample import uniform as uniform
 from keyfan.scopes import shared_randomness as shared_randomness
 from keyfan.transforms import dropout as dropout
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers (nothing is imported at run time)
+    from keyfan import ensemble as ensemble
+    from keyfan.ensemble import Ensemble as Ensemble
+    from keyfan.ensemble import shared_vmap as shared_vmap
 
 # Names served by the optional ``flax`` extra, loaded on first use (PEP 562).
 _LAZY = {"ensemble": None, "Ensemble": "Ensemble", "shared_vmap": "shared_vmap"}

@@ -30,6 +30,7 @@ computes keyfan's portable draws under ``jit`` and their reference in NumPy.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import jax
@@ -45,7 +46,7 @@ _SIGN_EXPONENT = np.uint32(0xFF800000)
 _SIGN_EXPONENT_LOW = np.uint32(0xFF800FFF)
 
 
-def xp(*arrays: Any):
+def xp(*arrays: Any) -> ModuleType:
     """``jax.numpy`` if any argument is a JAX array (or tracer), else ``numpy``."""
     return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
 

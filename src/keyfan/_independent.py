@@ -16,6 +16,7 @@ import numpy as np
 from jax.tree_util import keystr
 
 from keyfan._checks import as_int, is_typed_key
+from keyfan.typing import PyTree
 
 __all__ = ["IndependenceReport", "check_independent"]
 
@@ -52,7 +53,7 @@ def _group(group: tuple[int, ...]) -> str:
     return f"examples {listed} ({len(group)} identical)"
 
 
-def check_independent(batch: Any, axis: Any = 0) -> IndependenceReport:
+def check_independent(batch: PyTree, axis: int = 0) -> IndependenceReport:
     """Flags examples of a batch that are bitwise identical, comparing all pairs.
 
     An example is everything at one index of ``axis`` in every leaf of ``batch``: two examples
@@ -67,14 +68,14 @@ def check_independent(batch: Any, axis: Any = 0) -> IndependenceReport:
 
     Returns:
       An :class:`IndependenceReport`; ``report.duplicates`` lists the groups of identical
-      examples and ``report.ok`` is True when there are none.
+        examples and ``report.ok`` is True when there are none.
 
     Raises:
       TypeError: a leaf is not an array, or ``axis`` is not an int.
       ValueError: ``batch`` has no leaves, a leaf has no axis ``axis``, or leaves disagree on the
         number of examples.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> tiled = jnp.tile(jax.random.PRNGKey(0), (4, 1))      # one key, four times
       >>> kf.check_independent(tiled).duplicates

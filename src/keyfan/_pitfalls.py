@@ -37,7 +37,7 @@ def distinct_rows(x: Array) -> bool:
     Returns:
       Whether no two rows have the same bits.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan._pitfalls import distinct_rows
       >>> distinct_rows(jnp.array([[1.0, 2.0], [1.0, 2.0]])), distinct_rows(jnp.eye(2))
@@ -62,7 +62,7 @@ def broadcast_key(seed: Any, batch_size: Any = 4, n: Any = 3) -> BugAndFix:
     Returns:
       ``BugAndFix`` of two float32 arrays ``(batch_size, n)``: noise added to zeros.
 
-    Example:
+    Examples:
       >>> from keyfan._pitfalls import broadcast_key, distinct_rows
       >>> demo = broadcast_key(0, batch_size=4, n=3)
       >>> distinct_rows(demo.bug), distinct_rows(demo.fix)
@@ -91,7 +91,7 @@ def one_key_big_shape(seed: Any, batch_size: Any = 4, n: Any = 3) -> BugAndFix:
     Returns:
       ``BugAndFix`` of two float32 arrays ``(batch_size, n)``; their rows differ.
 
-    Example:
+    Examples:
       >>> from keyfan._pitfalls import one_key_big_shape
       >>> demo = one_key_big_shape(0, 4, 3)
       >>> bool((demo.bug == demo.fix).all())
@@ -118,7 +118,7 @@ def python_loop_unrolls(batch_size: Any = 8, n: Any = 3) -> tuple[int, int]:
     Returns:
       ``(loop_equations, vmap_equations)``, two ints (equations of sub-jaxprs included).
 
-    Example:
+    Examples:
       >>> from keyfan._pitfalls import python_loop_unrolls
       >>> loop8, vmap8 = python_loop_unrolls(8)
       >>> loop32, vmap32 = python_loop_unrolls(32)

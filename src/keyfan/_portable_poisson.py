@@ -75,13 +75,13 @@ def _words(key: Array, shape: tuple[int, ...]) -> Array:
 
 
 def _knuth(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype, max_iters: Any) -> Array:
-    def body(carry):
+    def body(carry: tuple[Any, ...]) -> tuple[Any, ...]:
         i, k, rng, log_prod = carry
         rng, subkey = jax.random.split(rng)
         k = lax.select(log_prod > -lam, k + 1, k)
         return i + 1, k, rng, log_prod + knuth_log_uniform(_words(subkey, shape))
 
-    def cond(carry):
+    def cond(carry: tuple[Any, ...]) -> Any:
         i, log_prod = carry[0], carry[3]
         return (log_prod > -lam).any() & (i < max_iters)
 
@@ -93,13 +93,13 @@ def _knuth(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype, max_
 def _rejection(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype, max_iters: Any) -> Array:
     constants = rejection_constants(lam)
 
-    def body(carry):
+    def body(carry: tuple[Any, ...]) -> tuple[Any, ...]:
         i, k_out, accepted, key = carry
         key, subkey_0, subkey_1 = jax.random.split(key, 3)
         k, accept = rejection_step(_words(subkey_0, shape), _words(subkey_1, shape), constants)
         return i + 1, lax.select(accept, k, k_out), accepted | accept, key
 
-    def cond(carry):
+    def cond(carry: tuple[Any, ...]) -> Any:
         i, _, accepted, _ = carry
         return (~accepted).any() & (i < max_iters)
 
@@ -114,7 +114,7 @@ def poisson_one(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype)
     use_knuth = jnp.isnan(lam) | (lam < 10)
     lam_knuth = lax.select(use_knuth, lam, lax.full_like(lam, 0.0))
     lam_rejection = lax.select(use_knuth, lax.full_like(lam, 1e5), lam)
-    max_iters = dtype.type(jnp.iinfo(dtype).max)
+    max_iters = dtype.type(np.iinfo(dtype).max)
     result = lax.select(use_knuth, _knuth(key, lam_knuth, shape, dtype, max_iters),
                         _rejection(key, lam_rejection, shape, dtype, max_iters))
     return lax.select(lam == 0, jnp.zeros_like(result), result)

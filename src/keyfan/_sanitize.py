@@ -92,7 +92,10 @@ def sanitize_from_environment() -> None:
     if value in ("", "0", "false", "off"):
         return
     if value not in _ENVIRONMENT:
-        raise ValueError(f"KEYFAN_SANITIZE must be 1, error, warn or 0; got {value!r}.")
+        # One line, no traceback: a bad setting of a debugging switch stops the program at once,
+        # as a bad PYTHONHASHSEED does, rather than running it unchecked.
+        accepted = ", ".join(repr(v) for v in (*_ENVIRONMENT, "0", "false", "off"))
+        raise SystemExit(f"keyfan: KEYFAN_SANITIZE must be one of {accepted} (or unset); got {value!r}.")
     require_sanitizer(f"KEYFAN_SANITIZE={value}")
     check_globally(_ENVIRONMENT[value])
 

@@ -7,6 +7,7 @@ on identical inputs, and whether the second run reproduces the first bit for bit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -18,7 +19,7 @@ from jax import Array
 from keyfan import recipes
 from keyfan._pitfalls import BugAndFix, broadcast_key, distinct_rows
 
-__all__ = ["TourRow", "broadcast_demo", "run_tour"]
+__all__ = ["TourRow", "broadcast_demo", "run_tour", "sanitizer_demo"]
 
 SEED = 0
 
@@ -84,6 +85,26 @@ def run_tour() -> list[TourRow]:
             distinct = "yes" if holds else "NO"
         rows.append(TourRow(name, tuple(first.shape), distinct, reproducible, note, holds))
     return rows
+
+
+def sanitizer_demo(batch_size: int = 4, n: int = 3) -> str:
+    """The broadcast-key bug run under ``kf.sanitize()``: the first line of the error it raises.
+
+    Raises:
+      AssertionError: the sanitizer let the bug through (the tour then fails).
+    """
+    from keyfan import SharedRandomnessError, sanitize
+
+    key, xs = jax.random.PRNGKey(SEED), jnp.zeros((batch_size, n))
+    try:
+        with sanitize():
+            jax.vmap(recipes.add_noise, in_axes=(0, None))(xs, key)
+    except SharedRandomnessError as err:
+        # "kf.sanitize: at FILE:LINE (fn): jax.random.normal draws the same values for every
+        # example of the jax.vmap traced at ..." -> the finding, without this script's frames.
+        message = str(err).splitlines()[0]
+        return re.sub(r"^kf\.sanitize: at .*?\): ", "", message).split(" of the jax.vmap")[0]
+    raise AssertionError("kf.sanitize() did not report the broadcast key")
 
 
 def broadcast_demo(batch_size: int = 4, n: int = 3) -> BugAndFix:

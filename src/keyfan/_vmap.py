@@ -34,9 +34,11 @@ from keyfan._keyarg import check_key
 from keyfan._keyflow.args import Bound, bind, check_axes, check_key_argnums
 from keyfan._keyflow.errors import SharedRandomnessError
 from keyfan._keyflow.example import Example, example_jaxpr
+from keyfan._keyflow.primitives import declared_shared
+from keyfan._keyflow.wording import shared_draw
 from keyfan._keyflow.wording import what as _what
 from keyfan.keys import fan_out
-from keyfan.scopes import SHARED_RANDOMNESS_SCOPE, shared_randomness
+from keyfan.scopes import shared_randomness
 from keyfan.streams import get_stream
 
 __all__ = ["Randomness", "vmap"]
@@ -243,7 +245,7 @@ def _trace_shared_draws(f: Callable[..., Any], bound: Bound,
     varying = [bound.leaves[i].axis is not None for i in dynamic]
     draws = _keyflow.draws(closed, varying, axis_names=() if axis_name is None else (axis_name,))
     return [dataclasses.replace(d, sources=frozenset(dynamic[i] for i in d.sources)) for d in draws
-            if not d.varying and not _keyflow.in_scope(d.name_stack, SHARED_RANDOMNESS_SCOPE)]
+            if not d.varying and not declared_shared(d.name_stack)]
 
 
 def _check_no_shared_draws(f: Callable[..., Any], bound: Bound, axis_name: Any) -> None:
@@ -284,10 +286,11 @@ def _message(f: Callable[..., Any], bound: Bound, shared: Sequence[_keyflow.Draw
     else:  # 'different' fans out key arguments: with none, suggesting it would only raise again
         different = ("make the key an argument, then randomness='different' gives example i the key "
                      "kf.at(key, i); ")
+    sentence = shared_draw(f"{what}{where}", "of the batch", origin.removeprefix("its key "))
     return (
-        f"kf.vmap({name}, randomness='error'): {what}{where} is the same for every example of the "
-        f"batch: {origin}.{more} Fix: {different}randomness='same' (or `with kf.shared_randomness():` "
-        f"around the draw) shares it on purpose; or pass one key per example (kf.fan_out(key, n), in_axes=0)."
+        f"kf.vmap({name}, randomness='error'): {sentence}{more} Fix: {different}randomness='same' (or "
+        f"`with kf.shared_randomness():` around the draw) shares it on purpose; or pass one key per example "
+        f"(kf.fan_out(key, n), in_axes=0)."
     )
 
 

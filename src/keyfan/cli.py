@@ -33,6 +33,8 @@ class _Group(typer.core.TyperGroup, _Command):
     """The root ``keyfan`` group, with the same --help line as its commands."""
 
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
                   help="keyfan: per-example randomness in JAX that is correct, reproducible and fast.")
 DEFAULT_RUN_DIR = Path("keyfan-out/ensemble")
@@ -68,7 +70,7 @@ def tour() -> None:
     """Run every reference recipe, check its rows, and show the broadcast-key bug beside its fix."""
     console = _console()
     from keyfan._pitfalls import distinct_rows
-    from keyfan._tour import broadcast_demo, run_tour
+    from keyfan._tour import broadcast_demo, run_tour, sanitizer_demo
 
     table = Table(title="keyfan tour: the reference recipes (seed 0)")
     table.add_column("recipe", no_wrap=True)
@@ -96,6 +98,8 @@ def tour() -> None:
         f"bug rows pairwise distinct: [red]{words[distinct_rows(demo.bug)]}[/]   "
         f"fix rows pairwise distinct: [green]{words[distinct_rows(demo.fix)]}[/]"
     )
+    console.print("Found without changing the code: kf.sanitize() (or pytest --keyfan-sanitize) on the bug raises")
+    console.print(f"  [red]kf.SharedRandomnessError[/]: {sanitizer_demo()}", soft_wrap=True)
     if failed:
         console.print(f"[red]FAIL[/]: {len(failed)} of {len(rows)} recipes failed their checks: {', '.join(failed)}")
         raise typer.Exit(code=1)
@@ -105,7 +109,7 @@ def tour() -> None:
 @app.command(cls=_Command)
 def bench(
     quick: bool = typer.Option(False, "--quick", metavar=FLAG,
-                               help="Leave out the largest shape; samplers at 1e5 (under a minute). Writes "
+                               help="Leave out the largest shape; samplers at 1e5 (about a minute of CPU time). Writes "
                                     "bench-quick.json and bench-quick.png."),
     runs: int = typer.Option(21, min=3, metavar="N", help="Timed samples per case (at least 3); the median is "
                                                           "reported."),
@@ -116,7 +120,7 @@ def bench(
                              help="Directory for bench.json and bench.png."),
     group: str = typer.Option("all", metavar="GROUP",
                               help="'all' (the suite), 'ensemble-trainer' (one ensemble training step against "
-                                   "hand-written JAX and Equinox at three sizes; a few minutes) or 'portable' "
+                                   "hand-written JAX and Equinox at four sizes; several minutes) or 'portable' "
                                    "(each float sampler with portable=True beside its default; portable.json)."),
 ) -> None:
     """Time keyfan against the canonical patterns and NumPy; write JSON and a PNG chart."""
@@ -131,8 +135,9 @@ def bench(
 
         doc = trainer.run(out=out, progress=lambda name: console.print(f"  {name}", end="\r"))
         table = Table(title="ensemble trainer: one training step (median ms), first call (s), XLA temp (MB)")
-        for column in ("size", "contender", "median ms", "vs hand", "vs equinox", "first call s", "XLA temp MB"):
-            table.add_column(column, justify="left" if column in ("size", "contender") else "right")
+        left = ("size", "contender", "arrangement (* rule)")
+        for column in (*left, "median ms", "vs hand", "vs equinox", "first call s", "XLA temp MB"):
+            table.add_column(column, justify="left" if column in left else "right")
         for row in trainer.table(doc):
             table.add_row(*row)
         console.print(table)
@@ -178,14 +183,17 @@ def bench(
         table.add_row(*row)
     console.print(table)
 
-    goals = Table(title="targets (this run)")
-    goals.add_column("target", overflow="fold")
-    for column in ("value", "goal", "met"):
-        goals.add_column(column, justify="right", no_wrap=True, min_width=6)
-    for t in report.targets(results):
-        met = {True: "[green]yes[/]", False: "[red]no[/]", None: "n/a"}[t["met"]]
-        goals.add_row(t["target"], fmt(t["value"], ".2f"), f"{t['goal']}", met)
-    console.print(goals)
+    if quick:  # the targets are set on the full shapes, which --quick leaves out
+        console.print("targets: not evaluated by --quick (they are set on the full run's shapes: keyfan bench)")
+    else:
+        goals = Table(title="targets (this run)")
+        goals.add_column("target", overflow="fold")
+        for column in ("value", "goal", "met"):
+            goals.add_column(column, justify="right", no_wrap=True, min_width=6)
+        for t in report.targets(results):
+            met = {True: "[green]yes[/]", False: "[red]no[/]", None: "n/a"}[t["met"]]
+            goals.add_row(t["target"], fmt(t["value"], ".2f"), f"{t['goal']}", met)
+        console.print(goals)
 
     name = ("portable" if group == "portable" else "bench") + ("-quick" if quick else "")
     report.write_json(out / f"{name}.json", results, quick=quick)
@@ -210,15 +218,21 @@ def ensemble(
                                           help="Where the PNG and JSON go.")] = DEFAULT_RUN_DIR,
     bootstrap: Annotated[bool, typer.Option("--bootstrap/--no-bootstrap", metavar=FLAG,
                                             help="Train each member on its own bootstrap resample.")] = False,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", metavar=FLAG,
+                                         help="Continue the run whose checkpoints are in --out-dir (same settings) "
+                                              "from its newest complete checkpoint; --no-resume starts over.")] = True,
 ) -> None:
-    """Train a deep ensemble of small MLPs with dropout on a built-in dataset; report member and ensemble metrics."""
+    """Train a deep ensemble of small MLPs with dropout on a built-in dataset; report member and ensemble metrics.
+
+    A checkpoint is saved after every epoch (the newest two are kept) in OUT_DIR/checkpoints; run the same
+    command again after an interruption and it resumes from the newest complete one, with the same result."""
     console = _console()
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from keyfan.ensemble import report_table
-    from keyfan.ensemble._run import RunConfig, run_ensemble
+    from keyfan.ensemble._run import RunConfig, checkpoint_dir, run_ensemble, steps_per_epoch
 
     try:
         config = RunConfig(dataset=dataset, members=members, epochs=epochs, seed=seed, out_dir=str(out_dir),
@@ -231,8 +245,21 @@ def ensemble(
                TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("train", total=config.epochs, loss="")
-        result = run_ensemble(config, on_epoch=lambda epoch, losses: progress.update(
-            task, advance=1, loss=f"mean member loss {float(losses.mean()):.4f}"))
+
+        def on_epoch(epoch: int, losses: Any) -> None:
+            progress.update(task, completed=epoch + 1, loss=f"mean member loss {float(losses.mean()):.4f}")
+
+        try:
+            result = run_ensemble(config, on_epoch=on_epoch, resume=resume)
+        except ValueError as err:
+            raise _fail(f"keyfan ensemble: {err}") from None
+        except OSError as err:
+            Console(stderr=True, soft_wrap=True).print(f"keyfan ensemble: {err}", markup=False, style="red")
+            raise typer.Exit(code=1) from None
+    if result.resumed_from is not None:
+        epoch = result.resumed_from // steps_per_epoch(config)
+        console.print(f"resumed from step {result.resumed_from} (after epoch {epoch} of {config.epochs}) of the run "
+                      f"in {checkpoint_dir(config)}")
     labels, rows = report_table(result.metrics)
     table = Table(title=f"{config.members}-member deep ensemble on {config.dataset} (seed {config.seed}, "
                         f"{config.n_test} test points)")
@@ -344,16 +371,18 @@ def _frames_in(err: BaseException, target: str) -> str:
     return f"{outside[-1].filename}:{outside[-1].lineno}" if outside else ""
 
 
-@app.command()
+@app.command(cls=_Command)
 def stream(
-    layout: Annotated[str, typer.Option(help="per-example, example-ids, steps, named, or shared (the negative "
-                                             "control: one key for every example).")] = "per-example",
-    batch: Annotated[int, typer.Option(min=2, help="B, the number of examples whose streams are interleaved.")] = 64,
-    length: Annotated[int, typer.Option(min=1, help="L, words per example in each block.")] = 1024,
-    n_bytes: Annotated[int | None, typer.Option("--bytes", min=0, help="Bytes to write (0: without end, for a battery "
-                                                                 "reading stdin) [default: one block, 4*B*L].",
-                                                show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="The seed of kf.key.")] = 0,
+    layout: Annotated[str, typer.Option(metavar="LAYOUT", help="per-example, example-ids, steps, named, or shared "
+                                                               "(the negative control: one key for every example).")
+                      ] = "per-example",
+    batch: Annotated[int, typer.Option(min=2, metavar="B", help="The number of examples whose streams are "
+                                                                "interleaved (at least 2).")] = 64,
+    length: Annotated[int, typer.Option(min=1, metavar="L", help="Words per example in each block.")] = 1024,
+    n_bytes: Annotated[int | None, typer.Option("--bytes", min=0, metavar="N", show_default=False,
+                                                help="Bytes to write; 0 writes without end, for a battery reading "
+                                                     "stdin. Default: one block, 4*B*L bytes.")] = None,
+    seed: Annotated[int, typer.Option(metavar="SEED", help="The seed of kf.key.")] = 0,
 ) -> None:
     """Write per-example streams as raw little-endian uint32 words to stdout, column-wise (word j of
     every example, then word j+1), for external batteries: `keyfan stream | dieharder -a -g 200`."""

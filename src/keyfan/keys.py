@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -29,21 +30,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
+from jax.typing import ArrayLike
 
 from keyfan._checks import as_int, check_fits_memory, check_not_a_key, check_traced, is_traced
 from keyfan._flat import Span, flat_loop
 from keyfan._kernel import coordinate_keys
 from keyfan._keyarg import check_key
-from keyfan.streams import DEFAULT_STREAM, Stream, Words, get_stream
+from keyfan.streams import Stream, Words, get_stream
 from keyfan.streams._base import seed_words
 from keyfan.streams._threefry2x32 import threefry2x32
+from keyfan.typing import KeyLike, ShapeLike, StreamName
 
 __all__ = ["at", "example_keys", "fan_out", "key", "named", "step", "stream_of"]
 
 _MASK32 = 0xFFFFFFFF
 
 
-def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
+def key(seed: ArrayLike, stream: StreamName = "threefry") -> Array:
     """Makes a typed key from an integer seed, on a named stream.
 
     The seed maps to key data exactly as ``jax.random.PRNGKey(seed)`` maps it under
@@ -71,7 +74,12 @@ def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
     Returns:
       A scalar typed key whose dtype names its stream, with the key data above.
 
-    Example:
+    Raises:
+      TypeError: ``seed`` is not an integer (a string, a bool, a key, a non-scalar array).
+      ValueError: a non-whole, NaN or infinite float, a seed outside ``[-2**63, 2**64)``, or an
+        unknown ``stream``.
+
+    Examples:
       >>> import keyfan as kf
       >>> k = kf.key(0)
       >>> kf.normal(k, batch=(4,), shape=(3,)).shape
@@ -101,9 +109,26 @@ def key(seed: Any, stream: str = DEFAULT_STREAM) -> Array:
     return cast(Array, jax.random.wrap_key_data(cast(Array, data), impl=impl.spec))
 
 
-def stream_of(key: Any, *, stream: str | None = None) -> str:
+def stream_of(key: KeyLike, *, stream: StreamName | None = None) -> str:
     """The name of the stream ``key`` is read on (a raw key is read on ``stream``, default
-    ``"threefry"``)."""
+    ``"threefry"``).
+
+    Args:
+      key: a key, or an array of keys.
+      stream: the stream to read a raw or JAX-typed key on (default ``"threefry"``).
+
+    Returns:
+      The stream's name, ``"threefry"`` or ``"threefry-legacy"``.
+
+    Raises:
+      TypeError: ``key`` is not a key.
+      ValueError: ``stream=`` disagrees with a keyfan key's own stream.
+
+    Examples:
+      >>> import jax, keyfan as kf
+      >>> kf.stream_of(kf.key(0, "threefry-legacy")), kf.stream_of(jax.random.PRNGKey(0))
+      ('threefry-legacy', 'threefry')
+    """
     return check_key("key", key, stream=stream, batched=True).stream.name
 
 
@@ -189,7 +214,7 @@ def _fan_out_data(data: Array, stream: Stream, shape: tuple[int, ...]) -> Array:
     return flat_loop(keys, size, data).reshape(*shape, 2)
 
 
-def fan_out(key: Any, batch_shape: Any, *, stream: str | None = None) -> Array:
+def fan_out(key: KeyLike, batch_shape: ShapeLike, *, stream: StreamName | None = None) -> Array:
     """One key per coordinate of a (possibly nested) batch.
 
     Args:
@@ -199,13 +224,18 @@ def fan_out(key: Any, batch_shape: Any, *, stream: str | None = None) -> Array:
         its own.
 
     Returns:
-      Keys of shape ``batch_shape`` (raw keys: ``uint32[*batch_shape, 2]``), with
-      ``keys[i, j, ...] == at(key, (i, j, ...))``. For a 1-D batch this is
-      ``jax.random.split(key, n)`` on the key's stream; a nested batch splits hierarchically
-      (``keys[i] == fan_out(at(key, i), batch_shape[1:])``), so on the ``"threefry"`` stream a
-      coordinate's key does not depend on any batch size.
+      Keys of shape ``batch_shape`` (raw keys: ``uint32[*batch_shape, 2]``) with
+        ``keys[i, j, ...] == at(key, (i, j, ...))``: for a 1-D batch ``jax.random.split(key, n)``
+        on the key's stream; a nested batch splits hierarchically (``keys[i] ==
+        fan_out(at(key, i), batch_shape[1:])``), so on ``"threefry"`` no coordinate's key depends
+        on a batch size.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single key, or ``batch_shape`` is not a shape.
+      ValueError: a negative axis, an axis of ``2**32`` or more (``2**31`` on the legacy stream),
+        or more keys than memory holds.
+
+    Examples:
       >>> import jax, keyfan as kf
       >>> keys = kf.fan_out(kf.key(0), (2, 3))
       >>> bool((jax.random.key_data(keys[1, 2]) == jax.random.key_data(kf.at(kf.key(0), (1, 2)))).all())
@@ -220,7 +250,8 @@ def fan_out(key: Any, batch_shape: Any, *, stream: str | None = None) -> Array:
     return arg.wrap(_fan_out_data(arg.data, arg.stream, shape))
 
 
-def at(key: Any, index: Any, *, batch_shape: Any = None, stream: str | None = None) -> Array:
+def at(key: KeyLike, index: ArrayLike | Sequence[ArrayLike], *, batch_shape: ShapeLike | None = None,
+       stream: StreamName | None = None) -> Array:
     """The key of one batch coordinate, computed alone (no key array is built).
 
     Args:
@@ -235,12 +266,19 @@ def at(key: Any, index: Any, *, batch_shape: Any = None, stream: str | None = No
       stream: stream for a raw or JAX-typed key; a keyfan key carries its own.
 
     Returns:
-      A single key equal to ``fan_out(key, batch_shape)[index]``; on ``"threefry"``,
-      ``at(key, (i, j)) == at(at(key, i), j)``.
+      A single key equal to ``fan_out(key, batch_shape)[index]``; on ``"threefry"``
+        ``at(key, (i, j)) == at(at(key, i), j)``.
 
     Raises:
       ValueError: an index is negative or outside ``batch_shape``, or ``batch_shape`` is missing
         on a size-dependent stream.
+
+    Examples:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> same = jax.random.key_data(kf.at(key, 7)) == jax.random.key_data(kf.fan_out(key, 10)[7])
+      >>> bool(same.all())
+      True
     """
     arg = check_key("key", key, stream=stream)
     indices = tuple(index) if isinstance(index, (tuple, list)) else (index,)
@@ -265,7 +303,7 @@ def at(key: Any, index: Any, *, batch_shape: Any = None, stream: str | None = No
     return arg.wrap_words(words)
 
 
-def step(key: Any, t: Any, *, stream: str | None = None) -> Array:
+def step(key: KeyLike, t: ArrayLike, *, stream: StreamName | None = None) -> Array:
     """The key of training step ``t``: ``jax.random.fold_in(key, t)``, on every stream.
 
     Args:
@@ -277,12 +315,22 @@ def step(key: Any, t: Any, *, stream: str | None = None) -> Array:
 
     Returns:
       A single key of the same kind as ``key``.
+
+    Raises:
+      TypeError: ``key`` is not a single key, or ``t`` is not an integer.
+      ValueError: ``t`` is negative or at least ``2**64``.
+
+    Examples:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> bool((jax.random.key_data(kf.step(key, 3)) == jax.random.key_data(jax.random.fold_in(key, 3))).all())
+      True
     """
     arg = check_key("key", key, stream=stream)
     return arg.wrap_words(_hash_words(arg.words, _scalar_index_words("t", t, None)))
 
 
-def named(key: Any, name: str, *, stream: str | None = None) -> Array:
+def named(key: KeyLike, name: str, *, stream: StreamName | None = None) -> Array:
     """A sub-stream derived from a string, e.g. ``named(key, "dropout")``.
 
     The name is hashed with BLAKE2b to a 64-bit counter (personalised ``"keyfan.named"``), which
@@ -294,6 +342,20 @@ def named(key: Any, name: str, *, stream: str | None = None) -> Array:
       key: a single key.
       name: any string (UTF-8 encoded).
       stream: stream for a raw or JAX-typed key.
+
+    Returns:
+      A single key of the same kind as ``key``, independent of ``key``'s other named and
+        indexed children.
+
+    Raises:
+      TypeError: ``key`` is not a single key, or ``name`` is not a string.
+
+    Examples:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> a, b = kf.named(key, "dropout"), kf.named(key, "noise")
+      >>> bool((jax.random.key_data(a) != jax.random.key_data(b)).any())
+      True
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__} {name!r}.")
@@ -304,7 +366,8 @@ def named(key: Any, name: str, *, stream: str | None = None) -> Array:
     return arg.wrap_words(_hash_words(arg.words, index))
 
 
-def example_keys(key: Any, ids: Any, *, step: Any = None, stream: str | None = None) -> Array:
+def example_keys(key: KeyLike, ids: ArrayLike, *, step: ArrayLike | None = None,
+                 stream: StreamName | None = None) -> Array:
     """Keys from stable example ids (not batch positions), optionally at a training step.
 
     Example ``id``'s key is ``hash(base; id)`` with ``base = kf.step(key, step)`` (or ``key`` when
@@ -325,6 +388,18 @@ def example_keys(key: Any, ids: Any, *, step: Any = None, stream: str | None = N
 
     Returns:
       Keys of shape ``ids.shape`` (raw keys: ``uint32[*ids.shape, 2]``).
+
+    Raises:
+      TypeError: ``key`` is not a single key, or ``ids`` are not integers.
+      ValueError: a negative id or one of ``2**64`` or more, or a bad ``step``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> key = kf.key(0)
+      >>> keys = kf.example_keys(key, jnp.array([17, 3, 42]), step=5)
+      >>> alone = kf.example_keys(key, jnp.array([42]), step=5)[0]
+      >>> bool((jax.random.key_data(keys[2]) == jax.random.key_data(alone)).all())
+      True
     """
     arg = check_key("key", key, stream=stream)
     words = arg.words

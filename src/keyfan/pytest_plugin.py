@@ -5,7 +5,9 @@
   :class:`keyfan.SharedRandomnessError`, naming the line. ``--keyfan-sanitize-warn`` warns
   (:class:`keyfan.SharedRandomnessWarning`) instead.
 * ``@pytest.mark.keyfan_sanitize`` (or ``@pytest.mark.keyfan_sanitize("warn")``) does the same
-  for one test.
+  for one test; ``@pytest.mark.keyfan_sanitize("off")`` exempts one test from a suite-wide check
+  (a test that builds the broadcast key on purpose, or checks only shapes of a batch it draws
+  from one key).
 
 Registered through the ``pytest11`` entry point, so installing keyfan is enough. keyfan (and
 JAX) are imported only when a test asks for the check.
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 
-_ACTIONS = ("error", "warn")
+_ACTIONS = ("error", "warn", "off")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,7 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "keyfan_sanitize(action='error'): run this test under keyfan.sanitize(action).")
+        "markers", "keyfan_sanitize(action='error'): run this test under keyfan.sanitize(action) ('error' or "
+                   "'warn'), or without it ('off') when the suite runs with --keyfan-sanitize.")
     action = config.getoption("keyfan_sanitize", default=None)
     if action is not None:
         # One clear error for the whole run, not one per test, on a JAX the check cannot run on.
@@ -54,8 +57,9 @@ def _action(item: pytest.Item) -> str | None:
     if marker is not None:
         action = marker.args[0] if marker.args else marker.kwargs.get("action", "error")
         if action not in _ACTIONS:
-            raise pytest.UsageError(f"@pytest.mark.keyfan_sanitize: action must be 'error' or 'warn'; got {action!r}.")
-        return action
+            raise pytest.UsageError(
+                f"@pytest.mark.keyfan_sanitize: action must be 'error', 'warn' or 'off'; got {action!r}.")
+        return None if action == "off" else action
     return item.config.getoption("keyfan_sanitize", default=None)
 
 

@@ -17,6 +17,7 @@ from typing import Any, cast
 import jax
 import jax.numpy as jnp
 from jax import Array
+from jax.typing import ArrayLike
 
 from keyfan._checks import as_float, as_int, as_size, is_typed_key
 from keyfan._extras import require
@@ -50,7 +51,7 @@ MAX_CROP_OFFSET = 8
 """Crop offsets are drawn in ``[0, MAX_CROP_OFFSET)`` on each axis."""
 
 
-def check_seed(seed: Any, name: str = "seed") -> int:
+def check_seed(seed: ArrayLike, name: str = "seed") -> int:
     """``seed`` as an int in ``[-2**31, 2**32)``, or a ``ValueError``/``TypeError`` naming it.
 
     Args:
@@ -60,7 +61,12 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     Returns:
       The seed as a Python int.
 
-    Example:
+    Raises:
+      TypeError: an argument is not a number (a string, a bool, a key).
+      ValueError: a non-integral, NaN or infinite value, a negative size, or a seed outside
+        ``[-2**31, 2**32)``.
+
+    Examples:
       >>> from keyfan.recipes import check_seed
       >>> check_seed(7.0)
       7
@@ -93,7 +99,7 @@ def _check_rate(name: str, p: Any) -> float:
 
 # -- 1. Split then vmap -----------------------------------------------------------------------
 
-def deterministic_batch(seed: Any, batch_size: Any, n: Any) -> Array:
+def deterministic_batch(seed: ArrayLike, batch_size: ArrayLike, n: ArrayLike) -> Array:
     """One independent standard-normal vector per example: split one key, then ``vmap``.
 
     ``keys = jax.random.split(jax.random.PRNGKey(seed), batch_size)``, then
@@ -111,7 +117,12 @@ def deterministic_batch(seed: Any, batch_size: Any, n: Any) -> Array:
     Returns:
       float32 array of shape ``(batch_size, n)``; rows are pairwise distinct (for ``n >= 1``).
 
-    Example:
+    Raises:
+      TypeError: an argument is not a number (a string, a bool, a key).
+      ValueError: a non-integral, NaN or infinite value, a negative size, or a seed outside
+        ``[-2**31, 2**32)``.
+
+    Examples:
       >>> from keyfan.recipes import deterministic_batch
       >>> deterministic_batch(0, 8, 4).shape
       (8, 4)
@@ -126,7 +137,7 @@ def deterministic_batch(seed: Any, batch_size: Any, n: Any) -> Array:
 
 # -- 2. Batched init --------------------------------------------------------------------------
 
-def batched_init_param_count(seed: Any, num_inits: Any, features: Any) -> Array:
+def batched_init_param_count(seed: ArrayLike, num_inits: ArrayLike, features: ArrayLike) -> Array:
     """``num_inits`` independent initialisations of ``nn.Dense(features)`` in one ``vmap``.
 
     ``stacked = jax.vmap(model.init, in_axes=(0, None))(keys, jnp.ones((4,)))``.
@@ -143,9 +154,15 @@ def batched_init_param_count(seed: Any, num_inits: Any, features: Any) -> Array:
 
     Returns:
       float32 ``[num_inits, features, stacked kernel's leading size]``; the third entry equals
-      the first, showing one kernel per initialisation.
+        the first, showing one kernel per initialisation.
 
-    Example:
+    Raises:
+      TypeError: an argument is not a number (a string, a bool, a key).
+      ValueError: a non-integral, NaN or infinite value, a negative size, or a seed outside
+        ``[-2**31, 2**32)``.
+      ImportError: Flax is not installed (the message names the ``flax`` extra).
+
+    Examples:
       >>> from keyfan.recipes import batched_init_param_count
       >>> batched_init_param_count(0, 5, 3).tolist()
       [5.0, 3.0, 5.0]
@@ -162,7 +179,7 @@ def batched_init_param_count(seed: Any, num_inits: Any, features: Any) -> Array:
 
 # -- 3. Lifted vmap with shared parameters ----------------------------------------------------
 
-def nn_vmap_forward(seed: Any, x_batch: Any, features: Any) -> Array:
+def nn_vmap_forward(seed: ArrayLike, x_batch: ArrayLike, features: ArrayLike) -> Array:
     """A ``Dense`` layer written for one example, lifted over a batch with shared parameters.
 
     ``nn.vmap(nn.Dense, in_axes=0, out_axes=0, variable_axes={"params": None},
@@ -182,7 +199,13 @@ def nn_vmap_forward(seed: Any, x_batch: Any, features: Any) -> Array:
 
     Needs the ``flax`` extra.
 
-    Example:
+    Raises:
+      TypeError: an argument is not a number (a string, a bool, a key).
+      ValueError: a non-integral, NaN or infinite value, a negative size, or a seed outside
+        ``[-2**31, 2**32)``.
+      ImportError: Flax is not installed (the message names the ``flax`` extra).
+
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.recipes import nn_vmap_forward
       >>> nn_vmap_forward(0, jnp.ones((4, 5)), 3).shape
@@ -206,7 +229,7 @@ def nn_vmap_forward(seed: Any, x_batch: Any, features: Any) -> Array:
 
 # -- 4. Per-example noise and dropout in a jitted step ----------------------------------------
 
-def add_noise(x: Array, key: Array, scale: Any = 0.1) -> Array:
+def add_noise(x: Array, key: Array, scale: float = 0.1) -> Array:
     """One example plus Gaussian noise: ``x + scale * normal(key, x.shape)``.
 
     Meant to be vmapped with one key per example (see :func:`model_step`). ``x`` is a float
@@ -223,7 +246,12 @@ def add_noise(x: Array, key: Array, scale: Any = 0.1) -> Array:
     Returns:
       ``x + scale * normal(key, x.shape)``, of ``x``'s shape and dtype.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+        Also a non-finite ``scale``.
+
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from keyfan.recipes import add_noise
       >>> xs = jnp.zeros((4, 3))
@@ -233,10 +261,10 @@ def add_noise(x: Array, key: Array, scale: Any = 0.1) -> Array:
     """
     key = _check_single_key("key", key)
     scale = as_float("scale", scale)
-    return cast(Array, x + scale * jax.random.normal(key, jnp.shape(x), jnp.result_type(x)))
+    return x + scale * jax.random.normal(key, jnp.shape(x), jnp.result_type(x))
 
 
-def per_example_dropout(x: Array, key: Array, p: Any = 0.5) -> Array:
+def per_example_dropout(x: Array, key: Array, p: float = 0.5) -> Array:
     """Inverted dropout on one example: ``mask * x / (1 - p)`` with ``mask ~ Bernoulli(1 - p)``.
 
     The expectation of the output equals ``x``. Meant to be vmapped with one key per example, so
@@ -250,7 +278,12 @@ def per_example_dropout(x: Array, key: Array, p: Any = 0.5) -> Array:
     Returns:
       An array of ``x``'s shape: zeros where dropped, ``x / (1 - p)`` elsewhere.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+        Also ``p`` outside ``[0, 1)``.
+
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from keyfan.recipes import per_example_dropout
       >>> y = per_example_dropout(jnp.ones(8), jax.random.PRNGKey(0), p=0.5)
@@ -260,7 +293,7 @@ def per_example_dropout(x: Array, key: Array, p: Any = 0.5) -> Array:
     key = _check_single_key("key", key)
     p = _check_rate("p", p)
     mask = jax.random.bernoulli(key, 1.0 - p, jnp.shape(x))
-    return cast(Array, mask * x / (1.0 - p))
+    return mask * x / (1.0 - p)
 
 
 @jax.jit
@@ -292,7 +325,11 @@ def model_step(params: dict[str, Array], x_batch: Array, key: Array) -> Array:
     Returns:
       float array ``(B, out_dim)``.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from keyfan.recipes import model_step
       >>> params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
@@ -310,7 +347,7 @@ def model_step(params: dict[str, Array], x_batch: Array, key: Array) -> Array:
 
 # -- 5. Shared parameters, per-example inputs and keys ----------------------------------------
 
-def init_mlp_params(key: Array, in_dim: Any, hidden: Any, out_dim: Any) -> dict[str, Array]:
+def init_mlp_params(key: Array, in_dim: ArrayLike, hidden: ArrayLike, out_dim: ArrayLike) -> dict[str, Array]:
     """Parameters of the 2-layer MLP of :func:`forward_single`.
 
     Args:
@@ -321,9 +358,14 @@ def init_mlp_params(key: Array, in_dim: Any, hidden: Any, out_dim: Any) -> dict[
 
     Returns:
       ``{"w1": (in_dim, hidden), "b1": (hidden,), "w2": (hidden, out_dim), "b2": (out_dim,)}``:
-      LeCun-normal weights, zero biases, float32.
+        LeCun-normal weights, zero biases, float32.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+        Also a negative or non-integral size.
+
+    Examples:
       >>> import jax
       >>> from keyfan.recipes import init_mlp_params
       >>> {k: v.shape for k, v in init_mlp_params(jax.random.PRNGKey(0), 4, 16, 2).items()}
@@ -365,7 +407,11 @@ def forward_single(params: dict[str, Array], x: Array, key: Array) -> Array:
     Returns:
       float array ``(out_dim,)``.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from keyfan.recipes import forward_single, init_mlp_params
       >>> params = init_mlp_params(jax.random.PRNGKey(0), 4, 16, 2)
@@ -390,9 +436,13 @@ def forward_batch(params: dict[str, Array], x_batch: Array, key: Array) -> Array
 
     Returns:
       float array ``(B, out_dim)``; row ``i`` equals
-      ``forward_single(params, x_batch[i], split(key, B)[i])``.
+        ``forward_single(params, x_batch[i], split(key, B)[i])``.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from keyfan.recipes import forward_batch, init_mlp_params
       >>> params = init_mlp_params(jax.random.PRNGKey(0), 4, 16, 2)
@@ -452,7 +502,12 @@ def augment_image(key: Array, image: Array) -> Array:
     Returns:
       float ``(224, 224, 3)`` in ``[0, 1]``.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+        Also an ``image`` that is not float HWC with H, W >= 224 and 3 channels.
+
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from keyfan.recipes import augment_image
       >>> augment_image(jax.random.PRNGKey(0), jnp.full((232, 232, 3), 0.5)).shape
@@ -471,9 +526,14 @@ def augment_batch(key: Array, images: Array) -> Array:
 
     Returns:
       float ``(B, 224, 224, 3)`` in ``[0, 1]``; image ``i`` equals
-      ``augment_image(split(key, B)[i], images[i])``.
+        ``augment_image(split(key, B)[i], images[i])``.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+        Also ``images`` that are not a float batch of HWC images with H, W >= 224.
+
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from keyfan.recipes import augment_batch
       >>> augment_batch(jax.random.PRNGKey(0), jnp.full((4, 232, 232, 3), 0.5)).shape
@@ -499,7 +559,11 @@ def sample_and_transform(key: Array) -> Array:
     Returns:
       float32 ``(3,)``.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+
+    Examples:
       >>> import jax
       >>> from keyfan.recipes import sample_and_transform
       >>> sample_and_transform(jax.random.PRNGKey(0)).shape
@@ -509,7 +573,7 @@ def sample_and_transform(key: Array) -> Array:
     return jnp.sin(x) + x**2
 
 
-def sample_many(key: Array, num_samples: Any = 1000) -> Array:
+def sample_many(key: Array, num_samples: ArrayLike = 1000) -> Array:
     """``num_samples`` independent samples of :func:`sample_and_transform` via split + vmap.
 
     Args:
@@ -518,9 +582,14 @@ def sample_many(key: Array, num_samples: Any = 1000) -> Array:
 
     Returns:
       float32 ``(num_samples, 3)``; sample ``i`` equals
-      ``sample_and_transform(split(key, num_samples)[i])``.
+        ``sample_and_transform(split(key, num_samples)[i])``.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+        Also a negative or non-integral size.
+
+    Examples:
       >>> import jax
       >>> from keyfan.recipes import sample_many
       >>> sample_many(jax.random.PRNGKey(0)).shape
@@ -533,7 +602,7 @@ def sample_many(key: Array, num_samples: Any = 1000) -> Array:
 
 # -- 8. Nested batches: the seed's flat key grid ----------------------------------------------
 
-def key_grid(key: Array, n_chains: Any, batch: Any) -> Array:
+def key_grid(key: Array, n_chains: ArrayLike, batch: ArrayLike) -> Array:
     """The flat grid of keys ``split(key, n_chains * batch).reshape(n_chains, batch)``.
 
     Keys are of the same kind as ``key``: a raw key gives ``uint32[n_chains, batch, 2]``, a typed
@@ -549,7 +618,12 @@ def key_grid(key: Array, n_chains: Any, batch: Any) -> Array:
     Returns:
       Keys of shape ``(n_chains, batch)`` (raw: ``uint32[n_chains, batch, 2]``).
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+        Also a negative or non-integral size.
+
+    Examples:
       >>> import jax
       >>> from keyfan.recipes import key_grid
       >>> key_grid(jax.random.PRNGKey(0), 4, 8).shape
@@ -562,7 +636,7 @@ def key_grid(key: Array, n_chains: Any, batch: Any) -> Array:
     return keys.reshape((n_chains, batch, *keys.shape[1:]))
 
 
-def nested_normal(key: Array, n_chains: Any, batch: Any, n: Any) -> Array:
+def nested_normal(key: Array, n_chains: ArrayLike, batch: ArrayLike, n: ArrayLike) -> Array:
     """``normal(k, (n,))`` for every key of :func:`key_grid`, consumed by two nested ``vmap`` s.
 
     Args:
@@ -573,9 +647,14 @@ def nested_normal(key: Array, n_chains: Any, batch: Any, n: Any) -> Array:
 
     Returns:
       float32 ``(n_chains, batch, n)``; entry ``[c, b]`` is ``normal(key_grid(key, n_chains,
-      batch)[c, b], (n,))``.
+        batch)[c, b], (n,))``.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single JAX key (``jax.random.key`` or ``PRNGKey`` data).
+      ValueError: ``key`` is an array of keys, not one.
+        Also a negative or non-integral size.
+
+    Examples:
       >>> import jax
       >>> from keyfan.recipes import nested_normal
       >>> nested_normal(jax.random.PRNGKey(0), 4, 8, 3).shape

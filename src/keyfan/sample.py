@@ -320,7 +320,7 @@ def bits(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeL
         ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
         disagrees with the key.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> words = kf.bits(key, batch=(4,), shape=(2,))
@@ -378,7 +378,7 @@ def uniform(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
         disagrees with the key.
         Also: ``minval``/``maxval`` not finite or ``minval > maxval``.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> u = kf.uniform(key, batch=(5,), shape=(2,), minval=-1.0, maxval=1.0)
@@ -434,7 +434,7 @@ def normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTyp
         ``offset``/``chunk_size``/``sharding`` that do not fit ``batch``, or a ``stream=`` that
         disagrees with the key.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> x = kf.normal(key, batch=(1000,), shape=(3,))
@@ -491,7 +491,7 @@ def bernoulli(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), p: Array
         disagrees with the key.
         Also: ``p`` outside ``[0, 1]``, or a ``mode`` other than ``"low"``/``"high"``.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> mask = kf.bernoulli(key, batch=(8,), shape=(4,), p=0.25)
@@ -578,7 +578,7 @@ def randint(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
         disagrees with the key.
         Also: an empty range, or a bound that JAX's integers cannot hold.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> idx = kf.randint(key, batch=(6,), minval=0, maxval=10)
@@ -649,7 +649,7 @@ def truncated_normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), d
         disagrees with the key.
         Also: ``lower >= upper`` or a NaN bound.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> t = kf.truncated_normal(key, batch=(3,), lower=-1.0, upper=1.0)
@@ -709,7 +709,7 @@ def gumbel(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTyp
         disagrees with the key.
         Also: a ``mode`` other than ``"low"``/``"high"``.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> key = kf.key(0)
       >>> g = kf.gumbel(key, batch=(4,), shape=(2,))
@@ -771,7 +771,7 @@ def categorical(key: KeyLike, *, batch: ShapeLike, logits: ArrayLike, axis: int 
         Also: non-float logits, NaN logits, a set of logits that are all ``-inf``, or a
         ``shape`` that does not end with the logits' non-category shape.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> key = kf.key(0)
       >>> logits = jnp.log(jnp.array([0.2, 0.3, 0.5]))
@@ -819,14 +819,15 @@ def categorical(key: KeyLike, *, batch: ShapeLike, logits: ArrayLike, axis: int 
     sharding = _named_sharding(sharding)
     if sharding is not None:
         spec_entries = tuple(sharding.spec)[: len(batch_shape)]
-        spec = NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec_entries))  # type: ignore[no-untyped-call]
+        spec = NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec_entries))
     d = _common(key, batch_shape, gumbel_shape, offset, chunk_size, spec, stream)
     dt = np.dtype(logits.dtype)
     portable = _portable_mode(portable, dt, mode)
     n = math.prod(gumbel_shape)
     d.check_size(2 * n if mode == "high" else n, 32 if portable else _float_bits(dt))
+    values = logits
     if portable:  # float32 Gumbel draws plus float32 logits: one IEEE addition, then the argmax
-        dt, logits = np.dtype(np.float32), logits.astype(np.float32)
+        dt, values = np.dtype(np.float32), logits.astype(np.float32)
         g = d.run(Gumbel(dt, mode, n, portable))
     # "low": the Gumbel step runs outside the draw's loop and fuses into the argmax (20% faster
     # at 1e6 x 10 classes); "high" mixes two draws per value and stays in the loop.
@@ -835,9 +836,9 @@ def categorical(key: KeyLike, *, batch: ShapeLike, logits: ArrayLike, axis: int 
     else:
         g = d.run(Gumbel(dt, mode, n))
     if batched_logits:
-        lg = logits.reshape(batch_shape + (1,) * len(prefix) + per_example)
+        lg = values.reshape(batch_shape + (1,) * len(prefix) + per_example)
     else:
-        lg = jnp.expand_dims(logits, tuple(range(len(prefix)))) if prefix else logits
+        lg = jnp.expand_dims(values, tuple(range(len(prefix)))) if prefix else values
     return jnp.argmax(g + lg, axis=axis)
 
 
@@ -941,7 +942,7 @@ def poisson(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
 
     Returns:
       An integer array of shape ``(*batch, *shape)``, equal to
-      ``vmap(lambda k, l: jax.random.poisson(k, l, shape, dtype))(kf.fan_out(key, batch), lam)``.
+        ``vmap(lambda k, l: jax.random.poisson(k, l, shape, dtype))(kf.fan_out(key, batch), lam)``.
 
     Raises:
       TypeError: a positional argument after ``key``, a ``key`` that is not a key, or an argument
@@ -951,7 +952,7 @@ def poisson(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
         disagrees with the key.
         Also: a negative or NaN ``lam``.
 
-    Example:
+    Examples:
       >>> import jax, keyfan as kf
       >>> n = kf.poisson(jax.random.PRNGKey(0), batch=(), shape=(3,), lam=4.0)
       >>> bool((n == jax.random.poisson(jax.random.PRNGKey(0), 4.0, (3,))).all())

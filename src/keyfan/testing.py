@@ -10,16 +10,16 @@ Use them in a project's own test suite::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
 
 from keyfan._audit import AuditReport, IndependenceReport, audit, check_independent
+from keyfan.typing import InAxes, PyTree
 
 __all__ = ["assert_independent", "assert_no_key_misuse"]
 
 
-def assert_no_key_misuse(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0,
-                         axis_name: Any = None, **example_kwargs: Any) -> AuditReport:
+def assert_no_key_misuse(f: Callable[..., object], *example_args: PyTree, in_axes: InAxes | list[InAxes] = 0,
+                         axis_name: Hashable | None = None, **example_kwargs: PyTree) -> AuditReport:
     """Runs :func:`keyfan.audit` and fails the test if anything is flagged.
 
     Sharing declared with ``kf.shared_randomness()`` does not fail.
@@ -38,7 +38,7 @@ def assert_no_key_misuse(f: Callable[..., Any], *example_args: Any, in_axes: Any
     Raises:
       AssertionError: with the full report (each finding's kind, source line and fix).
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp
       >>> from keyfan.testing import assert_no_key_misuse
       >>> def noisy(x, key):
@@ -52,7 +52,7 @@ def assert_no_key_misuse(f: Callable[..., Any], *example_args: Any, in_axes: Any
     return report
 
 
-def assert_independent(batch: Any, axis: Any = 0) -> IndependenceReport:
+def assert_independent(batch: PyTree, axis: int = 0) -> IndependenceReport:
     """Runs :func:`keyfan.check_independent` and fails if two examples are bitwise identical.
 
     Args:
@@ -66,7 +66,7 @@ def assert_independent(batch: Any, axis: Any = 0) -> IndependenceReport:
     Raises:
       AssertionError: naming the groups of identical examples.
 
-    Example:
+    Examples:
       >>> import keyfan as kf
       >>> from keyfan.testing import assert_independent
       >>> assert_independent(kf.normal(kf.key(0), batch=(8,), shape=(3,))).ok

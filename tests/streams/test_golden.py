@@ -11,16 +11,20 @@ entries are listed in ``isa_dependent`` with the reason, and their values are re
 process checks the values of the ISA XLA compiles for (the host's, capped by ``XLA_FLAGS``).
 The LAPACK ones (``host_dependent``) are checked only on a host of the recording host's ISA:
 ``--xla_cpu_max_isa`` does not cap LAPACK, so no emulation reproduces another host's values.
-A JAX upgrade may move a JAX sampler, as JAX's changelog announces. On a mismatch the message
-names the entry, the stream, the ISA and both dependency versions.
+A JAX upgrade may move a JAX sampler, as JAX's changelog announces. Where a sampler's values
+differ on an older JAX of the supported range, the file's ``older_jax`` records hold them, each
+with its JAX range, the reason and the ISA it was measured under (docs/compatibility.md lists
+them); an ISA-dependent entry of such a record is checked under that ISA only. On a mismatch the
+message names the entry, the stream, the ISA and both dependency versions.
 
 File format (``golden_values.json``): ``{"versions", "recorded_on", "isa_dependent":
 {entry: reason}, "host_dependent": [entry], "values": {stream: {seed: {entry: values}}},
-"values_by_isa": {isa: {stream: {seed: {entry: values}}}}}``; integers as ints, floats as
-``"dtype:hex bits"``, large draws as ``"sha256:..."`` of their bytes.
+"values_by_isa": {isa: {stream: {seed: {entry: values}}}}, "older_jax": [{"jax": range,
+"measured_on": [version], "isa", "why", "values": {stream: {seed: {entry: values}}}}]}``;
+integers as ints, floats as ``"dtype:hex bits"``, large draws as ``"sha256:..."`` of their bytes.
 
 Regenerate (after checking why a value moved): ``python -m tests.streams.test_golden --write``
-(it computes every entry under each ISA setting, in subprocesses).
+(it computes every entry under each ISA setting, in subprocesses, and keeps ``older_jax``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 import keyfan as kf
 from tests.conformance.samplers import SAMPLERS
@@ -193,26 +199,48 @@ def record(per_isa: dict[str, dict], host: str | None) -> dict:
 
 # -- Checking -------------------------------------------------------------------------------------
 
-def expected(stored: dict, isa: str | None, host: str | None) -> tuple[dict, list[str]]:
-    """The entries a process compiling for ``isa`` on a ``host`` CPU must reproduce, and notes on
-    the entries it cannot check (with the reason)."""
+def expected(stored: dict, isa: str | None, host: str | None,
+             jax_version: str = jax.__version__) -> tuple[dict, list[str]]:
+    """The entries a process compiling for ``isa`` on a ``host`` CPU with JAX ``jax_version`` (the
+    installed one by default) must reproduce, and notes on the entries it cannot check (with the reason)."""
     out = copy.deepcopy(stored["values"])
-    notes = []
+    notes: list[str] = []
     if isa not in stored["values_by_isa"]:
         notes.append(f"ISA {isa!r} has no recorded values (an unknown or non-x86 CPU): the ISA-dependent "
                      f"entries {sorted(stored['isa_dependent'])} are not checked")
-        return out, notes
-    skip = set()
-    if host != stored["recorded_on"]:
-        skip = set(stored["host_dependent"])
-        notes.append(f"this host's ISA is {host}, the values were recorded on {stored['recorded_on']}: "
-                     + "; ".join(f"{e} is not checked ({stored['isa_dependent'][e]})" for e in sorted(skip)))
-    for stream, seeds in stored["values_by_isa"][isa].items():
-        for seed, entries in seeds.items():
-            for entry, values in entries.items():
-                if entry not in skip:
-                    out.setdefault(stream, {}).setdefault(seed, {})[entry] = values
+    else:
+        skip = set()
+        if host != stored["recorded_on"]:
+            skip = set(stored["host_dependent"])
+            notes.append(f"this host's ISA is {host}, the values were recorded on {stored['recorded_on']}: "
+                         + "; ".join(f"{e} is not checked ({stored['isa_dependent'][e]})" for e in sorted(skip)))
+        for stream, seeds in stored["values_by_isa"][isa].items():
+            for seed, entries in seeds.items():
+                for entry, values in entries.items():
+                    if entry not in skip:
+                        out.setdefault(stream, {}).setdefault(seed, {})[entry] = values
+    notes += _apply_older_jax(out, stored, isa, jax_version)
     return out, notes
+
+
+def _apply_older_jax(out: dict, stored: dict, isa: str | None, jax_version: str) -> list[str]:
+    """Put the entries of each ``older_jax`` record whose ``jax`` range holds ``jax_version`` in
+    ``out``'s place. An ISA-dependent entry holds under the record's ``isa`` only: elsewhere it
+    is not checked (returned as a note)."""
+    notes = []
+    for record in stored.get("older_jax", ()):
+        if Version(jax_version) not in SpecifierSet(record["jax"]):
+            continue
+        for stream, seeds in record["values"].items():
+            for seed, entries in seeds.items():
+                for entry, values in entries.items():
+                    if entry in stored.get("isa_dependent", {}) and isa != record["isa"]:
+                        out.get(stream, {}).get(seed, {}).pop(entry, None)
+                        notes.append(f"{entry} on {stream!r}: JAX {jax_version}'s value was measured under ISA "
+                                     f"{record['isa']} only (this process compiles for {isa}): not checked")
+                    else:
+                        out.setdefault(stream, {}).setdefault(seed, {})[entry] = values
+    return notes
 
 
 def _float_values(values: list) -> np.ndarray:
@@ -273,8 +301,8 @@ def test_golden_values():
 
 @pytest.mark.bitwise
 def test_keyfan_golden_values():
-    """keyfan's own values (stream words, portable draws), which hold on every ISA: the quick
-    check the ISA matrix's default tier runs (``test_golden_values`` checks every entry)."""
+    """keyfan's own values (stream words, portable draws), which hold on every ISA and every JAX:
+    the quick check the ISA matrix's default tier runs (``test_golden_values`` checks every entry)."""
     stored = json.loads(GOLDEN.read_text())
     current = compute(keyfan_only=True)
     values = {stream: {seed: {e: v for e, v in entries.items() if e in current[stream][seed]}
@@ -341,6 +369,34 @@ def test_golden_values_do_not_depend_on_the_global_flag(stream):
                 assert _bits_of(_jitted("normal")(key)) == stored["jax.random.normal"]
 
 
+def test_older_jax_records_apply_in_their_range_only():
+    by_isa = {isa: {"threefry": {"42": {"jax.random.normal": [2, isa]}}} for isa in ("AVX2", "AVX512")}
+    stored = {"values": {"threefry": {"42": {"jax.random.cauchy": [1]}}}, "isa_dependent": {"jax.random.normal": "x"},
+              "host_dependent": [], "recorded_on": "AVX512", "values_by_isa": by_isa,
+              "older_jax": [{"jax": "<0.7", "why": "a test", "isa": "AVX512",
+                             "values": {"threefry": {"42": {"jax.random.cauchy": [3], "jax.random.normal": [4]}}}}]}
+    old, _ = expected(stored, "AVX512", "AVX512", "0.6.2")
+    assert old["threefry"]["42"] == {"jax.random.cauchy": [3], "jax.random.normal": [4]}
+    new, notes = expected(stored, "AVX512", "AVX512", "0.7.0")
+    assert new["threefry"]["42"] == {"jax.random.cauchy": [1], "jax.random.normal": [2, "AVX512"]} and not notes
+    other, notes = expected(stored, "AVX2", "AVX512", "0.6.2")  # an ISA-dependent entry of another ISA
+    assert other["threefry"]["42"] == {"jax.random.cauchy": [3]} and "jax.random.normal" in notes[0]
+    assert stored["values"]["threefry"]["42"]["jax.random.cauchy"] == [1]  # the stored file is not changed
+
+
+def test_older_jax_records_name_only_jax_samplers_with_a_reason():
+    """keyfan's own words and draws never move with JAX: only JAX's samplers may have records,
+    each with the ISA its values were measured under."""
+    stored = json.loads(GOLDEN.read_text())
+    for record in stored.get("older_jax", ()):
+        assert record["why"] and SpecifierSet(record["jax"]) and record["isa"] in stored["values_by_isa"]
+        for stream, seeds in record["values"].items():
+            for seed, entries in seeds.items():
+                for entry in entries:
+                    assert entry.startswith("jax.random."), entry
+                    assert entry in stored["values"][stream][seed] or entry in stored["isa_dependent"], entry
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--compute"]:
         print(json.dumps(compute()))
@@ -348,7 +404,8 @@ if __name__ == "__main__":
         if host_isa() != "AVX512":  # a setting above the host's ISA is the host's: it cannot be recorded here
             sys.exit(f"record the golden values on an AVX-512 host (this one: {host_isa()})")
         golden = record({isa: _compute_under(isa) for isa in EMULATED}, host_isa())
-        GOLDEN.write_text(json.dumps(golden, indent=1) + "\n")
+        kept = {k: v for k, v in json.loads(GOLDEN.read_text()).items() if k not in golden}  # older_jax
+        GOLDEN.write_text(json.dumps({**golden, **kept}, indent=1) + "\n")
         print(f"wrote {GOLDEN}: {len(golden['isa_dependent'])} ISA-dependent entries")
     else:
         sys.exit("usage: python -m tests.streams.test_golden --write | --compute")

@@ -54,9 +54,11 @@ def audit(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0, axis_name
       axis_name: the vmap's ``axis_name`` (a list, one per level, for nested vmaps), needed
         when ``f`` calls ``axis_index`` or collectives.
       static_argnums: as in ``jax.jit``: positional arguments passed as constants, every other
-        leaf traced (Python numbers included). Default None: bare Python number arguments (flags
-        such as ``train=True``) are constants, numbers inside pytrees are traced (or kept
-        constant, as ``eqx.filter_jit`` keeps them, where ``f`` needs them concrete).
+        leaf traced (Python numbers included). Default None: the arguments are read as ``f``'s own
+        jit wrapper reads them (``eqx.filter_jit``: arrays traced, every other leaf static;
+        ``jax.jit``: its ``static_argnums``; none or ``nnx.jit``: bare Python number arguments
+        constant, numbers inside pytrees traced), and if that trace fails the other readings are
+        tried before the first failure is raised.
       **example_kwargs: keyword arguments of ``f``, mapped at every level as in ``jax.vmap``.
 
     Returns:

@@ -11,10 +11,10 @@ from keyfan._audit._trace import Traced
 from keyfan._keyflow.batching import SharedDraw
 from keyfan._keyflow.flow import Analysis, DrawSite
 from keyfan._keyflow.ledger import Event, Use
-from keyfan._keyflow.source import in_scope
+from keyfan._keyflow.primitives import declared_shared
 from keyfan._keyflow.wording import FIXES as _FIXES
+from keyfan._keyflow.wording import shared_draw
 from keyfan._keyflow.wording import what as _what_draw
-from keyfan.scopes import SHARED_RANDOMNESS_SCOPE
 
 __all__ = ["build_report"]
 
@@ -32,11 +32,17 @@ def build_report(traced: Traced, analysis: Analysis, inner: Sequence[SharedDraw]
     """The findings of one analysis, without duplicates, shared draws first; ``inner`` are the
     shared draws found inside vmaps that the traced program runs itself."""
     found_inner = [AuditFinding(AuditKind.SHARED_DRAW, d.problem, d.location, d.fix) for d in inner]
-    findings = [*found_inner, *_shared_findings(traced, analysis), *(_event_finding(e) for e in analysis.events)]
+    events = [e for e in analysis.events if _live(e.use, analysis) and _live(e.first, analysis)]
+    findings = [*found_inner, *_shared_findings(traced, analysis), *(_event_finding(e) for e in events)]
     counts = Counter(findings)
     unique = [dataclasses.replace(f, count=counts[f]) for f in dict.fromkeys(findings)]
     labels = tuple(traced.level_label(i) for i in range(len(traced.levels)))
     return AuditReport(traced.function, tuple(unique), len(analysis.sites), labels)
+
+
+def _live(use: Use | None, analysis: Analysis) -> bool:
+    """False for a draw whose values reach no output: it has no effect, so its key use is none."""
+    return use is None or use.draw is None or use.draw in analysis.live
 
 
 def _missing(traced: Traced, site: DrawSite) -> frozenset[int]:
@@ -49,7 +55,8 @@ def _shared_findings(traced: Traced, analysis: Analysis) -> list[AuditFinding]:
     for site in flagged:
         missing = _missing(traced, site)
         # A derivation whose result only keys a later shared draw is reported there, once.
-        if any(site.id in other.fed_by and _missing(traced, other) >= missing for other in flagged):
+        if any(other is not site and site.id in other.fed_by and _missing(traced, other) >= missing
+               for other in flagged):
             continue
         found.append(_shared_finding(traced, site, missing))
     return found
@@ -63,8 +70,8 @@ def _shared_finding(traced: Traced, site: DrawSite, missing: frozenset[int]) -> 
         unmapped = [i for i in sorted(site.sources) if not missing <= traced.in_levels[i]]
         named = [i for i in unmapped if traced.keys[i]] or unmapped
         origin = ", ".join(traced.names[i] for i in named)
-        message = (f"{what} draws the same values for every example along {along}: its key comes from {origin}, "
-                   f"which {'is' if len(named) == 1 else 'are'} not mapped there.")
+        message = shared_draw(what, f"along {along}",
+                              f"comes from {origin}, which {'is' if len(named) == 1 else 'are'} not mapped there")
     elif site.consts:
         kind = AuditKind.CLOSURE_KEY
         message = (f"{what} uses a key captured from an enclosing scope (a closure), so it draws the "
@@ -73,7 +80,7 @@ def _shared_finding(traced: Traced, site: DrawSite, missing: frozenset[int]) -> 
         kind = AuditKind.CONSTANT_KEY
         message = (f"{what} uses a key made from constants inside the function (such as "
                    f"jax.random.key(0)), so it draws the same values for every example along {along}.")
-    allowed = in_scope(site.name_stack, SHARED_RANDOMNESS_SCOPE)
+    allowed = declared_shared(site.name_stack)
     return AuditFinding(kind, message, site.location, FIXES[kind], allowed=allowed)
 
 
@@ -114,6 +121,16 @@ def _event_finding(event: Event) -> AuditFinding:
         kind = AuditKind.BROADCAST_KEY
         message = (f"{how} reads an array of copies of one key (broadcast, tiled, repeated or "
                    f"stacked), so its rows get identical randomness.")
+    elif use.library and event.loop == use.location:
+        # The loop and the draws are one call into a library from one line of the user's: the
+        # library re-derives from the key it was given on every step by its own design (diffrax's
+        # VirtualBrownianTree: the path is a pure function of key and time). Its note, not a bug.
+        related = first.location if first is not None else ""
+        return AuditFinding(AuditKind.LOOP_REUSE, (
+            f"note: {use.library}'s own code, called here, consumes one key on every iteration of its loop "
+            f"({how}); that is {use.library}'s design (the same key re-derives the same randomness), not "
+            f"a misuse in this program."), use.location, f"nothing to fix here; {FIXES[AuditKind.LOOP_REUSE]}"
+            f" (if {use.library} is given one key per independent run)", allowed=True, related=related)
     elif first is not None:
         kind = AuditKind.LOOP_REUSE
         message = (f"a loop carries to its next iteration a key already consumed{_at(first)}, and "

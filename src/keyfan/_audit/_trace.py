@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
-from jax.tree_util import keystr
 
 from keyfan._jaxinternals import core
-from keyfan._keyflow.args import arg_name, check_axes, leaf_axes, parameter_names
+from keyfan._jaxinternals.core import jit_static_argnums
+from keyfan._keyflow.args import check_axes, leaf_names, parameter_names, positional_axes
 from keyfan._keyflow.errors import SharedRandomnessError
 from keyfan._keyflow.example import example_jaxpr, example_leaves, struct
 from keyfan._keyflow.values import key_like
@@ -106,13 +106,7 @@ def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, A
                  levels: Sequence[Level]) -> tuple[list[str], list[frozenset[int]]]:
     """Every leaf of ``(args, kwargs)`` (flattened as a whole), named, with its mapped levels."""
     params = parameter_names(f)
-    names: list[str] = []
-    for position, arg in enumerate(args):
-        base = arg_name(position, params)
-        names.extend(base + (f" {keystr(path)}" if path else "")
-                     for path, _ in jax.tree_util.tree_flatten_with_path(arg)[0])
-    for path, _ in jax.tree_util.tree_flatten_with_path(kwargs)[0]:
-        names.append(f"keyword argument {path[0].key!r}" + (f" {keystr(path[1:])}" if path[1:] else ""))
+    names = leaf_names(params, args, kwargs)
     mapped: list[set[int]] = [set() for _ in names]
     n_positional = len(names) - len(jax.tree_util.tree_leaves(kwargs))
     for index, level in enumerate(levels):
@@ -123,10 +117,7 @@ def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, A
                 f"{len(args)} positional example arguments were given; give one entry per positional "
                 f"argument (keyword arguments are mapped at every level, as in jax.vmap)."
             )
-        axes: list[int | None] = []
-        for position, arg in enumerate(args):
-            prefix = spec[position] if isinstance(spec, tuple) else spec
-            axes.extend(leaf_axes(arg_name(position, params), arg, prefix))
+        axes = positional_axes(params, spec, args)
         axes.extend([0] * (len(names) - n_positional))
         for leaf, axis in enumerate(axes):
             if axis is not None:
@@ -138,25 +129,54 @@ class AuditTraceError(ValueError):
     """``keyfan.audit`` could not trace the function on the example arguments."""
 
 
+class Reading(NamedTuple):
+    """How a jit wrapper reads a call's arguments: which leaves it traces."""
+
+    name: str
+    static_argnums: tuple[int, ...] | None
+    """As in ``jax.jit``; None: bare Python number arguments are constants."""
+    trace_numbers: bool
+    """False: Python numbers inside pytrees are constants, as ``eqx.filter_jit`` keeps them."""
+
+
+JIT = Reading("jax.jit", None, True)
+FILTER_JIT = Reading("eqx.filter_jit", None, False)
+
+
+def own_reading(f: Callable[..., Any]) -> Reading:
+    """The reading of ``f``'s own jit wrapper: ``eqx.filter_jit`` (arrays traced, everything
+    else static), ``jax.jit`` (its ``static_argnums``), ``nnx.jit`` or none (``jax.jit``'s)."""
+    module = type(f).__module__ or ""
+    if module.startswith("equinox"):
+        return FILTER_JIT
+    static = jit_static_argnums(f)
+    return JIT if static is None else Reading("jax.jit", static, True)
+
+
 def trace(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], levels: Sequence[Level], *,
           static_argnums: Sequence[int] | None = None) -> Traced:
     """Traces one example of ``f`` and marks each traced input with its levels.
 
-    Leaves are read as ``jax.jit`` reads them (:mod:`keyfan._keyflow.example`): arrays and
-    Python numbers inside pytrees are traced, bare Python number arguments are constants unless
-    ``static_argnums`` is given, anything else is a constant. If ``f`` needs one of those numbers
-    concrete (an Equinox module's ``Dropout(p=0.5)``), they are read as ``eqx.filter_jit`` reads
-    them, as constants.
+    Leaves are read as ``f``'s own jit wrapper reads them (:func:`own_reading`), or exactly as
+    ``jax.jit`` with ``static_argnums`` when the caller gives them. If that trace fails, the other
+    readings (``jax.jit``'s, ``eqx.filter_jit``'s) are tried before the first failure is raised:
+    an Equinox module's ``Dropout(p=0.3)`` must stay a Python float where optax multiplies it.
     """
     names, leaf_levels = _leaf_levels(f, args, kwargs, levels)
-    try:
-        return _trace(f, args, kwargs, levels, names, list(leaf_levels), static_argnums, trace_numbers=True)
-    except AuditTraceError as err:
-        concrete = isinstance(err.__cause__, jax.errors.ConcretizationTypeError)
-        if static_argnums is not None or not concrete:
-            raise
-    # f needs concrete numbers where jit would trace them: read its arguments as eqx.filter_jit does.
-    return _trace(f, args, kwargs, levels, names, list(leaf_levels), static_argnums, trace_numbers=False)
+    if static_argnums is not None:
+        readings = [Reading("static_argnums", tuple(static_argnums), True)]
+    else:
+        first = own_reading(f)
+        readings = [first, *(r for r in (JIT, FILTER_JIT) if r != first)]
+    failure: AuditTraceError | None = None
+    for reading in readings:
+        try:
+            return _trace(f, args, kwargs, levels, names, list(leaf_levels), reading.static_argnums,
+                          trace_numbers=reading.trace_numbers)
+        except AuditTraceError as err:
+            failure = failure or err
+    assert failure is not None
+    raise failure
 
 
 def _trace(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], levels: Sequence[Level],

@@ -1,6 +1,6 @@
 """Benchmark cases for ensembles, for the ``keyfan bench`` suite (and :func:`measure_targets`).
 
-The issue's targets, measured (not asserted by tests):
+The performance targets, measured (not asserted by tests):
 
 * ``ensemble.init.350xDense``: ``Ensemble.init`` of 350 ``nn.Dense(128)`` members on 128-d
   inputs (one vmapped, jitted init), after compilation: under 0.5 s.

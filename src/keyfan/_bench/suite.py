@@ -35,9 +35,9 @@ from keyfan._bench.runner import Case
 __all__ = ["SHAPES", "QUICK_SHAPES", "TARGET_SHAPES", "default_cases", "shape_group"]
 
 TARGET_SHAPES = [(10**6, 1), (10**5, 10), (10**6, 3), (10**3, 128), (10**4, 10**3)]
-"""The issue's shape set: the per-output spread target is read over these."""
+"""The target shape set (examples N, values per example n): the per-output spread target is read over these."""
 SHAPES = [*TARGET_SHAPES, (999_999, 1)]
-"""The issue's shapes, plus an odd N (XLA's CPU loops over odd sizes ran 10x slower unpadded)."""
+"""The target shapes, plus an odd N (XLA's CPU loops over odd sizes ran 10x slower unpadded)."""
 QUICK_SHAPES = [(10**6, 1), (10**5, 10), (10**6, 3), (10**3, 128)]
 
 

@@ -1,12 +1,17 @@
 """The ensemble-trainer group: one training step of a K-member ensemble, contenders side by side.
 
-``keyfan bench --group ensemble-trainer`` (or :func:`run`) times, at three sizes, one step of
+``keyfan bench --group ensemble-trainer`` (or :func:`run`) times, at four sizes, one step of
 K MLPs (ReLU, dropout 0.1 after each hidden layer, ``optax.adam(1e-3)``, softmax cross-entropy)
-from the same state, by:
+from the same state, by every arrangement of the ``Trainer``'s members and the peers:
 
-* ``keyfan Trainer`` -- the default (layout-invariant blocks, one block per batch);
-* ``keyfan layout_invariant=False`` -- XLA's sums, no layout guarantee;
-* ``keyfan member_group=2`` -- the same bits as the default, members two at a time in a scan;
+* ``keyfan Trainer (default)`` -- the rule's choice (:data:`RULE`): layout-invariant blocks,
+  one block per batch, each member its own single-member program, one member per step of a
+  ``lax.map`` over the members;
+* ``keyfan member_group=2`` -- the same bits, two members per step (each its own program);
+* ``keyfan separate dispatches`` -- the same bits, the same single-member gradient program
+  dispatched once per member from Python (then the joint mean and update);
+* ``keyfan layout_invariant=False`` -- all members in one vmap, XLA's sums: no layout promise
+  (its bits change with the members a device holds), shown for what the promise costs;
 * ``hand-written jit(vmap(train_step))`` -- a linen step vmapped over members, one dropout key
   per member (``rngs={"dropout": key}``);
 * ``Equinox filter_vmap`` -- an ``eqx.Module`` ensemble built by ``filter_vmap``, stepped by
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import importlib.util
 import json
 import time
@@ -62,8 +68,16 @@ SIZES = (
     Size("small", 2, 16, 2, 16, 32, runs=21),
     Size("middle", 784, 256, 10, 128, 8, runs=11),
     Size("large", 784, 1024, 10, 256, 8, runs=5),
+    Size("xlarge", 784, 2048, 10, 256, 8, runs=3),
 )
-"""The issue's three sizes; fewer timed samples at the larger ones keep the group to minutes."""
+"""Four sizes; fewer timed samples at the larger ones keep the group to minutes."""
+
+RULE = "lax.map over members, 1 per step"
+"""The arrangement the default ``Trainer`` runs (and the rule that chose it): among the
+arrangements that keep the bits -- every member its own single-member program, run by a loop --
+one member per ``lax.map`` step was the fastest or tied at every size of this group (a member
+vmap, which XLA compiles by the size of the whole member block, cannot keep the bits; separate
+dispatches pay a dispatch per member). See docs/guides/performance.md."""
 
 DROPOUT = 0.1
 LEARNING_RATE = 1e-3
@@ -78,6 +92,8 @@ class Contender:
     make: Callable[[], Callable[[], Any]]
     """Builds fresh (uncompiled) state and returns the step; called once."""
     temp_bytes: Callable[[], int]
+    arrangement: str = ""
+    """How the members run (a ``Trainer`` arrangement, a vmap, a loop)."""
 
 
 def _data(size: Size) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -101,11 +117,14 @@ def keyfan_contenders(size: Size) -> list[Contender]:
     optimizer = optax.adam(LEARNING_RATE)
     ens = Ensemble.init(module, key(0), members=size.members, sample_input=x[:1])
 
-    def trainer_contender(name: str, **settings: Any) -> Contender:
+    state = Trainer(optimizer).init(ens)  # one state for every arrangement (memory at the large sizes)
+
+    def trainer_contender(name: str, arrangement: str, **settings: Any) -> Contender:
         trainer = Trainer(optimizer, model_kwargs={"train": True}, **settings)
-        state = trainer.init(ens)
 
         def make() -> Callable[[], Any]:
+            if arrangement == "separate dispatches":
+                return _dispatched(trainer, state, x, y, ids)
             return lambda: trainer.step(state, x, y, ids)[1]
 
         def temp() -> int:
@@ -114,7 +133,7 @@ def keyfan_contenders(size: Size) -> list[Contender]:
             update = trainer._update.lower(trainer, state.ensemble, state.opt_state, state.step, sums).compile()
             return _temp(grads, update)
 
-        return Contender(name, "keyfan", make, temp)
+        return Contender(name, "keyfan", make, temp, arrangement)
 
     def step(params: Any, opt_state: Any, dropout_key: jax.Array) -> Any:
         def loss(p: Any) -> jax.Array:
@@ -133,16 +152,39 @@ def keyfan_contenders(size: Size) -> list[Contender]:
     single = jax.jit(step)
 
     return [
-        trainer_contender("keyfan Trainer (default)"),
-        trainer_contender("keyfan layout_invariant=False", layout_invariant=False),
-        trainer_contender("keyfan member_group=2", member_group=2),
+        trainer_contender("keyfan Trainer (default)", RULE),
+        trainer_contender("keyfan member_group=2", "lax.map over members, 2 per step", member_group=2),
+        trainer_contender("keyfan separate dispatches", "separate dispatches"),
+        trainer_contender("keyfan layout_invariant=False", "one vmap over members (no layout promise)",
+                          layout_invariant=False),
         Contender("hand-written jit(vmap(train_step))", "canonical",
                   lambda: (lambda: hand(ens.params, opt_state, member_keys)[2]),
-                  lambda: _temp(hand.lower(ens.params, opt_state, member_keys).compile())),
+                  lambda: _temp(hand.lower(ens.params, opt_state, member_keys).compile()), "one vmap over members"),
         Contender("Python loop over K jitted steps", "loop",
                   lambda: (lambda: [single(p, o, k)[2] for p, o, k in singles]),
-                  lambda: _temp(single.lower(*singles[0]).compile())),
+                  lambda: _temp(single.lower(*singles[0]).compile()), "separate dispatches"),
     ]
+
+
+def _dispatched(trainer: Any, state: Any, x: jax.Array, y: jax.Array, ids: jax.Array) -> Callable[[], Any]:
+    """The ``Trainer``'s step with its members' gradients dispatched one by one: each member's
+    one-member state through the same jitted gradient program, then the joint mean and update
+    (the bits of the default)."""
+    batch = int(ids.shape[0])
+    members = [jax.tree.map(lambda a, m=m: a[m:m + 1] if getattr(a, "ndim", 0) else a, state)
+               for m in range(state.ensemble.members)]
+
+    def step() -> Any:
+        parts = [trainer._grads(member, x, y, ids, chunks=trainer.chunks) for member in members]
+        sums = trainer._combine((_stack_members(tuple(parts)),), batch=batch)
+        return trainer._update(state.ensemble, state.opt_state, state.step, sums)[2]
+
+    return step
+
+
+@jax.jit
+def _stack_members(parts: tuple[Any, ...]) -> Any:
+    return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
 
 
 def equinox_contender(size: Size) -> Contender | None:
@@ -189,7 +231,7 @@ def equinox_contender(size: Size) -> Contender | None:
     vmapped = eqx.filter_vmap(one)
     step = jax.jit(lambda p, o, k: vmapped(p, o, k))
     return Contender("Equinox filter_vmap", "equinox", lambda: (lambda: step(params, opt_state, member_keys)[2]),
-                     lambda: _temp(step.lower(params, opt_state, member_keys).compile()))
+                     lambda: _temp(step.lower(params, opt_state, member_keys).compile()), "one vmap over members")
 
 
 def torch_note() -> str:
@@ -213,9 +255,29 @@ def size_cases(size: Size) -> tuple[list[Case], dict[str, dict[str, float]]]:
         start = time.perf_counter()
         jax.block_until_ready(fn())
         first = time.perf_counter() - start
-        extras[c.name] = {"first_call_s": first, "xla_temp_mb": c.temp_bytes() / 2**20}
+        extras[c.name] = {"first_call_s": first, "xla_temp_mb": c.temp_bytes() / 2**20, "rss_mb": _rss_mb(),
+                          "arrangement": c.arrangement, "chosen": c.name == "keyfan Trainer (default)"}
         cases.append(Case(f"{size.name}: {c.name}", group, fn, 0, c.role))
     return cases, extras
+
+
+def _rss_mb() -> float | None:
+    """The process's resident memory now (``VmRSS``), in MB, or None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(sizes: Any = SIZES, *, out: Path | None = Path("benchmarks/results"), min_sample_ms: float = 20.0,
@@ -245,7 +307,11 @@ def run(sizes: Any = SIZES, *, out: Path | None = Path("benchmarks/results"), mi
                 row[f"temp_vs_{label}"] = (extras[name]["xla_temp_mb"] / theirs["xla_temp_mb"]
                                            if base and theirs["xla_temp_mb"] else None)
             rows.append(row)
-        doc["sizes"].append({"size": size.name, "label": size.label, "runs": size.runs, "contenders": rows})
+        doc["sizes"].append({"size": size.name, "label": size.label, "runs": size.runs, "rule_choice": RULE,
+                             "peak_rss_mb": _peak_rss_mb(), "contenders": rows})
+        del cases, results, by_role
+        gc.collect()  # the next size's contenders should not sit beside this size's states
+        jax.clear_caches()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "ensemble-trainer.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -253,12 +319,14 @@ def run(sizes: Any = SIZES, *, out: Path | None = Path("benchmarks/results"), mi
 
 
 def table(doc: dict[str, Any]) -> list[tuple[str, ...]]:
-    """Rows ``(size, contender, median ms, vs hand, vs equinox, first call s, XLA temp MB)``."""
+    """Rows ``(size, contender, arrangement, median ms, vs hand, vs equinox, first call s, XLA temp
+    MB)``; the rule's choice is marked ``*``."""
     rows = []
     for entry in doc["sizes"]:
         for c in entry["contenders"]:
             ratio = lambda v: "" if v is None else f"{v:.2f}x"  # noqa: E731
-            rows.append((entry["size"], c["contender"], f"{c['median_ms']:.2f}", ratio(c["time_vs_hand"]),
+            arrangement = c.get("arrangement", "") + (" *" if c.get("chosen") else "")
+            rows.append((entry["size"], c["contender"], arrangement, f"{c['median_ms']:.2f}", ratio(c["time_vs_hand"]),
                          ratio(c["time_vs_equinox"]), f"{c['first_call_s']:.2f}", f"{c['xla_temp_mb']:.1f}"))
     return rows
 

@@ -24,10 +24,12 @@ from types import FrameType
 from typing import Any
 
 from jax._src import core as _core
+from jax._src import linear_util as _lu
 from jax._src.interpreters import batching as _batching
 
-__all__ = ["BatchTrace", "axis_data", "axis_name", "axis_size", "batch_dim", "batch_dims_outward", "init",
-           "is_vmap_entry", "missing", "patch", "process_primitive", "restore"]
+__all__ = ["CALL_METHODS", "BatchTrace", "arg_names", "axis_data", "axis_name", "axis_size", "batch_dim",
+           "batch_dims_outward", "init", "is_retrace", "is_vmap_entry", "missing", "patch", "process_primitive",
+           "restore", "tag", "transformation"]
 
 BatchTrace = _batching.BatchTrace
 _VMAP_ENTRY = "_batch_inner"
@@ -57,17 +59,87 @@ def missing() -> str | None:
     return ", ".join(absent) if absent else None
 
 
-def patch(new_process_primitive: Callable[..., Any], new_init: Callable[..., Any]) -> None:
+CALL_METHODS: dict[str, Callable[..., Any]] = {
+    name: getattr(BatchTrace, name)
+    for name in ("process_call", "process_custom_jvp_call", "process_custom_vjp_call", "process_shard_map")
+    if callable(getattr(BatchTrace, name, None))}
+"""JAX's ``BatchTrace`` methods that trace a Python function of the user's under the same vmap
+(``custom_jvp``, ``custom_vjp``, ``shard_map``, call primitives): ``(trace, primitive, *rest)``,
+the tracers in the first list (or JAX 0.10's ``FlatTree``, with ``.vals``) among ``rest``. The
+same four names from 0.5 to 0.10 (``process_shard_map`` from 0.6)."""
+_batch: Callable[..., Any] = _batching.batch
+"""JAX's ``batching.batch(fun, axis_data, in_dims, out_dim_dests, sum_match=False)``: the
+``WrappedFun`` of one user vmap (``api.vmap`` looks it up as ``batching.batch`` at every call;
+0.5 to 0.10)."""
+_from_elt: Callable[..., Any] = _batching.from_elt
+"""JAX's ``batching.from_elt(trace, axis_size, mesh_axis, sum_match, i, x, spec)``: one output of a
+user vmap leaving it (``_batch_inner`` looks it up as a global; ``spec`` is its ``out_axes``
+entry, None for an unmapped output). Its signature from 0.7 (0.5-0.6: no ``mesh_axis``)."""
+_RETRACE_ENTRIES = ("_batch_jaxpr_inner", "_batch_jaxpr2", "_batch_jaxpr_axes")
+"""Functions of ``batching`` in which a batching rule creates the trace of a sub-jaxpr it re-batches."""
+
+
+def patch(new_process_primitive: Callable[..., Any], new_init: Callable[..., Any], *,
+          calls: dict[str, Callable[..., Any]] | None = None, batch: Callable[..., Any] | None = None,
+          from_elt: Callable[..., Any] | None = None) -> None:
     """Routes every ``BatchTrace`` through ``new_process_primitive`` and ``new_init`` (same
-    signatures as JAX's; they call :func:`process_primitive` and :func:`init`)."""
+    signatures as JAX's; they call :func:`process_primitive` and :func:`init`), and optionally
+    the :data:`CALL_METHODS` (by name), ``batching.batch`` and ``batching.from_elt``."""
     BatchTrace.process_primitive = new_process_primitive
     BatchTrace.__init__ = new_init
+    for name, method in (calls or {}).items():
+        setattr(BatchTrace, name, method)
+    if batch is not None:
+        _batching.batch = batch
+    if from_elt is not None:
+        _batching.from_elt = from_elt
 
 
 def restore() -> None:
-    """Puts JAX's own ``process_primitive`` and ``__init__`` back."""
+    """Puts JAX's own methods and functions back."""
     BatchTrace.process_primitive = process_primitive
     BatchTrace.__init__ = init
+    for name, method in CALL_METHODS.items():
+        setattr(BatchTrace, name, method)
+    _batching.batch = _batch
+    _batching.from_elt = _from_elt
+
+
+def batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match: bool = False) -> Any:
+    """JAX's own ``batching.batch``."""
+    return _batch(fun, axis_data, in_dims, out_dim_dests, sum_match)
+
+
+def from_elt(*args: Any) -> Any:
+    """JAX's own ``batching.from_elt``."""
+    return _from_elt(*args)
+
+
+def arg_names(fun: Any, count: int) -> list[str]:
+    """The user's names of a vmapped function's ``count`` flat arguments (``"key"``,
+    ``"batch['rng']"``), from the ``WrappedFun``'s ``debug_info.arg_names`` (best effort in JAX:
+    ``""`` where unknown; from 0.5 to 0.10)."""
+    names = getattr(getattr(fun, "debug_info", None), "arg_names", None)
+    if not isinstance(names, tuple) or len(names) != count:
+        return [""] * count
+    return [n if isinstance(n, str) else "" for n in names]
+
+
+def transformation(gen: Callable[..., Any]) -> Callable[..., Any]:
+    """``linear_util.transformation2``: ``transformation(gen)(wrapped_fun, *static)`` is a
+    ``WrappedFun`` whose call runs ``gen(call, *static, *args)`` (0.5 to 0.10)."""
+    return _lu.transformation2(gen)
+
+
+def is_retrace(frame: FrameType | None) -> bool:
+    """True if ``frame`` (the caller of ``BatchTrace.__init__``) is a batching rule re-batching a
+    sub-jaxpr (``cond``'s branches, a ``while`` body): checked where the rule was called."""
+    return frame is not None and frame.f_code.co_name in _RETRACE_ENTRIES
+
+
+def tag(trace: Any) -> Any:
+    """The tag shared by every trace of one vmap (its ``custom_jvp``/``shard_map`` sub-traces too)."""
+    return trace.tag
 
 
 def is_vmap_entry(frame: FrameType | None) -> bool:

@@ -21,7 +21,7 @@ from jax.tree_util import PyTreeDef, keystr
 from keyfan._checks import as_int
 
 __all__ = ["Bound", "Leaf", "arg_name", "bind", "check_axes", "check_key_argnums", "is_typed_key", "leaf_axes",
-           "parameter_names"]
+           "leaf_names", "parameter_names", "positional_axes"]
 
 
 def is_typed_key(value: Any) -> bool:
@@ -129,6 +129,31 @@ def _normalize_axis(leaf: Leaf, value: Any, axis: int) -> int:
     return axis % rank
 
 
+def leaf_names(params: Sequence[str | None], args: Sequence[Any], kwargs: dict[str, Any]) -> list[str]:
+    """How the user would name every leaf of ``(args, kwargs)``, flattened as a whole:
+    ``argument 'batch' (position 0) ['x']``, ``keyword argument 'key'``. ``params``: the
+    function's positional parameter names (:func:`parameter_names`)."""
+    names: list[str] = []
+    for position, arg in enumerate(args):
+        base = arg_name(position, params)
+        names.extend(base + (f" {keystr(path)}" if path else "")
+                     for path, _ in jax.tree_util.tree_flatten_with_path(arg)[0])
+    for path, _ in jax.tree_util.tree_flatten_with_path(kwargs)[0]:
+        names.append(f"keyword argument {path[0].key!r}" + (f" {keystr(path[1:])}" if path[1:] else ""))
+    return names
+
+
+def positional_axes(params: Sequence[str | None], spec: Any, args: Sequence[Any]) -> list[int | None]:
+    """The axis of every leaf of the positional ``args`` under one ``in_axes`` spec (an int or None
+    for all, or a tuple of pytree prefixes, one per argument, as ``jax.vmap`` reads it); the
+    caller has checked a tuple's length."""
+    axes: list[int | None] = []
+    for position, arg in enumerate(args):
+        prefix = spec[position] if isinstance(spec, tuple) else spec
+        axes.extend(leaf_axes(arg_name(position, params), arg, prefix))
+    return axes
+
+
 def bind(f: Callable[..., Any], in_axes: Any, key_argnums: tuple[int, ...], axis_size: int | None,
          args: tuple[Any, ...], kwargs: dict[str, Any]) -> Bound:
     """Flattens one call of the mapped function and checks every axis against its argument."""
@@ -147,24 +172,19 @@ def bind(f: Callable[..., Any], in_axes: Any, key_argnums: tuple[int, ...], axis
                 f"{len(args)} positional arguments; pass the key positionally or fix key_argnums."
             )
         key_positions.add(k % len(args))
-    leaves: list[Leaf] = []
-    values: list[Any] = []
-    for position, arg in enumerate(args):
-        name = arg_name(position, names)
-        prefix = in_axes[position] if isinstance(in_axes, tuple) else in_axes
-        with_path, _ = jax.tree_util.tree_flatten_with_path(arg)
-        axes = leaf_axes(name, arg, prefix)
-        for (path, value), axis in zip(with_path, axes, strict=True):
-            kind = "raw" if position in key_positions else "typed" if is_typed_key(value) else None
-            leaves.append(Leaf(name + (f" {keystr(path)}" if path else ""), axis, kind))
-            values.append(value)
     # Flattened as a whole, in the order tree_structure((args, kwargs)) uses (sorted keywords).
-    for path, value in jax.tree_util.tree_flatten_with_path(kwargs)[0]:
+    leaf_name = leaf_names(names, args, kwargs)
+    axes = positional_axes(names, in_axes, args)
+    positions = [p for p, arg in enumerate(args) for _ in jax.tree_util.tree_leaves(arg)]
+    values = jax.tree_util.tree_leaves((tuple(args), kwargs))
+    leaves: list[Leaf] = []
+    for i, value in enumerate(values):
         typed = is_typed_key(value)
-        axis = None if typed and not _shape(value) else 0
-        name = f"keyword argument {path[0].key!r}" + (f" {keystr(path[1:])}" if path[1:] else "")
-        leaves.append(Leaf(name, axis, "typed" if typed else None))
-        values.append(value)
+        if i < len(axes):  # a positional leaf
+            kind = "raw" if positions[i] in key_positions else "typed" if typed else None
+            leaves.append(Leaf(leaf_name[i], axes[i], kind))
+        else:  # a keyword leaf: mapped over axis 0, except a single typed key (jax.vmap cannot map it)
+            leaves.append(Leaf(leaf_name[i], None if typed and not _shape(value) else 0, "typed" if typed else None))
     treedef = jax.tree_util.tree_structure((args, kwargs))
     leaves = [dataclasses.replace(leaf, axis=None if leaf.axis is None else _normalize_axis(leaf, v, leaf.axis))
               for leaf, v in zip(leaves, values, strict=True)]

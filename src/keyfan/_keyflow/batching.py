@@ -33,7 +33,7 @@ import sys
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -43,16 +43,14 @@ from keyfan._jaxinternals import batching, core, require_sanitizer
 from keyfan._jaxinternals import source_info as source_info_util
 from keyfan._jaxinternals.config import trace_context_state
 from keyfan._keyflow.errors import SharedRandomnessError, SharedRandomnessWarning
-from keyfan._keyflow.flow import analyze, sub_jaxpr
+from keyfan._keyflow.flow import Analysis, analyze, sub_jaxpr
 from keyfan._keyflow.hashes import HASH_SCOPE
-from keyfan._keyflow.source import in_scope, traceback_api, traceback_location, user_frame
-from keyfan._keyflow.wording import SHARED_DRAW_FIX, WRAPPER_FIXES, what
-from keyfan.scopes import SHARED_RANDOMNESS_SCOPE
+from keyfan._keyflow.primitives import DRAWS, declared_shared, keys_of
+from keyfan._keyflow.source import traceback_api, traceback_location, user_frame
+from keyfan._keyflow.wording import SHARED_DRAW_FIX, WRAPPER_FIXES, shared_draw, what
 
 __all__ = ["SharedDraw", "Sink", "active", "check_key", "checking"]
 
-_DRAWS = {"random_bits": (0,), "random_gamma": (0,), "threefry2x32": None}
-"""Draw primitives and the operands that key them (None: all operands)."""
 
 _MODE = trace_context_state(
     "keyfan_sanitize_mode", "off",
@@ -77,6 +75,9 @@ class SharedDraw:
     axis_size: int | None
     frame: tuple[str, int] | None = None
     """``(file, line)`` of the draw, for warnings."""
+    origin: str = ""
+    """Where its key comes from, as a clause (``"is the argument `key` of the vmapped function,
+    passed unmapped (in_axes=None)"``), or ``""`` when unknown."""
 
     @property
     def problem(self) -> str:
@@ -85,9 +86,9 @@ class SharedDraw:
                 "keyfan": "kf.vmap"}.get(self.wrapper, "vmap")
         vmap_at = f" traced at {self.vmap}" if self.vmap else ""
         size = f" (batch of {self.axis_size})" if self.axis_size is not None else ""
-        return (f"{self.what} draws the same values for every example of the {vmap}{vmap_at}{size}: "
-                f"its key is not mapped over that vmap (it was passed with in_axes=None, closed over, or "
-                f"derived from such a key).")
+        origin = self.origin or ("is not mapped over that vmap (it was passed with in_axes=None, closed "
+                                 "over, or derived from such a key)")
+        return shared_draw(self.what, f"of the {vmap}{vmap_at}{size}", origin)
 
     @property
     def fix(self) -> str:
@@ -110,20 +111,34 @@ class Sink:
     action: str
     found: list[SharedDraw] = dataclasses.field(default_factory=list)
 
-    def report(self, draw: SharedDraw) -> None:
-        if self.action == "error":
-            raise SharedRandomnessError(f"kf.sanitize: {draw.message}")
+    def report_all(self, draws: Sequence[SharedDraw]) -> None:
+        """Reports the shared draws of one vmap: ``"error"`` raises one error listing them all."""
+        __tracebackhide__ = True
+        fresh = [d for d in dict.fromkeys(draws) if self._keep(d)]
+        if self.action == "error" and fresh:
+            raise SharedRandomnessError(_error_message(fresh))
+        if self.action == "warn":
+            for draw in fresh:
+                file, line = draw.frame or ("<unknown>", 0)
+                warnings.warn_explicit(f"kf.sanitize: {draw.message}", SharedRandomnessWarning, file, line)
+
+    def _keep(self, draw: SharedDraw) -> bool:
         # One draw can be seen on several paths (an inlined jit, its inner jit, the primitive),
         # the same line each time, or none where a cached re-trace hides it: keep one per line.
         same_vmap = [f for f in self.found if f.vmap == draw.vmap and f.axis_size == draw.axis_size]
         if any(f.location == draw.location for f in same_vmap) or (not draw.location and same_vmap):
-            return
+            return False
         for unknown in [f for f in same_vmap if not f.location]:
             self.found.remove(unknown)
         self.found.append(draw)
-        if self.action == "warn":
-            file, line = draw.frame or ("<unknown>", 0)
-            warnings.warn_explicit(f"kf.sanitize: {draw.message}", SharedRandomnessWarning, file, line)
+        return True
+
+
+def _error_message(draws: Sequence[SharedDraw]) -> str:
+    if len(draws) == 1:
+        return f"kf.sanitize: {draws[0].message}"
+    listed = "\n".join(f"  {i}. {d.message}" for i, d in enumerate(draws, 1))
+    return f"kf.sanitize: {len(draws)} random draws are the same for every example of a batch:\n{listed}"
 
 
 _local = threading.local()
@@ -154,7 +169,12 @@ def checking(sink: Sink) -> Iterator[Sink]:
     _install()
     _sinks().append(sink)
     try:
-        with _MODE(f"{sink.action}-{next(_TOKENS)}"):
+        # A sanitize block's mode is the same token every time, so a function traced under the
+        # check is traced once and its cache entry reused by every later block (a trace that
+        # finds a shared draw raises and is never cached). An audit collects what a trace finds,
+        # so it must see every trace: each audit gets a fresh token.
+        token = f"collect-{next(_TOKENS)}" if sink.action == "collect" else sink.action
+        with _MODE(token):
             yield sink
     finally:
         _sinks().pop()
@@ -165,7 +185,7 @@ def check_globally(action: str) -> None:
     """Turns a check on for the whole program (all threads), as ``KEYFAN_SANITIZE`` does."""
     _install()
     _GLOBAL.append(Sink(action))
-    jax.config.update("keyfan_sanitize_mode", f"{action}-global")
+    jax.config.update("keyfan_sanitize_mode", action)
 
 
 # -- where a vmap was traced -------------------------------------------------------------------
@@ -214,6 +234,9 @@ def _vmap_of(trace: Any) -> tuple[str, str]:
 
 _ORIGINAL_PROCESS = batching.process_primitive
 _ORIGINAL_INIT = batching.init
+_ORIGINAL_CALLS = batching.CALL_METHODS
+_ORIGINAL_BATCH = batching.batch
+_ORIGINAL_FROM_ELT = batching.from_elt
 _lock = threading.Lock()
 _installed = 0
 
@@ -224,7 +247,8 @@ def _install() -> None:
     with _lock:
         _installed += 1
         if _installed == 1:
-            batching.patch(_process_primitive, _init)
+            batching.patch(_process_primitive, _init, calls={name: _call_wrapper(name) for name in _ORIGINAL_CALLS},
+                           batch=_batch, from_elt=_from_elt)
             _kernel.set_draw_hook(check_key)
 
 
@@ -237,31 +261,263 @@ def _uninstall() -> None:
             _kernel.set_draw_hook(None)
 
 
+# -- one user vmap being traced: its pending reports, decided when its trace ends ------------------
+
+@dataclasses.dataclass(eq=False)
+class _Pending:
+    """A shared draw found in a vmap, reported if its values reach one of the vmap's mapped outputs."""
+
+    draw: SharedDraw
+    vmap: _Vmap | None
+    live: bool = False
+    declared: bool = False
+    """Its values also leave the vmap through an output declared unmapped (``out_axes=None``):
+    the user (or the library: shared parameters under ``nn.vmap``, ``nnx.vmap``, ``hk.vmap``)
+    says it is one value for every example, so its other uses are uses of a shared value."""
+
+
+@dataclasses.dataclass(eq=False)
+class _Vmap:
+    """A user vmap (``jax.vmap`` and the wrappers built on it) while its function is traced."""
+
+    exempt: bool
+    """A vmap JAX makes for itself (the basis of ``jacfwd``/``hessian``): sharing is its design."""
+    sealed: bool = False
+    """Every input is mapped: an unmapped key can only be closed over or made from a constant."""
+    tag: Any = None
+    pending: list[_Pending] = dataclasses.field(default_factory=list)
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.vmaps: list[_Vmap] = []
+        self.taint: dict[int, tuple[Any, tuple[_Pending, ...]]] = {}
+        """Values derived from a pending draw (by ``id``, the value kept alive), and the draws."""
+        self.origins: dict[int, tuple[Any, str, bool]] = {}
+        """Unmapped values that are, or derive only from unmapped arguments of a user vmap (by
+        ``id``, the value kept alive): the argument's description, and whether it IS the argument."""
+
+
+_state = _State()
+_RETRACES: weakref.WeakSet[Any] = weakref.WeakSet()
+"""BatchTraces of a batching rule re-tracing a sub-jaxpr: checked where the rule was called."""
+_JAX_API = os.path.join("jax", "_src", "api.py")
+
+
+def _batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match: bool = False) -> Any:
+    return _vmap_scope(_ORIGINAL_BATCH(fun, axis_data, in_dims, out_dim_dests, sum_match), fun, in_dims)
+
+
+def _autodiff_basis() -> bool:
+    """True for the vmap of ``jacfwd``/``hessian``/``jacrev`` over basis vectors, which JAX's
+    own ``api.py`` makes: one primal for every direction, by design."""
+    for frame in getattr(source_info_util.current().traceback, "frames", ()):
+        path = os.path.realpath(frame.file_name)
+        if path.endswith(_JAX_API):
+            if frame.function_name.rsplit(".", 1)[-1] != "vmap_f":
+                return True
+        elif not path.startswith(_SKIPPED_DIRS):
+            return False
+    return False
+
+
+_SKIPPED_DIRS = (os.path.join(os.path.realpath(os.path.dirname(jax.__file__)), ""),
+                 os.path.join(os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ""))
+"""JAX's and keyfan's own directories: frames there neither make nor use a vmap of the user's."""
+
+
+@batching.transformation
+def _vmap_scope(f: Any, fun: Any, in_dims: Any, *args: Any) -> Any:
+    __tracebackhide__ = True
+    if _MODE.value == "off":
+        return f(*args)
+    dims = in_dims() if callable(in_dims) else in_dims
+    unmapped = [(value, name) for value, name, dim in zip(args, batching.arg_names(fun, len(args)), dims, strict=False)
+                if dim is None]
+    vmap = _Vmap(exempt=_autodiff_basis(), sealed=not unmapped)
+    for value, name in unmapped:
+        if name and _key_material(value):
+            _state.origins[id(value)] = (value, f"the argument `{name}` of the vmapped function", True)
+    _state.vmaps.append(vmap)
+    try:
+        out = f(*args)
+    finally:
+        _state.vmaps.pop()
+        if not _state.vmaps:
+            _state.taint.clear()
+            _state.origins.clear()
+    live = [p.draw for p in vmap.pending if p.live and not p.declared]
+    sink = _sink()
+    if live and sink is not None and not vmap.exempt:
+        sink.report_all(live)
+    return out
+
+
+def _vmap_of_trace(trace: Any) -> _Vmap | None:
+    tag = batching.tag(trace)
+    return next((v for v in reversed(_state.vmaps) if v.tag is tag), None)
+
+
+def _from_elt(trace: Any, axis_size: Any, mesh_axis: Any, sum_match: bool, i: int, x: Any, spec: Any) -> Any:
+    """An output of a user vmap: a pending draw whose values reach it is live, unless the output
+    is declared unmapped (``out_axes=None``: the same for every example, by the user's word)."""
+    if _state.taint:
+        found = _state.taint.get(id(x))
+        if found is not None and found[0] is x:
+            for pending in found[1]:
+                if spec is None:
+                    pending.declared = True
+                else:
+                    pending.live = True
+    return _ORIGINAL_FROM_ELT(trace, axis_size, mesh_axis, sum_match, i, x, spec)
+
+
+def _values(values: Any) -> Sequence[Any]:
+    """The flat values of a trace's results (a list, one value, or JAX's ``FlatTree``)."""
+    if isinstance(values, (list, tuple)):
+        return values
+    flat = getattr(values, "vals", None)
+    return list(flat) if flat is not None else (values,)
+
+
+def _taint(values: Any, pending: tuple[_Pending, ...]) -> None:
+    if not pending:
+        return
+    for value in _values(values):
+        known = _state.taint.get(id(value))
+        merged = pending if known is None or known[0] is not value else tuple(dict.fromkeys((*known[1], *pending)))
+        _state.taint[id(value)] = (value, merged)
+
+
+def _tainted(values: Any) -> tuple[_Pending, ...]:
+    if not _state.taint:
+        return ()
+    found: dict[_Pending, None] = {}
+    for value in values:
+        known = _state.taint.get(id(value))
+        if known is not None and known[0] is value:
+            found.update(dict.fromkeys(known[1]))
+    return tuple(found)
+
+
+def _key_material(value: Any) -> bool:
+    """A value a key can come from: a typed key, raw key data or an integer seed (only these are
+    followed, so the values kept alive while a vmap is traced stay small)."""
+    try:
+        dtype = jax.typeof(value).dtype
+    except TypeError:
+        return False
+    return jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or jax.dtypes.issubdtype(dtype, jax.numpy.integer)
+
+
+def _origin_of(value: Any) -> tuple[str, bool] | None:
+    found = _state.origins.get(id(value)) if _state.origins else None
+    return (found[1], found[2]) if found is not None and found[0] is value else None
+
+
+def _origin_clause(trace: Any, values: Sequence[Any]) -> str:
+    """Where a shared draw's key comes from, given the operands its key derives from."""
+    for value in values:
+        found = _origin_of(value)
+        if found is not None:
+            name, direct = found
+            return (f"is {name}, passed unmapped (in_axes=None)" if direct
+                    else f"is derived from {name}, passed unmapped (in_axes=None)")
+    vmap = _vmap_of_trace(trace)
+    if vmap is not None and vmap.sealed:
+        return ("comes from no argument of the vmapped function (every argument is mapped): it is closed over, "
+                "or made from a constant seed inside")
+    return ""
+
+
+def _propagate_origins(tracers: Any, dims: list[Any], outs: Any) -> None:
+    """Outputs of an equation whose operands are all unmapped derive from the arguments they read."""
+    if not _state.origins or any(d is not None for d in dims):
+        return
+    found = next((o for o in map(_origin_of, tracers) if o is not None), None)
+    if found is None:
+        return
+    for value in _values(outs):
+        if _origin_of(value) is None and _key_material(value):
+            _state.origins[id(value)] = (value, found[0], False)
+
+
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     _ORIGINAL_INIT(self, *args, **kwargs)
-    # A vmap of the user's (not a batching rule re-batching a sub-jaxpr for it): remember where.
-    if _MODE.value != "off" and batching.is_vmap_entry(sys._getframe(1)):
+    if _MODE.value == "off":
+        return
+    caller = sys._getframe(1)
+    if batching.is_vmap_entry(caller):  # a vmap of the user's: remember where, and its tag
         _record_vmap(batching.axis_data(self))
+        if _state.vmaps and _state.vmaps[-1].tag is None:
+            _state.vmaps[-1].tag = batching.tag(self)
+    elif batching.is_retrace(caller):  # a batching rule re-tracing a sub-jaxpr
+        _RETRACES.add(self)
 
 
 def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
-    if _MODE.value == "off":
+    __tracebackhide__ = True
+    if _MODE.value == "off" or self in _RETRACES:
         return _ORIGINAL_PROCESS(self, p, tracers, params)
     sink = _sink()
     subs = _subs(params)
-    if sink is not None:
-        _check_primitive(self, sink, p, tracers, subs)
-    if not subs:
-        return _ORIGINAL_PROCESS(self, p, tracers, params)
-    # Batching rules re-trace sub-jaxprs in a fresh context (their results are cached), so the
-    # scopes and frames around this equation are kept here for the draws inside it.
-    outer = _outer()
-    info = source_info_util.current()
-    outer.append((str(info.name_stack), info.traceback))
-    try:
-        return _ORIGINAL_PROCESS(self, p, tracers, params)
-    finally:
-        outer.pop()
+    inherited = _tainted(tracers)
+    drawn: list[_Pending] = []
+    dims = [batching.batch_dim(self, t) for t in tracers]
+    if sink is not None and p.name in DRAWS:
+        operands = keys_of(p.name, len(dims))
+        if all(dims[i] is None for i in operands):
+            info = source_info_util.current()
+            origin = _origin_clause(self, [tracers[i] for i in operands])
+            drawn.extend(_report(self, info.traceback, _name_stack(),
+                                 what(p.name, traceback_api(info.traceback)), origin=origin))
+    if subs:
+        outer = _outer()
+        info = source_info_util.current()
+        outer.append((str(info.name_stack), info.traceback))
+        try:
+            outs = _ORIGINAL_PROCESS(self, p, tracers, params)
+        finally:
+            outer.pop()
+    else:
+        outs = _ORIGINAL_PROCESS(self, p, tracers, params)
+    flat = outs if p.multiple_results else [outs]
+    _propagate_origins(tracers, dims, flat)
+    if sink is not None and subs and any(_has_draws(jaxpr) for jaxpr, _ in subs):
+        for index, pending in _check_call(self, p, params, tracers, dims, len(flat)):
+            _taint(flat[index], pending)
+    pending = (*inherited, *drawn)
+    if pending:
+        _taint(flat, pending)
+        if _effectful(p, params):  # a callback or print: the values leave the program here
+            for found in pending:
+                found.live = True
+    return outs
+
+
+def _effectful(p: Any, params: dict[str, Any]) -> bool:
+    return bool(getattr(p, "name", "") in ("debug_callback", "io_callback", "pure_callback", "debug_print")
+                or params.get("effects"))
+
+
+def _call_wrapper(name: str) -> Any:
+    original = _ORIGINAL_CALLS[name]
+
+    def process(self: Any, prim: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        if _MODE.value == "off" or self in _RETRACES:
+            return original(self, prim, *args, **kwargs)
+        tracers = next((_values(a) for a in args if isinstance(a, (list, tuple)) or hasattr(a, "vals")), ())
+        vmap = _vmap_of_trace(self)
+        before = len(vmap.pending) if vmap is not None else 0
+        inherited = _tainted(tracers)
+        outs = original(self, prim, *args, **kwargs)
+        made = tuple(vmap.pending[before:]) if vmap is not None else ()
+        _taint(outs, (*inherited, *made))  # every output may carry what was drawn inside
+        return outs
+
+    process.__name__ = name
+    return process
 
 
 def _subs(params: dict[str, Any]) -> list[tuple[core.Jaxpr, int]]:
@@ -281,34 +537,23 @@ def _name_stack() -> str:
     return "/".join([*(stack for stack, _ in _outer()), str(source_info_util.current_name_stack())])
 
 
-def _check_primitive(trace: Any, sink: Sink, p: Any, tracers: Any, subs: list[tuple[core.Jaxpr, int]]) -> None:
-    dims = [batching.batch_dim(trace, t) for t in tracers]
-    if p.name in _DRAWS:
-        keyed = _DRAWS[p.name]
-        operands = range(len(dims)) if keyed is None else keyed
-        if all(dims[i] is None for i in operands if i < len(dims)):
-            info = source_info_util.current()
-            _report(trace, sink, info.traceback, _name_stack(), what(p.name, traceback_api(info.traceback)))
-    elif subs and all(d is None for d in dims):
-        for jaxpr, _ in subs:
-            if _has_draws(jaxpr):
-                _check_unmapped_call(trace, sink, jaxpr)
-
-
 def check_key(key: Any) -> None:
     """Reports a keyfan draw from ``key`` if ``key`` is not mapped over a vmap the call sits in.
     Called by keyfan's samplers at their entry point (their hashes are plain arithmetic, which
     the primitive check cannot tell from other arithmetic); free when no check is active."""
+    __tracebackhide__ = True
     if _MODE.value == "off":
         return
-    sink = _sink()
-    if sink is None:
+    if _sink() is None:
         return
     for trace, dim in batching.batch_dims_outward(key):
+        if trace in _RETRACES:
+            return
         if dim is None:
             info = source_info_util.current()
             api = traceback_api(info.traceback) or "a keyfan draw"
-            _report(trace, sink, info.traceback, _name_stack(), api)
+            for pending in _report(trace, info.traceback, _name_stack(), api):
+                pending.live = True  # the sampler's values are not followed: reported as drawn
             return
 
 
@@ -322,18 +567,28 @@ def _in_param_init(traceback: Any) -> bool:
                for frame in getattr(traceback, "frames", ()))
 
 
-def _report(trace: Any, sink: Sink, traceback: Any, name_stack: str, api: str, location: str | None = None) -> None:
-    if in_scope(name_stack, SHARED_RANDOMNESS_SCOPE) or any(_in_param_init(tb) for tb in
+def _report(trace: Any, traceback: Any, name_stack: str, api: str, location: str | None = None,
+            origin: str = "") -> list[_Pending]:
+    """A pending report of a shared draw over ``trace``'s vmap (none if the sharing is declared)."""
+    if declared_shared(name_stack) or any(_in_param_init(tb) for tb in
                                                             (traceback, *(tb for _, tb in _outer()))):
-        return
-    vmap, wrapper = _vmap_of(trace)
+        return []
+    vmap_line, wrapper = _vmap_of(trace)
     size = batching.axis_size(trace)
     tracebacks = (traceback, *(tb for _, tb in reversed(_outer())))
     if location is None:
         # Inside a cached re-trace the traceback ends at its jit; the enclosing frames say more.
         location = next((found for found in map(traceback_location, tracebacks) if found), "")
     frame = next((found for found in map(user_frame, tracebacks) if found), None)
-    sink.report(SharedDraw(api, location, vmap, wrapper, size if isinstance(size, int) else None, frame))
+    origin = origin or _origin_clause(trace, [])
+    draw = SharedDraw(api, location, vmap_line, wrapper, size if isinstance(size, int) else None, frame, origin)
+    vmap = _vmap_of_trace(trace)
+    pending = _Pending(draw, vmap, live=vmap is None)
+    if vmap is not None:
+        vmap.pending.append(pending)
+    elif (sink := _sink()) is not None:
+        sink.report_all([draw])  # a BatchTrace of no user vmap (pmap, say): reported at once
+    return [pending]
 
 
 # -- calls bound once for the whole batch ------------------------------------------------------
@@ -351,7 +606,7 @@ def _has_draws(jaxpr: core.Jaxpr) -> bool:
         return known
     found = False
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name in _DRAWS:
+        if eqn.primitive.name in DRAWS:
             found = True
             break
         subs = (sub_jaxpr(v) for value in eqn.params.values()
@@ -364,22 +619,41 @@ def _has_draws(jaxpr: core.Jaxpr) -> bool:
     return found
 
 
-def _check_unmapped_call(trace: Any, sink: Sink, jaxpr: core.Jaxpr) -> None:
-    """Every live draw of a call bound once for the whole batch is shared, unless its key derives
-    from this vmap's ``axis_index``. keyfan's own hashes are checked at their samplers' entry."""
-    closed = core.ClosedJaxpr(jaxpr, [None] * len(jaxpr.constvars))
-    axis_name = batching.axis_name(trace)
-    analysis = analyze(closed, [frozenset()] * len(jaxpr.invars), axis_levels={axis_name: frozenset({0})},
-                       ledger=False)
+def _check_call(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: list[Any],
+                n_out: int) -> list[tuple[int, tuple[_Pending, ...]]]:
+    """The draws inside an equation with sub-jaxprs (``jit``, ``cond``, ``while``, ``scan``, ...)
+    bound at this vmap, analysed with the key-flow engine from the operands' real batch dims: a
+    live draw whose key does not derive from a batched operand or this vmap's ``axis_index`` is
+    shared. (A batched predicate makes JAX batch every operand of ``cond``/``while`` before it
+    re-traces the branches, so the draws inside cannot be judged there.) Returns, per output of
+    the equation, the pending reports of the draws whose values reach it."""
+    analysis = _analyze_equation(trace, p, params, tracers, dims, n_out)
+    if analysis is None:
+        return []
     info = source_info_util.current()
     called_at = traceback_location(info.traceback)
     outer_stack = _name_stack()
     api = traceback_api(info.traceback)
+    reports: dict[int, list[_Pending]] = {}
     for site in analysis.sites:
         if site.primitive == HASH_SCOPE or 0 in site.levels or site.id not in analysis.live:
             continue
         location = site.location or called_at
         if called_at and location != called_at and not location.startswith(called_at.split(" <- ")[0]):
             location = f"{location} (called at {called_at})"
-        _report(trace, sink, info.traceback, f"{outer_stack}/{site.name_stack}", what(site.primitive, api or site.api),
-                location=location)
+        origin = _origin_clause(trace, [tracers[i] for i in sorted(site.sources) if i < len(tracers)])
+        reports[site.id] = _report(trace, info.traceback, f"{outer_stack}/{site.name_stack}",
+                                   what(site.primitive, api or site.api), location=location, origin=origin)
+    return [(j, tuple(p for d in draws if d in reports for p in reports[d]))
+            for j, draws in enumerate(analysis.outputs) if any(d in reports for d in draws)]
+
+
+def _analyze_equation(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: list[Any],
+                      n_out: int) -> Analysis | None:
+    avals = [t.aval if core.is_tracer(t) else jax.typeof(t) for t in tracers]
+    try:
+        closed = core.one_equation(p, params, avals, n_out, source_info_util.current())
+    except Exception:
+        return None
+    levels = [frozenset() if d is None else frozenset({0}) for d in dims]
+    return analyze(closed, levels, axis_levels={batching.axis_name(trace): frozenset({0})}, ledger=False)

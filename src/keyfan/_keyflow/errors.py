@@ -12,3 +12,9 @@ class SharedRandomnessError(ValueError):
 
 class SharedRandomnessWarning(UserWarning):
     """``kf.sanitize(action="warn")``: a random draw is the same for every example of a batch."""
+
+
+# Shown as users import them (``keyfan.SharedRandomnessError`` in pytest's summary line), not as
+# the private module that defines them.
+SharedRandomnessError.__module__ = "keyfan"
+SharedRandomnessWarning.__module__ = "keyfan"

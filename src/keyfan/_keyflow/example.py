@@ -97,3 +97,4 @@ def example_jaxpr(f: Callable[..., Any], example: Example, structs: Sequence[jax
         return _array_outputs(f(*call_args, **call_kwargs))
 
     return jax.make_jaxpr(one_example, axis_env=list(axis_env) if axis_env else None)(*structs)
+

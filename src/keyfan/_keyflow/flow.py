@@ -29,7 +29,7 @@ from keyfan._keyflow import rules as _rules
 from keyfan._keyflow.hashes import HASH_SCOPE, hash_outputs
 from keyfan._keyflow.ledger import Event, Ledger, Use
 from keyfan._keyflow.rules import makes_copies, size
-from keyfan._keyflow.source import api_name, call_instance, join_stack, location
+from keyfan._keyflow.source import api_name, call_instance, join_stack, library_name, location
 from keyfan._keyflow.values import EMPTY, Mark, Numbering, Val, content_key, join, key_like
 
 __all__ = ["Analysis", "DrawSite", "analyze"]
@@ -71,6 +71,8 @@ class Analysis:
     """Key misuse found by the ledger (empty when the ledger was off)."""
     live: frozenset[int]
     """Ids of the draws whose results reach an output."""
+    outputs: tuple[frozenset[int], ...] = ()
+    """For each output, the ids of the draws whose results reach it."""
 
 
 class Call(NamedTuple):
@@ -83,6 +85,8 @@ class Call(NamedTuple):
     """Its call instance (``_source.call_instance``)."""
     api: str
     """The random API the user called to make it, or ``""``."""
+    library: str | None = None
+    """The installed package whose code made it (``source.library_name``)."""
 
 
 class Ctx(NamedTuple):
@@ -117,8 +121,8 @@ def analyze(closed: core.ClosedJaxpr, in_levels: Sequence[frozenset[int]], *,
            for i, lv in enumerate(in_levels)]
     book = Ledger(flow.numbering) if ledger else None
     outs = flow.run(closed.jaxpr, flow.consts(closed.jaxpr, closed.consts), ins, Ctx("", "", (), True, book))
-    live = frozenset().union(*(o.mark.draws for o in outs))
-    return Analysis(list(flow.sites.values()), book.events if book else [], live)
+    outputs = tuple(o.mark.draws for o in outs)
+    return Analysis(list(flow.sites.values()), book.events if book else [], frozenset().union(*outputs), outputs)
 
 
 def sub_jaxpr(value: object) -> tuple[core.Jaxpr, int] | None:
@@ -202,7 +206,7 @@ class Flow:
         if not (ctx.record or ctx.ledger is not None):
             return ctx._replace(calls=(*ctx.calls, Call(id(eqn), ctx.where, None, "")))
         where = location(eqn, ctx.where)
-        call = Call(id(eqn), where, call_instance(eqn), api_name(eqn))
+        call = Call(id(eqn), where, call_instance(eqn), api_name(eqn), library_name(eqn))
         return ctx._replace(calls=(*ctx.calls, call), where=where)
 
     def api(self, eqn: core.JaxprEqn, ctx: Ctx) -> str:
@@ -247,23 +251,32 @@ class Flow:
                 found.fed_by |= key.draws
         return did
 
+    def library(self, eqn: core.JaxprEqn, ctx: Ctx) -> str:
+        """The package whose code made ``eqn``; inside a ``jit`` whose traceback holds JAX's frames
+        only, that of the innermost enclosing call that knows."""
+        found = library_name(eqn)
+        if found is None:
+            found = next((c.library for c in reversed(ctx.calls) if c.library is not None), "")
+        return found
+
     def use(self, eqn: core.JaxprEqn, how: str, ctx: Ctx, *, count: int | None = None,
-            data: int | None = None) -> Use:
+            data: int | None = None, draw: int | None = None) -> Use:
         where = location(eqn, ctx.where)
         calls = (*ctx.calls, Call(id(eqn), where, call_instance(eqn), ""))
         depth = next(i for i, c in enumerate(calls) if c.where == where)
         instance = calls[depth].instance
         call = None if instance is None else (ctx.path[:depth], instance)
-        return Use(how, where, ctx.stack, api=self.api(eqn, ctx), call=call, count=count, data=data)
+        return Use(how, where, ctx.stack, api=self.api(eqn, ctx), call=call, count=count, data=data, draw=draw,
+                   library=self.library(eqn, ctx))
 
     def consume(self, eqn: core.JaxprEqn, key: Val, how: str, ctx: Ctx, outs: Sequence[Val] = (),
-                count: int | None = None) -> None:
+                count: int | None = None, draw: int | None = None) -> None:
         """Records that ``eqn`` consumes ``key`` (hashing ``count`` counters under it, if known);
         if that is a second use, the outputs (the children of a second split) repeat earlier
         ones and are not reported again."""
         if ctx.ledger is None:
             return
-        use = self.use(eqn, how, ctx, count=count)
+        use = self.use(eqn, how, ctx, count=count, draw=draw)
         if key.vn in self.numbering.copies and size(eqn.invars[0]) > 1:
             ctx.ledger.report("broadcast-key", use)
         if ctx.ledger.consume(key.vn, use):
@@ -285,7 +298,7 @@ class Flow:
         """An output of keyfan's hash: a draw (varying iff any operand varies)."""
         did = self.draw(eqn, index, val.mark, ctx, primitive=HASH_SCOPE, bits=bits)
         if bits:
-            self.consume(eqn, Val(val.mark, val.vn), "bits", ctx)
+            self.consume(eqn, Val(val.mark, val.vn), "bits", ctx, draw=did)
         return Val(val.mark._replace(draws=val.mark.draws | {did}), val.vn)
 
     def _call(self, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx,

@@ -48,6 +48,11 @@ class Use:
     """Counters a split or draw hashes under the key (children, or values drawn); None if unknown."""
     data: int | None = None
     """The constant a ``fold_in`` folds in, or None if it is traced."""
+    draw: int | None = None
+    """The id of the draw this use is (``DrawSite.id``), or None for a split or a fold."""
+    library: str = ""
+    """The installed package whose code makes the use (``"diffrax"``), or ``""`` for the user's
+    code (JAX's own functions count as the caller's)."""
 
     def overlaps_fold(self, fold: Use) -> bool:
         """True if this split or draw can hash the counter that ``fold`` (a ``fold_in`` of the same
@@ -74,6 +79,8 @@ class Event:
     """The offending use."""
     first: Use | None = None
     """The earlier use of the same key, if any."""
+    loop: str = ""
+    """For ``"loop-reuse"``: the user's source line that made the loop."""
 
 
 def _meets_more(fold: Use, than: Use) -> bool:
@@ -144,8 +151,8 @@ class Ledger:
                 and not self._derived_twice(parent)):
             self.events.append(Event("key-reuse", use, consumed))
 
-    def report(self, kind: str, use: Use, first: Use | None = None) -> None:
-        self.events.append(Event(kind, use, first))
+    def report(self, kind: str, use: Use, first: Use | None = None, loop: str = "") -> None:
+        self.events.append(Event(kind, use, first, loop))
 
     def fork(self) -> Ledger:
         """A ledger for one alternative branch: the same history, its own new uses."""

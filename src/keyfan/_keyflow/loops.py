@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from keyfan._jaxinternals import core
 from keyfan._keyflow.ledger import Ledger, Use
+from keyfan._keyflow.source import location
 from keyfan._keyflow.values import EMPTY, Mark, Val, join
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def scan(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
     consts, init, xs = ins[:n_consts], ins[n_consts:n_consts + n_carry], ins[n_consts + n_carry:]
     body = params["jaxpr"]
     inner = flow.enter(eqn, ctx)
-    loop = _Loop(flow, eqn, ins, init)
+    loop = _Loop(flow, eqn, ins, init, location(eqn, ctx.where))
     slices = [Val(x.mark, flow.numbering.intern(("slice", x.vn), (x.vn,))) for x in xs]
     loop.symbols.update(v.vn for v in slices)
 
@@ -82,7 +83,7 @@ def while_loop(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list
     n_cond, n_body = params["cond_nconsts"], params["body_nconsts"]
     cond_consts, body_consts, init = ins[:n_cond], ins[n_cond:n_cond + n_body], ins[n_cond + n_body:]
     inner = flow.enter(eqn, ctx)
-    loop = _Loop(flow, eqn, ins, init)
+    loop = _Loop(flow, eqn, ins, init, location(eqn, ctx.where))
 
     def step(state: tuple[Mark, ...], record: bool, vns: Sequence[int] = loop.carry_symbols,
              ledger: Ledger | None = None) -> tuple[list[Mark], list[Mark], list[Val]]:
@@ -143,12 +144,16 @@ def _widen(step: Step, state: tuple[Mark, ...]) -> tuple[Mark, ...]:
 class _Loop:
     """Value numbers of one loop: symbolic carries, and the reuse checks of its body."""
 
-    def __init__(self, flow: Flow, eqn: core.JaxprEqn, ins: Sequence[Val], init: Sequence[Val]):
+    def __init__(self, flow: Flow, eqn: core.JaxprEqn, ins: Sequence[Val], init: Sequence[Val], where: str):
         self.flow = flow
+        self.where = where
+        """The user's source line that made the loop."""
         self.init = list(init)
         in_vns = tuple(v.vn for v in ins)
         self.key = flow.numbering.intern(("loop", id(eqn), in_vns), in_vns)
-        self.carry_symbols = [flow.numbering.intern(("carry", self.key, i)) for i in range(len(init))]
+        # A carry symbol derives from the loop's inputs: in a loop nested in another, the inner
+        # carry is a function of the outer iteration's key, not a constant of the outer loop.
+        self.carry_symbols = [flow.numbering.intern(("carry", self.key, i), (self.key,)) for i in range(len(init))]
         self.symbols: set[int] = set()
         """Numbers that differ between iterations: changing carries and scanned slices."""
         self.invariant = [True] * len(init)
@@ -175,14 +180,14 @@ class _Loop:
         if repeats:
             for vn, use in used.items():
                 if not self.flow.numbering.derives_from(vn, self.symbols):
-                    ledger.report("loop-reuse", use)
+                    ledger.report("loop-reuse", use, loop=self.where)
         passed_on: dict[int, Use] = {}
         for i, (symbol, inv) in enumerate(zip(self.carry_symbols, self.invariant, strict=True)):
             if inv:
                 continue
             taken, passed = used.get(symbol), used.get(outs[i].vn)
             if repeats and taken is not None and passed is not None:
-                ledger.report("loop-reuse", taken, passed)
+                ledger.report("loop-reuse", taken, passed, loop=self.where)
             if taken is not None:
                 ledger.consume(self.init[i].vn, taken)  # iteration 0 consumes the initial key
             if passed is not None:
@@ -195,9 +200,9 @@ class _Loop:
         numbering = self.flow.numbering
         outs = []
         for i, mark in enumerate(carry):
-            vn = self.init[i].vn if self.invariant[i] else numbering.intern(("carry-out", self.key, i))
+            vn = self.init[i].vn if self.invariant[i] else numbering.intern(("carry-out", self.key, i), (self.key,))
             if ledger is not None and i in passed_on:
                 ledger.uses.setdefault(vn, passed_on[i])
             outs.append(Val(mark, vn))
-        outs.extend(Val(mark, numbering.intern(("ys", self.key, j))) for j, mark in enumerate(rest))
+        outs.extend(Val(mark, numbering.intern(("ys", self.key, j), (self.key,))) for j, mark in enumerate(rest))
         return outs

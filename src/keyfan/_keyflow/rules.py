@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyfan._jaxinternals import core
 from keyfan._keyflow import loops as _loops
+from keyfan._keyflow.primitives import DRAWS, keys_of
 from keyfan._keyflow.values import Mark, Numbering, Val, join
 
 if TYPE_CHECKING:
@@ -53,9 +54,9 @@ def makes_copies(eqn: core.JaxprEqn, ins: Sequence[Val], numbering: Numbering) -
 
 def _key_draw(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> list[Val]:
     """``random_bits``, ``random_gamma``: a draw that consumes its key operand."""
-    did = flow.draw(eqn, 0, ins[0].mark, ctx)
+    did = flow.draw(eqn, 0, join(ins[i].mark for i in keys_of(eqn.primitive.name, len(ins))), ctx)
     counters = math.prod(eqn.params["shape"]) if eqn.primitive.name == "random_bits" else None
-    flow.consume(eqn, ins[0], "draw", ctx, count=counters)
+    flow.consume(eqn, ins[0], "draw", ctx, count=counters, draw=did)
     mark = join(v.mark for v in ins)
     return flow.default(eqn, ins, mark=mark._replace(draws=mark.draws | {did}))
 
@@ -104,9 +105,7 @@ def _collective(flow: Flow, eqn: core.JaxprEqn, ins: list[Val], ctx: Ctx) -> lis
 
 
 RULES: dict[str, Rule] = {
-    "random_bits": _key_draw,
-    "random_gamma": _key_draw,
-    "threefry2x32": _hash_primitive,
+    **{name: _key_draw if draw.keyed_by is not None else _hash_primitive for name, draw in DRAWS.items()},
     "random_split": _split,
     "random_fold_in": _fold_in,
     "random_wrap": _forward,

@@ -3,16 +3,9 @@
 
 from __future__ import annotations
 
-from keyfan._keyflow.hashes import HASH_SCOPE
+from keyfan._keyflow.primitives import draw_name
 
-__all__ = ["DECLARE", "FIXES", "SHARED_DRAW_FIX", "WRAPPER_FIXES", "what"]
-
-_WHAT = {
-    "random_bits": "a random draw",
-    "random_gamma": "a gamma draw",
-    "threefry2x32": "a Threefry hash",
-    HASH_SCOPE: "a keyfan draw or key derivation (kf.normal, kf.named, kf.at, ...)",
-}
+__all__ = ["DECLARE", "FIXES", "SHARED_DRAW_FIX", "WRAPPER_FIXES", "shared_draw", "what"]
 
 DECLARE = "if the sharing is intended, draw inside `with kf.shared_randomness():`"
 
@@ -59,4 +52,10 @@ WRAPPER_FIXES = {
 
 def what(primitive: str, api: str = "") -> str:
     """How a draw is called in a message: the user's API (``jax.random.normal``) if known."""
-    return api or _WHAT.get(primitive, f"a {primitive} draw")
+    return draw_name(primitive, api)
+
+
+def shared_draw(what: str, batch: str, origin: str) -> str:
+    """The one sentence of a shared draw, for ``kf.sanitize``, ``kf.audit`` and ``kf.vmap``:
+    ``{what} draws the same values for every example {batch}: its key {origin}.``"""
+    return f"{what} draws the same values for every example {batch}: its key {origin}."

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 from typing import Any
 
 import jax
 
-from keyfan._checks import as_int, check_writable_dir
+from keyfan._checks import as_int, check_writable_dir, is_typed_key
 from keyfan.ensemble._train import TrainState
 
 __all__ = ["latest_step", "restore", "save"]
@@ -33,7 +34,7 @@ def _orbax() -> Any:
 
 
 def _is_key(leaf: Any) -> bool:
-    return isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+    return isinstance(leaf, jax.Array) and is_typed_key(leaf)
 
 
 def _to_data(tree: PyTree) -> PyTree:
@@ -126,7 +127,7 @@ def _check_state(name: str, state: Any) -> TrainState:
     return state
 
 
-def save(directory: Any, state: TrainState, *, max_to_keep: Any = None) -> pathlib.Path:
+def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: int | None = None) -> pathlib.Path:
     """Saves ``state`` under ``directory/<step>`` and waits until it is on disk.
 
     Args:
@@ -140,6 +141,10 @@ def save(directory: Any, state: TrainState, *, max_to_keep: Any = None) -> pathl
     Raises:
       NotADirectoryError: ``directory`` (or a parent, or ``directory/<step>``) is a file.
       PermissionError: ``directory`` cannot be written. Both are raised before orbax starts.
+      OSError: writing failed part way (a full disk, a directory made read-only): the message
+        names the step and the directory; the checkpoints saved before are intact (orbax writes
+        into a temporary directory and renames it only when complete, so a partial checkpoint
+        is never read as one).
 
     Example:
       >>> import flax.linen as nn, jax.numpy as jnp, optax, tempfile, keyfan as kf
@@ -157,20 +162,56 @@ def save(directory: Any, state: TrainState, *, max_to_keep: Any = None) -> pathl
     state = _check_state("state", state)
     path = _directory(directory)
     keep = None if max_to_keep is None else as_int("max_to_keep", max_to_keep, lo=1)
-    check_writable_dir("directory", path)
+    try:
+        check_writable_dir("directory", path)
+    except PermissionError as err:
+        before = latest_step(path) if path.is_dir() else None
+        if before is None:
+            raise
+        raise PermissionError(f"could not write the checkpoint of step {int(state.step)}: {err} The checkpoint of "
+                              f"step {before} is intact.") from err
     if (path / str(int(state.step))).exists() and not (path / str(int(state.step))).is_dir():
         raise NotADirectoryError(f"{str(path / str(int(state.step)))!r} is a file; the checkpoint of step "
                                  f"{int(state.step)} needs that name for its directory.")
     step = int(state.step)
     ocp = _orbax()
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-    with ocp.CheckpointManager(path, options=options) as manager:
-        manager.save(step, args=ocp.args.StandardSave(_payload(state)), force=True)
-        manager.wait_until_finished()
+    try:
+        with ocp.CheckpointManager(path, options=options) as manager:
+            before = manager.latest_step()
+            manager.save(step, args=ocp.args.StandardSave(_payload(state)), force=True)
+            manager.wait_until_finished()
+    except Exception as err:  # orbax and tensorstore wrap a full disk or a read-only directory variously
+        cause = _os_error(err)
+        if cause is None:
+            raise
+        kept = "no earlier checkpoint" if before is None else f"the checkpoint of step {before} is intact"
+        raise OSError(cause.errno, f"could not write the checkpoint of step {step} under {str(path)!r} "
+                                   f"({cause.strerror or cause}); {kept}. Free space or make the directory "
+                                   f"writable, then resume.") from err
     return path / str(step)
 
 
-def latest_step(directory: Any) -> int | None:
+def _os_error(err: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``err`` (itself, its cause or context, or a message naming errno's
+    ENOSPC/EROFS/EACCES), or None."""
+    import errno as errnos
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError):
+            return err
+        text = str(err)
+        for code in (errnos.ENOSPC, errnos.EROFS, errnos.EACCES, errnos.EDQUOT):
+            name = errnos.errorcode[code]
+            if name in text or os.strerror(code) in text:
+                return OSError(code, os.strerror(code))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def latest_step(directory: str | os.PathLike[str]) -> int | None:
     """The newest saved step under ``directory``, or None when there is none."""
     path = _directory(directory)
     if not path.exists():
@@ -180,7 +221,7 @@ def latest_step(directory: Any) -> int | None:
         return manager.latest_step()
 
 
-def restore(directory: Any, *, like: TrainState, step: Any = None) -> TrainState:
+def restore(directory: str | os.PathLike[str], *, like: TrainState, step: int | None = None) -> TrainState:
     """Restores a :class:`TrainState` saved by :func:`save`.
 
     Args:

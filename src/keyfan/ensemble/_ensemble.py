@@ -24,8 +24,9 @@ from keyfan._keyarg import check_key
 from keyfan.ensemble._inputs import InputSpec, check_input, input_spec
 from keyfan.ensemble._models import Model, NNXModel, as_model
 from keyfan.ensemble._per_example import apply_per_example, dropout_keys
-from keyfan.ensemble._predict import check_task, predict
+from keyfan.ensemble._predict import predict
 from keyfan.ensemble._stacking import check_member_keys, check_same_structure, member_index
+from keyfan.ensemble._tasks import check_task
 from keyfan.keys import fan_out
 
 __all__ = ["Ensemble"]
@@ -63,7 +64,7 @@ class Ensemble:
         (``"cross_entropy"``, ``"mse"``, ``"gaussian_nll"``); :meth:`predict` then summarises
         accordingly, and refuses a different ``task=``.
 
-    Example:
+    Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
       >>> x = jnp.ones((5, 3))
       >>> ens = kf.Ensemble.init(nn.Dense(2), kf.key(0), members=4, sample_input=x)
@@ -116,8 +117,8 @@ class Ensemble:
 
         Returns:
           An :class:`Ensemble` whose member ``i`` equals ``model`` initialised alone with
-          ``kf.at(key, i)`` (bitwise; on the ``"threefry"`` stream for every K), and whose
-          member keys are ``kf.fan_out(key, (K,))``.
+            ``kf.at(key, i)`` (bitwise; on the ``"threefry"`` stream for every K), and whose
+            member keys are ``kf.fan_out(key, (K,))``.
 
         Raises:
           TypeError: ``model`` is of an unknown kind, or ``key`` is not a key.

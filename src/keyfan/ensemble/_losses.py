@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from keyfan.ensemble._predict import gaussian_variance
+from keyfan.ensemble._tasks import Task
 
 __all__ = ["LOSSES", "LOSS_TASKS", "cross_entropy", "gaussian_nll", "get_loss", "mse"]
 
@@ -31,7 +32,7 @@ def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
     Returns:
       float ``()``: ``-log softmax(logits)[label]``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import cross_entropy
       >>> round(float(cross_entropy(jnp.zeros(4), jnp.int32(2))), 4)  # log 4
@@ -50,7 +51,7 @@ def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
     Returns:
       float ``()``: ``mean((prediction - target) ** 2)``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import mse
       >>> float(mse(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0])))
@@ -70,7 +71,7 @@ def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
     Returns:
       float ``()``: the NLL summed over the example's elements.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import gaussian_nll
       >>> float(gaussian_nll(jnp.array([0.0, 10.0]), jnp.array(0.0))) < float(
@@ -83,7 +84,7 @@ def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
 
 
 LOSSES: dict[str, Loss] = {"cross_entropy": cross_entropy, "mse": mse, "gaussian_nll": gaussian_nll}
-LOSS_TASKS: dict[str, str] = {"cross_entropy": "classification", "mse": "regression", "gaussian_nll": "gaussian"}
+LOSS_TASKS: dict[str, Task] = {"cross_entropy": "classification", "mse": "regression", "gaussian_nll": "gaussian"}
 """What a named loss says the members output: the ``task`` a trainer records on the ensemble."""
 
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from keyfan.ensemble._predict import gaussian_variance
+from keyfan.ensemble._tasks import check_task
 
 __all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "classification_metrics", "ensemble_report",
            "regression_metrics", "report_table"]
@@ -38,7 +39,7 @@ def classification_metrics(probs: jax.Array, labels: jax.Array) -> dict[str, jax
     Returns:
       ``{"accuracy", "nll", "brier", "ece"}``, each a float ``()`` array.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import classification_metrics
       >>> m = classification_metrics(jnp.array([[0.9, 0.1], [0.2, 0.8]]), jnp.array([0, 1]))
@@ -78,7 +79,7 @@ def regression_metrics(means: jax.Array, variances: jax.Array, targets: jax.Arra
     Returns:
       ``{"rmse", "nll", "coverage_2sigma"}``, each a float ``()`` array.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import regression_metrics
       >>> m = regression_metrics(jnp.zeros((1, 4)), jnp.ones((1, 4)), jnp.array([0.0, 1.0, -1.0, 3.0]))
@@ -120,9 +121,9 @@ def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> dic
 
     Returns:
       ``{"members": [{metric: float}] * K, "member_mean": {...}, "ensemble": {...}}`` with Python
-      floats (exactly the float32 values computed).
+        floats (exactly the float32 values computed).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import ensemble_report
       >>> logits = jnp.array([[[3.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 3.0]]])   # (K=2, B=2, C=2)
@@ -130,12 +131,9 @@ def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> dic
       >>> len(report["members"]), report["ensemble"]["accuracy"]
       (2, 1.0)
     """
-    if task == "classification":
-        report = _classification_report(outputs, targets)
-    elif task == "gaussian":
-        report = _regression_report(outputs, targets)
-    else:
-        raise ValueError(f"task must be 'classification' or 'gaussian' for a metrics report, got {task!r}.")
+    task = check_task(task, allowed=("classification", "gaussian"), what=" for a metrics report")
+    report = _classification_report(outputs, targets) if task == "classification" else \
+        _regression_report(outputs, targets)
     names = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     members = jax.device_get(report["members"])
     k = outputs.shape[0]
@@ -159,7 +157,7 @@ def report_table(metrics: dict[str, Any]) -> tuple[list[str], list[tuple[str, li
     Returns:
       ``(labels, rows)``: the metric column labels, and ``(row name, values)`` pairs.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import ensemble_report, report_table
       >>> logits = jnp.array([[[3.0, 0.0]], [[1.0, 0.0]]])

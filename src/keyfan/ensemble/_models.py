@@ -206,7 +206,7 @@ def nnx_model(make: Callable[[nnx.Rngs], nnx.Module]) -> NNXModel:
     Returns:
       An :class:`NNXModel`: member ``i`` is ``make(nnx.Rngs(kf.at(key, i)))``.
 
-    Example:
+    Examples:
       >>> from flax import nnx
       >>> import keyfan as kf
       >>> model = kf.ensemble.nnx_model(lambda rngs: nnx.Linear(3, 2, rngs=rngs))
@@ -230,7 +230,7 @@ _KINDS = (
 )
 
 
-def as_model(model: Any) -> Model:
+def as_model(model: object) -> Model:
     """The adapter for ``model``, or a ``TypeError`` that lists the kinds accepted.
 
     Args:
@@ -241,13 +241,13 @@ def as_model(model: Any) -> Model:
 
     Returns:
       A :class:`LinenModel`, :class:`NNXModel` or :class:`FunctionalModel` (a :class:`Model`
-      as is).
+        as is).
 
     Raises:
       TypeError: for anything else, naming the accepted kinds (an NNX instance or a linen class
         get a message saying what to pass instead).
 
-    Example:
+    Examples:
       >>> import flax.linen as nn
       >>> from keyfan.ensemble import as_model
       >>> type(as_model(nn.Dense(3))).__name__

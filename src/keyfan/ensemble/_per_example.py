@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
 from keyfan._keyarg import check_key
 from keyfan.ensemble._models import Model
@@ -23,7 +24,7 @@ __all__ = ["apply_one", "apply_per_example", "dropout_keys", "member_dropout_key
 PyTree = Any
 
 
-def dropout_keys(member_keys: jax.Array, ids: Any, step: Any = None) -> jax.Array:
+def dropout_keys(member_keys: jax.Array, ids: ArrayLike, step: ArrayLike | None = None) -> jax.Array:
     """Per-member, per-example dropout keys: ``(member, step, example id) -> key``.
 
     Member ``m``'s key for example ``ids[j]`` at step ``t`` is

@@ -33,11 +33,11 @@ from keyfan.ensemble._shard import (
     shard_batch,
     shard_members,
 )
+from keyfan.ensemble._tasks import TASKS, check_task
 
 __all__ = ["ClassificationPrediction", "RegressionPrediction", "TASKS", "gaussian_variance", "predict",
            "summarize"]
 
-TASKS = ("regression", "gaussian", "classification")
 MIN_VARIANCE = 1e-6
 
 
@@ -70,7 +70,7 @@ def gaussian_variance(raw: jax.Array) -> jax.Array:
     Returns:
       float array of ``raw``'s shape, every entry ``> 0``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import gaussian_variance
       >>> bool((gaussian_variance(jnp.array([-50.0, 0.0, 5.0])) > 0).all())
@@ -87,12 +87,6 @@ def _entropy(probs: jax.Array) -> jax.Array:
 def _mean(a: jax.Array) -> jax.Array:
     """The mean over members, in a layout-independent order (see ``_shard.fixed_sum``)."""
     return fixed_sum(a, axis=0) / a.shape[0]
-
-
-def check_task(task: Any) -> str:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(map(repr, TASKS))}, got {task!r}.")
-    return task
 
 
 def resolve_task(ensemble: Any, task: Any) -> str:
@@ -126,7 +120,7 @@ def summarize(outputs: jax.Array, *, task: str) -> RegressionPrediction | Classi
     Returns:
       :class:`RegressionPrediction` or :class:`ClassificationPrediction`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import summarize
       >>> logits = jnp.array([[[4.0, 0.0]], [[0.0, 4.0]]])   # 2 members disagree on 1 example
@@ -174,14 +168,14 @@ def predict(ensemble: Any, x: Any, *, task: str | None = None, mesh: Any = None,
 
     Returns:
       ``RegressionPrediction(mean, variance)``, each ``(B, ...)``, or
-      ``ClassificationPrediction(probs (B, C), entropy (B,), mutual_information (B,))``.
+        ``ClassificationPrediction(probs (B, C), entropy (B,), mutual_information (B,))``.
 
     Raises:
       TypeError: ``ensemble`` is not a :class:`~keyfan.Ensemble`.
       ValueError: ``task`` is not one of the three, or differs from the task the ensemble
         records.
 
-    Example:
+    Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
       >>> x = jnp.ones((5, 3))
       >>> ens = kf.Ensemble.init(nn.Dense(1), kf.key(0), members=4, sample_input=x)
@@ -222,9 +216,37 @@ def _items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return items
 
 
+PREDICT_BLOCK = 16
+"""Examples per forward pass of a prediction: every device runs its examples in blocks of this
+many (the last one padded), so an example's outputs come from a program of the same shapes on
+every mesh (a matmul's kernel, hence its rounding, depends on its row count)."""
+
+
 @functools.partial(jax.jit, static_argnames=("kwargs",))
 def _apply_jit(ensemble: Any, x: Any, kwargs: tuple[tuple[str, Any], ...]) -> Any:
-    return ensemble.apply(x, **dict(kwargs))
+    """``ensemble.apply(x, **kwargs)`` ``(K, B, ...)``, computed one member at a time
+    (``lax.map`` over one-member ensembles) on blocks of :data:`PREDICT_BLOCK` examples: each
+    output comes from the same single-member, one-block program whatever the members and
+    examples a device holds, so predictions agree bitwise on every mesh. (Vmapped over members,
+    or over a device's whole batch, XLA would pick kernels by the size of the block.) With
+    ``ids=`` or ``per_member=True``, the members are vmapped as in ``apply``."""
+    options = dict(kwargs)
+    if options.get("ids") is not None or options.get("per_member"):
+        return ensemble.apply(x, **options)
+    n = jax.tree.leaves(x)[0].shape[0]
+    blocks = -(-n // PREDICT_BLOCK)
+
+    def cut(a: jax.Array) -> jax.Array:
+        a = jnp.concatenate([a, jnp.zeros((blocks * PREDICT_BLOCK - n, *a.shape[1:]), a.dtype)])
+        return a.reshape(blocks, PREDICT_BLOCK, *a.shape[1:])
+
+    xb = jax.tree.map(cut, x)
+
+    def one(single: Any) -> Any:
+        out = jax.lax.map(lambda block: single.apply(block, **options)[0], xb)
+        return jax.tree.map(lambda a: a.reshape(blocks * PREDICT_BLOCK, *a.shape[2:])[:n], out)
+
+    return jax.lax.map(one, jax.tree.map(lambda a: a[:, None], ensemble))
 
 
 @functools.partial(jax.jit, static_argnames=("task",))

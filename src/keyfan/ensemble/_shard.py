@@ -16,13 +16,14 @@ run on one device -- and moves data between them only by exact copies:
 
 Every sum over blocks or chunks is :func:`tree_sum` and every sum over members or classes in a
 prediction :func:`fixed_sum`: pairwise trees of adds whose order depends only on the number of
-terms. Results are bitwise equal on 1 device and on any mesh whose devices each hold at least
-two members (with one member, XLA drops the member axis and compiles unbatched kernels, which
-round differently).
+terms. Every member runs its own single-member program (on fixed-size blocks of examples), so
+results are bitwise equal on 1 device and on any mesh whose devices hold equal numbers of
+members, one member per device included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -42,7 +43,7 @@ DATA_AXIS = "data"
 PyTree = Any
 
 
-def make_mesh(members: Any, data: Any = 1, *, devices: Any = None) -> Mesh:
+def make_mesh(members: int, data: int = 1, *, devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A ``(member, data)`` mesh over ``members * data`` devices.
 
     Args:
@@ -138,14 +139,12 @@ def assemble(blocks: dict[tuple[int, int], PyTree], mesh: Mesh, axis: str | None
 
 
 def check_layout(mesh: Mesh, members: int) -> None:
-    """Raises unless each device of the member axis holds the same number (>= 2) of members."""
+    """Raises unless each device of the member axis holds the same number of members."""
     size = mesh.shape[MEMBER_AXIS]
-    if members % size or (members // size < 2 and size > 1):
+    if members % size:
         raise ValueError(
             f"{members} members over the {size} devices of mesh axis '{MEMBER_AXIS}' must give each device "
-            f"the same number of members, at least 2 (a single member per device compiles unbatched "
-            f"kernels, whose bits differ); use a member axis of at most {max(members // 2, 1)} devices "
-            f"dividing {members}."
+            f"the same number of members; use a member axis whose device count divides {members}."
         )
 
 

@@ -51,7 +51,7 @@ def shared_vmap(module: Any, *, split_rngs: Sequence[str] = ("dropout",), shared
       TypeError: ``module`` is not a linen module class, or a name list is malformed.
       ValueError: ``"params"`` is asked to be split.
 
-    Example:
+    Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
       >>> Dense = kf.shared_vmap(nn.Dense)
       >>> layer = Dense(features=3)

@@ -1,4 +1,4 @@
-"""Training an ensemble: one vmapped, jitted step for all K members, reproducible bit for bit.
+"""Training an ensemble: one jitted step for all K members, reproducible bit for bit.
 
 The randomness of a run is a pure function of the ensemble's key:
 
@@ -15,18 +15,23 @@ Each example runs alone (as a batch of one) with its own dropout key. With
 
 * the batch is cut into blocks of ``block_size`` consecutive examples (default: one block per
   chunk, ``B / chunks`` examples); a block's gradient is ordinary backprop of its (weighted) loss
-  sum, computed by one program of fixed shapes -- one block for one group of ``member_group``
-  members (default: all the members a device holds) -- run by a loop over blocks and groups, with
-  barriers so that XLA compiles it alone;
+  sum, computed by ONE program of fixed shapes for ONE member on ONE block -- the unbatched
+  single-member program, with barriers so that XLA compiles it alone -- run by a loop
+  (``lax.map``) over the members a device holds and over the blocks;
+* members are never vmapped together: XLA picks a matmul's or a reduction's kernel (YNNPACK or
+  Eigen, its blocking, a tree-split reduction) by the size of the whole operation, and a member
+  axis (or members folded into a matrix of a shared input) would make a member's rounding depend
+  on how many members share the program (``member_group``, the mesh's member axis);
 * block gradients are summed by :func:`~keyfan.ensemble._shard.tree_sum`, neighbour pairs level
   by level, whose shape depends only on the number of blocks: first over the blocks of each of
   ``chunks`` chunks (the data-parallel unit), then over the chunks, which gives the same tree
   when each chunk holds a power-of-two number of blocks;
-* the optimizer runs as a program of its own on the mean gradient.
+* the optimizer runs as a program of its own on the mean gradient, one member at a time too.
 
-So a step's bits depend on the state, the batch in its order, the block size and the member
-group program, and on nothing else: the same bits on 1 device and on any ``(member, data)`` mesh
-(``_shard.py``) for the same ``chunks``, and, with an explicit ``block_size``, for every
+So a step's bits depend on the state, the batch in its order and the block size, and on nothing
+else: member ``m`` trained in any ensemble equals it trained alone, with the same bits on 1 device
+and on any ``(member, data)`` mesh (``_shard.py``, one member per device included) for the same
+``chunks``, with any ``member_group``, and, with an explicit ``block_size``, for every
 ``chunks`` whose chunks hold a power-of-two number of blocks. A batch whose chunks are not a
 multiple of ``block_size`` is an error (no silent padding). ``block_size=1`` is the per-example
 mode (per-example gradients, memory ``K x B x params``).
@@ -84,7 +89,7 @@ class TrainState(NamedTuple):
     weights: jax.Array | None
 
 
-def bootstrap_weights(member_keys: jax.Array, n: Any) -> jax.Array:
+def bootstrap_weights(member_keys: jax.Array, n: int) -> jax.Array:
     """Per-member bootstrap weights ``(K, n)`` float32: how often each example id is drawn when
     member ``m`` resamples ``n`` of ``n`` examples with replacement using
     ``kf.named(member_keys[m], "bootstrap")``. Each row sums to ``n``."""
@@ -99,7 +104,7 @@ def bootstrap_weights(member_keys: jax.Array, n: Any) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Trainer:
-    """A vmapped, jitted training step for every member of an ensemble at once.
+    """A jitted training step for every member of an ensemble at once, the same bits on any layout.
 
     Args:
       optimizer: any ``optax.GradientTransformation``; its state is stacked per member. For
@@ -112,21 +117,22 @@ class Trainer:
       chunks: split each batch into this many equal chunks (a multiple of the mesh's data axis).
       mesh: a ``(member, data)`` mesh from :func:`~keyfan.ensemble.make_mesh`, or None.
       layout_invariant: reduce the gradient in fixed blocks summed in a fixed tree (default): the
-        step gives the same bits on 1 device and on any mesh (at least two members per device)
-        at the cost of ordinary backprop. ``False`` lets XLA's backward pass sum over each
-        chunk: reproducible on one layout, but the bits may change with the number of members
-        or chunks a device holds.
+        step gives the same bits on 1 device and on any mesh, for any ``member_group``, and each
+        member the bits it gets trained alone, at the cost of ordinary backprop, one member at
+        a time. ``False`` vmaps the members (``member_group`` at a time, default all) and lets
+        XLA's backward pass sum over each chunk: reproducible on one layout, but the bits may
+        change with the number of members or chunks a device holds.
       block_size: examples per reduction block (``layout_invariant=True``); each chunk of the
         batch must be a multiple of it (else a ``ValueError``). None (default): one block per
         chunk, the fastest (smaller blocks materialise one gradient per block: 1.15-1.6x slower
         at b = 32-128 for 784-1024-1024-10 MLPs); ``1`` gives per-example gradients. With an
         explicit size the bits also stay the same across ``chunks`` settings whose chunks hold a
         power-of-two number of blocks.
-      member_group: members vmapped together (at least 2); the device's members run as a
-        ``lax.map`` over groups of this size, each group the same program. None (default): all
-        the members a device holds in one vmap. A fixed group makes every device of any member
-        axis run the same block program; smaller groups need less memory and, for large
-        members, can be faster (see the README's performance section).
+      member_group: members per step of the loop over a device's members (it must divide
+        them). Layout-invariant, each member still runs its own single-member program, so the
+        bits never change with it; None (default): 1, the fastest measured (docs/guides/
+        performance.md). With ``layout_invariant=False``: members vmapped together (default:
+        all the members a device holds).
 
     Example:
       >>> import flax.linen as nn, jax.numpy as jnp, optax, keyfan as kf
@@ -248,11 +254,12 @@ class Trainer:
             ) from err
 
     def _member_group(self, members: int) -> int:
-        """Members vmapped together in one pass of :meth:`_grads` (all of them unless
-        ``member_group`` divides them into groups run one after another)."""
+        """Members per pass of :meth:`_grads`'s loop over a device's members. Layout-invariant:
+        ``member_group`` (default 1), each member its own single-member program; otherwise the
+        members vmapped together (default: all of them)."""
         group = self.member_group
         if group is None:
-            return members
+            return 1 if self.layout_invariant else members
         if members % group:
             raise ValueError(f"member_group={group} must divide the {members} members a device holds, so that "
                              f"every group runs the same program.")
@@ -303,10 +310,10 @@ class Trainer:
         their :meth:`_combine`-d means instead.
 
         Layout-invariant: each chunk is cut into blocks of ``block_size`` examples; one block's
-        gradient for a group of ``member_group`` members is ordinary backprop over the block
-        (:func:`_block_program`), run by a scan over the blocks and member groups (the same
-        program, of the same shapes, whatever the number of blocks, chunks or members); the
-        blocks of each chunk are summed by :func:`~keyfan.ensemble._shard.tree_sum`.
+        gradient for ONE member is ordinary backprop over the block (:func:`_block_program`),
+        run by a loop over the members and the blocks (the same program, of the same shapes,
+        whatever the number of blocks, chunks, members or groups); the blocks of each chunk are
+        summed by :func:`~keyfan.ensemble._shard.tree_sum`.
         """
         parts = self._chunk_sums(state, x, y, ids, chunks)
         return parts if batch is None else _combine((parts,), batch)
@@ -340,21 +347,22 @@ class Trainer:
         xb, yb, ib = jax.tree.map(lambda a: a.reshape(n_blocks, block, *a.shape[1:]), (x, y, ids))
         split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
         member_ops = jax.tree.map(split, (trainable, frozen, keys, weights))
-        in_axes = (0, 0, 0, None if weights is None else 0, None, None, None)
-        group_block = _over_group(block_fn, in_axes, group)
 
-        def one_block(ops: Any, data: Any) -> Any:
-            # Barriers keep the block program whole: no fusion with what is around it.
-            tr, fr, key, w, xblk, yblk, iblk = jax.lax.optimization_barrier((*ops, *data))
-            return jax.lax.optimization_barrier(group_block(tr, fr, key, w, xblk, yblk, iblk))
+        def one_block(op: Any, data: Any) -> Any:
+            # ONE member on ONE block: the same program (of the same shapes) in every layout.
+            # Barriers keep it whole: no fusion with what is around it.
+            tr, fr, key, w, *data = jax.lax.optimization_barrier((*op, *data))
+            return jax.lax.optimization_barrier(block_fn(tr, fr, key, w, *data))
 
-        def over_blocks(ops: Any) -> Any:
-            return _map(lambda data: one_block(ops, data), (xb, yb, ib))
+        def one_step(ops: Any) -> Any:
+            # ``group`` members, each its own single-member program over the blocks.
+            per_member = [_map(lambda data, m=m: one_block(_take(ops, m), data), (xb, yb, ib)) for m in range(group)]
+            return jax.tree.map(lambda *a: jnp.stack(a), *per_member)
 
-        values, grads = _map(over_blocks, member_ops)  # (groups, n_blocks, group, ...)
+        values, grads = _map(one_step, member_ops)  # (members // group, group, n_blocks, ...)
 
         def per_chunk_sums(a: jax.Array) -> jax.Array:
-            a = jnp.moveaxis(a, 1, 2).reshape(members, chunks, n_blocks // chunks, *a.shape[3:])
+            a = a.reshape(members, chunks, n_blocks // chunks, *a.shape[3:])
             return tree_sum(a, axis=2)
 
         return per_chunk_sums(values), jax.tree.map(per_chunk_sums, grads)
@@ -398,7 +406,8 @@ class Trainer:
             updates, opt = self.optimizer.update(g, opt, tr)
             return optax.apply_updates(tr, updates), opt
 
-        trainable, opt_state = jax.vmap(update)(trainable, opt_state, grads)
+        # One member at a time, as the gradients: the same program whatever the members a device holds.
+        trainable, opt_state = _map(lambda ops: update(*ops), (trainable, opt_state, grads))
         return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
 
 
@@ -424,6 +433,11 @@ def _over_group(f: Any, in_axes: tuple[Any, ...], group: int) -> Any:
         return jax.tree.map(lambda v: v[None], f(*args))
 
     return single
+
+
+def _take(tree: Any, i: int) -> Any:
+    """Entry ``i`` of every leaf's leading axis."""
+    return jax.tree.map(lambda a: a[i], tree)
 
 
 def _map(f: Any, xs: Any) -> Any:

@@ -120,7 +120,22 @@ whose split does not depend on the batch size; ``kf.at`` reaches any index below
 
 
 class Stream(abc.ABC):
-    """A named, pinned random stream: two per-element functions and what follows from them."""
+    """A named, pinned random stream: two per-element functions and what follows from them.
+
+    ``child`` (the key at index ``i`` of a split) and ``element_bits`` (word ``j`` of a draw)
+    define the stream; JAX's ``PRNGImpl`` (:attr:`spec`) and keyfan's fused samplers are both
+    derived from them, so the two cannot drift apart. A stream's values do not depend on the
+    global ``jax_threefry_partitionable`` flag or on the JAX version (golden values pin them).
+
+    Examples:
+      >>> import jax, keyfan as kf
+      >>> from keyfan.streams import STREAMS
+      >>> legacy = STREAMS["threefry-legacy"]
+      >>> legacy.name, legacy.size_dependent
+      ('threefry-legacy', True)
+      >>> jax.random.key_impl(kf.key(0, "threefry-legacy")) == legacy.spec
+      True
+    """
 
     name: str
     tag: str

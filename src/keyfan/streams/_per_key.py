@@ -64,7 +64,7 @@ def per_key(one: Callable[[Array], Array], element: ElementFn, size: int) -> Cal
 
     Returns:
       A function equal to ``one`` that ``vmap`` (at any depth) turns into :func:`_flat_rows` over
-      all the keys when ``1 < size <= FLAT_MAX_SIZE``.
+        all the keys when ``1 < size <= FLAT_MAX_SIZE``.
     """
     if not 1 < size <= FLAT_MAX_SIZE:
         return one

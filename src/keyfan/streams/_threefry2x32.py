@@ -43,7 +43,7 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
 
     Returns:
       The two uint32 output words, with the broadcast shape of all four inputs. Bitwise equal
-      to JAX's own ``threefry2x32`` primitive on the same words.
+        to JAX's own ``threefry2x32`` primitive on the same words.
     """
     with jax.named_scope(HASH_SCOPE):
         k2 = k0 ^ k1 ^ _PARITY

@@ -17,7 +17,19 @@ Step = Callable[[Array, Array], Array]
 
 
 class Compose:
-    """A sequence of named per-example steps; see :func:`compose`."""
+    """A sequence of named per-example steps, made by :func:`compose`; step ``name`` draws from
+    ``kf.named(key, name)``, so other steps never change its randomness.
+
+    Examples:
+      >>> import jax.numpy as jnp, keyfan as kf
+      >>> from keyfan import transforms as T
+      >>> pipeline = T.compose(flip=T.flip_left_right, noise=T.gaussian_noise)
+      >>> pipeline.names
+      ('flip', 'noise')
+      >>> key, x = kf.key(0), jnp.zeros((2, 4, 4, 1))
+      >>> bool((pipeline(key, x, batch_axes=1)[1] == pipeline.single(kf.at(key, 1), x[1])).all())
+      True
+    """
 
     def __init__(self, steps: tuple[tuple[str, Step], ...]):
         self.steps = steps
@@ -58,10 +70,14 @@ def compose(steps: Mapping[str, Step] | Sequence[tuple[str, Step]] | None = None
 
     Returns:
       A callable ``pipeline(key, x, *, batch_axes=0, stream=None)``. With ``batch_axes=1``,
-      example ``i`` equals ``pipeline(kf.at(key, i), x[i])`` bit for bit. Call it inside your
-      jitted step (or wrap it in ``jax.jit``) for speed: eagerly, each step runs on its own.
+        example ``i`` equals ``pipeline(kf.at(key, i), x[i])`` bit for bit. Call it inside your
+        jitted step (or wrap it in ``jax.jit``) for speed: eagerly, each step runs on its own.
 
-    Example:
+    Raises:
+      TypeError: a step is not callable, or ``steps`` is neither a mapping nor a sequence of pairs.
+      ValueError: a name is empty or given twice.
+
+    Examples:
       >>> import functools, jax.numpy as jnp, keyfan as kf
       >>> from keyfan import transforms as T
       >>> augment = T.compose(flip=T.flip_left_right,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -9,11 +10,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
+from jax.typing import ArrayLike
 
 from keyfan._checks import as_float, as_shape
 from keyfan.sample import randint
 from keyfan.transforms._common import single_key
 from keyfan.transforms._image import image_batch
+from keyfan.typing import KeyLike, ShapeLike, StreamName
 
 __all__ = ["cutout", "random_crop"]
 
@@ -55,8 +58,8 @@ def _crop(key: Array, image: Array, batch: tuple[int, ...], size: tuple[int, int
     return flat.reshape((*batch, h, w, channels))
 
 
-def random_crop(key: Any, image: Any, size: Any, *, padding: Any = 0, batch_axes: Any = 0,
-                stream: str | None = None) -> Array:
+def random_crop(key: KeyLike, image: ArrayLike, size: ShapeLike, *, padding: int | Sequence[int] = 0,
+                batch_axes: int = 0, stream: StreamName | None = None) -> Array:
     """Crops a random ``size`` window, after zero-padding each side by ``padding``, per example.
 
     Args:
@@ -70,10 +73,15 @@ def random_crop(key: Any, image: Any, size: Any, *, padding: Any = 0, batch_axes
 
     Returns:
       ``(h, w, C)`` per example. The top-left corner is
-      ``jax.random.randint(key, (2,), 0, (H + 2 * pad_h - h + 1, W + 2 * pad_w - w + 1))``;
-      example ``i`` of a batch uses ``kf.at(key, i)`` (drawn with ``kf.randint``).
+        ``jax.random.randint(key, (2,), 0, (H + 2 * pad_h - h + 1, W + 2 * pad_w - w + 1))``;
+        example ``i`` of a batch uses ``kf.at(key, i)`` (drawn with ``kf.randint``).
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single key, or ``image`` is not an array.
+      ValueError: ``image`` is not ``(H, W, C)`` per example for the given ``batch_axes``, or
+        ``size``/``padding`` are negative or the crop is larger than the padded image.
+
+    Examples:
       >>> import jax.numpy as jnp, keyfan as kf
       >>> images = jnp.ones((8, 32, 32, 3))
       >>> kf.transforms.random_crop(kf.key(0), images, 32, padding=4, batch_axes=1).shape
@@ -104,8 +112,8 @@ def _cutout(key: Array, image: Array, batch: tuple[int, ...], size: tuple[int, i
     return jnp.where(inside[..., None], jnp.asarray(fill, image.dtype), image)
 
 
-def cutout(key: Any, image: Any, size: Any, *, fill: Any = 0.0, batch_axes: Any = 0,
-           stream: str | None = None) -> Array:
+def cutout(key: KeyLike, image: ArrayLike, size: ShapeLike, *, fill: ArrayLike = 0.0, batch_axes: int = 0,
+           stream: StreamName | None = None) -> Array:
     """Fills a ``size`` rectangle at a random centre with ``fill``, per example (DeVries & Taylor).
 
     The centre is uniform over the image, so the rectangle may be cut off at the border.
@@ -120,12 +128,24 @@ def cutout(key: Any, image: Any, size: Any, *, fill: Any = 0.0, batch_axes: Any 
 
     Returns:
       An array like ``image``. The centre is ``jax.random.randint(key, (2,), 0, (H, W))``, the
-      rectangle rows ``[cy - h // 2, cy - h // 2 + h)`` and columns likewise; example ``i`` of a
-      batch uses ``kf.at(key, i)``.
+        rectangle rows ``[cy - h // 2, cy - h // 2 + h)`` and columns likewise; example ``i`` of a
+        batch uses ``kf.at(key, i)``.
 
     References:
       T. DeVries, G. W. Taylor, "Improved Regularization of Convolutional Neural Networks with
       Cutout", 2017.
+
+    Raises:
+      TypeError: ``key`` is not a single key, or ``image`` is not an array.
+      ValueError: ``image`` is not ``(H, W, C)`` per example for the given ``batch_axes``, or
+        ``size`` is negative.
+
+    Examples:
+      >>> import jax.numpy as jnp, keyfan as kf
+      >>> key, images = kf.key(0), jnp.ones((2, 8, 8, 1))
+      >>> out = kf.transforms.cutout(key, images, 4, batch_axes=1)
+      >>> bool((out[1] == kf.transforms.cutout(kf.at(key, 1), images[1], 4)).all()), bool((out == 0).any())
+      (True, True)
     """
     image, batch = image_batch("image", image, batch_axes)
     h, w = _pair("size", size)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, cast
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 from jax import Array
+from jax.typing import ArrayLike
 
 from keyfan._checks import as_float, as_shape
 from keyfan.sample import bernoulli
 from keyfan.transforms._common import floating, single_key, split_batch, split_shape
+from keyfan.typing import KeyLike, ShapeLike, StreamName
 
 __all__ = ["dropout", "dropout_mask"]
 
@@ -39,8 +41,8 @@ def _dropout(key: Array, x: Array, batch: tuple[int, ...], keep: float) -> Array
     return jnp.where(mask, x / keep, jnp.zeros_like(x))
 
 
-def dropout_mask(key: Any, shape: Any, rate: Any, *, batch_axes: Any = 0,
-                 stream: str | None = None) -> Array:
+def dropout_mask(key: KeyLike, shape: ShapeLike, rate: float, *, batch_axes: int = 0,
+                 stream: StreamName | None = None) -> Array:
     """The boolean keep-mask of :func:`dropout` (``True`` = kept), for ``shape``.
 
     Args:
@@ -52,14 +54,25 @@ def dropout_mask(key: Any, shape: Any, rate: Any, *, batch_axes: Any = 0,
 
     Returns:
       ``bool[shape]``; one example's mask is ``jax.random.bernoulli(key, 1 - rate, shape)``, and
-      element ``i`` of a batch is the mask of ``kf.at(key, i)``, bit for bit.
+        element ``i`` of a batch is the mask of ``kf.at(key, i)``, bit for bit.
+
+    Raises:
+      TypeError: ``key`` is not a single key, or ``shape`` is not a shape.
+      ValueError: ``rate`` is outside ``[0, 1]``, or ``batch_axes`` exceeds the rank of ``shape``.
+
+    Examples:
+      >>> import jax, keyfan as kf
+      >>> key = kf.key(0)
+      >>> mask = kf.transforms.dropout_mask(key, (4, 8), 0.25, batch_axes=1)
+      >>> bool((mask[1] == jax.random.bernoulli(kf.at(key, 1), 0.75, (8,))).all())
+      True
     """
     batch, event = split_shape("shape", as_shape("shape", shape), batch_axes)
     rate = as_float("rate", rate, lo=0.0, hi=1.0)
     return cast(Array, _mask(single_key(key, stream), batch, event, 1.0 - rate))
 
 
-def dropout(key: Any, x: Any, rate: Any, *, batch_axes: Any = 0, stream: str | None = None) -> Array:
+def dropout(key: KeyLike, x: ArrayLike, rate: float, *, batch_axes: int = 0, stream: StreamName | None = None) -> Array:
     """Inverted dropout with one mask per example: kept values are scaled by ``1 / (1 - rate)``.
 
     One example's result is ``where(mask, x / (1 - rate), 0)`` with
@@ -76,9 +89,13 @@ def dropout(key: Any, x: Any, rate: Any, *, batch_axes: Any = 0, stream: str | N
 
     Returns:
       An array like ``x``. With ``batch_axes=1``, row ``i`` equals ``dropout(kf.at(key, i), x[i],
-      rate)`` bit for bit (drawn with ``kf.bernoulli``, without materialising per-example keys).
+        rate)`` bit for bit (drawn with ``kf.bernoulli``, without materialising per-example keys).
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single key, or ``x`` is not a floating array.
+      ValueError: ``rate`` is outside ``[0, 1]``, or ``batch_axes`` exceeds the rank of ``x``.
+
+    Examples:
       >>> import jax.numpy as jnp, keyfan as kf
       >>> key, x = kf.key(0), jnp.ones((4, 8))
       >>> y = kf.transforms.dropout(key, x, 0.5, batch_axes=1)
@@ -89,5 +106,5 @@ def dropout(key: Any, x: Any, rate: Any, *, batch_axes: Any = 0, stream: str | N
     floating("x", x)
     rate = as_float("rate", rate, lo=0.0, hi=1.0)
     if rate == 0.0:
-        return cast(Array, x)
+        return x
     return cast(Array, _dropout(single_key(key, stream), x, batch, 1.0 - rate))

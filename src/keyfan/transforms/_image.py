@@ -15,10 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.typing import ArrayLike
 
 from keyfan._checks import as_float
 from keyfan.sample import bernoulli, uniform
 from keyfan.transforms._common import drawn, floating, single_key, split_batch
+from keyfan.typing import KeyLike, StreamName
 
 __all__ = ["brightness", "contrast", "flip_left_right", "flip_up_down", "image_batch"]
 
@@ -43,8 +45,8 @@ def _flip(key: Array, image: Array, batch: tuple[int, ...], axis: int, p: float)
     return jnp.where(_expand(decide, batch), flipped, image)
 
 
-def flip_left_right(key: Any, image: Any, *, p: Any = 0.5, batch_axes: Any = 0,
-                    stream: str | None = None) -> Array:
+def flip_left_right(key: KeyLike, image: ArrayLike, *, p: float = 0.5, batch_axes: int = 0,
+                    stream: StreamName | None = None) -> Array:
     """Mirrors the image horizontally (the W axis) with probability ``p``, per example.
 
     Args:
@@ -56,10 +58,15 @@ def flip_left_right(key: Any, image: Any, *, p: Any = 0.5, batch_axes: Any = 0,
 
     Returns:
       An array like ``image``. The decision is ``jax.random.bernoulli(key, p)``; for a batch,
-      example ``i`` uses ``kf.at(key, i)`` (drawn with ``kf.bernoulli``), so examples flip
-      independently, unlike dm-pix's one decision per batched call.
+        example ``i`` uses ``kf.at(key, i)`` (drawn with ``kf.bernoulli``), so examples flip
+        independently, unlike dm-pix's one decision per batched call.
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single key, or ``image`` is not an array.
+      ValueError: ``image`` is not ``(H, W, C)`` per example for the given ``batch_axes``, or
+        ``p`` is outside ``[0, 1]``.
+
+    Examples:
       >>> import jax.numpy as jnp, keyfan as kf
       >>> images = jnp.arange(8.0).reshape(4, 1, 2, 1)  # four 1x2 images
       >>> out = kf.transforms.flip_left_right(kf.key(0), images, batch_axes=1)
@@ -71,11 +78,34 @@ def flip_left_right(key: Any, image: Any, *, p: Any = 0.5, batch_axes: Any = 0,
     return cast(Array, _flip(single_key(key, stream), image, batch, 1, p))
 
 
-def flip_up_down(key: Any, image: Any, *, p: Any = 0.5, batch_axes: Any = 0,
-                 stream: str | None = None) -> Array:
+def flip_up_down(key: KeyLike, image: ArrayLike, *, p: float = 0.5, batch_axes: int = 0,
+                 stream: StreamName | None = None) -> Array:
     """Mirrors the image vertically (the H axis) with probability ``p``, per example.
 
     Arguments and guarantees as :func:`flip_left_right`.
+
+    Args:
+      key: a single key (typed or raw ``uint32[2]``).
+      image: ``(H, W, C)``, or ``(B, H, W, C)`` with ``batch_axes=1``; any dtype.
+      p: the probability of flipping, a Python float in ``[0, 1]``.
+      batch_axes: number of leading batch axes (0: one image).
+      stream: stream for a raw or JAX-typed key (default ``"threefry"``).
+
+    Returns:
+      An array like ``image``: example ``i`` of a batch is flipped iff
+        ``jax.random.bernoulli(kf.at(key, i), p)``, exactly as :func:`flip_left_right` decides.
+
+    Raises:
+      TypeError: ``key`` is not a single key, or ``image`` is not an array.
+      ValueError: ``image`` is not ``(H, W, C)`` per example for the given ``batch_axes``, or
+        ``p`` is outside ``[0, 1]``.
+
+    Examples:
+      >>> import jax.numpy as jnp, keyfan as kf
+      >>> images = jnp.arange(8.0).reshape(4, 2, 1, 1)  # four 2x1 images
+      >>> out = kf.transforms.flip_up_down(kf.key(0), images, batch_axes=1)
+      >>> out[:, :, 0, 0].tolist()  # the same decisions as flip_left_right with this key
+      [[0.0, 1.0], [3.0, 2.0], [4.0, 5.0], [7.0, 6.0]]
     """
     image, batch = image_batch("image", image, batch_axes)
     p = as_float("p", p, lo=0.0, hi=1.0)
@@ -100,8 +130,8 @@ def _brightness(key: Array, image: Array, batch: tuple[int, ...], max_delta: flo
     return (image.astype(dtype) + delta).astype(image.dtype)
 
 
-def brightness(key: Any, image: Any, max_delta: Any, *, batch_axes: Any = 0,
-               stream: str | None = None) -> Array:
+def brightness(key: KeyLike, image: ArrayLike, max_delta: float, *, batch_axes: int = 0,
+               stream: StreamName | None = None) -> Array:
     """Adds a random ``delta ~ U(-max_delta, max_delta)`` to every pixel, one delta per example.
 
     The additive convention of dm-pix's ``random_brightness`` (torchvision multiplies instead).
@@ -115,7 +145,19 @@ def brightness(key: Any, image: Any, max_delta: Any, *, batch_axes: Any = 0,
 
     Returns:
       An array like ``image`` (not clipped). The delta is drawn in float32 (float64 for float64
-      images) with ``jax.random.uniform``; example ``i`` of a batch uses ``kf.at(key, i)``.
+        images) with ``jax.random.uniform``; example ``i`` of a batch uses ``kf.at(key, i)``.
+
+    Raises:
+      TypeError: ``key`` is not a single key, or ``image`` is not an array.
+      ValueError: ``image`` is not ``(H, W, C)`` per example for the given ``batch_axes``, or
+        ``max_delta`` is negative or not finite, or ``image`` is not floating.
+
+    Examples:
+      >>> import jax.numpy as jnp, keyfan as kf
+      >>> key, images = kf.key(0), jnp.full((4, 8, 8, 3), 0.5)
+      >>> out = kf.transforms.brightness(key, images, 0.2, batch_axes=1)
+      >>> bool((out[1] == kf.transforms.brightness(kf.at(key, 1), images[1], 0.2)).all())
+      True
     """
     image, batch = image_batch("image", image, batch_axes)
     floating("image", image)
@@ -149,8 +191,8 @@ def _contrast(key: Array, image: Array, batch: tuple[int, ...], lower: float, up
     return ((x - mean) * factor + mean).astype(image.dtype)
 
 
-def contrast(key: Any, image: Any, lower: Any, upper: Any, *, batch_axes: Any = 0,
-             stream: str | None = None) -> Array:
+def contrast(key: KeyLike, image: ArrayLike, lower: float, upper: float, *, batch_axes: int = 0,
+             stream: StreamName | None = None) -> Array:
     """Scales each channel's deviation from its mean by ``factor ~ U(lower, upper)``, per example.
 
     ``(image - mean) * factor + mean`` with the per-channel mean over ``H, W``, as dm-pix's
@@ -166,6 +208,19 @@ def contrast(key: Any, image: Any, lower: Any, upper: Any, *, batch_axes: Any = 
 
     Returns:
       An array like ``image`` (not clipped); example ``i`` of a batch uses ``kf.at(key, i)``.
+
+    Raises:
+      TypeError: ``key`` is not a single key, or ``image`` is not an array.
+      ValueError: ``image`` is not ``(H, W, C)`` per example for the given ``batch_axes``, or
+        ``lower``/``upper`` are not finite with ``0 <= lower <= upper``, or ``image`` is not
+        floating.
+
+    Examples:
+      >>> import jax.numpy as jnp, keyfan as kf
+      >>> key, images = kf.key(0), jnp.linspace(0, 1, 4 * 48).reshape(4, 4, 4, 3)
+      >>> out = kf.transforms.contrast(key, images, 0.5, 1.5, batch_axes=1)
+      >>> bool((out[3] == kf.transforms.contrast(kf.at(key, 3), images[3], 0.5, 1.5)).all())
+      True
     """
     image, batch = image_batch("image", image, batch_axes)
     floating("image", image)

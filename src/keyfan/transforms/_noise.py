@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, cast
+from typing import cast
 
 import jax
 from jax import Array
+from jax.typing import ArrayLike
 
 from keyfan._checks import as_float
 from keyfan.sample import normal
 from keyfan.transforms._common import drawn, floating, single_key, split_batch
+from keyfan.typing import KeyLike, StreamName
 
 __all__ = ["gaussian_noise"]
 
@@ -25,8 +27,8 @@ def _noise(key: Array, x: Array, batch: tuple[int, ...], scale: float) -> Array:
     return x + scale * z
 
 
-def gaussian_noise(key: Any, x: Any, scale: Any = 1.0, *, batch_axes: Any = 0,
-                   stream: str | None = None) -> Array:
+def gaussian_noise(key: KeyLike, x: ArrayLike, scale: ArrayLike = 1.0, *, batch_axes: int = 0,
+                   stream: StreamName | None = None) -> Array:
     """Adds ``scale * N(0, 1)`` noise, drawn per example.
 
     Args:
@@ -37,14 +39,16 @@ def gaussian_noise(key: Any, x: Any, scale: Any = 1.0, *, batch_axes: Any = 0,
       stream: stream for a raw or JAX-typed key (default ``"threefry"``).
 
     Returns:
-      ``x + scale * jax.random.normal(key, x.shape, x.dtype)`` for one example; with
-      ``batch_axes=1``, row ``i`` equals the call with ``kf.at(key, i)`` on ``x[i]``, bit for bit
-      (the noise comes from ``kf.normal``). The draw is computed apart from the add (see
-      ``_common.drawn``), so a row has the same bits eagerly, under ``jit`` and inside a larger
-      jitted program; a hand-written ``x + scale * jax.random.normal(...)`` that XLA fuses into
-      one loop may differ from it in the last bit.
+      An array like ``x``: ``x + scale * jax.random.normal(key, x.shape, x.dtype)`` for one
+        example; with ``batch_axes=1`` row ``i`` equals the call with ``kf.at(key, i)`` on ``x[i]``,
+        bit for bit (the noise comes from ``kf.normal``, computed apart from the add so a row has
+        the same bits eagerly, under ``jit`` and inside a larger jitted program).
 
-    Example:
+    Raises:
+      TypeError: ``key`` is not a single key, or ``x`` is not a floating array.
+      ValueError: ``scale`` is negative or not finite, or ``batch_axes`` exceeds the rank of ``x``.
+
+    Examples:
       >>> import jax.numpy as jnp, keyfan as kf
       >>> y = kf.transforms.gaussian_noise(kf.key(0), jnp.zeros((3, 5)), 0.1, batch_axes=1)
       >>> y.shape

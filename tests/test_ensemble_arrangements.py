@@ -1,0 +1,41 @@
+"""The Trainer's bits do not depend on the arrangement of its members, on any CPU instruction set.
+
+Every arrangement -- one member per step of the loop over members (the default), two or four per
+step, members spread over 4 devices (2 each), over 2 devices with the data on 2, the data over 4
+-- must give the bits of one device's default, under ``--xla_cpu_max_isa=SSE4_2``, ``AVX2`` and
+the machine's own ISA (each in its own process: XLA reads the flag at import). Two widths of the
+hidden layer: 32, and 256, where XLA's choice of kernel library by operation size used to split
+groupings apart (issue 21). The 1/2/4/8-device test with one member per device is
+tests/test_ensemble_layout.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.bitwise
+@pytest.mark.multidevice
+@pytest.mark.parametrize("isa", ["SSE4_2", "AVX2", None], ids=["SSE4_2", "AVX2", "native"])
+def test_every_arrangement_gives_the_bits_of_one_device_under_every_isa(isa):
+    flags = "--xla_force_host_platform_device_count=4" + ("" if isa is None else f" --xla_cpu_max_isa={isa}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "XLA_FLAGS": flags,
+           "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-m", "tests._ensemble_isa"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for hidden in (32, 256):
+        mine = {name: digests for name, digests in results.items() if name.startswith(f"hidden={hidden} ")}
+        reference = mine.pop(f"hidden={hidden} default")
+        for name, digests in mine.items():
+            assert digests == reference, f"{name} differs from one device's default under {isa or 'native'}"
