@@ -450,6 +450,7 @@ def test_the_fix_the_positional_error_names_gives_jaxs_single_draw():
                          jax.vmap(lambda k: jax.random.normal(k, (3,)))(kf.fan_out(key, 4)))
 
 
+@pytest.mark.bitwise
 def test_concrete_parameters_closed_over_inside_jit_are_used_as_given():
     """A concrete logits array (or bound) closed over by a jitted function: its value check is
     traced there and cannot run, so the draw proceeds (it raised TracerBoolConversionError)."""
