@@ -5,8 +5,8 @@ golden values, row identity, the Trainer's layout invariance, checkpoint resume)
 the CPU it runs on, so each is rerun with ``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2`` (no AVX, no fused
 multiply-add) and ``AVX2`` (with FMA, no AVX-512), the other XLA flags kept (a test's own
 subprocesses keep the setting: ``tests/_xla_flags.py``); the machine's own ISA is the suite's own
-run. The default tier reruns a representative subset (one test of each promise, below); the
-``slow`` tier (``python3 dev.py test --full``, what CI runs) reruns all of them.
+run. The default tier reruns a representative subset per setting (below; about 90 CPU-s for
+both); the ``slow`` tier (``python3 dev.py test --full``, what CI runs) reruns all of them.
 """
 
 from __future__ import annotations
@@ -22,35 +22,36 @@ from tests.isa import MATRIX, isa_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
-REPRESENTATIVE = (
+CORE = (
     # streams: Threefry words, keys
     "tests/streams/test_threefry2x32.py::test_equals_jax_primitive_on_random_words",
-    "tests/test_keys.py::test_nested_fan_out_is_hierarchical",
-    # golden values of keyfan's own words and portable draws (every entry: the slow tier)
+    "tests/test_keys.py::test_nested_fan_out_is_hierarchical[threefry]",
+    # golden values of keyfan's own words and portable draws, pinned for every ISA (every entry: slow tier)
     "tests/streams/test_golden.py::test_keyfan_golden_values",
-    # samplers vs the canonical split + vmap pattern: every bits-to-value path of the default floats
+    # samplers vs the canonical split + vmap pattern: the FMA-sensitive bits-to-value paths
     "tests/test_sample.py::test_sampler_equals_canonical[threefry-normal]",
-    "tests/test_sample.py::test_sampler_equals_canonical[threefry-uniform]",
-    "tests/test_sample.py::test_sampler_equals_canonical[threefry-truncated_normal]",
     "tests/test_sample.py::test_sampler_equals_canonical[threefry-gumbel]",
-    "tests/test_sample.py::test_sampler_equals_canonical[threefry-legacy-randint]",
     # portable floats: the NumPy reference, op by op
     "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference[normal-threefry]",
-    "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference[truncated_normal-threefry]",
-    "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference[uniform_bounds-threefry]",
-    "tests/test_portable.py::test_portable_draw_equals_its_numpy_reference[gumbel-threefry]",
-    # transforms' row identity inside a user's jitted program (the FMA case)
-    "tests/test_transforms_identity.py::test_noise_inside_a_users_jitted_program_keeps_row_identity",
-    # kf.vmap equals split + vmap
-    "tests/test_vmap.py::test_different_equals_split_vmap_typed",
-    # ensembles: member identity; a Trainer resumed from a checkpoint continues bit for bit
-    "tests/test_ensemble.py::test_member_i_is_the_model_initialised_alone_with_at_key_i",
-    "tests/test_ensemble_train.py::test_a_restored_run_continues_bit_identically",
-    # the Trainer's layouts: member groups, and members over 4 devices at the width that broke (slow natively)
-    "tests/test_ensemble_blocks.py::test_member_groups_keep_the_bits",
-    "tests/isa/test_trainer_layouts.py::test_members_spread_over_devices_train_to_the_bits_of_one_device",
 )
-"""One test (or file) per bitwise promise: the default tier's subset."""
+REPRESENTATIVE = {
+    # No FMA: the farthest from the development machine's arithmetic (no real machine runs JAX here:
+    # jaxlib needs AVX). The remaining float paths and the transforms, kf.vmap; no Flax import.
+    "SSE4_2": (*CORE,
+               "tests/test_sample.py::test_sampler_equals_canonical[threefry-uniform]",
+               "tests/test_sample.py::test_sampler_equals_canonical[threefry-truncated_normal]",
+               "tests/test_transforms_identity.py::test_noise_inside_a_users_jitted_program_keeps_row_identity[float32]",
+               "tests/test_vmap.py::test_different_equals_split_vmap_typed[threefry]"),
+    # The ordinary cloud CPU without AVX-512, where the Trainer's layouts broke (issue 21): members
+    # over 4 devices at the width that broke, member identity.
+    "AVX2": (*CORE,
+             "tests/isa/test_trainer_layouts.py::test_members_spread_over_devices_train_to_the_bits_of_one_device",
+             "tests/test_ensemble.py::test_member_i_is_the_model_initialised_alone_with_at_key_i[4-linen]"),
+}
+"""The default tier's subset per ISA setting, chosen to stay within about 90 CPU-s for both
+(measured 2026-12-07: 122 s and 118 s for one list of 30 tests under each, before the split).
+Every bitwise test runs under both in the slow tier, member groups, chunks and checkpoint resume
+included."""
 
 EMULATED_MATRIX = tuple(isa for isa in MATRIX if isa != "native")
 """The settings rerun here; "native" is the suite's own run."""
@@ -86,7 +87,7 @@ def check(isa: str, proc: subprocess.CompletedProcess) -> None:
 def test_representative_bitwise_tests_under_isa(isa):
     """The default tier's subset (named in full: a ``slow`` one among them runs too). A missing id
     is a collection error; one not marked ``bitwise`` would be deselected: both fail here."""
-    proc = run_bitwise(isa, list(REPRESENTATIVE))
+    proc = run_bitwise(isa, list(REPRESENTATIVE[isa]))
     check(isa, proc)
     assert "deselected" not in proc.stdout.strip().splitlines()[-1], "a representative test is not marked bitwise"
 
