@@ -48,8 +48,9 @@ REPRESENTATIVE = {
              "tests/isa/test_trainer_layouts.py::test_members_spread_over_devices_train_to_the_bits_of_one_device",
              "tests/test_ensemble.py::test_member_i_is_the_model_initialised_alone_with_at_key_i[4-linen]"),
 }
-"""The default tier's subset per ISA setting, chosen to stay within about 90 CPU-s for both
-(measured 2026-12-07: 122 s and 118 s for one list of 30 tests under each, before the split).
+"""The default tier's subset per ISA setting, chosen to stay within about 90 CPU-s for both:
+measured 2026-12-07 (CPU time of the process and its subprocesses), 31 CPU-s under SSE4_2 and
+48 under AVX2, 79 in all (one list of 30 tests under each had cost 122 + 118).
 Every bitwise test runs under both in the slow tier, member groups, chunks and checkpoint resume
 included."""
 

@@ -8,9 +8,10 @@ operation). The Trainer now runs one single-member program per member and block;
 reruns the layout that broke, at the hidden width (256) where it broke: one device against 2
 members on each of 4 devices (mesh 4x1). It is a ``bitwise`` test: the default tier's ISA
 matrix (``test_isa_matrix.py``) reruns it under ``--xla_cpu_max_isa=AVX2``, the slow tier under
-``SSE4_2`` and ``AVX2``, and natively it runs in the slow tier (about 20 CPU-s; 29 with mesh 2x2 as
-well, which ``test_ensemble_arrangements.py`` covers); its subprocess keeps the ISA flag of the
-process that starts it (``tests/_xla_flags.py``). Every arrangement, at two widths, under each ISA:
+``SSE4_2`` and ``AVX2``, and natively it runs in the slow tier (29 CPU-s measured with mesh 2x2
+as well, which ``test_ensemble_arrangements.py`` covers; the AVX2 subset with it costs 48 CPU-s).
+Its subprocess keeps the ISA flag of the process that starts it (``tests/_xla_flags.py``). Every
+arrangement, at two widths, under each ISA:
 ``tests/test_ensemble_arrangements.py``; 1/2/4/8 devices and chunks: ``tests/test_ensemble_layout.py``
 (both in the ``slow`` tier).
 """
