@@ -80,6 +80,7 @@ def _cases():
             yield pytest.param(name, stream, marks=[pytest.mark.slow] if slow else [], id=f"{name}-{stream}")
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize(("name", "stream"), list(_cases()))
 def test_sampler_equals_jax(name, stream):
     """Eager, and one jitted program: every dtype (core samplers) or the default dtype (the
@@ -91,6 +92,7 @@ def test_sampler_equals_jax(name, stream):
 
 
 @pytest.mark.slow
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 @pytest.mark.parametrize("name", SWEPT_LATER)
 def test_sampler_dtypes_equal_jax(name, stream):
@@ -129,6 +131,7 @@ def assert_close_ulps(ours, theirs, what: str) -> None:
         np.testing.assert_array_less(np.abs(a64 - b64), MAX_ULP * ulp + 1e-300, err_msg=what)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 @pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 5)], ids=str)
 def test_zero_sized_draws(stream, shape):

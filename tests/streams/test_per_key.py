@@ -26,6 +26,7 @@ def _one_by_one(f, keys: jax.Array) -> np.ndarray:
     return np.stack([np.asarray(f(flat[i])) for i in range(flat.shape[0])]).reshape(*keys.shape, *f(flat[0]).shape)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 @pytest.mark.parametrize("size", [2, 3, 10, 16, 63])
 @pytest.mark.parametrize("dtype", [jnp.uint8, jnp.uint16, jnp.uint32])
@@ -41,6 +42,7 @@ def test_vmapped_bits_equal_one_key_bits(stream, size, dtype):
     np.testing.assert_array_equal(np.asarray(batched), _one_by_one(draw, keys))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 def test_vmapped_64_bit_draws_and_shapes(stream):
     keys = _keys(stream, (4,))
@@ -51,6 +53,7 @@ def test_vmapped_64_bit_draws_and_shapes(stream):
         np.testing.assert_array_equal(np.asarray(jax.vmap(draw)(keys)), _one_by_one(draw, keys))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 def test_nested_vmap_folds_into_one_rows_axis(stream):
     keys = _keys(stream, (3, 4))
@@ -64,6 +67,7 @@ def test_nested_vmap_folds_into_one_rows_axis(stream):
     np.testing.assert_array_equal(np.asarray(nested), _one_by_one(draw, keys))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", ["threefry"])
 @pytest.mark.parametrize("num", [2, 3, 7])
 def test_vmapped_split_equals_one_key_split(stream, num):
@@ -75,6 +79,7 @@ def test_vmapped_split_equals_one_key_split(stream, num):
     np.testing.assert_array_equal(np.asarray(jax.jit(jax.vmap(split))(keys)), _one_by_one(split, keys))
 
 
+@pytest.mark.bitwise
 def test_legacy_vmapped_split_equals_one_key_split():
     keys = _keys("threefry-legacy", (5,))
 
@@ -90,6 +95,7 @@ def test_vmap_over_no_keys():
     assert out.shape == (0, 5)
 
 
+@pytest.mark.bitwise
 def test_vmap_over_data_only_leaves_the_key_draw_alone():
     """A key that is not mapped (in_axes=None) still draws once, through the one-key loop."""
     key = kf.key(3)
@@ -97,6 +103,7 @@ def test_vmap_over_data_only_leaves_the_key_draw_alone():
     np.testing.assert_array_equal(np.asarray(out), np.broadcast_to(np.asarray(jax.random.uniform(key, (4,))), (3, 4)))
 
 
+@pytest.mark.bitwise
 def test_per_example_dropout_under_grad_equals_one_example_at_a_time():
     """The training pattern: per-example dropout masks inside value_and_grad of a vmapped loss."""
     keys = kf.fan_out(kf.key(0), (8,))
