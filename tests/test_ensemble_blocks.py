@@ -90,6 +90,7 @@ def reference_step(ens: Ensemble, weights, x, y, ids, *, block: int):
     return losses, [np.stack([s[i] for s in summed]) for i in range(len(summed[0]))]
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize(("block", "chunks", "group", "bootstrap"),
                          [(None, 1, None, None), (8, 1, None, 64), (8, 4, 2, 64), (4, 2, 2, None), (1, 1, None, None),
                           (8, 2, 1, 64)],

@@ -21,6 +21,8 @@ import keyfan as kf
 from keyfan import transforms as T
 from tests.conftest import assert_bitwise_equal
 
+pytestmark = pytest.mark.bitwise
+
 SEED = 2024
 
 IMAGE_SHAPES = [(2, 8, 8, 3), (3, 9, 7, 3), (2, 5, 4, 1), (2, 16, 16, 3)]

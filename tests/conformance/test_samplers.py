@@ -90,6 +90,7 @@ def _cases():
             yield pytest.param(name, stream, marks=[pytest.mark.slow] if slow else [], id=f"{name}-{stream}")
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize(("name", "stream"), list(_cases()))
 def test_sampler_equals_jax(name, stream):
     """Eager, and one jitted program: every dtype (core samplers) or the default dtype (the
@@ -101,6 +102,7 @@ def test_sampler_equals_jax(name, stream):
 
 
 @pytest.mark.slow
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 @pytest.mark.parametrize("name", SWEPT_LATER)
 def test_sampler_dtypes_equal_jax(name, stream):
@@ -139,6 +141,7 @@ def assert_close_ulps(ours, theirs, what: str) -> None:
         np.testing.assert_array_less(np.abs(a64 - b64), MAX_ULP * ulp + 1e-300, err_msg=what)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", [pytest.param("threefry", id="threefry"),
                                     pytest.param("threefry-legacy", id="threefry-legacy", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 5)], ids=str)

@@ -51,6 +51,7 @@ def _bits_cases():
             yield pytest.param(stream, size, marks=[pytest.mark.slow] if slow else [], id=f"{size}-{stream}")
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize(("stream", "size"), list(_bits_cases()))
 @pytest.mark.parametrize("dtype", [jnp.uint8, jnp.uint16, jnp.uint32])
 def test_vmapped_bits_equal_one_key_bits(stream, size, dtype):
@@ -65,6 +66,7 @@ def test_vmapped_bits_equal_one_key_bits(stream, size, dtype):
     np.testing.assert_array_equal(np.asarray(batched), _one_by_one(draw, keys))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 def test_vmapped_64_bit_draws_and_shapes(stream):
     keys = _keys(stream, (4,))
@@ -75,6 +77,7 @@ def test_vmapped_64_bit_draws_and_shapes(stream):
         np.testing.assert_array_equal(np.asarray(jax.vmap(draw)(keys)), _one_by_one(draw, keys))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 def test_nested_vmap_folds_into_one_rows_axis(stream):
     keys = _keys(stream, (3, 4))
@@ -88,6 +91,7 @@ def test_nested_vmap_folds_into_one_rows_axis(stream):
     np.testing.assert_array_equal(np.asarray(nested), _one_by_one(draw, keys))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", ["threefry"])
 @pytest.mark.parametrize("num", [2, 3, 7])
 def test_vmapped_split_equals_one_key_split(stream, num):
@@ -99,6 +103,7 @@ def test_vmapped_split_equals_one_key_split(stream, num):
     np.testing.assert_array_equal(np.asarray(jax.jit(jax.vmap(split))(keys)), _one_by_one(split, keys))
 
 
+@pytest.mark.bitwise
 def test_legacy_vmapped_split_equals_one_key_split():
     keys = _keys("threefry-legacy", (5,))
 
@@ -114,6 +119,7 @@ def test_vmap_over_no_keys():
     assert out.shape == (0, 5)
 
 
+@pytest.mark.bitwise
 def test_vmap_over_data_only_leaves_the_key_draw_alone():
     """A key that is not mapped (in_axes=None) still draws once, through the one-key loop."""
     key = kf.key(3)
@@ -121,6 +127,7 @@ def test_vmap_over_data_only_leaves_the_key_draw_alone():
     np.testing.assert_array_equal(np.asarray(out), np.broadcast_to(np.asarray(jax.random.uniform(key, (4,))), (3, 4)))
 
 
+@pytest.mark.bitwise
 def test_per_example_dropout_under_grad_equals_one_example_at_a_time():
     """The training pattern: per-example dropout masks inside value_and_grad of a vmapped loss."""
     keys = kf.fan_out(kf.key(0), (8,))
