@@ -20,6 +20,12 @@ STREAMS = ("threefry", "threefry-legacy")
 PARTITIONABLE = {"threefry": True, "threefry-legacy": False}
 
 
+LEGACY_SLOW = [pytest.param("threefry", id="threefry"),
+               pytest.param("threefry-legacy", id="threefry-legacy", marks=pytest.mark.slow)]
+"""Both streams for ``@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)``: the legacy
+stream in the slow tier, for a test whose legacy path other default-tier tests already cover."""
+
+
 @functools.cache
 def float16_compiles() -> bool:
     """Whether XLA can compile float16 arithmetic in this process. Under the ISA matrix's

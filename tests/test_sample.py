@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import keyfan as kf
 from keyfan import _kernel
-from tests.conftest import PARTITIONABLE, STREAMS, assert_bitwise_equal, canonical_draw, half_floats
+from tests.conftest import LEGACY_SLOW, PARTITIONABLE, STREAMS, assert_bitwise_equal, canonical_draw, half_floats
 
 LOGITS = jnp.log(jnp.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]))
 
@@ -63,24 +63,41 @@ CORE = {"normal", "uniform", "bits32", "bernoulli", "randint"}
 """Samplers checked on every combo; the others (dtype and mode variants, which share the core's
 kernel paths) on one combo of each kind: nested, no batch, gathered keys, N = 0, broadcast keys."""
 VARIANT_COMBOS = [COMBOS[i] for i in (1, 2, 6, 7, 3)]
+EVERY_COMBO = {"normal", "bits32"}
+"""Core samplers checked on every combo in the default tier (a float and a raw-bits path); the
+other core samplers there on the first combo and one of each kind, their other combos (empty
+batches and events, the same paths again) in the slow tier."""
 
 
 def _canonical_cases():
-    """Every sampler on both streams; the dtype/mode variants (same kernel paths as the core
-    samplers, which run on both streams here) run on the legacy stream in the slow tier."""
+    """Every sampler on both streams. The default tier, on ``"threefry"``: ``EVERY_COMBO`` on every
+    combo, the other core samplers on the first combo and one of each kind, the variants on one
+    of each kind (``VARIANT_COMBOS``); on the legacy stream: the core samplers on one combo of
+    each kind. The slow tier: the rest (the same kernel paths again)."""
+    slow = [pytest.mark.slow]
+    rest = [c for c in COMBOS if c not in VARIANT_COMBOS]
     for stream in STREAMS:
         for name, ours, theirs in CASES:
-            slow = stream != "threefry" and name not in CORE
-            yield pytest.param(stream, name, ours, theirs, marks=[pytest.mark.slow] if slow else [],
-                               id=f"{stream}-{name}")
+            if stream == "threefry" and name in EVERY_COMBO:
+                yield pytest.param(stream, name, ours, theirs, COMBOS, id=f"{stream}-{name}")
+            elif stream == "threefry" and name in CORE:
+                yield pytest.param(stream, name, ours, theirs, [COMBOS[0], *VARIANT_COMBOS], id=f"{stream}-{name}")
+                yield pytest.param(stream, name, ours, theirs, rest[1:], marks=slow, id=f"{stream}-{name}-other-combos")
+            elif stream == "threefry":
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}")
+            elif name in CORE:
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}")
+                yield pytest.param(stream, name, ours, theirs, rest, marks=slow, id=f"{stream}-{name}-other-combos")
+            else:
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, marks=slow, id=f"{stream}-{name}")
 
 
 @pytest.mark.bitwise
-@pytest.mark.parametrize("stream_name,name,ours,theirs", list(_canonical_cases()))
-def test_sampler_equals_canonical(stream_name, name, ours, theirs):
+@pytest.mark.parametrize("stream_name,name,ours,theirs,combos", list(_canonical_cases()))
+def test_sampler_equals_canonical(stream_name, name, ours, theirs, combos):
     with jax.threefry_partitionable(PARTITIONABLE[stream_name]):
         key = kf.key(7, stream_name)
-        for batch, shape in COMBOS if name in CORE else VARIANT_COMBOS:
+        for batch, shape in combos:
             assert_bitwise_equal(ours(key, batch, shape), canonical_draw(theirs(shape), key, batch))
 
 
@@ -93,7 +110,12 @@ _BY_NAME = {name: (ours, theirs) for name, ours, theirs in CASES}
 
 
 @pytest.mark.bitwise
-@pytest.mark.parametrize("name", ["normal", "bits32", "uniform", "randint"])
+@pytest.mark.parametrize(("stream", "name"), [
+    ("threefry", "normal"), ("threefry", "bits32"), ("threefry", "uniform"), ("threefry", "randint"),
+    ("threefry-legacy", "normal"), ("threefry-legacy", "bits32"),
+    # the same paired kernel over the legacy stream's bits again:
+    pytest.param("threefry-legacy", "uniform", marks=pytest.mark.slow),
+    pytest.param("threefry-legacy", "randint", marks=pytest.mark.slow)], indirect=["stream"])
 def test_paired_draws_equal_canonical(stream, name):
     ours, theirs = _BY_NAME[name]
     key = kf.key(17, stream)
@@ -157,6 +179,7 @@ def test_vmap_over_keys_of_paired_draws():
 
 
 @pytest.mark.bitwise
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)
 @pytest.mark.parametrize("batch,shape", [((1_100_003,), ()), ((1101,), (1000,))], ids=str)
 def test_draws_computed_block_by_block_equal_canonical(stream, batch, shape):
     # More than 4 blocks of 2**18 values: a loop over blocks and a tail, over values or over
@@ -189,7 +212,8 @@ def test_many_seeds_equal_canonical(seed):
 
 
 @pytest.mark.bitwise
-@pytest.mark.parametrize("batch", [(6,), (2, 3)], ids=str)
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy: test_many_seeds_equal_canonical
+@pytest.mark.parametrize("batch", [pytest.param((6,), marks=pytest.mark.slow), (2, 3)], ids=str)  # nested: both
 @pytest.mark.parametrize("axis,shape", [(-1, None), (0, (4, 3)), (1, (5, 2)), (-1, (7, 2))], ids=str)
 def test_categorical_equals_canonical(stream, batch, axis, shape):
     key = kf.key(11, stream)
@@ -286,8 +310,10 @@ def test_row_i_is_the_unbatched_draw_with_at(stream):
 
 
 @pytest.mark.bitwise
-@pytest.mark.parametrize("chunk_size", [1, 7, 1000])
+@pytest.mark.parametrize("chunk_size", [pytest.param(1, marks=pytest.mark.slow), 7,
+                                        pytest.param(1000, marks=pytest.mark.slow)])
 def test_chunked_equals_unchunked(stream, chunk_size):
+    """Chunks of 7 rows (ragged) in the default tier; one row per chunk and one chunk in the slow tier."""
     key = kf.key(2, stream)
     full = kf.normal(key, batch=(50, 2), shape=(3,))
     assert_bitwise_equal(kf.normal(key, batch=(50, 2), shape=(3,), chunk_size=chunk_size), full)

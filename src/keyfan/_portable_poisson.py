@@ -1,7 +1,7 @@
 """Portable Poisson draws: JAX's algorithm and keys, with ``keyfan._portable`` arithmetic.
 
 ``kf.poisson`` runs ``jax.random.poisson``'s algorithm (Knuth's product of uniforms below
-``lam = 10``, Hormann's transformed rejection from 10 on; jax/_src/random/core.py, Apache-2.0)
+``lam = 10``, Hormann's transformed rejection from 10 on; JAX's random/core.py, Apache-2.0)
 on the key's stream. Its integers follow the CPU where a uniform lands near an acceptance
 boundary, because ``log``, ``sqrt``, ``lgamma`` and the divisions are XLA's. Here the same keys
 and the same uniforms (``jax.random.uniform``'s float32 values, exact) go through the portable

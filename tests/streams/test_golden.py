@@ -288,6 +288,7 @@ def mismatch_report(stored: dict, expected_values: dict, current: dict, now: dic
             "`python -m tests.streams.test_golden --write`.")
 
 
+@pytest.mark.slow  # JAX's samplers, a compile each; test_keyfan_golden_values keeps keyfan's own in the default tier
 @pytest.mark.bitwise
 def test_golden_values():
     stored = json.loads(GOLDEN.read_text())
