@@ -275,97 +275,178 @@ class Trainer:
                 f"chunks * block_size = {self.chunks * self.block_size} (or block_size=None: one block per chunk)."
             )
         if self.mesh is None:
-            # Two programs, as on a mesh: fused into one, XLA may round the update differently.
-            sums = self._grads(state, x, y, ids, chunks=self.chunks, batch=batch)
-            params, opt_state, losses, step = self._update(state.ensemble, state.opt_state, state.step, sums)
+            params, opt_state, losses, step = self._step(state, x, y, ids, chunks=self.chunks, batch=batch)
         else:
             params, opt_state, losses, step = self._run_on_mesh(state, x, y, ids, batch)
-        ens = state.ensemble
-        new_ens = dataclasses.replace(ens, params=params)
+        new_ens = dataclasses.replace(state.ensemble, params=params)
         return TrainState(new_ens, opt_state, step, state.weights), losses
 
     def _run_on_mesh(self, state: TrainState, x: Any, y: Any, ids: jax.Array,
                      batch: int) -> tuple[Any, Any, Any, Any]:
-        """One single-device program per device on its block, exact copies in between (``_shard.py``)."""
+        """One single-device program per device on its block, exact copies in between (``_shard.py``).
+
+        With the data on one device per member block, each device runs :meth:`_step` on its
+        members (the one-device program). With the data split, each device computes its members'
+        chunk sums (:meth:`_grads`); a member block's sums are copied to each of its devices, which
+        finishes the step (:meth:`_finish`): the same per-member programs as :meth:`_step`."""
         mesh = self.mesh
         states = device_blocks(shard_members(state, mesh), mesh)
         batches = device_blocks(shard_batch((x, y, ids), mesh), mesh)
-        chunks = self.chunks // mesh.shape[DATA_AXIS]
-        partial = {pos: self._grads(states[pos], *batches[pos], chunks=chunks) for pos in states}
-        devices = mesh.devices
-        results = {}
-        for (i, j), device in np.ndenumerate(devices):
-            row = tuple(jax.device_put(partial[(i, jj)], device) for jj in range(devices.shape[1]))
-            block = states[(i, j)]
-            sums = self._combine(row, batch=batch)
-            results[(i, j)] = self._update(block.ensemble, block.opt_state, block.step, sums)
+        if mesh.shape[DATA_AXIS] == 1:
+            results = {pos: self._step(states[pos], *batches[pos], chunks=self.chunks, batch=batch) for pos in states}
+        else:
+            chunks = self.chunks // mesh.shape[DATA_AXIS]
+            partial = {pos: self._grads(states[pos], *batches[pos], chunks=chunks) for pos in states}
+            devices = mesh.devices
+            results = {}
+            for (i, j), device in np.ndenumerate(devices):
+                row = tuple(jax.device_put(partial[(i, jj)], device) for jj in range(devices.shape[1]))
+                block = states[(i, j)]
+                results[(i, j)] = self._finish(block.ensemble, block.opt_state, block.step, row, batch=batch)
         per_member = assemble({pos: r[:3] for pos, r in results.items()}, mesh, MEMBER_AXIS)
         return (*per_member, assemble({pos: r[3] for pos, r in results.items()}, mesh, None))
 
+    # -- the programs ----------------------------------------------------------------------
+    #
+    # One member's step is three parts, each a program of its own (a branch XLA compiles apart
+    # from what is around it, see :func:`_apart`): G, its gradient (each block of examples by the
+    # single-member block program, the blocks of each chunk summed by ``tree_sum``); C, the mean
+    # of its chunk sums; U, the optimizer update. On one device (or with the data on one device
+    # per member block) a loop over the members runs G, C, U for one member after the other and
+    # writes the member back in place (:meth:`_step`); with the data split over devices, G runs on
+    # each device (:meth:`_grads`) and C, U after the copies (:meth:`_finish`). Either way each
+    # part sees the same operands, so the rounding cannot depend on the arrangement.
+
     @functools.partial(jax.jit, static_argnames=("self", "chunks", "batch"))
-    def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int,
-               batch: int | None = None) -> tuple[jax.Array, PyTree]:
-        """Per-member, per-chunk sums of the (weighted) losses and gradients: ``(K, chunks)`` and
-        trees of ``(K, chunks, *param_shape)``; with ``batch`` (every chunk of the batch is here)
-        their :meth:`_combine`-d means instead.
+    def _step(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int,
+              batch: int) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        """The whole step for the members of one device: ``(params, opt_state, losses, step + 1)``."""
+        ens = state.ensemble
+        model, members = ens.model, ens.members
+        trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
+        keys = _member_keys(ens)
+        if not self.layout_invariant:
+            sums = self._vmapped_sums(state, x, y, ids, chunks)
+            losses, grads = jax.vmap(functools.partial(_mean_of_chunks, batch=batch))(*sums)
+            opt_state = state.opt_state
+            trainable, opt_state = _map(lambda m: self._update_one(trainable, opt_state, _take(grads, m), m),
+                                        jnp.arange(members))
+            return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
+        fence = _always(state.step)
+        member_grads = self._member_grads(model, state.step, fence, x, y, ids, chunks)
 
-        Layout-invariant: each chunk is cut into blocks of ``block_size`` examples; one block's
-        gradient for ONE member is ordinary backprop over the block (:func:`_block_program`),
-        run by a loop over the members and the blocks (the same program, of the same shapes,
-        whatever the number of blocks, chunks, members or groups); the blocks of each chunk are
-        summed by :func:`~keyfan.ensemble._shard.tree_sum`.
-        """
-        parts = self._chunk_sums(state, x, y, ids, chunks)
-        return parts if batch is None else _combine((parts,), batch)
+        def one_member(m: Any, carry: Any) -> Any:
+            tr_all, opt_all, losses = carry
+            values, grads = member_grads((tr_all, frozen, keys, state.weights), m)
+            loss, (tr, opt) = _apart(fence, functools.partial(self._finish_one, batch=batch), tr_all, opt_all,
+                                     values, grads, m)
+            tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
+            return tr_all, opt_all, losses.at[m].set(loss)
 
-    def _chunk_sums(self, state: TrainState, x: Any, y: Any, ids: jax.Array, chunks: int) -> tuple[jax.Array, PyTree]:
+        carry = (trainable, state.opt_state, jnp.zeros((members,), jnp.float32))
+        trainable, opt_state, losses = _loop(members, one_member, carry, self._member_group(members))
+        return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
+
+    @functools.partial(jax.jit, static_argnames=("self", "chunks"))
+    def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *,
+               chunks: int) -> tuple[jax.Array, PyTree]:
+        """Per-member, per-chunk sums of the (weighted) losses and gradients of this device's
+        chunks: ``(K, chunks)`` and trees of ``(K, chunks, *param_shape)`` (part G)."""
+        if not self.layout_invariant:
+            return self._vmapped_sums(state, x, y, ids, chunks)
         ens = state.ensemble
         trainable, frozen = jax.vmap(ens.model.split_trainable)(ens.params)
-        keys = ens.keys if ens.keys is not None else jnp.zeros((ens.members, 2), jnp.uint32)
-        weights = state.weights
-        members = ens.members
-        group = self._member_group(members)
-        block_fn = self._block_program(ens.model, state.step)
-        if not self.layout_invariant:
-            # XLA's backward pass sums over each chunk: one block per chunk, all chunks and
-            # members of a group vmapped together.
-            xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
-            per_chunk = jax.vmap(block_fn, in_axes=(None, None, None, None, 0, 0, 0))
+        member_grads = self._member_grads(ens.model, state.step, _always(state.step), x, y, ids, chunks)
+        ops = (trainable, frozen, _member_keys(ens), state.weights)
+        group = self._member_group(ens.members)
+        index = jnp.arange(ens.members).reshape(ens.members // group, group)
+        out = _map(lambda ms: _stack([member_grads(ops, m) for m in ms]), index)
+        return jax.tree.map(lambda a: a.reshape(ens.members, *a.shape[2:]), out)
 
-            def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
-                return per_chunk(tr, fr, key, w, xs, ys, idc)
+    @functools.partial(jax.jit, static_argnames=("self", "batch"))
+    def _finish(self, ens: Ensemble, opt_state: PyTree, step: jax.Array, parts: tuple[tuple[jax.Array, PyTree], ...],
+                *, batch: int) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        """Parts C and U for every member from the chunk sums of every device of its member
+        block (joined in order): ``(params, opt_state, losses, step + 1)``."""
+        values = jnp.concatenate([p[0] for p in parts], axis=1)
+        grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
+        model = ens.model
+        trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
+        fence = _always(step)
 
-            in_axes = (0, 0, 0, None if weights is None else 0)
-            split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
-            ops = jax.tree.map(split, (trainable, frozen, keys, weights))
-            out = jax.lax.map(lambda o: _over_group(member, in_axes, group)(*o), ops)
-            return jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
+        def one_member(m: Any, carry: Any) -> Any:
+            tr_all, opt_all, losses = carry
+            v, g = _take((values, grads), m)
+            finish = functools.partial(self._finish_one, batch=batch)
+            if self.layout_invariant:
+                loss, (tr, opt) = _apart(fence, finish, tr_all, opt_all, v, g, m)
+            else:
+                loss, (tr, opt) = finish(tr_all, opt_all, v, g, m)
+            tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
+            return tr_all, opt_all, losses.at[m].set(loss)
 
+        carry = (trainable, opt_state, jnp.zeros((ens.members,), jnp.float32))
+        trainable, opt_state, losses = _loop(ens.members, one_member, carry, self._member_group(ens.members))
+        return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
+
+    def _member_grads(self, model: Any, step: jax.Array, fence: jax.Array, x: Any, y: Any, ids: jax.Array,
+                      chunks: int) -> Any:
+        """Part G for ONE member: ``f(trainable, frozen, member_key, weights) -> (values (chunks,),
+        grads (chunks, ...))``, each block of ``block_size`` examples by the single-member block
+        program (:meth:`_block_program`, apart), the blocks of each chunk summed by ``tree_sum``."""
+        block_fn = self._block_program(model, step)
         batch = int(ids.shape[0])
         block = self.block_size or batch // chunks
         n_blocks = batch // block
-        xb, yb, ib = jax.tree.map(lambda a: a.reshape(n_blocks, block, *a.shape[1:]), (x, y, ids))
+        data = jax.tree.map(lambda a: a.reshape(n_blocks, block, *a.shape[1:]), (x, y, ids))
+
+        def one_block(ops: Any, m: Any, d: Any) -> Any:
+            return block_fn(*_take(ops, m), *d)
+
+        def member(ops: Any, m: Any) -> Any:
+            parts = _map(lambda d: _apart(fence, one_block, ops, m, d), data)
+
+            def per_chunk(a: jax.Array) -> jax.Array:
+                return tree_sum(a.reshape(chunks, n_blocks // chunks, *a.shape[1:]), axis=1)
+
+            return jax.tree.map(per_chunk, parts)
+
+        return member
+
+    def _vmapped_sums(self, state: TrainState, x: Any, y: Any, ids: jax.Array, chunks: int) -> tuple[jax.Array, PyTree]:
+        """``layout_invariant=False``: per-member, per-chunk sums with the members of a group and
+        the chunks vmapped together and XLA's backward pass summing over each chunk."""
+        ens = state.ensemble
+        trainable, frozen = jax.vmap(ens.model.split_trainable)(ens.params)
+        members = ens.members
+        group = self._member_group(members)
+        block_fn = self._block_program(ens.model, state.step)
+        xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
+        per_chunk = jax.vmap(block_fn, in_axes=(None, None, None, None, 0, 0, 0))
+
+        def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
+            return per_chunk(tr, fr, key, w, xs, ys, idc)
+
+        weights = state.weights
+        in_axes = (0, 0, 0, None if weights is None else 0)
         split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
-        member_ops = jax.tree.map(split, (trainable, frozen, keys, weights))
+        ops = jax.tree.map(split, (trainable, frozen, _member_keys(ens), weights))
+        out = jax.lax.map(lambda o: jax.vmap(member, in_axes=in_axes)(*o), ops)
+        return jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
 
-        def one_block(op: Any, data: Any) -> Any:
-            # ONE member on ONE block: the same program (of the same shapes) in every layout.
-            # Barriers keep it whole: no fusion with what is around it.
-            tr, fr, key, w, *data = jax.lax.optimization_barrier((*op, *data))
-            return jax.lax.optimization_barrier(block_fn(tr, fr, key, w, *data))
+    def _finish_one(self, tr_all: PyTree, opt_all: PyTree, values: jax.Array, grads: PyTree, m: Any, *,
+                    batch: int) -> tuple[jax.Array, tuple[PyTree, PyTree]]:
+        """Parts C and U for member ``m``: its mean loss, and its parameters and optimizer state
+        updated with its mean gradient, from its chunk sums ``(chunks,)`` and ``(chunks, ...)``."""
+        loss, g = _mean_of_chunks(values, grads, batch=batch)
+        return loss, self._update_one(tr_all, opt_all, g, m)
 
-        def one_step(ops: Any) -> Any:
-            # ``group`` members, each its own single-member program over the blocks.
-            per_member = [_map(lambda data, m=m: one_block(_take(ops, m), data), (xb, yb, ib)) for m in range(group)]
-            return jax.tree.map(lambda *a: jnp.stack(a), *per_member)
-
-        values, grads = _map(one_step, member_ops)  # (members // group, group, n_blocks, ...)
-
-        def per_chunk_sums(a: jax.Array) -> jax.Array:
-            a = a.reshape(members, chunks, n_blocks // chunks, *a.shape[3:])
-            return tree_sum(a, axis=2)
-
-        return per_chunk_sums(values), jax.tree.map(per_chunk_sums, grads)
+    def _update_one(self, tr_all: PyTree, opt_all: PyTree, g: PyTree, m: Any) -> tuple[PyTree, PyTree]:
+        """Part U for member ``m``: the optimizer's update of its trainable parameters and state
+        (read from the stacked ``tr_all``, ``opt_all``) with its mean gradient ``g``."""
+        tr, opt = _take((tr_all, opt_all), m)
+        updates, opt = self.optimizer.update(g, opt, tr)
+        return optax.apply_updates(tr, updates), opt
 
     def _block_program(self, model: Any, step: jax.Array) -> Any:
         """``f(trainable, frozen, member_key, weights, x, y, ids) -> (loss_sum, grads)`` for ONE
@@ -388,28 +469,6 @@ class Trainer:
 
         return block_fn
 
-    @functools.partial(jax.jit, static_argnames=("self", "batch"))
-    def _combine(self, parts: tuple[tuple[jax.Array, PyTree], ...], *, batch: int) -> tuple[jax.Array, PyTree]:
-        """The chunk sums of every device of a member block, joined in order: see :func:`_combine`."""
-        return _combine(parts, batch)
-
-    @functools.partial(jax.jit, static_argnames=("self",))
-    def _update(self, ens: Ensemble, opt_state: PyTree, step: jax.Array,
-                sums: tuple[jax.Array, PyTree]) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
-        """Applies the optimizer to the mean gradients and counts the step: a program of its own,
-        whatever produced the sums (fused with their tree, its rounding would depend on it)."""
-        losses, grads = sums
-        model = ens.model
-        trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
-
-        def update(tr: PyTree, opt: PyTree, g: PyTree) -> tuple[PyTree, PyTree]:
-            updates, opt = self.optimizer.update(g, opt, tr)
-            return optax.apply_updates(tr, updates), opt
-
-        # One member at a time, as the gradients: the same program whatever the members a device holds.
-        trainable, opt_state = _map(lambda ops: update(*ops), (trainable, opt_state, grads))
-        return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
-
 
 def _with_loss_task(ensemble: Ensemble, loss: Any) -> Ensemble:
     """``ensemble`` recording the task its named ``loss`` implies (unchanged for a callable)."""
@@ -422,22 +481,54 @@ def _with_loss_task(ensemble: Ensemble, loss: Any) -> Ensemble:
     return dataclasses.replace(ensemble, task=task)
 
 
-def _over_group(f: Any, in_axes: tuple[Any, ...], group: int) -> Any:
-    """``f`` vmapped over a group of members; for a group of one, ``f`` itself (unbatched
-    kernels: the fastest arrangement for large members) with the group axis added back."""
-    if group > 1:
-        return jax.vmap(f, in_axes=in_axes)
-
-    def single(*args: Any) -> Any:
-        args = [a if axis is None else jax.tree.map(lambda v: v[0], a) for a, axis in zip(args, in_axes, strict=True)]
-        return jax.tree.map(lambda v: v[None], f(*args))
-
-    return single
+def _member_keys(ens: Ensemble) -> jax.Array:
+    """The members' keys, or zeros for an ensemble without keys (trained without dropout)."""
+    return ens.keys if ens.keys is not None else jnp.zeros((ens.members, 2), jnp.uint32)
 
 
-def _take(tree: Any, i: int) -> Any:
+def _always(step: jax.Array) -> jax.Array:
+    """A predicate that is always true but that XLA cannot fold: ``step | 1`` is odd."""
+    return (step | 1) != 0
+
+
+def _apart(fence: jax.Array, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` as a branch of a conditional on ``fence`` (always true): XLA compiles a
+    branch as a computation of its own, so nothing around it fuses into it (a fused producer or
+    consumer could change its rounding: a reduction emitted inside a loop, a multiply and an add
+    contracted into one FMA). ``lax.optimization_barrier`` does not do this: XLA drops it before
+    fusion."""
+    shapes = jax.eval_shape(fn, *args)
+    return jax.lax.cond(fence, fn, lambda *_: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), *args)
+
+
+def _mean_of_chunks(values: jax.Array, grads: PyTree, *, batch: int) -> tuple[jax.Array, PyTree]:
+    """Part C for ONE member: its chunk sums ``(chunks,)`` and ``(chunks, ...)`` summed by
+    :func:`tree_sum` and divided by ``batch``."""
+    scale = jnp.float32(1.0 / batch)
+    return tree_sum(values) * scale, jax.tree.map(lambda g: tree_sum(g) * scale, grads)
+
+
+def _loop(n: int, body: Any, carry: Any, unroll: int) -> Any:
+    """``body(i, carry)`` for ``i`` in ``0 .. n - 1``, ``unroll`` iterations per step of the
+    loop; a plain call for ``n == 1``."""
+    if n == 1:
+        return body(0, carry)
+    return jax.lax.fori_loop(0, n, body, carry, unroll=unroll)
+
+
+def _take(tree: Any, i: Any) -> Any:
     """Entry ``i`` of every leaf's leading axis."""
     return jax.tree.map(lambda a: a[i], tree)
+
+
+def _put(tree: Any, values: Any, i: Any) -> Any:
+    """``tree`` with entry ``i`` of every leaf's leading axis replaced by ``values`` (in place
+    in a loop's carry)."""
+    return jax.tree.map(lambda a, v: jax.lax.dynamic_update_index_in_dim(a, v, i, 0), tree, values)
+
+
+def _stack(trees: list[Any]) -> Any:
+    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
 def _map(f: Any, xs: Any) -> Any:
@@ -446,15 +537,6 @@ def _map(f: Any, xs: Any) -> Any:
     if jax.tree.leaves(xs)[0].shape[0] == 1:
         return jax.tree.map(lambda a: a[None], f(jax.tree.map(lambda a: a[0], xs)))
     return jax.lax.map(f, xs)
-
-
-def _combine(parts: tuple[tuple[jax.Array, PyTree], ...], batch: int) -> tuple[jax.Array, PyTree]:
-    """Joins per-chunk sums ``(K, chunks_i)`` (in order), sums over chunks with :func:`tree_sum`
-    and divides by ``batch``: each member's mean loss ``(K,)`` and mean gradient."""
-    sums = jnp.concatenate([p[0] for p in parts], axis=1)
-    grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
-    scale = jnp.float32(1.0 / batch)
-    return tree_sum(sums, axis=1) * scale, jax.tree.map(lambda g: tree_sum(g, axis=1) * scale, grads)
 
 
 def _set_learning_rates(opt_state: PyTree, learning_rates: Any, k: int) -> PyTree:
