@@ -21,8 +21,8 @@ def test_group_runs_every_contender_and_writes_json(tmp_path):
     (entry,) = doc["sizes"]
     assert entry["label"] == "MLP 2-4-4-3, batch 8, K=2"
     names = [c["contender"] for c in entry["contenders"]]
-    assert names == ["keyfan Trainer (default)", "keyfan member_group=2", "keyfan separate dispatches",
-                     "keyfan layout_invariant=False", "hand-written jit(vmap(train_step))", "Equinox filter_vmap",
+    assert names == ["keyfan Trainer (default)", "keyfan member_group=2", "keyfan donate=False",
+                     "keyfan K one-member states", "keyfan layout_invariant=False", "hand-written jit(vmap(train_step))", "Equinox filter_vmap",
                      "Python loop over K jitted steps"]
     assert entry["rule_choice"] == trainer.RULE
     assert [c["contender"] for c in entry["contenders"] if c["chosen"]] == ["keyfan Trainer (default)"]
@@ -36,7 +36,9 @@ def test_group_runs_every_contender_and_writes_json(tmp_path):
                                                     ["median_ms"])
     assert any("torch" in note for note in doc["notes"])
     table = trainer.table(doc)
-    assert len(table) == 7 and table[0][2] == trainer.RULE + " *"
+    assert rows["Python loop over K jitted steps"]["time_vs_loop"] == 1.0
+    assert all(row["cpu_median_ms"] > 0 and row["rss_mb"] > 0 for row in rows.values())
+    assert len(table) == 8 and table[0][2] == trainer.RULE + " *"
 
 
 def test_contenders_return_one_loss_per_member_near_log_classes():
@@ -60,10 +62,12 @@ def test_cli_rejects_an_unknown_group():
 
 @pytest.mark.bitwise
 def test_the_trainer_arrangements_give_the_same_losses_bit_for_bit():
-    """One member per step (the rule's choice), two per step and separate dispatches run the same
-    single-member program: the same losses, bit for bit."""
+    """One member per step (the rule's choice), two per step, without donation and one state per
+    member stepped by its own dispatch run the same single-member program: the same losses, bit
+    for bit."""
     contenders = {c.name: c for c in trainer.keyfan_contenders(TINY)}
     losses = {name: np.asarray(contenders[name].make()()) for name in
-              ("keyfan Trainer (default)", "keyfan member_group=2", "keyfan separate dispatches")}
+              ("keyfan Trainer (default)", "keyfan member_group=2", "keyfan donate=False", "keyfan K one-member states")}
+    losses["keyfan K one-member states"] = np.concatenate(losses["keyfan K one-member states"])
     for name, value in losses.items():
         np.testing.assert_array_equal(value, losses["keyfan Trainer (default)"], err_msg=name)

@@ -52,6 +52,7 @@ import optax
 
 from keyfan._checks import as_int
 from keyfan.ensemble._ensemble import Ensemble
+from keyfan.ensemble._exact import assess, exact
 from keyfan.ensemble._losses import LOSS_TASKS, get_loss
 from keyfan.ensemble._per_example import apply_one, member_dropout_keys, stream_keys
 from keyfan.ensemble._shard import (
@@ -67,9 +68,21 @@ from keyfan.ensemble._shard import (
 )
 from keyfan.keys import named
 
-__all__ = ["TrainState", "Trainer", "bootstrap_weights"]
+__all__ = ["ELEMENTWISE_MAX_PRODUCTS", "TrainState", "Trainer", "bootstrap_weights"]
 
 PyTree = Any
+
+PRODUCTS = ("auto", "elementwise", "gemm")
+"""The ``products=`` settings of :class:`Trainer`."""
+
+ELEMENTWISE_MAX_PRODUCTS = 2**18
+"""The rule of ``products="auto"``: one member's block program (forward and backward) with at
+most this many multiplies in its matrix products runs ``"elementwise"`` (all members of a
+device in one vmap), above it ``"gemm"`` (one member at a time). Measured
+(docs/guides/performance.md): the ``small`` trainer-bench size (2-16-16-2 MLP, blocks of 16,
+14,848 multiplies) runs elementwise at the speed of a hand-written member vmap, where the loop
+over members was 11x slower; the ``middle`` size (77 M multiplies) would hold a 100 MB product
+per member."""
 
 
 class TrainState(NamedTuple):
@@ -128,11 +141,29 @@ class Trainer:
         at b = 32-128 for 784-1024-1024-10 MLPs); ``1`` gives per-example gradients. With an
         explicit size the bits also stay the same across ``chunks`` settings whose chunks hold a
         power-of-two number of blocks.
+      donate: let each step reuse the buffers of the parameters and optimizer state it is given
+        for the ones it returns (default True; as ``jax.jit(..., donate_argnums=...)``): no copy
+        of the whole state per step. The state passed to :meth:`step` is consumed; :meth:`init`
+        copies the ensemble's parameters, so the ensemble given to it stays usable. False keeps
+        every state usable (stepping twice from one state) at the cost of that copy.
       member_group: members per step of the loop over a device's members (it must divide
         them). Layout-invariant, each member still runs its own single-member program, so the
-        bits never change with it; None (default): 1, the fastest measured (docs/guides/
+        bits never change with it; None (default): 1 with ``"gemm"`` products, all the members a
+        device holds with ``"elementwise"`` products (the fastest measured, docs/guides/
         performance.md). With ``layout_invariant=False``: members vmapped together (default:
         all the members a device holds).
+      products: how a layout-invariant step computes matrix products and float sums.
+        ``"gemm"``: XLA's matrix products, each member its own single-member program, run by a
+        loop over members (a member vmap would let XLA pick another kernel by the number of
+        members). ``"elementwise"``: every product as elementwise multiplies summed by a fixed
+        pairwise tree, every float sum the same tree (``ensemble/_exact.py``), whose bits do not
+        depend on a member axis, so the members of a group run in ONE vmap: the fastest for
+        small models, memory and work linear in each product's multiplies. ``"auto"``
+        (default): ``"elementwise"`` when one member's block program holds at most
+        :data:`ELEMENTWISE_MAX_PRODUCTS` multiplies and only operations it keeps exact, else
+        ``"gemm"``; the rule reads one member's block shapes only (never the number of members,
+        devices or groups), so every arrangement of a run gets the same choice and the same
+        bits. The two forms round differently.
 
     Example:
       >>> import flax.linen as nn, jax.numpy as jnp, optax, keyfan as kf
@@ -154,6 +185,9 @@ class Trainer:
     layout_invariant: bool = True
     block_size: int | None = None
     member_group: int | None = None
+    donate: bool = True
+    products: str = "auto"
+    _choices: dict[Any, str] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.optimizer, optax.GradientTransformation):
@@ -165,6 +199,8 @@ class Trainer:
             object.__setattr__(self, "block_size", as_int("block_size", self.block_size, lo=1))
         if self.member_group is not None:
             object.__setattr__(self, "member_group", as_int("member_group", self.member_group, lo=1))
+        if self.products not in PRODUCTS:
+            raise ValueError(f"products must be one of {', '.join(map(repr, PRODUCTS))}, got {self.products!r}.")
         if self.mesh is not None:
             _check_mesh(self.mesh)
             if self.chunks % self.mesh.shape[DATA_AXIS]:
@@ -198,6 +234,8 @@ class Trainer:
         if ensemble.keys is None and (self.dropout or bootstrap is not None):
             raise ValueError("this ensemble has no member keys; pass keys= to Ensemble.stack, or use "
                              "Trainer(dropout=False) without bootstrap=.")
+        if self.donate:  # the steps reuse the state's buffers: the caller's ensemble keeps its own
+            ensemble = dataclasses.replace(ensemble, params=jax.tree.map(jnp.copy, ensemble.params))
         trainable, _ = jax.vmap(ensemble.model.split_trainable)(ensemble.params)
         opt_state = jax.vmap(self.optimizer.init)(trainable)
         if learning_rates is not None:
@@ -226,6 +264,11 @@ class Trainer:
             raise TypeError(f"state must be a TrainState from Trainer.init, got {type(state).__name__}.")
         from keyfan.ensemble._train_checks import check_step_arrays, check_step_inputs
 
+        if self.donate and any(getattr(a, "is_deleted", lambda: False)()
+                               for a in jax.tree.leaves((state.ensemble.params, state.opt_state))):
+            raise ValueError("state was consumed by an earlier Trainer.step: with donate=True (the default) a step "
+                             "reuses its state's buffers for the new state; continue from the state that step "
+                             "returned, or build the Trainer with donate=False to step from one state twice.")
         check_step_arrays(state, x, y)
         batch = jax.tree.leaves(x)[0].shape[0] if jax.tree.leaves(x) else 0
         ids = ids if isinstance(ids, (np.ndarray, jax.Array)) else np.asarray(ids)
@@ -253,13 +296,13 @@ class Trainer:
                 f"key is passed, so also pass model_kwargs that turn dropout off (e.g. {{'train': False}})."
             ) from err
 
-    def _member_group(self, members: int) -> int:
-        """Members per pass of :meth:`_grads`'s loop over a device's members. Layout-invariant:
-        ``member_group`` (default 1), each member its own single-member program; otherwise the
-        members vmapped together (default: all of them)."""
+    def _member_group(self, members: int, *, vmapped: bool = False) -> int:
+        """Members per pass of the loop over a device's members. Layout-invariant with
+        ``"gemm"`` products: ``member_group`` (default 1), each member its own single-member
+        program; otherwise (``vmapped``) the members of a group in one vmap (default: all)."""
         group = self.member_group
         if group is None:
-            return 1 if self.layout_invariant else members
+            return 1 if self.layout_invariant and not vmapped else members
         if members % group:
             raise ValueError(f"member_group={group} must divide the {members} members a device holds, so that "
                              f"every group runs the same program.")
@@ -274,15 +317,17 @@ class Trainer:
                 f"chunks={self.chunks} give chunks of {chunk}. Use a batch size that is a multiple of "
                 f"chunks * block_size = {self.chunks * self.block_size} (or block_size=None: one block per chunk)."
             )
+        elementwise = self._products(state, x, y, ids) == "elementwise"
         if self.mesh is None:
-            params, opt_state, losses, step = self._step(state, x, y, ids, chunks=self.chunks, batch=batch)
+            params, opt_state, losses, step = self._step(state, x, y, ids, chunks=self.chunks, batch=batch,
+                                                         elementwise=elementwise)
         else:
-            params, opt_state, losses, step = self._run_on_mesh(state, x, y, ids, batch)
+            params, opt_state, losses, step = self._run_on_mesh(state, x, y, ids, batch, elementwise)
         new_ens = dataclasses.replace(state.ensemble, params=params)
         return TrainState(new_ens, opt_state, step, state.weights), losses
 
     def _run_on_mesh(self, state: TrainState, x: Any, y: Any, ids: jax.Array,
-                     batch: int) -> tuple[Any, Any, Any, Any]:
+                     batch: int, elementwise: bool) -> tuple[Any, Any, Any, Any]:
         """One single-device program per device on its block, exact copies in between (``_shard.py``).
 
         With the data on one device per member block, each device runs :meth:`_step` on its
@@ -293,16 +338,17 @@ class Trainer:
         states = device_blocks(shard_members(state, mesh), mesh)
         batches = device_blocks(shard_batch((x, y, ids), mesh), mesh)
         if mesh.shape[DATA_AXIS] == 1:
-            results = {pos: self._step(states[pos], *batches[pos], chunks=self.chunks, batch=batch) for pos in states}
+            results = {pos: self._step(states[pos], *batches[pos], chunks=self.chunks, batch=batch,
+                                       elementwise=elementwise) for pos in states}
         else:
             chunks = self.chunks // mesh.shape[DATA_AXIS]
-            partial = {pos: self._grads(states[pos], *batches[pos], chunks=chunks) for pos in states}
+            partial = {pos: self._grads(states[pos], *batches[pos], chunks=chunks, elementwise=elementwise)
+                       for pos in states}
             devices = mesh.devices
             results = {}
             for (i, j), device in np.ndenumerate(devices):
                 row = tuple(jax.device_put(partial[(i, jj)], device) for jj in range(devices.shape[1]))
-                block = states[(i, j)]
-                results[(i, j)] = self._finish(block.ensemble, block.opt_state, block.step, row, batch=batch)
+                results[(i, j)] = self._finish(states[(i, j)], row, batch=batch, elementwise=elementwise)
         per_member = assemble({pos: r[:3] for pos, r in results.items()}, mesh, MEMBER_AXIS)
         return (*per_member, assemble({pos: r[3] for pos, r in results.items()}, mesh, None))
 
@@ -317,10 +363,64 @@ class Trainer:
     # each device (:meth:`_grads`) and C, U after the copies (:meth:`_finish`). Either way each
     # part sees the same operands, so the rounding cannot depend on the arrangement.
 
-    @functools.partial(jax.jit, static_argnames=("self", "chunks", "batch"))
     def _step(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int,
-              batch: int) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
-        """The whole step for the members of one device: ``(params, opt_state, losses, step + 1)``."""
+              batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        """The whole step for the members of one device: ``(params, opt_state, losses, step + 1)``;
+        with ``donate``, the new parameters and optimizer state take the buffers of the old."""
+        return _STEP[self.donate](self, *_state_parts(state), x, y, ids, chunks=chunks, batch=batch,
+                                  elementwise=elementwise)
+
+    def _lower_step(self, state: TrainState, x: Any, y: Any, ids: jax.Array) -> Any:
+        """The one-device step program, lowered (for XLA's memory analysis)."""
+        batch = int(ids.shape[0])
+        elementwise = self._products(state, x, y, ids) == "elementwise"
+        return _STEP[self.donate].lower(self, *_state_parts(state), x, y, ids, chunks=self.chunks, batch=batch,
+                                        elementwise=elementwise)
+
+    def _products(self, state: TrainState, x: Any, y: Any, ids: Any) -> str:
+        """``"elementwise"`` or ``"gemm"``: the ``products=`` setting, or for ``"auto"`` the rule's
+        choice for one member's block program at these shapes (see :data:`ELEMENTWISE_MAX_PRODUCTS`;
+        cached per shapes). ``layout_invariant=False`` always runs ``"gemm"``."""
+        if not self.layout_invariant or self.products == "gemm":
+            return "gemm"
+        ens = state.ensemble
+        signature = (jax.tree.structure(ens.params), *[(a.shape, a.dtype) for a in jax.tree.leaves((ens.params, x, y))],
+                     jnp.shape(ids), self.chunks, state.weights is None)
+        choice = self._choices.get(signature)
+        if choice is None:
+            choice = self._choose(state, x, y, ids)
+            self._choices[signature] = choice
+        return choice
+
+    def _choose(self, state: TrainState, x: Any, y: Any, ids: Any) -> str:
+        ens = state.ensemble
+        model = ens.model
+        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), ens.params)
+        trainable, frozen = jax.eval_shape(model.split_trainable, one)
+        key = jax.ShapeDtypeStruct((2,), jnp.uint32) if ens.keys is None else \
+            jax.ShapeDtypeStruct(ens.keys.shape[1:], ens.keys.dtype)
+        weights = None if state.weights is None else jax.ShapeDtypeStruct(state.weights.shape[1:], state.weights.dtype)
+        batch = int(jnp.shape(ids)[0])
+        block = self.block_size or batch // self.chunks
+        data = jax.tree.map(lambda a: jax.ShapeDtypeStruct((block, *jnp.shape(a)[1:]), jnp.result_type(a)),
+                            (x, y, ids))
+        step = jax.ShapeDtypeStruct((), jnp.int32)
+        block_fn = lambda t, f, k, w, d, s: self._block_program(model, s)(t, f, k, w, *d)  # noqa: E731
+        unsupported, products = assess(block_fn, trainable, frozen, key, weights, data, step)
+        opt = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), state.opt_state)
+        unsupported |= assess(self.optimizer.update, trainable, opt, trainable)[0]
+        if self.products == "elementwise":
+            if unsupported:
+                raise ValueError(f"products='elementwise' cannot keep the bits of operations "
+                                 f"{', '.join(sorted(unsupported))} of this model or optimizer apart from a member "
+                                 f"axis; use products='gemm' or 'auto'.")
+            return "elementwise"
+        return "elementwise" if not unsupported and products <= ELEMENTWISE_MAX_PRODUCTS else "gemm"
+
+    def _step_program(self, shell: Ensemble, params: PyTree, opt_state: PyTree, weights: jax.Array | None,
+                      step: jax.Array, x: Any, y: Any, ids: jax.Array, *, chunks: int,
+                      batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        state = TrainState(dataclasses.replace(shell, params=params), opt_state, step, weights)
         ens = state.ensemble
         model, members = ens.model, ens.members
         trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
@@ -333,6 +433,17 @@ class Trainer:
                                         jnp.arange(members))
             return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
         fence = _always(state.step)
+        if elementwise:
+            grads_of, finish = self._elementwise_parts(model, state.step, fence, x, y, ids, chunks, batch)
+
+            def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None, opt: PyTree) -> Any:
+                values, grads = grads_of(tr, fr, key, w)
+                loss, (tr, opt) = _apart(fence, finish, tr, opt, values, grads)
+                return tr, opt, loss
+
+            ops = (trainable, frozen, keys, state.weights, state.opt_state)
+            trainable, opt_state, losses = _grouped_vmap(member, ops, self._member_group(members, vmapped=True))
+            return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
         member_grads = self._member_grads(model, state.step, fence, x, y, ids, chunks)
 
         def one_member(m: Any, carry: Any) -> Any:
@@ -347,32 +458,52 @@ class Trainer:
         trainable, opt_state, losses = _loop(members, one_member, carry, self._member_group(members))
         return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
 
-    @functools.partial(jax.jit, static_argnames=("self", "chunks"))
+    @functools.partial(jax.jit, static_argnames=("self", "chunks", "elementwise"))
     def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *,
-               chunks: int) -> tuple[jax.Array, PyTree]:
+               chunks: int, elementwise: bool) -> tuple[jax.Array, PyTree]:
         """Per-member, per-chunk sums of the (weighted) losses and gradients of this device's
         chunks: ``(K, chunks)`` and trees of ``(K, chunks, *param_shape)`` (part G)."""
         if not self.layout_invariant:
             return self._vmapped_sums(state, x, y, ids, chunks)
         ens = state.ensemble
         trainable, frozen = jax.vmap(ens.model.split_trainable)(ens.params)
-        member_grads = self._member_grads(ens.model, state.step, _always(state.step), x, y, ids, chunks)
         ops = (trainable, frozen, _member_keys(ens), state.weights)
+        if elementwise:
+            grads_of, _ = self._elementwise_parts(ens.model, state.step, _always(state.step), x, y, ids, chunks,
+                                                  int(ids.shape[0]))
+            return _grouped_vmap(grads_of, ops, self._member_group(ens.members, vmapped=True))
+        member_grads = self._member_grads(ens.model, state.step, _always(state.step), x, y, ids, chunks)
         group = self._member_group(ens.members)
         index = jnp.arange(ens.members).reshape(ens.members // group, group)
         out = _map(lambda ms: _stack([member_grads(ops, m) for m in ms]), index)
         return jax.tree.map(lambda a: a.reshape(ens.members, *a.shape[2:]), out)
 
-    @functools.partial(jax.jit, static_argnames=("self", "batch"))
-    def _finish(self, ens: Ensemble, opt_state: PyTree, step: jax.Array, parts: tuple[tuple[jax.Array, PyTree], ...],
-                *, batch: int) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+    def _finish(self, state: TrainState, parts: tuple[tuple[jax.Array, PyTree], ...], *,
+                batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
         """Parts C and U for every member from the chunk sums of every device of its member
         block (joined in order): ``(params, opt_state, losses, step + 1)``."""
+        shell, params, opt_state, _, step = _state_parts(state)
+        return _FINISH[self.donate](self, shell, params, opt_state, step, parts, batch=batch, elementwise=elementwise)
+
+    def _finish_program(self, shell: Ensemble, params: PyTree, opt_state: PyTree, step: jax.Array,
+                        parts: tuple[tuple[jax.Array, PyTree], ...], *,
+                        batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        ens = dataclasses.replace(shell, params=params)
         values = jnp.concatenate([p[0] for p in parts], axis=1)
         grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
         model = ens.model
         trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
         fence = _always(step)
+        if elementwise:
+            finish_one = self._elementwise_finish(batch, step)
+
+            def member(tr: PyTree, opt: PyTree, v: jax.Array, g: PyTree) -> Any:
+                loss, (tr, opt) = _apart(fence, finish_one, tr, opt, v, g)
+                return tr, opt, loss
+
+            ops = (trainable, opt_state, values, grads)
+            trainable, opt_state, losses = _grouped_vmap(member, ops, self._member_group(ens.members, vmapped=True))
+            return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
 
         def one_member(m: Any, carry: Any) -> Any:
             tr_all, opt_all, losses = carry
@@ -412,6 +543,38 @@ class Trainer:
             return jax.tree.map(per_chunk, parts)
 
         return member
+
+    def _elementwise_parts(self, model: Any, step: jax.Array, fence: jax.Array, x: Any, y: Any, ids: jax.Array,
+                           chunks: int, batch: int) -> tuple[Any, Any]:
+        """``products="elementwise"``: parts G and C+U for ONE member's own arrays, for a vmap
+        over members. ``G(trainable, frozen, member_key, weights) -> (values (chunks,), grads
+        (chunks, ...))``: each block by :func:`~keyfan.ensemble._exact.exact` of the block
+        program (apart), the blocks of each chunk summed by ``tree_sum``; ``C+U(trainable,
+        opt_state, values, grads) -> (loss, (trainable, opt_state))``."""
+        block_fn = exact(self._block_program(model, step), _opaque_zero(step))
+        n_blocks = batch // (self.block_size or batch // chunks)
+        data = jax.tree.map(lambda a: a.reshape(n_blocks, a.shape[0] // n_blocks, *a.shape[1:]), (x, y, ids))
+
+        def grads_of(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
+            parts = _map(lambda d: _apart(fence, block_fn, tr, fr, key, w, *d), data)
+
+            def per_chunk(a: jax.Array) -> jax.Array:
+                return tree_sum(a.reshape(chunks, n_blocks // chunks, *a.shape[1:]), axis=1)
+
+            return jax.tree.map(per_chunk, parts)
+
+        return grads_of, self._elementwise_finish(batch, step)
+
+    def _elementwise_finish(self, batch: int, step: jax.Array) -> Any:
+        """Parts C and U for ONE member's own arrays, every float sum and product elementwise."""
+        update = exact(self.optimizer.update, _opaque_zero(step))
+
+        def finish(tr: PyTree, opt: PyTree, values: jax.Array, grads: PyTree) -> Any:
+            loss, g = _mean_of_chunks(values, grads, batch=batch)
+            updates, opt = update(g, opt, tr)
+            return loss, (optax.apply_updates(tr, updates), opt)
+
+        return finish
 
     def _vmapped_sums(self, state: TrainState, x: Any, y: Any, ids: jax.Array, chunks: int) -> tuple[jax.Array, PyTree]:
         """``layout_invariant=False``: per-member, per-chunk sums with the members of a group and
@@ -456,7 +619,10 @@ class Trainer:
 
         def block_fn(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None,
                      xb: Any, yb: Any, ib: jax.Array) -> tuple[jax.Array, PyTree]:
-            dkeys = stream_keys(member_dropout_keys(key, ib, step)) if dropout else None
+            # Unsigned ids and step: the same keys as the signed values (checked non-negative
+            # by step), without a traced sign check, whose effect would keep the compiled step off
+            # JAX's fast dispatch path (1 ms per step).
+            dkeys = stream_keys(member_dropout_keys(key, _unsigned(ib), _unsigned(step))) if dropout else None
 
             def total(t: PyTree) -> jax.Array:
                 def example_loss(xi: Any, yi: Any, ki: jax.Array | None) -> jax.Array:
@@ -468,6 +634,22 @@ class Trainer:
             return jax.value_and_grad(total)(tr)
 
         return block_fn
+
+
+def _state_parts(state: TrainState) -> tuple[Ensemble, PyTree, PyTree, jax.Array | None, jax.Array]:
+    """``(shell, params, opt_state, weights, step)``: the parts a step program takes, the
+    parameters apart from the rest of the ensemble (its shell) so that they can be donated."""
+    ens = state.ensemble
+    return dataclasses.replace(ens, params=None), ens.params, state.opt_state, state.weights, state.step
+
+
+_STATICS = ("self", "chunks", "batch", "elementwise")
+_STEP = {donate: jax.jit(Trainer._step_program, static_argnames=_STATICS,
+                         donate_argnames=("params", "opt_state") if donate else ()) for donate in (True, False)}
+"""The one-device step program, with the parameters and optimizer state donated or not."""
+_FINISH = {donate: jax.jit(Trainer._finish_program, static_argnames=("self", "batch", "elementwise"),
+                           donate_argnames=("params", "opt_state") if donate else ()) for donate in (True, False)}
+"""Parts C and U on a device of a data-sharded mesh, donated or not."""
 
 
 def _with_loss_task(ensemble: Ensemble, loss: Any) -> Ensemble:
@@ -489,6 +671,11 @@ def _member_keys(ens: Ensemble) -> jax.Array:
 def _always(step: jax.Array) -> jax.Array:
     """A predicate that is always true but that XLA cannot fold: ``step | 1`` is odd."""
     return (step | 1) != 0
+
+
+def _opaque_zero(step: jax.Array) -> jax.Array:
+    """0 as an int32 scalar the compiler cannot fold: the sign bits of the non-negative step."""
+    return jax.lax.shift_right_logical(step.astype(jnp.int32), jnp.int32(31))
 
 
 def _apart(fence: jax.Array, fn: Any, *args: Any) -> Any:
@@ -516,6 +703,11 @@ def _loop(n: int, body: Any, carry: Any, unroll: int) -> Any:
     return jax.lax.fori_loop(0, n, body, carry, unroll=unroll)
 
 
+def _unsigned(a: jax.Array) -> jax.Array:
+    """Non-negative integers as the unsigned type of their width (the same words)."""
+    return a.astype(jnp.uint64 if a.dtype.itemsize == 8 else jnp.uint32)
+
+
 def _take(tree: Any, i: Any) -> Any:
     """Entry ``i`` of every leaf's leading axis."""
     return jax.tree.map(lambda a: a[i], tree)
@@ -529,6 +721,17 @@ def _put(tree: Any, values: Any, i: Any) -> Any:
 
 def _stack(trees: list[Any]) -> Any:
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
+
+def _grouped_vmap(f: Any, ops: Any, group: int) -> Any:
+    """``jax.vmap(f)(*ops)`` over the leading (member) axis, ``group`` members per step of a
+    loop over the groups (all at once when ``group`` is the number of members)."""
+    members = jax.tree.leaves(ops)[0].shape[0]
+    if group == members:
+        return jax.vmap(f)(*ops)
+    split = jax.tree.map(lambda a: a.reshape(members // group, group, *a.shape[1:]), ops)
+    out = _map(lambda o: jax.vmap(f)(*o), split)
+    return jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
 
 
 def _map(f: Any, xs: Any) -> Any:
