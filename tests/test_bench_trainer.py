@@ -22,7 +22,8 @@ def test_group_runs_every_contender_and_writes_json(tmp_path):
     assert entry["label"] == "MLP 2-4-4-3, batch 8, K=2"
     names = [c["contender"] for c in entry["contenders"]]
     assert names == ["keyfan Trainer (default)", "keyfan member_group=2", "keyfan donate=False",
-                     "keyfan K one-member states", "keyfan layout_invariant=False", "hand-written jit(vmap(train_step))", "Equinox filter_vmap",
+                     "keyfan K one-member states", "keyfan layout_invariant=False",
+                     "hand-written jit(vmap(train_step))", "Equinox filter_vmap",
                      "Python loop over K jitted steps"]
     assert entry["rule_choice"] == trainer.RULE
     assert [c["contender"] for c in entry["contenders"] if c["chosen"]] == ["keyfan Trainer (default)"]
@@ -67,7 +68,8 @@ def test_the_trainer_arrangements_give_the_same_losses_bit_for_bit():
     for bit."""
     contenders = {c.name: c for c in trainer.keyfan_contenders(TINY)}
     losses = {name: np.asarray(contenders[name].make()()) for name in
-              ("keyfan Trainer (default)", "keyfan member_group=2", "keyfan donate=False", "keyfan K one-member states")}
+              ("keyfan Trainer (default)", "keyfan member_group=2", "keyfan donate=False",
+               "keyfan K one-member states")}
     losses["keyfan K one-member states"] = np.concatenate(losses["keyfan K one-member states"])
     for name, value in losses.items():
         np.testing.assert_array_equal(value, losses["keyfan Trainer (default)"], err_msg=name)
