@@ -8,7 +8,12 @@ keyfan with its pinned dependencies; afterwards it starts at once.
   python3 dev.py run [ARGS]    the main job (`keyfan ensemble` by default; ARGS: any keyfan command)
   python3 dev.py test [ARGS]   ruff, then the default tier (`-m "not slow"`, minutes; it builds the docs
                                too). ARGS go to pytest; `-m EXPR` replaces the tier's marker expression
-  python3 dev.py test --full   ruff, then every tier, slow included: what CI runs (.ci/run)
+  python3 dev.py test --full   ruff, then every tier, slow included, then the compat subset on the lowest
+                               JAX: what CI runs (.ci/run)
+  python3 dev.py test --compat [lowest|newest] [ARGS]
+                               the compatibility subset (-m compat, tests/_compat.py) in .venv-lowest (the
+                               lowest supported set, requirements/constraints-lowest.txt) or .venv-newest
+                               (the newest release of JAX and every dependency, upgraded on each run)
   python3 dev.py bench [ARGS]  the benchmark suite (`keyfan bench`), results in benchmarks/results/
   python3 dev.py docs [ARGS]   build the docs site strictly into site/ (`mkdocs build --strict`; ARGS go
                                to mkdocs build, e.g. `serve` is `.venv/bin/mkdocs serve`)
@@ -109,11 +114,16 @@ def test_stages(full: bool, pytest_args: list[str]) -> list[tuple[str, list[str 
          [PYTHON, "-m", "pytest", *workers, "--durations=15", *tier, *pytest_args]),
     ]
     # Later tiers of the full (CI) run append their stages here, after the main suite.
+    if full:
+        stages.append(("compat subset on the lowest JAX", [sys.executable, ROOT / "dev.py", "test", "--compat"]))
     return stages
 
 
 def test(args: list[str]) -> int:
-    """Runs the stages in order and stops at the first that fails."""
+    """Runs the stages in order and stops at the first that fails (``--compat``: the compatibility subset)."""
+    which, args = compat_args(args)
+    if which is not None:
+        return compat(which, args)
     full = "--full" in args
     pytest_args = [a for a in args if a != "--full"]
     for name, cmd in test_stages(full, pytest_args):
@@ -123,6 +133,93 @@ def test(args: list[str]) -> int:
             print(f"[dev] {name} failed with exit code {code}.", file=sys.stderr)
             return code
     return 0
+
+
+# -- the compatibility subset on the lowest and the newest JAX (python3 dev.py test --compat) ------
+
+CONSTRAINTS_LOWEST = ROOT / "requirements" / "constraints-lowest.txt"
+COMPAT_ENVS = {"lowest": ROOT / ".venv-lowest", "newest": ROOT / ".venv-newest"}
+COMPAT_PACKAGES = ["jax", "jaxlib", "numpy", "flax", "optax", "orbax-checkpoint", "typer", "rich", "matplotlib",
+                   "pytest", "pytest-xdist", "hypothesis", "equinox", "psutil"]
+"""What the compatibility subset needs: keyfan's core and extras, and the test tools."""
+
+
+def _compat_python(which: str) -> Path:
+    """The Python of ``.venv-lowest`` or ``.venv-newest``, built (or refreshed) first.
+
+    ``.venv-lowest`` installs keyfan and the lowest supported set pinned in
+    ``requirements/constraints-lowest.txt``, and is re-created only when that file or
+    ``pyproject.toml`` changes. ``.venv-newest`` is upgraded to the newest release of every
+    package on each run (keyfan installed without its version caps), which is how a new JAX
+    release is checked before the declared range widens.
+    """
+    env = COMPAT_ENVS[which]
+    python = env / ("Scripts" if os.name == "nt" else "bin") / "python"
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if which == "lowest":
+        stamp = env / ".keyfan-installed"
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in (ROOT / "pyproject.toml", CONSTRAINTS_LOWEST)))
+        if stamp.exists() and stamp.read_text() == digest.hexdigest() and python.exists():
+            return python
+        print(f"[dev] building {env.name} from {CONSTRAINTS_LOWEST.relative_to(ROOT)}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(env)
+        # keyfan's flax extra needs a newer JAX than the core's lowest: flax, optax and orbax come in
+        # as the tests' tools at the versions pinned there (the ensemble test skips below the extra's floor).
+        steps = [[*pip, "-c", CONSTRAINTS_LOWEST, "-e", ".[cli]", *COMPAT_PACKAGES]]
+    else:
+        if not python.exists():
+            venv.EnvBuilder(with_pip=True, clear=True).create(env)
+        print(f"[dev] upgrading {env.name} to the newest releases", flush=True)
+        steps = [[*pip, "--upgrade", "--upgrade-strategy", "eager", *COMPAT_PACKAGES],
+                 [*pip, "--no-deps", "-e", "."]]
+    for step in steps:
+        if _run(step):
+            sys.exit(f"[dev] building {env.name} failed: {' '.join(map(str, step))}")
+    if which == "lowest":
+        stamp.write_text(digest.hexdigest())
+    return python
+
+
+def compat(which: str, pytest_args: list[str]) -> int:
+    """Runs the compatibility subset (``-m compat``, tests/_compat.py) in ``.venv-<which>``."""
+    if which not in COMPAT_ENVS:
+        print(f"[dev] --compat takes lowest or newest, got {which!r}.", file=sys.stderr)
+        return 2
+    python = _compat_python(which)
+    _run([python, "-c", "import importlib.metadata as m; print('[dev]', ', '.join(f'{p} {m.version(p)}' for p in "
+                        "('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy')))"])
+    workers = [] if any(a.startswith("-n") for a in pytest_args) else ["-n", "2"]
+    named = any(not a.startswith("-") and (ROOT / a.split("::")[0]).exists() for a in pytest_args)
+    paths = [] if named else compat_files()
+    cmd = [python, "-m", "pytest", *workers, "-p", "no:cacheprovider", "-m", "compat", *pytest_args, *paths]
+    print(f"[dev] compat subset on the {which} versions: {' '.join(map(str, cmd))}", flush=True)
+    return _run(cmd)
+
+
+def compat_files() -> list[str]:
+    """The test files of the compatibility subset: the keys of ``COMPAT`` in tests/_compat.py and
+    the files that mark tests ``@pytest.mark.compat`` themselves. Only these are collected, so a
+    test module importing a tool the compat environments lack (diffrax, griffe, ...) is no error."""
+    import ast
+
+    tree = ast.parse((ROOT / "tests" / "_compat.py").read_text())
+    table = next(node.value for node in tree.body if isinstance(node, ast.AnnAssign)
+                 and getattr(node.target, "id", "") == "COMPAT" and node.value is not None)
+    files = set(ast.literal_eval(table))
+    files |= {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py") if "mark.compat" in p.read_text()}
+    return sorted(files)
+
+
+def compat_args(args: list[str]) -> tuple[str | None, list[str]]:
+    """``--compat [lowest|newest]`` (or ``--compat=...``) taken out of ``args``: (which or None, the rest)."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--compat="):
+            return arg.split("=", 1)[1], args[:i] + args[i + 1:]
+        if arg == "--compat":
+            if args[i + 1:i + 2] and args[i + 1] in COMPAT_ENVS:
+                return args[i + 1], args[:i] + args[i + 2:]
+            return "lowest", args[:i] + args[i + 1:]
+    return None, args
 
 
 if __name__ == "__main__":

@@ -64,3 +64,7 @@ def assert_trees_bitwise_equal(actual, expected) -> None:
         jax.tree.structure(actual), jax.tree.structure(expected))
     for a, e in zip(tree_bits(actual), tree_bits(expected), strict=True):
         assert_bitwise_equal(a, e)
+
+
+# The compatibility subset (``-m compat``; python3 dev.py test --compat) is marked in one place.
+from tests._compat import pytest_collection_modifyitems as pytest_collection_modifyitems  # noqa: E402

@@ -8,6 +8,7 @@ transform; every wrapper kind is followed; reports, errors, the runtime check, t
 from __future__ import annotations
 
 import functools
+import inspect
 import pathlib
 import textwrap
 
@@ -215,10 +216,19 @@ def _closed_call(f, *example):
     from jax.extend.core.primitives import closed_call_p
 
     inner = jax.make_jaxpr(f)(*example)
-    invars = [core.Var(a) for a in inner.in_avals]
-    outvars = [core.Var(a) for a in inner.out_avals]
-    eqn = pe.new_jaxpr_eqn(invars, outvars, closed_call_p, {"call_jaxpr": inner},
-                           core.eqn_effects(inner, invars), source_info_util.current())
+    # JAX 0.5 names a Var by (suffix, aval); eqn_effects takes (jaxpr, invars) from JAX 0.10, (jaxpr) in
+    # 0.8.3 and 0.9, and is absent before (a call's effects are its jaxpr's, none here).
+    var = core.Var if "suffix" not in core.Var.__slots__ else functools.partial(core.Var, "")
+    invars = [var(a) for a in inner.in_avals]
+    outvars = [var(a) for a in inner.out_avals]
+    if not hasattr(core, "eqn_effects"):
+        effects = inner.effects
+    elif len(inspect.signature(core.eqn_effects).parameters) == 1:
+        effects = core.eqn_effects(inner)
+    else:
+        effects = core.eqn_effects(inner, invars)
+    eqn = pe.new_jaxpr_eqn(invars, outvars, closed_call_p, {"call_jaxpr": inner}, effects,
+                           source_info_util.current())
     outer = core.Jaxpr([], invars, outvars, [eqn], debug_info=inner.jaxpr.debug_info)
     return lambda *args: core.eval_jaxpr(outer, [], *args)[0]
 

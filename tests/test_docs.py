@@ -126,8 +126,11 @@ def test_page_python_blocks_run(page, tmp_path):
 def test_compatibility_page_states_the_package_ranges_and_pins():
     text = (DOCS / "compatibility.md").read_text()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = dict(line.split("==") for line in (ROOT / "requirements" / "constraints.txt").read_text().splitlines()
-                if "==" in line and not line.startswith("#"))
+    def pins_of(name):
+        return dict(line.split("==") for line in (ROOT / "requirements" / name).read_text().splitlines()
+                    if "==" in line and not line.startswith("#"))
+
+    pins, lowest = pins_of("constraints.txt"), pins_of("constraints-lowest.txt")
     requirements = project["dependencies"] + project["optional-dependencies"]["flax"]
     for requirement in requirements:
         name, spec = re.match(r"([A-Za-z0-9_.-]+)(.*)", requirement).groups()
@@ -136,6 +139,7 @@ def test_compatibility_page_states_the_package_ranges_and_pins():
                     if line.startswith("| ") and name in re.split(r"[ ,|]+", line.split("|")[1])), None)
         assert row is not None and ranges in row, (requirement, row)
         assert pins[name] in row, (name, pins[name], row)
+        assert row.rstrip(" |").endswith(lowest[name]), (name, lowest[name], row)  # the lowest set, tested
     assert f">= {project['requires-python'].removeprefix('>=')}" in text
 
 

@@ -147,6 +147,23 @@ def test_the_sanitizers_setting_is_in_the_trace_context():
         step(xs, kf.key(0))
 
 
+@pytest.mark.compat
+def test_the_sanitizer_runs_or_refuses_on_this_jax():
+    """On the installed JAX: the README's bug is caught, or (below the minimum) one clear error."""
+    step = jax.jit(lambda xs, key: jax.vmap(_noisy, in_axes=(0, None))(xs, key))
+    if _jaxinternals.JAX_VERSION >= _jaxinternals.SANITIZER_MIN_JAX:
+        with pytest.raises(kf.SharedRandomnessError, match="_noisy"), kf.sanitize():
+            step(jnp.zeros((4, 3)), kf.key(0))
+        report = kf.audit(_noisy, jnp.zeros(3), jax.random.key(0), in_axes=(0, None))
+        assert not report.ok
+    else:
+        minimum = ".".join(map(str, _jaxinternals.SANITIZER_MIN_JAX))
+        for call in (kf.sanitize, lambda: kf.audit(_noisy, jnp.zeros(3), jax.random.key(0), in_axes=(0, None))):
+            with pytest.raises(UnsupportedJaxError, match=rf"it needs JAX >= {minimum}.*this is JAX {jax.__version__}"):
+                call()
+        assert _kernel._draw_hook is None
+
+
 def test_a_jax_without_trace_context_entries_gets_a_stand_in(monkeypatch):
     monkeypatch.setattr(jax_config, "_keywords", lambda: {"name", "default", "help"})
     assert jax_config.missing() == "string_or_object_state(include_in_jit_key=...)"

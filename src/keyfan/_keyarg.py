@@ -31,9 +31,10 @@ _JAX_THREEFRY = "threefry2x32"
 
 
 def raw_data(key: Array) -> Array:
-    """The uint32 ``(..., 2)`` data of a typed or raw key; free inside ``jit``."""
+    """The uint32 ``(..., 2)`` data of a typed or raw key, as a JAX array; free inside ``jit``."""
     if is_typed_key(key):
-        return jax.random.key_data(key)
+        # JAX 0.5 hands back the NumPy array a key was made from: keep keyfan's arithmetic in JAX.
+        return jnp.asarray(jax.random.key_data(key))
     return key
 
 

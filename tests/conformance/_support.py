@@ -27,8 +27,9 @@ def allow_x64_dtypes() -> bool:
 
 
 def explicit_x64_dtypes() -> str:
-    """``jax_explicit_x64_dtypes``: ``"WARN"`` (default), ``"ERROR"`` or ``"ALLOW"``."""
-    mode = jax.config.jax_explicit_x64_dtypes
+    """``jax_explicit_x64_dtypes``: ``"WARN"`` (default), ``"ERROR"`` or ``"ALLOW"`` (JAX < 0.8,
+    without the flag, behaves as ``"WARN"``)."""
+    mode = getattr(jax.config, "jax_explicit_x64_dtypes", "WARN")
     return getattr(mode, "name", str(mode)).upper()
 
 

@@ -16,7 +16,9 @@ UINTS = ("uint8", "uint16", "uint32", "uint64")
 _COV = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 0.5]], np.float32)
 _LOGITS = np.log(np.array([0.1, 0.2, 0.3, 0.4], np.float32))
 
-# name -> (draw(key, dtype), dtypes swept besides the default (dtype=None))
+# name -> (draw(key, dtype), dtypes swept besides the default (dtype=None)). geometric, poisson, rademacher
+# and randint spell their default as ``int`` (JAX's default int): JAX < 0.7 rejects None there or
+# reads it as float.
 SAMPLERS = {
     "ball": (lambda k, dt: R.ball(k, 3, 2.0, (4,), dtype=dt), FLOATS),
     "bernoulli": (lambda k, dt: R.bernoulli(k, jnp.asarray(0.3, dt or "float32"), (7,)), FLOATS),
@@ -33,7 +35,7 @@ SAMPLERS = {
     "f": (lambda k, dt: R.f(k, 3.0, 5.0, (5,), dt), FLOATS),
     "gamma": (lambda k, dt: R.gamma(k, jnp.array([0.3, 1.0, 4.0]), (3,), dt), FLOATS),
     "generalized_normal": (lambda k, dt: R.generalized_normal(k, 1.5, (5,), dt), FLOATS),
-    "geometric": (lambda k, dt: R.geometric(k, 0.3, (5,), dt), INTS),
+    "geometric": (lambda k, dt: R.geometric(k, 0.3, (5,), dt or int), INTS),
     "gumbel": (lambda k, dt: R.gumbel(k, (5,), dt), FLOATS),
     "laplace": (lambda k, dt: R.laplace(k, (5,), dt), FLOATS),
     "loggamma": (lambda k, dt: R.loggamma(k, 0.5, (5,), dt), FLOATS),
@@ -48,9 +50,9 @@ SAMPLERS = {
     "pareto": (lambda k, dt: R.pareto(k, 0.5, (5,), dt), FLOATS),
     "permutation": (lambda k, dt: R.permutation(k, jnp.arange(12, dtype=dt or "int32").reshape(3, 4), axis=1,
                                                 independent=True), INTS),
-    "poisson": (lambda k, dt: R.poisson(k, jnp.array([0.5, 4.0, 30.0]), (3,), dt), INTS),
-    "rademacher": (lambda k, dt: R.rademacher(k, (6,), dt), INTS),
-    "randint": (lambda k, dt: R.randint(k, (9,), -5, 100, dt), INTS),
+    "poisson": (lambda k, dt: R.poisson(k, jnp.array([0.5, 4.0, 30.0]), (3,), dt or int), INTS),
+    "rademacher": (lambda k, dt: R.rademacher(k, (6,), dt or int), INTS),
+    "randint": (lambda k, dt: R.randint(k, (9,), -5, 100, dt or int), INTS),
     "rayleigh": (lambda k, dt: R.rayleigh(k, 2.0, (5,), dt), FLOATS),
     "t": (lambda k, dt: R.t(k, 4.0, (5,), dt), FLOATS),
     "triangular": (lambda k, dt: R.triangular(k, 0.0, 0.3, 1.0, (5,), dt), FLOATS),

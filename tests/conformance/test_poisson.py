@@ -40,7 +40,7 @@ def test_kf_poisson_equals_jax_poisson(stream):
     ours, theirs = keyfan_key(seed, stream), jax_key(seed)
     for dt in dtypes:
         kf_draw = jax.jit(lambda k, dt=dt: kf.poisson(k, batch=(), shape=(len(LAMS),), dtype=dt, lam=lam))
-        jax_draw = jax.jit(lambda k, dt=dt: jax.random.poisson(k, lam, (len(LAMS),), dt))
+        jax_draw = jax.jit(lambda k, dt=dt: jax.random.poisson(k, lam, (len(LAMS),), dt or int))  # None: JAX >= 0.7
         assert_same_outcome(outcome(kf_draw, ours), reference(stream, outcome, jax_draw, theirs),
                             f"poisson dtype={dt} seed={seed} on {stream!r}")
     # eager, a shape that broadcasts lam, and per-example rates in a batch (the canonical vmap)

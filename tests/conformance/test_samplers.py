@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from keyfan._jaxinternals import JAX_VERSION
 from tests.conformance._support import (
     STREAMS,
     allow_x64_dtypes,
@@ -38,6 +39,9 @@ SEED = 1701
 JAX_ONLY = {"poisson"}
 GAMMA_FAMILY = {"gamma", "loggamma", "beta", "dirichlet", "chisquare", "f", "t", "generalized_normal", "ball"}
 MAX_ULP = 8  # measured at most 4 (f: a ratio of two gamma draws, each a few ulps off)
+CLOSE_BEFORE_JAX_0_7 = {"laplace"}
+"""Equal to within MAX_ULP (measured: 1 ulp, on "threefry-legacy") on JAX 0.5 and 0.6, whose XLA
+compiles its log1p differently for the two programs; bitwise from JAX 0.7."""
 EXPENSIVE = GAMMA_FAMILY | {"binomial", "multinomial", "orthogonal", "multivariate_normal", "lognormal"}
 """Samplers with a rejection loop or a decomposition (seconds to compile each): drawn at their
 default dtype, eager and jitted."""
@@ -99,7 +103,8 @@ def test_sampler_dtypes_equal_jax(name, stream):
 
 def _check_sampler(name, stream, draw, dtypes):
     ours, theirs = keyfan_key(SEED, stream), jax_key(SEED)
-    compare = assert_close_ulps if name in GAMMA_FAMILY else assert_same_outcome
+    close = name in GAMMA_FAMILY or (name in CLOSE_BEFORE_JAX_0_7 and JAX_VERSION < (0, 7, 0))
+    compare = assert_close_ulps if close else assert_same_outcome
     compare(outcome(draw, ours, None), reference(stream, outcome, draw, theirs, None), f"{name} eager on {stream!r}")
     together = outcome(_all_modes(draw, dtypes), ours)
     if together[0] == "ok":

@@ -5,12 +5,15 @@ keyfan computes its streams itself (``keyfan.streams``), so their words (``split
 ``fold_in``, ``bits``) must never move; the samplers on top are JAX's own code
 (``jax.random.<name>`` on a keyfan key), so a JAX upgrade may move one, as JAX's changelog
 announces. On a mismatch the message names the entry, the stream and both dependency versions.
+Where a sampler's values differ on an older JAX of the supported range, the file's ``older_jax``
+records hold them, each with its JAX range and the reason (docs/compatibility.md lists them).
 
 Regenerate (after checking why a value moved): ``python -m tests.streams.test_golden --write``.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.metadata
 import json
@@ -20,6 +23,8 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 import keyfan as kf
 from tests.conformance.samplers import SAMPLERS
@@ -86,6 +91,18 @@ def _float_values(values: list) -> np.ndarray:
     return raw.view(dtype).astype(np.float64)
 
 
+def expected_values(stored: dict, jax_version: str) -> dict:
+    """The golden values on JAX ``jax_version``: ``stored["values"]``, with the entries of each
+    ``older_jax`` record whose ``jax`` range holds that version in their place."""
+    values = copy.deepcopy(stored["values"])
+    for record in stored.get("older_jax", ()):
+        if Version(jax_version) in SpecifierSet(record["jax"]):
+            for stream, seeds in record["values"].items():
+                for seed, entries in seeds.items():
+                    values[stream][seed].update(entries)
+    return values
+
+
 def mismatch_report(stored: dict, current: dict, now: dict[str, str]) -> str | None:
     """None if ``current`` matches the golden file ``stored``; else a message naming every moved
     entry, its stream and seed, who owns it (keyfan's stream or a JAX sampler), and the
@@ -114,6 +131,7 @@ def mismatch_report(stored: dict, current: dict, now: dict[str, str]) -> str | N
 
 def test_golden_values():
     stored = json.loads(GOLDEN.read_text())
+    stored["values"] = expected_values(stored, jax.__version__)
     report = mismatch_report(stored, compute(), _versions())
     assert report is None, report
 
@@ -142,8 +160,29 @@ def test_golden_values_do_not_depend_on_the_global_flag(stream):
             assert _bits_of(_jitted("normal")(key)) == stored["jax.random.normal"]
 
 
+def test_older_jax_records_apply_in_their_range_only():
+    stored = {"values": {"threefry": {"42": {"jax.random.cauchy": [1], "jax.random.normal": [2]}}},
+              "older_jax": [{"jax": "<0.7", "why": "a test",
+                             "values": {"threefry": {"42": {"jax.random.cauchy": [3]}}}}]}
+    assert expected_values(stored, "0.6.2")["threefry"]["42"] == {"jax.random.cauchy": [3], "jax.random.normal": [2]}
+    assert expected_values(stored, "0.7.0")["threefry"]["42"] == {"jax.random.cauchy": [1], "jax.random.normal": [2]}
+    assert stored["values"]["threefry"]["42"]["jax.random.cauchy"] == [1]  # the stored file is not changed
+
+
+def test_older_jax_records_name_only_jax_samplers_with_a_reason():
+    """keyfan's own words and draws never move with JAX: only JAX's samplers may have records."""
+    stored = json.loads(GOLDEN.read_text())
+    for record in stored.get("older_jax", ()):
+        assert record["why"] and SpecifierSet(record["jax"])
+        for stream, seeds in record["values"].items():
+            for seed, entries in seeds.items():
+                for entry in entries:
+                    assert entry.startswith("jax.random.") and entry in stored["values"][stream][seed], entry
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python -m tests.streams.test_golden --write")
-    GOLDEN.write_text(json.dumps({"versions": _versions(), "values": compute()}, indent=1) + "\n")
+    kept = {k: v for k, v in json.loads(GOLDEN.read_text()).items() if k not in ("versions", "values")}
+    GOLDEN.write_text(json.dumps({"versions": _versions(), "values": compute(), **kept}, indent=1) + "\n")
     print(f"wrote {GOLDEN}")

@@ -10,7 +10,7 @@ import sysconfig
 import jax
 
 from keyfan._jaxinternals import core
-from keyfan._jaxinternals.source_info import RANDOM_API_FILES
+from keyfan._jaxinternals.source_info import RANDOM_API_FILES, frames
 
 __all__ = ["api_name", "call_instance", "in_scope", "join_stack", "library_name", "location", "traceback_api",
            "traceback_location", "user_frame"]
@@ -51,7 +51,7 @@ def location(eqn: core.JaxprEqn, outer: str) -> str:
 def traceback_location(traceback: object, outer: str = "") -> str:
     """:func:`location` of a JAX traceback (``source_info_util.current().traceback``)."""
     found: list[str] = []
-    for frame in getattr(traceback, "frames", ()):
+    for frame in frames(traceback):
         if not _internal(frame.file_name):
             found.append(f"{frame.file_name}:{frame.line_num} ({frame.function_name})")
         elif found and _realpath(frame.file_name).startswith(_KEYFAN_DIR):
@@ -70,7 +70,7 @@ def api_name(eqn: core.JaxprEqn) -> str:
 def traceback_api(traceback: object) -> str:
     """:func:`api_name` of a JAX traceback."""
     name = ""
-    for frame in getattr(traceback, "frames", ()):
+    for frame in frames(traceback):
         if not _internal(frame.file_name):
             break
         path = _realpath(frame.file_name)
@@ -96,7 +96,7 @@ def library_name(eqn: core.JaxprEqn) -> str | None:
     """The installed package whose code made ``eqn`` (``"diffrax"``, ``"equinox"``): the
     innermost frame outside JAX and keyfan, if it lies in an installed package; ``""`` when it is
     the user's code; None when the traceback holds JAX's frames only (it stops at a ``jit``)."""
-    for frame in getattr(getattr(eqn.source_info, "traceback", None), "frames", ()):
+    for frame in frames(getattr(eqn.source_info, "traceback", None)):
         path = _realpath(frame.file_name)
         if path.startswith((_JAX_DIR, _KEYFAN_DIR)):
             continue
@@ -127,7 +127,7 @@ def join_stack(outer: str, own: str) -> str:
 
 def user_frame(traceback: object) -> tuple[str, int] | None:
     """``(file, line)`` of the innermost user frame of a JAX traceback, or None."""
-    for frame in getattr(traceback, "frames", ()):
+    for frame in frames(traceback):
         if not _internal(frame.file_name):
             return frame.file_name, frame.line_num
     return None
