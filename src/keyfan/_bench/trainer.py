@@ -4,9 +4,12 @@
 K MLPs (ReLU, dropout 0.1 after each hidden layer, ``optax.adam(1e-3)``, softmax cross-entropy)
 from the same state, by every arrangement of the ``Trainer``'s members and the peers:
 
-* ``keyfan Trainer (default)`` -- the rule's choice (:data:`RULE`): layout-invariant blocks,
-  one block per batch, each member its own single-member program, one member per step of a
-  ``lax.map`` over the members;
+* ``keyfan Trainer (default)`` -- the rule's choice (:data:`ARRANGEMENTS`, recorded as
+  ``rule_choice``): layout-invariant blocks, one block per batch, elementwise products with all
+  members in one vmap for small models, else each member its own single-member program, one
+  member per step of a loop over the members;
+* ``keyfan products='gemm'`` / ``products='elementwise'`` -- the form the rule did not choose
+  (elementwise only where its products fit: at most 64 x the rule's bound);
 * ``keyfan member_group=2`` -- the same bits, two members per step (each its own program);
 * ``keyfan separate dispatches`` -- the same bits, the same single-member gradient program
   dispatched once per member from Python (then the joint mean and update);
@@ -74,12 +77,15 @@ SIZES = (
 )
 """Four sizes; fewer timed samples at the larger ones keep the group to minutes."""
 
-RULE = "loop over members, 1 per iteration"
-"""The arrangement the default ``Trainer`` runs (and the rule that chose it): among the
-arrangements that keep the bits -- every member its own single-member program, run by a loop --
-one member per ``lax.map`` step was the fastest or tied at every size of this group (a member
-vmap, which XLA compiles by the size of the whole member block, cannot keep the bits; separate
-dispatches pay a dispatch per member). See docs/guides/performance.md."""
+ELEMENTWISE = "elementwise products, all members in one vmap"
+GEMM = "gemm products, loop over members, 1 per iteration"
+ARRANGEMENTS = {"elementwise": ELEMENTWISE, "gemm": GEMM}
+"""The two arrangements the default ``Trainer`` chooses between (``products="auto"``): its
+rule (``keyfan.ensemble._train.ELEMENTWISE_MAX_PRODUCTS``) reads one member's block program
+and picks elementwise products with one member vmap for small ones, XLA's matrix products with
+a loop over members, one single-member program at a time, for the others. Both keep every
+member's bits in every arrangement (a plain member vmap, which XLA compiles by the size of the
+whole member block, cannot). See docs/guides/performance.md."""
 
 ONE_MEMBER_STATES = "separate dispatches: K one-member states"
 """A ``Trainer`` state per member (``ens[m:m + 1]``), each stepped by its own dispatch: the
@@ -125,6 +131,9 @@ def keyfan_contenders(size: Size) -> list[Contender]:
     module = MLP(hidden=size.hidden, outputs=size.outputs, dropout=DROPOUT)
     optimizer = optax.adam(LEARNING_RATE)
     ens = Ensemble.init(module, key(0), members=size.members, sample_input=x[:1])
+    probe = Trainer(optimizer, model_kwargs={"train": True})
+    choice = probe._products(probe.init(ens), x, y, ids)
+    other = "gemm" if choice == "elementwise" else "elementwise"
 
     def trainer_contender(name: str, arrangement: str, **settings: Any) -> Contender:
         trainer = Trainer(optimizer, model_kwargs={"train": True}, **settings)
@@ -171,10 +180,14 @@ def keyfan_contenders(size: Size) -> list[Contender]:
     single = jax.jit(step)
 
     return [
-        trainer_contender("keyfan Trainer (default)", RULE),
-        trainer_contender("keyfan member_group=2", "loop over members, 2 per iteration (unrolled)", member_group=2),
-        trainer_contender("keyfan donate=False", "loop over members, 1 per iteration, state copied", donate=False),
+        trainer_contender("keyfan Trainer (default)", ARRANGEMENTS[choice]),
+        trainer_contender("keyfan member_group=2", ARRANGEMENTS[choice].replace("all members in one vmap",
+                                                                                 "2 members per vmap, looped")
+                          .replace("1 per iteration", "2 per iteration (unrolled)"), member_group=2),
+        trainer_contender("keyfan donate=False", ARRANGEMENTS[choice] + ", state copied", donate=False),
         trainer_contender("keyfan K one-member states", ONE_MEMBER_STATES),
+        *([trainer_contender(f"keyfan products='{other}'", ARRANGEMENTS[other], products=other)]
+          if other == "gemm" or _elementwise_fits(probe, ens, x, y, ids) else []),
         trainer_contender("keyfan layout_invariant=False", "one vmap over members (no layout promise)",
                           layout_invariant=False),
         Contender("hand-written jit(vmap(train_step))", "canonical",
@@ -184,6 +197,19 @@ def keyfan_contenders(size: Size) -> list[Contender]:
                   lambda: (lambda: [single(p, o, k)[2] for p, o, k in singles]),
                   lambda: _temp(single.lower(*singles[0]).compile()), "separate dispatches"),
     ]
+
+
+def _elementwise_fits(trainer: Any, ens: Any, x: Any, y: Any, ids: Any) -> bool:
+    """Whether the elementwise form's products fit in memory here (64 x the rule's bound)."""
+    from keyfan.ensemble._exact import assess
+    from keyfan.ensemble._train import ELEMENTWISE_MAX_PRODUCTS
+
+    state = trainer.init(ens[:1])
+    one = jax.tree.map(lambda a: a[0], (state.ensemble.params, state.ensemble.keys))
+    block = trainer._block_program(ens.model, jnp.int32(0))
+    tr, fr = ens.model.split_trainable(one[0])
+    _, products = assess(lambda t, f, k: block(t, f, k, None, x, y, ids), tr, fr, one[1])
+    return products <= 64 * ELEMENTWISE_MAX_PRODUCTS
 
 
 def equinox_contender(size: Size) -> Contender | None:
@@ -312,7 +338,8 @@ def run_size(size: Size, *, min_sample_ms: float = 20.0,
             row[f"first_call_vs_{label}"] = row["first_call_s"] / theirs["first_call_s"] if theirs else None
             row[f"temp_vs_{label}"] = (row["xla_temp_mb"] / theirs["xla_temp_mb"]
                                        if theirs and theirs["xla_temp_mb"] else None)
-    return {"size": size.name, "label": size.label, "runs": size.runs, "rule_choice": RULE,
+    chosen = next(row for row in rows if row["chosen"])
+    return {"size": size.name, "label": size.label, "runs": size.runs, "rule_choice": chosen["arrangement"],
             "peak_rss_mb": _peak_rss_mb(), "contenders": rows}
 
 
