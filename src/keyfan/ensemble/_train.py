@@ -18,10 +18,13 @@ Each example runs alone (as a batch of one) with its own dropout key. With
   sum, computed by ONE program of fixed shapes for ONE member on ONE block -- the unbatched
   single-member program, with barriers so that XLA compiles it alone -- run by a loop
   (``lax.map``) over the members a device holds and over the blocks;
-* members are never vmapped together: XLA picks a matmul's or a reduction's kernel (YNNPACK or
-  Eigen, its blocking, a tree-split reduction) by the size of the whole operation, and a member
-  axis (or members folded into a matrix of a shared input) would make a member's rounding depend
-  on how many members share the program (``member_group``, the mesh's member axis);
+* with XLA's products (``products="gemm"``) members are never vmapped together: XLA picks a
+  matmul's or a reduction's kernel (YNNPACK or Eigen, its blocking, a tree-split reduction) by
+  the size of the whole operation, and a member axis (or members folded into a matrix of a shared
+  input) would make a member's rounding depend on how many members share the program
+  (``member_group``, the mesh's member axis); with ``products="elementwise"`` (the rule's choice
+  for small block programs) every float product and sum is elementwise (``_exact.py``), whose
+  bits do not depend on a member axis, and the members of a device run in one vmap;
 * block gradients are summed by :func:`~keyfan.ensemble._shard.tree_sum`, neighbour pairs level
   by level, whose shape depends only on the number of blocks: first over the blocks of each of
   ``chunks`` chunks (the data-parallel unit), then over the chunks, which gives the same tree
