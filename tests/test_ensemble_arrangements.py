@@ -6,8 +6,8 @@ step, members spread over 4 devices (2 each), over 2 devices with the data on 2,
 the machine's own ISA (each in its own process: XLA reads the flag at import), with either form
 of the step's products (``"elementwise"``: the members of a device in one vmap; ``"gemm"``: one
 member per step of a loop). Two widths of the hidden layer: 32, and 256, where XLA's choice of
-kernel library by operation size used to split groupings apart (issue 21). The 1/2/4/8-device test with one member per device is
-tests/test_ensemble_layout.py.
+kernel library by operation size used to split groupings apart (issue 21). The 1/2/4/8-device
+test with one member per device is tests/test_ensemble_layout.py.
 """
 
 from __future__ import annotations
