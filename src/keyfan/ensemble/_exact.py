@@ -129,14 +129,14 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array) -> list[Any]:
             outs = _eval(inner.jaxpr, inner.consts, invals, zero)
         else:
             if name == "dot_general" and _is_float(eqn.outvars[0].aval.dtype):
-                out = _dot(*invals, eqn.params, zero)
+                out = _dot(invals[0], invals[1], eqn.params, zero)
             elif name == "reduce_sum" and _is_float(eqn.outvars[0].aval.dtype):
                 out = _sum_axes(invals[0], eqn.params["axes"])
             else:
                 out = eqn.primitive.bind(*invals, **eqn.params)
                 if name in _PRODUCTS and _is_float(eqn.outvars[0].aval.dtype):
                     out = _rounded(out, zero)
-            outs = out if eqn.primitive.multiple_results else [out]
+            outs = list(out) if eqn.primitive.multiple_results else [out]
         for v, o in zip(eqn.outvars, outs, strict=True):
             env[v] = o
     return [read(v) for v in jaxpr.outvars]

@@ -243,7 +243,7 @@ class Trainer:
         opt_state = jax.vmap(self.optimizer.init)(trainable)
         if learning_rates is not None:
             opt_state = _set_learning_rates(opt_state, learning_rates, ensemble.members)
-        weights = None if bootstrap is None else bootstrap_weights(ensemble.keys, bootstrap)
+        weights = None if bootstrap is None or ensemble.keys is None else bootstrap_weights(ensemble.keys, bootstrap)
         if self.mesh is not None:
             check_layout(self.mesh, ensemble.members)
         return TrainState(ensemble, opt_state, jnp.zeros((), jnp.int32), weights)
@@ -370,8 +370,9 @@ class Trainer:
               batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
         """The whole step for the members of one device: ``(params, opt_state, losses, step + 1)``;
         with ``donate``, the new parameters and optimizer state take the buffers of the old."""
-        return _STEP[self.donate](self, *_state_parts(state), x, y, ids, chunks=chunks, batch=batch,
-                                  elementwise=elementwise)
+        out: tuple[PyTree, PyTree, jax.Array, jax.Array] = _STEP[self.donate](
+            self, *_state_parts(state), x, y, ids, chunks=chunks, batch=batch, elementwise=elementwise)
+        return out
 
     def _lower_step(self, state: TrainState, x: Any, y: Any, ids: jax.Array) -> Any:
         """The one-device step program, lowered (for XLA's memory analysis)."""
@@ -398,19 +399,19 @@ class Trainer:
     def _choose(self, state: TrainState, x: Any, y: Any, ids: Any) -> str:
         ens = state.ensemble
         model = ens.model
-        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), ens.params)
+        one = jax.tree.map(lambda a: _spec(a.shape[1:], a.dtype), ens.params)
         trainable, frozen = jax.eval_shape(model.split_trainable, one)
-        key = jax.ShapeDtypeStruct((2,), jnp.uint32) if ens.keys is None else \
-            jax.ShapeDtypeStruct(ens.keys.shape[1:], ens.keys.dtype)
-        weights = None if state.weights is None else jax.ShapeDtypeStruct(state.weights.shape[1:], state.weights.dtype)
+        key = _spec((2,), jnp.uint32) if ens.keys is None else \
+            _spec(ens.keys.shape[1:], ens.keys.dtype)
+        weights = None if state.weights is None else _spec(state.weights.shape[1:], state.weights.dtype)
         batch = int(jnp.shape(ids)[0])
         block = self.block_size or batch // self.chunks
-        data = jax.tree.map(lambda a: jax.ShapeDtypeStruct((block, *jnp.shape(a)[1:]), jnp.result_type(a)),
+        data = jax.tree.map(lambda a: _spec((block, *jnp.shape(a)[1:]), jnp.result_type(a)),
                             (x, y, ids))
-        step = jax.ShapeDtypeStruct((), jnp.int32)
+        step = _spec((), jnp.int32)
         block_fn = lambda t, f, k, w, d, s: self._block_program(model, s)(t, f, k, w, *d)  # noqa: E731
         unsupported, products = assess(block_fn, trainable, frozen, key, weights, data, step)
-        opt = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), state.opt_state)
+        opt = jax.tree.map(lambda a: _spec(a.shape[1:], a.dtype), state.opt_state)
         unsupported |= assess(self.optimizer.update, trainable, opt, trainable)[0]
         if self.products == "elementwise":
             if unsupported:
@@ -474,19 +475,23 @@ class Trainer:
         if elementwise:
             grads_of, _ = self._elementwise_parts(ens.model, state.step, _always(state.step), x, y, ids, chunks,
                                                   int(ids.shape[0]))
-            return _grouped_vmap(grads_of, ops, self._member_group(ens.members, vmapped=True))
+            sums: tuple[jax.Array, PyTree] = _grouped_vmap(grads_of, ops, self._member_group(ens.members, vmapped=True))
+            return sums
         member_grads = self._member_grads(ens.model, state.step, _always(state.step), x, y, ids, chunks)
         group = self._member_group(ens.members)
         index = jnp.arange(ens.members).reshape(ens.members // group, group)
         out = _map(lambda ms: _stack([member_grads(ops, m) for m in ms]), index)
-        return jax.tree.map(lambda a: a.reshape(ens.members, *a.shape[2:]), out)
+        sums = jax.tree.map(lambda a: a.reshape(ens.members, *a.shape[2:]), out)
+        return sums
 
     def _finish(self, state: TrainState, parts: tuple[tuple[jax.Array, PyTree], ...], *,
                 batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
         """Parts C and U for every member from the chunk sums of every device of its member
         block (joined in order): ``(params, opt_state, losses, step + 1)``."""
         shell, params, opt_state, _, step = _state_parts(state)
-        return _FINISH[self.donate](self, shell, params, opt_state, step, parts, batch=batch, elementwise=elementwise)
+        out: tuple[PyTree, PyTree, jax.Array, jax.Array] = _FINISH[self.donate](
+            self, shell, params, opt_state, step, parts, batch=batch, elementwise=elementwise)
+        return out
 
     def _finish_program(self, shell: Ensemble, params: PyTree, opt_state: PyTree, step: jax.Array,
                         parts: tuple[tuple[jax.Array, PyTree], ...], *,
@@ -598,7 +603,8 @@ class Trainer:
         split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
         ops = jax.tree.map(split, (trainable, frozen, _member_keys(ens), weights))
         out = jax.lax.map(lambda o: jax.vmap(member, in_axes=in_axes)(*o), ops)
-        return jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
+        sums: tuple[jax.Array, PyTree] = jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
+        return sums
 
     def _finish_one(self, tr_all: PyTree, opt_all: PyTree, values: jax.Array, grads: PyTree, m: Any, *,
                     batch: int) -> tuple[jax.Array, tuple[PyTree, PyTree]]:
@@ -674,6 +680,11 @@ def _member_keys(ens: Ensemble) -> jax.Array:
 def _always(step: jax.Array) -> jax.Array:
     """A predicate that is always true but that XLA cannot fold: ``step | 1`` is odd."""
     return (step | 1) != 0
+
+
+def _spec(shape: Any, dtype: Any) -> Any:
+    """``jax.ShapeDtypeStruct(shape, dtype)`` (an abstract array for tracing)."""
+    return jax.ShapeDtypeStruct(shape, dtype)  # type: ignore[no-untyped-call]
 
 
 def _opaque_zero(step: jax.Array) -> jax.Array:
