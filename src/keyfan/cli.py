@@ -135,9 +135,8 @@ def bench(
 
         doc = trainer.run(out=out, progress=lambda name: console.print(f"  {name}", end="\r"))
         table = Table(title="ensemble trainer: one training step (median ms), first call (s), XLA temp (MB)")
-        left = ("size", "contender", "arrangement (* rule)")
-        for column in (*left, "median ms", "vs hand", "vs equinox", "first call s", "XLA temp MB"):
-            table.add_column(column, justify="left" if column in left else "right")
+        for n, column in enumerate(trainer.TABLE_COLUMNS):
+            table.add_column(column, justify="left" if n < 3 else "right")
         for row in trainer.table(doc):
             table.add_row(*row)
         console.print(table)
