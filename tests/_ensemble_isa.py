@@ -24,6 +24,11 @@ def run(hidden: int, **settings) -> str:
     return json.dumps(digests, sort_keys=True)
 
 
+PRODUCTS = ("elementwise", "gemm")
+"""Both forms of the layout-invariant step (``Trainer(products=...)``; the rule picks elementwise
+for both widths here), each checked across every arrangement."""
+
 if __name__ == "__main__":
-    out = {f"hidden={h} {name}": run(h, **dict(s)) for h in (32, 256) for name, s in ARRANGEMENTS.items()}
+    out = {f"hidden={h} products={p} {name}": run(h, products=p, **dict(s))
+           for h in (32, 256) for p in PRODUCTS for name, s in ARRANGEMENTS.items()}
     print(json.dumps(out))

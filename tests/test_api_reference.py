@@ -20,6 +20,7 @@ LATER: set[str] = set()
 """Names documented after a branch lands (strict: an entry fails once fixed); issue 20's landed."""
 
 ENSEMBLE_DONE = {"keyfan.ensemble.Ensemble", "keyfan.ensemble.as_model", "keyfan.ensemble.predict",
+                 "keyfan.ensemble.Trainer", "keyfan.ensemble.TrainState", "keyfan.ensemble.bootstrap_weights",
                  "keyfan.ensemble.shared_vmap"}
 """The ensemble names already complete; the rest of keyfan.ensemble is documented after issue 24."""
 

@@ -6,6 +6,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -95,6 +96,7 @@ def test_cli_bench_rejects_too_few_runs(tmp_path):
     assert result.exit_code != 0 and "runs" in result.output
 
 
+@pytest.mark.bitwise
 def test_sampler_cases_time_the_same_bits():
     """Each sampler group of the suite (JAX's own split + vmap, the same on keyfan keys, keyfan)
     computes the same values, so its ratios compare like with like."""
@@ -123,3 +125,25 @@ def test_ensemble_targets_are_read_at_350_members_and_k32_only():
     assert set(targets) == {"ensemble.init.350xDense: median time (ms)",
                             "ensemble.train_step.vmap.K32: speed-up over the Python loop"}
     assert targets["ensemble.train_step.vmap.K32: speed-up over the Python loop"]["value"] == pytest.approx(8.0)
+
+
+@pytest.mark.bitwise
+def test_portable_group_times_canonical_default_and_portable_and_states_the_cost():
+    """Each portable group: canonical split + vmap, keyfan's default, keyfan portable=True, the
+    same draw sizes; the default equals the canonical bits, and the report states portable/default."""
+    from keyfan._bench.portable import PORTABLE_SAMPLERS, portable_cases
+
+    cases = portable_cases(kf.key(0), jax.random.PRNGKey(0), n_examples=200)
+    groups: dict[str, list] = {}
+    for case in cases:
+        groups.setdefault(case.group, []).append(case)
+    assert len(groups) == len(PORTABLE_SAMPLERS)
+    for group in groups.values():
+        assert [c.role for c in group] == ["canonical", "keyfan", "portable"]
+        canonical, default, portable = (np.asarray(c.fn()) for c in group)
+        assert canonical.shape == default.shape == portable.shape
+        assert_bitwise_equal(default, canonical)  # JAX's own keys: the "threefry" stream's bits
+    results = [_result(c.name, c.group, c.role, {"canonical": 4.0, "keyfan": 1.0, "portable": 2.5}[c.role])
+               for c in cases]
+    stated = [t for t in report.targets(results) if "portable / default" in t["target"]]
+    assert len(stated) == len(PORTABLE_SAMPLERS) and all(t["value"] == 2.5 and t["met"] for t in stated)

@@ -21,12 +21,13 @@ def test_group_runs_every_contender_and_writes_json(tmp_path):
     (entry,) = doc["sizes"]
     assert entry["label"] == "MLP 2-4-4-3, batch 8, K=2"
     names = [c["contender"] for c in entry["contenders"]]
-    assert names == ["keyfan Trainer (default)", "keyfan member_group=2", "keyfan separate dispatches",
-                     "keyfan layout_invariant=False", "hand-written jit(vmap(train_step))", "Equinox filter_vmap",
+    assert names == ["keyfan Trainer (default)", "keyfan member_group=2", "keyfan donate=False",
+                     "keyfan K one-member states", "keyfan products='gemm'", "keyfan layout_invariant=False",
+                     "hand-written jit(vmap(train_step))", "Equinox filter_vmap",
                      "Python loop over K jitted steps"]
-    assert entry["rule_choice"] == trainer.RULE
+    assert entry["rule_choice"] == trainer.ELEMENTWISE  # the rule's choice for a 2-4-4-3 MLP
     assert [c["contender"] for c in entry["contenders"] if c["chosen"]] == ["keyfan Trainer (default)"]
-    assert entry["contenders"][0]["arrangement"] == trainer.RULE
+    assert entry["contenders"][0]["arrangement"] == trainer.ELEMENTWISE
     rows = {c["contender"]: c for c in entry["contenders"]}
     assert rows["hand-written jit(vmap(train_step))"]["time_vs_hand"] == 1.0
     assert rows["Equinox filter_vmap"]["time_vs_equinox"] == 1.0
@@ -36,7 +37,9 @@ def test_group_runs_every_contender_and_writes_json(tmp_path):
                                                     ["median_ms"])
     assert any("torch" in note for note in doc["notes"])
     table = trainer.table(doc)
-    assert len(table) == 7 and table[0][2] == trainer.RULE + " *"
+    assert rows["Python loop over K jitted steps"]["time_vs_loop"] == 1.0
+    assert all(row["cpu_median_ms"] > 0 and row["rss_mb"] > 0 for row in rows.values())
+    assert len(table) == 9 and table[0][2] == trainer.ELEMENTWISE + " *"
 
 
 def test_contenders_return_one_loss_per_member_near_log_classes():
@@ -55,15 +58,21 @@ def test_cli_rejects_an_unknown_group():
     from keyfan.cli import app
 
     result = CliRunner().invoke(app, ["bench", "--group", "gpu"])
-    assert result.exit_code == 2 and "group must be 'all' or 'ensemble-trainer'" in result.output
+    shown = " ".join(result.output.replace("│", " ").split())  # the error box wraps the line
+    assert result.exit_code == 2 and "group must be 'all', 'ensemble-trainer' or 'portable', got 'gpu'" in shown
 
 
 @pytest.mark.bitwise
 def test_the_trainer_arrangements_give_the_same_losses_bit_for_bit():
-    """One member per step (the rule's choice), two per step and separate dispatches run the same
-    single-member program: the same losses, bit for bit."""
+    """The rule's choice (elementwise products, all members in one vmap, at this size), two
+    members per vmap, without donation and one state per member stepped by its own dispatch:
+    the same losses, bit for bit; the gemm form rounds otherwise but agrees closely."""
     contenders = {c.name: c for c in trainer.keyfan_contenders(TINY)}
     losses = {name: np.asarray(contenders[name].make()()) for name in
-              ("keyfan Trainer (default)", "keyfan member_group=2", "keyfan separate dispatches")}
+              ("keyfan Trainer (default)", "keyfan member_group=2", "keyfan donate=False",
+               "keyfan K one-member states")}
+    losses["keyfan K one-member states"] = np.concatenate(losses["keyfan K one-member states"])
     for name, value in losses.items():
         np.testing.assert_array_equal(value, losses["keyfan Trainer (default)"], err_msg=name)
+    gemm = np.asarray(contenders["keyfan products='gemm'"].make()())  # the other form: other rounding
+    np.testing.assert_allclose(gemm, losses["keyfan Trainer (default)"], rtol=1e-5)

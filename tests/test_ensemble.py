@@ -70,6 +70,7 @@ MODELS = {"linen": LinenMLP(), "nnx": MAKE_NNX, "functional": (init_fn, apply_fn
 
 # -- member identity ---------------------------------------------------------------------------
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("kind", sorted(MODELS))
 @pytest.mark.parametrize("members", [1, 4, 16])
 def test_member_i_is_the_model_initialised_alone_with_at_key_i(kind, members):
@@ -83,6 +84,7 @@ def test_member_i_is_the_model_initialised_alone_with_at_key_i(kind, members):
         assert_trees_bitwise_equal(got, single(kind, kf.at(key, i)))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("kind", sorted(MODELS))
 def test_growing_the_ensemble_keeps_the_first_members(kind):
     key = kf.key(SEED)
@@ -94,6 +96,7 @@ def test_growing_the_ensemble_keeps_the_first_members(kind):
     assert any(differ), "members 0 and 4 must have different parameters"
 
 
+@pytest.mark.bitwise
 def test_raw_and_jax_keys_give_the_same_members_as_keyfan_keys():
     typed = Ensemble.init(LinenMLP(), kf.key(SEED), members=3, sample_input=X)
     raw = Ensemble.init(LinenMLP(), jax.random.PRNGKey(SEED), members=3, sample_input=X)
@@ -111,6 +114,7 @@ def close(actual, expected):
     np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.bitwise
 def test_member_round_trip_through_model_apply():
     model = LinenMLP()
     ens = Ensemble.init(model, kf.key(SEED), members=4, sample_input=X)
@@ -140,6 +144,7 @@ def test_per_member_inputs():
         close(LinenMLP().apply(ens.member(i), xs[i]), out[i])
 
 
+@pytest.mark.bitwise
 def test_sub_ensembles_by_slice_index_array_and_mask():
     ens = Ensemble.init(LinenMLP(), kf.key(SEED), members=6, sample_input=X)
     full = ens(X)
@@ -153,6 +158,7 @@ def test_sub_ensembles_by_slice_index_array_and_mask():
             assert_trees_bitwise_equal(sub.member(j), ens.member(i))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("kind", sorted(MODELS))
 def test_stack_inverts_unstack(kind):
     ens = Ensemble.init(MODELS[kind], kf.key(SEED), members=3, sample_input=X)
@@ -161,6 +167,7 @@ def test_stack_inverts_unstack(kind):
     assert_bitwise_equal(again(X), ens(X))
 
 
+@pytest.mark.bitwise
 def test_stack_from_independent_models_and_concatenate():
     singles = [LinenMLP().init(kf.at(kf.key(SEED), i), X) for i in range(5)]
     stacked = Ensemble.stack(singles, model=LinenMLP(), keys=[kf.at(kf.key(SEED), i) for i in range(5)])
@@ -206,6 +213,7 @@ def assert_same_mask(actual, expected):
     close(actual, expected)
 
 
+@pytest.mark.bitwise
 def test_dropout_masks_are_those_of_the_single_model_with_the_member_key():
     key = kf.key(SEED)
     model = LinenDrop()
@@ -238,6 +246,7 @@ def test_nnx_dropout_masks_match_the_reseeded_single_module():
     assert 0.3 < (np.asarray(out) == 0).mean() < 0.7
 
 
+@pytest.mark.bitwise
 def test_an_examples_dropout_depends_on_its_id_not_its_position():
     ens = Ensemble.init(LinenMLP(), kf.key(SEED), members=2, sample_input=X)
     ids = np.array([4, 8, 15, 16, 23])
@@ -249,6 +258,7 @@ def test_an_examples_dropout_depends_on_its_id_not_its_position():
     assert not np.array_equal(np.asarray(other_step), np.asarray(out))
 
 
+@pytest.mark.bitwise
 def test_dropout_keys_of_a_member_do_not_depend_on_k():
     keys4 = Ensemble.init(LinenMLP(), kf.key(SEED), members=4, sample_input=X).keys
     keys9 = Ensemble.init(LinenMLP(), kf.key(SEED), members=9, sample_input=X).keys

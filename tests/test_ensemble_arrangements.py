@@ -3,10 +3,11 @@
 Every arrangement -- one member per step of the loop over members (the default), two or four per
 step, members spread over 4 devices (2 each), over 2 devices with the data on 2, the data over 4
 -- must give the bits of one device's default, under ``--xla_cpu_max_isa=SSE4_2``, ``AVX2`` and
-the machine's own ISA (each in its own process: XLA reads the flag at import). Two widths of the
-hidden layer: 32, and 256, where XLA's choice of kernel library by operation size used to split
-groupings apart (issue 21). The 1/2/4/8-device test with one member per device is
-tests/test_ensemble_layout.py.
+the machine's own ISA (each in its own process: XLA reads the flag at import), with either form
+of the step's products (``"elementwise"``: the members of a device in one vmap; ``"gemm"``: one
+member per step of a loop). Two widths of the hidden layer: 32, and 256, where XLA's choice of
+kernel library by operation size used to split groupings apart (issue 21). The 1/2/4/8-device
+test with one member per device is tests/test_ensemble_layout.py.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def test_every_arrangement_gives_the_bits_of_one_device_under_every_isa(isa):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.strip().splitlines()[-1])
     for hidden in (32, 256):
-        mine = {name: digests for name, digests in results.items() if name.startswith(f"hidden={hidden} ")}
-        reference = mine.pop(f"hidden={hidden} default")
-        for name, digests in mine.items():
-            assert digests == reference, f"{name} differs from one device's default under {isa or 'native'}"
+        for products in ("elementwise", "gemm"):
+            prefix = f"hidden={hidden} products={products} "
+            mine = {name: digests for name, digests in results.items() if name.startswith(prefix)}
+            reference = mine.pop(prefix + "default")
+            assert len(mine) == 5, sorted(results)
+            for name, digests in mine.items():
+                assert digests == reference, f"{name} differs from one device's default under {isa or 'native'}"

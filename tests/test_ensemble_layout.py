@@ -14,13 +14,15 @@ import sys
 
 import pytest
 
+from tests._xla_flags import device_count_env
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHUNKS = 4
 
 
 def run_layouts(devices: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    env = {**device_count_env(devices), "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+           "JAX_PLATFORMS": "cpu"}  # device_count_env keeps the other XLA flags (the ISA matrix's)
     done = subprocess.run([sys.executable, "-m", "tests._ensemble_layout", str(devices), str(CHUNKS)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

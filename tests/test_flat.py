@@ -12,6 +12,8 @@ from keyfan import _flat
 from keyfan.streams._threefry2x32 import threefry2x32
 from tests.conftest import assert_bitwise_equal
 
+pytestmark = pytest.mark.bitwise
+
 KEY = jnp.array([0x12345678, 0x9ABCDEF0], np.uint32)
 
 

@@ -39,6 +39,7 @@ class Dropped(nn.Module):
         return nn.Dropout(RATE, deterministic=False)(x)
 
 
+@pytest.mark.bitwise
 def test_linen_explicit_keys_through_kf_vmap_equal_keyfan_dropout():
     key, xs = kf.key(11), inputs()
 
@@ -50,6 +51,7 @@ def test_linen_explicit_keys_through_kf_vmap_equal_keyfan_dropout():
     assert_per_example_masks(y)
 
 
+@pytest.mark.bitwise
 def test_linen_nn_vmap_split_rngs_gives_example_i_the_key_at_i():
     # nn.vmap(split_rngs={"dropout": True}) splits the key with jax.random.split: on a kf.key that
     # is kf.fan_out, so example i's stream is kf.at(key, i) and its mask is the unbatched module's.
@@ -62,6 +64,7 @@ def test_linen_nn_vmap_split_rngs_gives_example_i_the_key_at_i():
     assert_bitwise_equal(batched().apply({}, xs, rngs={"dropout": kf.key(12)}), y)  # reproducible
 
 
+@pytest.mark.bitwise
 def test_nnx_split_rngs_and_vmap_derive_keys_keyfan_can_recompute():
     # nnx.Dropout forks its stream (key k0 = fold_in(key, 0)); split_rngs splits the stream's next
     # key fold_in(k0, 0); each example then draws with fold_in(split_i, 0).
@@ -84,6 +87,7 @@ def test_nnx_split_rngs_and_vmap_derive_keys_keyfan_can_recompute():
     assert_bitwise_equal(again, y)
 
 
+@pytest.mark.bitwise
 def test_nnx_explicit_keys_through_kf_vmap_equal_keyfan_dropout():
     key, xs = kf.key(14), inputs()
     drop = nnx.Dropout(RATE)

@@ -223,6 +223,9 @@ def test_pytest_flag_refuses_an_old_jax_once(old_jax):
 def test_a_jax_that_dropped_what_the_check_uses_is_named(monkeypatch):
     from keyfan._jaxinternals import batching
 
+    if _jaxinternals.JAX_VERSION < _jaxinternals.SANITIZER_MIN_JAX:
+        pytest.skip("below the sanitizer's minimum JAX the version is named first")
+
     monkeypatch.setattr(batching, "_VMAP_ENTRY", "_renamed_in_a_future_jax")
     with pytest.raises(UnsupportedJaxError, match=r"no longer offers batching\._renamed_in_a_future_jax"):
         kf.sanitize()
@@ -237,3 +240,81 @@ def test_jax_version_parses_releases_and_dev_builds(text, expected):
 @pytest.mark.compat
 def test_the_installed_version_is_parsed():
     assert ".".join(map(str, _jaxinternals.JAX_VERSION)) in jax.__version__
+
+
+# -- names looked up per JAX version -------------------------------------------------------------
+
+@pytest.mark.compat
+def test_every_jax_internal_is_found_where_this_jax_keeps_it():
+    import keyfan._jaxinternals.batching
+    import keyfan._jaxinternals.config
+    import keyfan._jaxinternals.core  # noqa: F401  (each module looks its names up on import)
+
+    assert _jaxinternals.missing_names() == []
+
+
+def test_a_name_this_jax_lacks_fails_clearly_when_used(monkeypatch):
+    monkeypatch.setattr(_jaxinternals, "_MISSING", [])
+    # jax.numpy exists, but the place is declared for JAX >= 99.0 only, so it is not tried.
+    found = _jaxinternals.lookup("the_thing", ("jax", "numpy", (99, 0), None),
+                                 ("jax._src.no_such_module", "the_thing", (0, 5), None))
+    assert isinstance(found, _jaxinternals.Missing)
+    assert _jaxinternals.missing_names() == ["the_thing"]
+    expected = (r"keyfan needs the_thing, which JAX offers on jax\.numpy \(JAX >= 99\.0\); "
+                r"jax\._src\.no_such_module\.the_thing \(JAX >= 0\.5\); the installed JAX "
+                + re.escape(jax.__version__))
+    with pytest.raises(UnsupportedJaxError, match=expected):
+        found(1, 2)
+    with pytest.raises(UnsupportedJaxError, match=expected):
+        found.some_attribute  # noqa: B018
+    # ... and it reaches kf.sanitize(), which names it instead of failing deep in a trace.
+    if _jaxinternals.JAX_VERSION >= _jaxinternals.SANITIZER_MIN_JAX:
+        with pytest.raises(UnsupportedJaxError, match="no longer offers the_thing"):
+            kf.sanitize()
+
+
+def test_a_place_is_tried_only_on_its_versions():
+    here = _jaxinternals.JAX_VERSION[:2]
+    assert _jaxinternals.lookup("x", ("jax", "numpy", here, here)) is jnp
+    assert _jaxinternals.lookup("x", ("jax", "numpy", None, (0, 4)), ("jax", "lax", here, None)) is jax.lax
+
+
+@pytest.mark.compat
+def test_one_equation_builds_a_jaxpr_on_this_jax():
+    """The sanitizer analyses each primitive bound under a vmap as a jaxpr of one equation; where
+    this failed (``new_jaxpr_eqn`` is in ``jax.extend.core`` only from 0.10), it found nothing."""
+    from keyfan._jaxinternals import core, source_info
+
+    aval = jax.core.ShapedArray((3,), np.float32)
+    (sin,) = jax.make_jaxpr(jnp.sin)(jnp.zeros(3, np.float32)).jaxpr.eqns
+    closed = core.one_equation(sin.primitive, sin.params, [aval], 1, source_info.current())
+    (eqn,) = closed.jaxpr.eqns
+    assert eqn.primitive is jax.lax.sin_p and eqn.params == sin.params
+    assert [v.aval for v in closed.jaxpr.invars] == [aval]
+    assert len(closed.jaxpr.outvars) == 1
+
+
+@pytest.mark.compat
+def test_batch_and_from_elt_take_one_form_on_every_jax():
+    """``patch`` takes ``batching.batch``/``from_elt`` replacements in JAX 0.9's form (with
+    ``sum_match``) on every JAX; the adapter's ``batch``/``from_elt`` call JAX's own in its form."""
+    from keyfan._jaxinternals import batching
+
+    seen = []
+
+    def new_batch(fun, axis_data, in_dims, out_dim_dests, sum_match=False):
+        seen.append(("batch", sum_match))
+        return batching.batch(fun, axis_data, in_dims, out_dim_dests, sum_match)
+
+    def new_from_elt(trace, axis_size, mesh_axis, sum_match, i, x, spec):
+        seen.append(("from_elt", sum_match, i, spec))
+        return batching.from_elt(trace, axis_size, mesh_axis, sum_match, i, x, spec)
+
+    batching.patch(batching.process_primitive, batching.init, batch=new_batch, from_elt=new_from_elt)
+    try:
+        out = jax.vmap(lambda x, y: (x * 2.0, y), in_axes=(0, None), out_axes=(0, None))(jnp.arange(3.0), 5.0)
+    finally:
+        batching.restore()
+    np.testing.assert_array_equal(out[0], [0.0, 2.0, 4.0])
+    assert out[1] == 5.0
+    assert seen == [("batch", False), ("from_elt", False, 0, 0), ("from_elt", False, 1, None)]

@@ -27,6 +27,7 @@ GOOD = [layout for layout in LAYOUTS if layout != "shared"]
 KEYFAN = Path(sys.executable).with_name("keyfan")
 
 
+@pytest.mark.bitwise
 def test_per_example_rows_are_the_streams_of_each_example():
     words = layout_words("per-example", 5, 8, 16, block=2)
     base = kf.at(kf.named(kf.key(5), "stream-block"), 2)
@@ -34,6 +35,7 @@ def test_per_example_rows_are_the_streams_of_each_example():
         np.testing.assert_array_equal(words[i], np.asarray(jax.random.bits(kf.at(base, i), (16,))))
 
 
+@pytest.mark.bitwise
 def test_layout_keys():
     base = kf.at(kf.named(kf.key(0), "stream-block"), 0)
     expect = {
@@ -164,6 +166,7 @@ def test_dieharder_fails_the_shared_control():
     assert "FAILED" in dieharder("shared", "101")
 
 
+@pytest.mark.bitwise
 def test_steps_and_examples_of_one_key_coincide():
     """A documented property, not a defect of a layout: on the "threefry" stream ``kf.step(key, t)``
     (``fold_in``) and ``kf.at(key, t)`` (``split``) are the same key, as in JAX's partitionable

@@ -16,6 +16,7 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree) if isinstance(x, jax.Array)]
 
 
+@pytest.mark.bitwise
 @pytest.mark.slow  # 34 programs, several with NUTS, SDE solves and Flax/Haiku models: about 2 CPU-minutes
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.name for p in PROGRAMS])
 def test_sanitizer_on_public_programs(program):

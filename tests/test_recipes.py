@@ -20,6 +20,7 @@ SEEDS = st.integers(min_value=-(2**31), max_value=2**32 - 1)
 
 # -- deterministic_batch ----------------------------------------------------------------------
 
+@pytest.mark.bitwise
 @settings(max_examples=25, deadline=None)
 @given(seed=SEEDS, batch_size=st.integers(0, 9), n=st.integers(0, 6), as_float=st.booleans())
 def test_deterministic_batch_equals_split_then_vmap(seed, batch_size, n, as_float):
@@ -36,12 +37,14 @@ def test_deterministic_batch_rows_pairwise_distinct(seed):
     assert distinct_rows(recipes.deterministic_batch(seed, 64, 3))
 
 
+@pytest.mark.bitwise
 def test_deterministic_batch_accepts_numpy_and_0d_arrays():
     expected = recipes.deterministic_batch(3, 4, 2)
     for args in [(np.int64(3), np.float32(4.0), np.array(2)), (jnp.array(3), jnp.array(4.0), 2.0)]:
         assert_bitwise_equal(recipes.deterministic_batch(*args), expected)
 
 
+@pytest.mark.bitwise
 def test_one_big_draw_is_not_the_per_example_batch():
     # The pitfall the recipe avoids: normal(key, (B, n)) is one draw, not B per-key draws.
     key = jax.random.PRNGKey(0)
@@ -51,6 +54,7 @@ def test_one_big_draw_is_not_the_per_example_batch():
 
 # -- batched_init_param_count -----------------------------------------------------------------
 
+@pytest.mark.bitwise
 @settings(max_examples=10, deadline=None)
 @given(seed=SEEDS, num_inits=st.integers(1, 6), features=st.integers(1, 5), as_float=st.booleans())
 def test_batched_init_param_count(seed, num_inits, features, as_float):
@@ -70,6 +74,7 @@ def test_batched_init_param_count(seed, num_inits, features, as_float):
 
 # -- nn_vmap_forward --------------------------------------------------------------------------
 
+@pytest.mark.bitwise
 @settings(max_examples=10, deadline=None)
 @given(seed=SEEDS, batch=st.integers(1, 6), in_dim=st.integers(1, 5), features=st.integers(1, 8))
 def test_nn_vmap_forward_equals_inline_and_plain_dense(seed, batch, in_dim, features):
@@ -92,6 +97,7 @@ def test_nn_vmap_forward_rejects_bad_batch():
 
 # -- noise, dropout, model_step ---------------------------------------------------------------
 
+@pytest.mark.bitwise
 def test_model_step_equals_inline_split_vmap():
     params = {"w": jax.random.normal(jax.random.PRNGKey(1), (3, 2)), "b": jnp.arange(2.0)}
     x = jnp.ones((6, 3))
@@ -141,6 +147,7 @@ def test_add_noise_rejects_a_batch_of_keys():
 
 # -- forward_single ---------------------------------------------------------------------------
 
+@pytest.mark.bitwise
 @settings(max_examples=10, deadline=None)
 @given(seed=SEEDS, batch=st.integers(1, 6))
 def test_forward_batch_equals_inline_split_vmap(seed, batch):
@@ -185,6 +192,7 @@ def _coordinate_image(size: int = 232) -> jnp.ndarray:
     return jnp.stack([rows / 1000.0, cols / 1000.0, jnp.full_like(rows, 0.5, dtype=jnp.float32)], -1)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("seed", [0, 5, 2**32 - 1])
 def test_augment_batch_equals_inline_split_vmap(seed):
     key = jax.random.PRNGKey(seed)
@@ -202,6 +210,7 @@ def test_augment_batch_equals_inline_split_vmap(seed):
     assert_bitwise_equal(recipes.augment_image(jax.random.split(key, 64)[9], images[9]), expected[9])
 
 
+@pytest.mark.bitwise
 def test_augment_batch_shapes_range_and_per_example_decisions():
     key = jax.random.PRNGKey(0)
     images = jnp.broadcast_to(_coordinate_image(), (64, 232, 232, 3))
@@ -236,6 +245,7 @@ def test_augment_image_rejects_small_or_wrong_images():
 
 # -- Monte Carlo and nested batches -----------------------------------------------------------
 
+@pytest.mark.bitwise
 @settings(max_examples=10, deadline=None)
 @given(seed=SEEDS)
 def test_sample_many_equals_split_vmap(seed):
@@ -247,6 +257,7 @@ def test_sample_many_equals_split_vmap(seed):
     assert distinct_rows(out)
 
 
+@pytest.mark.bitwise
 @settings(max_examples=10, deadline=None)
 @given(seed=SEEDS, n_chains=st.integers(1, 4), batch=st.integers(1, 8), n=st.integers(1, 4))
 def test_key_grid_and_nested_vmap(seed, n_chains, batch, n):
@@ -259,6 +270,7 @@ def test_key_grid_and_nested_vmap(seed, n_chains, batch, n):
     assert distinct_rows(out.reshape(n_chains * batch, n))
 
 
+@pytest.mark.bitwise
 def test_key_grid_moves_keys_when_the_batch_changes():
     key = jax.random.PRNGKey(2)
     a, b = recipes.key_grid(key, 2, 3), recipes.key_grid(key, 2, 4)

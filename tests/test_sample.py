@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import keyfan as kf
 from keyfan import _kernel
-from tests.conftest import PARTITIONABLE, STREAMS, assert_bitwise_equal, canonical_draw
+from tests.conftest import LEGACY_SLOW, PARTITIONABLE, STREAMS, assert_bitwise_equal, canonical_draw, half_floats
 
 LOGITS = jnp.log(jnp.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]))
 
@@ -63,23 +63,41 @@ CORE = {"normal", "uniform", "bits32", "bernoulli", "randint"}
 """Samplers checked on every combo; the others (dtype and mode variants, which share the core's
 kernel paths) on one combo of each kind: nested, no batch, gathered keys, N = 0, broadcast keys."""
 VARIANT_COMBOS = [COMBOS[i] for i in (1, 2, 6, 7, 3)]
+EVERY_COMBO = {"normal", "bits32"}
+"""Core samplers checked on every combo in the default tier (a float and a raw-bits path); the
+other core samplers there on the first combo and one of each kind, their other combos (empty
+batches and events, the same paths again) in the slow tier."""
 
 
 def _canonical_cases():
-    """Every sampler on both streams; the dtype/mode variants (same kernel paths as the core
-    samplers, which run on both streams here) run on the legacy stream in the slow tier."""
+    """Every sampler on both streams. The default tier, on ``"threefry"``: ``EVERY_COMBO`` on every
+    combo, the other core samplers on the first combo and one of each kind, the variants on one
+    of each kind (``VARIANT_COMBOS``); on the legacy stream: the core samplers on one combo of
+    each kind. The slow tier: the rest (the same kernel paths again)."""
+    slow = [pytest.mark.slow]
+    rest = [c for c in COMBOS if c not in VARIANT_COMBOS]
     for stream in STREAMS:
         for name, ours, theirs in CASES:
-            slow = stream != "threefry" and name not in CORE
-            yield pytest.param(stream, name, ours, theirs, marks=[pytest.mark.slow] if slow else [],
-                               id=f"{stream}-{name}")
+            if stream == "threefry" and name in EVERY_COMBO:
+                yield pytest.param(stream, name, ours, theirs, COMBOS, id=f"{stream}-{name}")
+            elif stream == "threefry" and name in CORE:
+                yield pytest.param(stream, name, ours, theirs, [COMBOS[0], *VARIANT_COMBOS], id=f"{stream}-{name}")
+                yield pytest.param(stream, name, ours, theirs, rest[1:], marks=slow, id=f"{stream}-{name}-other-combos")
+            elif stream == "threefry":
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}")
+            elif name in CORE:
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}")
+                yield pytest.param(stream, name, ours, theirs, rest, marks=slow, id=f"{stream}-{name}-other-combos")
+            else:
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, marks=slow, id=f"{stream}-{name}")
 
 
-@pytest.mark.parametrize("stream_name,name,ours,theirs", list(_canonical_cases()))
-def test_sampler_equals_canonical(stream_name, name, ours, theirs):
+@pytest.mark.bitwise
+@pytest.mark.parametrize("stream_name,name,ours,theirs,combos", list(_canonical_cases()))
+def test_sampler_equals_canonical(stream_name, name, ours, theirs, combos):
     with jax.threefry_partitionable(PARTITIONABLE[stream_name]):
         key = kf.key(7, stream_name)
-        for batch, shape in COMBOS if name in CORE else VARIANT_COMBOS:
+        for batch, shape in combos:
             assert_bitwise_equal(ours(key, batch, shape), canonical_draw(theirs(shape), key, batch))
 
 
@@ -91,7 +109,13 @@ PAIRED_COMBOS = [((4099,), ()), ((1500,), (3,)), ((30, 20), (9,)), ((65,), (71,)
 _BY_NAME = {name: (ours, theirs) for name, ours, theirs in CASES}
 
 
-@pytest.mark.parametrize("name", ["normal", "bits32", "uniform", "randint"])
+@pytest.mark.bitwise
+@pytest.mark.parametrize(("stream", "name"), [
+    ("threefry", "normal"), ("threefry", "bits32"), ("threefry", "uniform"), ("threefry", "randint"),
+    ("threefry-legacy", "normal"), ("threefry-legacy", "bits32"),
+    # the same paired kernel over the legacy stream's bits again:
+    pytest.param("threefry-legacy", "uniform", marks=pytest.mark.slow),
+    pytest.param("threefry-legacy", "randint", marks=pytest.mark.slow)], indirect=["stream"])
 def test_paired_draws_equal_canonical(stream, name):
     ours, theirs = _BY_NAME[name]
     key = kf.key(17, stream)
@@ -99,6 +123,7 @@ def test_paired_draws_equal_canonical(stream, name):
         assert_bitwise_equal(ours(key, batch, shape), canonical_draw(theirs(shape), key, batch))
 
 
+@pytest.mark.bitwise
 def test_paired_draws_with_per_example_parameters():
     key = kf.key(8)
     keys = kf.fan_out(key, 3000)
@@ -114,6 +139,7 @@ def test_paired_draws_with_per_example_parameters():
                          jax.vmap(lambda k, a: jax.random.uniform(k, (200,), minval=a, maxval=a + 2))(keys[:33], lo))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("batch,shape,dtype,chunk_size", [
     (5000, (), jnp.float32, None),  # a paired loop over values
     (33, (200,), jnp.float32, None),  # a paired loop over half-rows
@@ -142,6 +168,7 @@ def test_derivatives_through_parameters_equal_canonical(batch, shape, dtype, chu
                                rtol=1e-2 if dtype == jnp.bfloat16 else 1e-6)
 
 
+@pytest.mark.bitwise
 def test_vmap_over_keys_of_paired_draws():
     # Under vmap the lax.cond around each loop becomes a select over both branches.
     keys = kf.fan_out(kf.key(0), 3)
@@ -151,6 +178,8 @@ def test_vmap_over_keys_of_paired_draws():
             assert_bitwise_equal(out[i], draw(keys[i]))
 
 
+@pytest.mark.bitwise
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)
 @pytest.mark.parametrize("batch,shape", [((1_100_003,), ()), ((1101,), (1000,))], ids=str)
 def test_draws_computed_block_by_block_equal_canonical(stream, batch, shape):
     # More than 4 blocks of 2**18 values: a loop over blocks and a tail, over values or over
@@ -170,6 +199,7 @@ _SEED_CASES = [(ours, jax.jit(jax.vmap(theirs((3,))))) for name, ours, theirs in
 _CANONICAL_CATEGORICAL = jax.jit(jax.vmap(lambda k: jax.random.categorical(k, LOGITS, shape=(3, 2))))
 
 
+@pytest.mark.bitwise
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(-(2**63), 2**64 - 1))
 def test_many_seeds_equal_canonical(seed):
@@ -181,7 +211,9 @@ def test_many_seeds_equal_canonical(seed):
         assert_bitwise_equal(kf.categorical(key, batch=(6,), logits=LOGITS, shape=(3, 2)), _CANONICAL_CATEGORICAL(keys))
 
 
-@pytest.mark.parametrize("batch", [(6,), (2, 3)], ids=str)
+@pytest.mark.bitwise
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy: test_many_seeds_equal_canonical
+@pytest.mark.parametrize("batch", [pytest.param((6,), marks=pytest.mark.slow), (2, 3)], ids=str)  # nested: both
 @pytest.mark.parametrize("axis,shape", [(-1, None), (0, (4, 3)), (1, (5, 2)), (-1, (7, 2))], ids=str)
 def test_categorical_equals_canonical(stream, batch, axis, shape):
     key = kf.key(11, stream)
@@ -193,6 +225,7 @@ def test_categorical_equals_canonical(stream, batch, axis, shape):
         lambda k: jax.random.categorical(k, LOGITS, axis=axis, shape=shape, mode="high"), key, batch))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
 def test_categorical_with_half_precision_logits(stream, dtype):
     key = kf.key(13, stream)
@@ -201,6 +234,7 @@ def test_categorical_with_half_precision_logits(stream, dtype):
                          canonical_draw(lambda k: jax.random.categorical(k, logits), key, (40,)))
 
 
+@pytest.mark.bitwise
 def test_categorical_with_per_example_logits():
     key = kf.key(2)
     logits = jax.random.normal(jax.random.PRNGKey(0), (5, 4))
@@ -209,6 +243,7 @@ def test_categorical_with_per_example_logits():
     assert_bitwise_equal(ours, theirs)
 
 
+@pytest.mark.bitwise
 def test_per_example_parameters_equal_mapping_them_with_the_keys():
     key = kf.key(4)
     lo = jnp.arange(6.0)[:, None]
@@ -223,6 +258,7 @@ def test_per_example_parameters_equal_mapping_them_with_the_keys():
                          jax.vmap(lambda k, m: jax.random.randint(k, (3,), 0, m))(keys, hi))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.complex128])
 def test_64_bit_dtypes_under_x64(stream, dtype):
     with jax.enable_x64(True):
@@ -235,6 +271,7 @@ def test_64_bit_dtypes_under_x64(stream, dtype):
                              canonical_draw(lambda k: jax.random.randint(k, (3,), -5, 2**40, jnp.int64), key, (4,)))
 
 
+@pytest.mark.bitwise
 def test_values_do_not_depend_on_global_flags():
     key = kf.key(3)
     base = kf.normal(key, batch=(50,), shape=(3,))
@@ -246,6 +283,7 @@ def test_values_do_not_depend_on_global_flags():
 
 # -- Invariances ----------------------------------------------------------------------------------
 
+@pytest.mark.bitwise
 @settings(max_examples=6, deadline=None)
 @given(n_small=st.integers(1, 20), n_large=st.integers(20, 60), m=st.integers(1, 5), extra=st.integers(0, 40))
 def test_rows_do_not_depend_on_batch_size_and_prefixes_are_stable(n_small, n_large, m, extra):
@@ -256,11 +294,13 @@ def test_rows_do_not_depend_on_batch_size_and_prefixes_are_stable(n_small, n_lar
     assert_bitwise_equal(large[:n_small, :m], small)
 
 
+@pytest.mark.bitwise
 def test_nested_rows_do_not_depend_on_inner_or_outer_sizes():
     key = kf.key(1)
     assert_bitwise_equal(kf.uniform(key, batch=(3, 4), shape=2)[:2, :3], kf.uniform(key, batch=(2, 3), shape=2))
 
 
+@pytest.mark.bitwise
 def test_row_i_is_the_unbatched_draw_with_at(stream):
     key = kf.key(6, stream)
     out = kf.normal(key, batch=(4, 5), shape=(3,))
@@ -269,8 +309,11 @@ def test_row_i_is_the_unbatched_draw_with_at(stream):
         assert_bitwise_equal(out[i, j], jax.random.normal(k, (3,)))
 
 
-@pytest.mark.parametrize("chunk_size", [1, 7, 1000])
+@pytest.mark.bitwise
+@pytest.mark.parametrize("chunk_size", [pytest.param(1, marks=pytest.mark.slow), 7,
+                                        pytest.param(1000, marks=pytest.mark.slow)])
 def test_chunked_equals_unchunked(stream, chunk_size):
+    """Chunks of 7 rows (ragged) in the default tier; one row per chunk and one chunk in the slow tier."""
     key = kf.key(2, stream)
     full = kf.normal(key, batch=(50, 2), shape=(3,))
     assert_bitwise_equal(kf.normal(key, batch=(50, 2), shape=(3,), chunk_size=chunk_size), full)
@@ -283,11 +326,12 @@ def test_chunked_equals_unchunked(stream, chunk_size):
                                                                                                    shape=(9,)))
     assert_bitwise_equal(kf.normal(key, batch=(0,), shape=(70,), chunk_size=chunk_size), kf.normal(key, batch=(0,),
                                                                                                    shape=(70,)))
-    for dtype in (jnp.bfloat16, jnp.float16):  # 16-bit floats are written into the result as uint16
+    for dtype in half_floats():  # 16-bit floats are written into the result as uint16
         assert_bitwise_equal(kf.normal(key, batch=(50,), shape=(3,), dtype=dtype, chunk_size=chunk_size),
                              kf.normal(key, batch=(50,), shape=(3,), dtype=dtype))
 
 
+@pytest.mark.bitwise
 def test_offset_blocks_concatenate_to_the_whole_batch():
     key = kf.key(9)
     whole = kf.bernoulli(key, batch=30, shape=4, p=0.5)
@@ -295,6 +339,7 @@ def test_offset_blocks_concatenate_to_the_whole_batch():
     assert_bitwise_equal(jnp.concatenate(blocks), whole)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("offset", [2**32 - 2, 2**33 + 5, 2**64 - 4])
 def test_offsets_past_2_32_use_64_bit_counters(offset):
     # Rows at indices >= 2**32 of a virtual batch of more than 2**32 examples, computed via
@@ -309,6 +354,7 @@ def test_offsets_past_2_32_use_64_bit_counters(offset):
         assert_bitwise_equal(wide[i], jax.random.bits(kf.at(key, offset + i), (100,), jnp.uint32))
 
 
+@pytest.mark.bitwise
 def test_traced_parameters_are_used_as_given():
     key = kf.key(3)
     p = jnp.array([0.2, 0.9])
@@ -316,6 +362,7 @@ def test_traced_parameters_are_used_as_given():
     assert_bitwise_equal(jitted, kf.bernoulli(key, batch=2, shape=4, p=p[:, None]))
 
 
+@pytest.mark.bitwise
 def test_jit_and_eager_agree():
     key = kf.key(3)
     eager = kf.truncated_normal(key, batch=(7, 3), shape=5, lower=-0.5, upper=0.5)
@@ -325,6 +372,7 @@ def test_jit_and_eager_agree():
     assert_bitwise_equal(jax.jit(lambda k: kf.normal(k, batch=9, shape=2))(raw), kf.normal(key, batch=9, shape=2))
 
 
+@pytest.mark.bitwise
 def test_vmap_over_keys_of_a_sampler():
     keys = kf.fan_out(kf.key(0), 3)
     out = jax.vmap(lambda k: kf.normal(k, batch=4, shape=2))(keys)
@@ -332,6 +380,7 @@ def test_vmap_over_keys_of_a_sampler():
         assert_bitwise_equal(out[i], kf.normal(keys[i], batch=4, shape=2))
 
 
+@pytest.mark.bitwise
 def test_automatic_blocking_of_huge_draws_gives_the_same_bits(monkeypatch):
     # Draws beyond _MAX_BLOCK elements are computed block by block; shrink the limit to check
     # the blocking without allocating gigabytes.
@@ -425,3 +474,13 @@ def test_the_fix_the_positional_error_names_gives_jaxs_single_draw():
     assert_bitwise_equal(kf.normal(key, batch=(), shape=(4, 3)), jax.random.normal(key, (4, 3)))
     assert_bitwise_equal(kf.normal(key, batch=(4,), shape=(3,)),
                          jax.vmap(lambda k: jax.random.normal(k, (3,)))(kf.fan_out(key, 4)))
+
+
+@pytest.mark.bitwise
+def test_concrete_parameters_closed_over_inside_jit_are_used_as_given():
+    """A concrete logits array (or bound) closed over by a jitted function: its value check is
+    traced there and cannot run, so the draw proceeds (it raised TracerBoolConversionError)."""
+    key, logits, upper = kf.key(0), jnp.log(jnp.array([0.2, 0.3, 0.5])), jnp.float32(2.0)
+    for draw in (lambda k: kf.categorical(k, batch=(4,), logits=logits),
+                 lambda k: kf.truncated_normal(k, batch=(4,), lower=-1.0, upper=upper)):
+        assert_bitwise_equal(jax.jit(draw)(key), draw(key))

@@ -44,6 +44,7 @@ def test_every_buggy_program_raises_with_the_users_line(name):
     assert "draws the same values for every example" in message and "Fix:" in message
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("name", list(CORRECT))
 def test_every_correct_program_is_quiet_and_computes_the_same_bits(name):
     fn, args = CORRECT[name]()
@@ -78,6 +79,7 @@ def test_nested_vmaps_name_the_level_whose_key_is_broadcast(level):
         fn(*args)
 
 
+@pytest.mark.bitwise
 def test_warn_mode_warns_once_per_line_and_runs():
     fn, args = BUGGY["nested vmaps, broadcast at tokens"]()
     expected = fn(*args)

@@ -34,6 +34,7 @@ def assert_same_mask(actual, expected):
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.bitwise
 def test_equals_a_plain_dense_on_the_batch_with_shared_params():
     layer = kf.shared_vmap(nn.Dense)(features=3)
     variables = layer.init(kf.key(0), X)
@@ -42,6 +43,7 @@ def test_equals_a_plain_dense_on_the_batch_with_shared_params():
     assert_bitwise_equal(layer.apply(variables, X), nn.Dense(3).apply(variables, X))
 
 
+@pytest.mark.bitwise
 def test_matches_the_reference_recipe():
     seed = 4
     layer = kf.shared_vmap(nn.Dense)(features=3)
@@ -49,6 +51,7 @@ def test_matches_the_reference_recipe():
     assert_bitwise_equal(layer.apply(variables, X).reshape(-1), recipes.nn_vmap_forward(seed, X, 3))
 
 
+@pytest.mark.bitwise
 def test_each_example_gets_its_own_dropout_key_kf_at_key_i():
     layer = kf.shared_vmap(Block, in_axes=(0, None))(features=8)
     variables = layer.init(kf.key(0), X, False)

@@ -51,6 +51,16 @@ CONTINUOUS = {
                          "truncnorm",
                          (-1.0, 2.0), *stats.truncnorm.stats(-1.0, 2.0, moments="mvk")),
 }
+PORTABLE = {
+    "uniform_bounds": lambda k: kf.uniform(k, batch=(N // 4,), shape=(4,), minval=-2.0, maxval=3.0, portable=True),
+    "normal": lambda k: kf.normal(k, batch=(N // 4,), shape=(4,), portable=True),
+    "gumbel": lambda k: kf.gumbel(k, batch=(N // 4,), shape=(4,), portable=True),
+    "truncated_normal": lambda k: kf.truncated_normal(k, batch=(N // 4,), shape=(4,), lower=-1.0, upper=2.0,
+                                                      portable=True),
+}
+"""The portable draws (``portable=True``: keyfan's own float32 arithmetic, the same on every CPU and
+GPU) face the same checks as JAX's."""
+CONTINUOUS.update({f"portable_{name}": (draw, *CONTINUOUS[name][1:]) for name, draw in PORTABLE.items()})
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -83,10 +93,26 @@ def test_discrete_samplers_have_their_distribution(seed):
     logits = jnp.log(jnp.array([0.1, 0.2, 0.3, 0.4]))
     c = np.asarray(kf.categorical(kf.named(key, "c"), batch=(N,), logits=logits))
     assert _chi2(np.bincount(c, minlength=4), [0.1, 0.2, 0.3, 0.4]) > P_MIN
+    c = np.asarray(kf.categorical(kf.named(key, "c"), batch=(N,), logits=logits, portable=True))
+    assert _chi2(np.bincount(c, minlength=4), [0.1, 0.2, 0.3, 0.4]) > P_MIN
     words = np.asarray(kf.bits(kf.named(key, "w"), batch=(N // 4,), shape=(4,)))
     bit_means = np.unpackbits(words.view(np.uint8)).reshape(-1, 32).mean(0)
     assert np.all(np.abs(bit_means - 0.5) / np.sqrt(0.25 / words.size) < Z_MAX)
     assert _ks(words.astype(np.float64) / 2**32, "uniform") > P_MIN
+
+
+@pytest.mark.parametrize("portable", [False, True])
+@pytest.mark.parametrize("lam", [3.0, 40.0])
+def test_poisson_has_its_distribution(lam, portable):
+    x = np.asarray(kf.poisson(kf.key(5), batch=(N // 8,), lam=lam, portable=portable))
+    support = np.arange(int(lam + 8 * np.sqrt(lam)))
+    counts = np.bincount(np.minimum(x, support[-1]), minlength=support.size)
+    probs = stats.poisson.pmf(support, lam)
+    probs[-1] += stats.poisson.sf(support[-1], lam)  # the last bin holds the tail
+    keep = probs * x.size >= 5  # chi-square bins with enough expected counts; the rest pooled
+    if not keep.all():
+        counts, probs = np.append(counts[keep], counts[~keep].sum()), np.append(probs[keep], probs[~keep].sum())
+    assert _chi2(counts, probs) > P_MIN
 
 
 def _max_neighbour_z(rows):
@@ -111,6 +137,7 @@ NEIGHBOURS = {
         kf.example_keys(key, np.arange(ROWS) * 7919 + 5, step=3)),
     "uniform_examples": lambda key: kf.uniform(key, batch=(ROWS,), shape=(LENGTH,)),
     "bits_examples": lambda key: kf.bits(key, batch=(ROWS,), shape=(LENGTH,)).astype(jnp.float32),
+    "portable_examples": lambda key: kf.normal(key, batch=(ROWS,), shape=(LENGTH,), portable=True),
 }
 
 

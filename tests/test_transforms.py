@@ -43,6 +43,7 @@ CASES = {
 }
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("name", CASES)
 def test_batched_row_i_equals_single_call(name, stream):
     transform, make = CASES[name]
@@ -52,6 +53,7 @@ def test_batched_row_i_equals_single_call(name, stream):
         assert_bitwise_equal(batched[i], transform(example_key(key, i, (B,)), x[i]))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("name", CASES)
 def test_raw_keys_on_a_stream_equal_typed_keys(name, stream):
     transform, make = CASES[name]
@@ -60,6 +62,7 @@ def test_raw_keys_on_a_stream_equal_typed_keys(name, stream):
                          transform(kf.key(SEED, stream=stream), make(), batch_axes=1))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("name", ["dropout", "random_crop", "contrast", "compose"])
 def test_two_batch_axes_are_hierarchical(name):
     transform, make = CASES[name]
@@ -70,6 +73,7 @@ def test_two_batch_axes_are_hierarchical(name):
         assert_bitwise_equal(batched[i, j], transform(kf.at(key, (i, j)), x[i, j]))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("name", ["dropout", "gaussian_noise", "contrast", "brightness", "cutout"])
 def test_jit_and_eager_agree(name):
     transform, make = CASES[name]
@@ -80,6 +84,7 @@ def test_jit_and_eager_agree(name):
     assert_bitwise_equal(single(key, x[0]), transform(key, x[0]))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("name", ["dropout", "contrast", "random_crop", "compose"])
 def test_size_independence_of_row_i(name):
     transform, make = CASES[name]
@@ -89,6 +94,7 @@ def test_size_independence_of_row_i(name):
 
 # -- dropout ------------------------------------------------------------------------------------
 
+@pytest.mark.bitwise
 def test_dropout_rate_0_and_1():
     x = images((B, 8))
     assert T.dropout(kf.key(0), x, 0.0, batch_axes=1) is x
@@ -97,6 +103,7 @@ def test_dropout_rate_0_and_1():
     assert not bool(T.dropout_mask(kf.key(0), (B, 8), 1.0, batch_axes=1).any())
 
 
+@pytest.mark.bitwise
 def test_dropout_scales_kept_values_and_matches_its_mask():
     key, x = kf.key(SEED), images((B, 50)) + 1.0  # no zeros in x
     y = T.dropout(key, x, 0.25, batch_axes=1)
@@ -156,6 +163,7 @@ def test_contrast_keeps_channel_means_and_scales_deviations():
     assert np.allclose(dev_y, factors[:, None, None, None] * dev_x, atol=1e-5)
 
 
+@pytest.mark.bitwise
 def test_random_crop_is_a_window_of_the_padded_image():
     x = images((B, 9, 7, 3))
     size, pad = (6, 5), 2
@@ -170,6 +178,7 @@ def test_random_crop_is_a_window_of_the_padded_image():
     assert len(offsets) > 1, "crops differ across the batch"
 
 
+@pytest.mark.bitwise
 def test_cutout_fills_one_clipped_rectangle_per_image():
     x = images((B, 10, 10, 2)) + 1.0
     y = T.cutout(kf.key(SEED), x, (4, 3), fill=0.0, batch_axes=1)
@@ -183,6 +192,7 @@ def test_cutout_fills_one_clipped_rectangle_per_image():
 
 # -- compose ------------------------------------------------------------------------------------
 
+@pytest.mark.bitwise
 def test_compose_keys_by_name_so_adding_a_step_changes_nothing_else():
     crop = functools.partial(T.random_crop, size=7, padding=2)
     before = T.compose(flip=T.flip_left_right, crop=crop)
@@ -196,6 +206,7 @@ def test_compose_keys_by_name_so_adding_a_step_changes_nothing_else():
     assert_bitwise_equal(other(key, x, batch_axes=1), one(key, x, batch_axes=1))
 
 
+@pytest.mark.bitwise
 def test_compose_gives_each_step_its_named_key():
     probe = T.compose(a=lambda k, x: x + jax.random.key_data(k), b=lambda k, x: x * 0 + jax.random.key_data(k))
     key = kf.key(SEED)

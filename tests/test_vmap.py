@@ -26,6 +26,7 @@ def xs_of(n, m=3):
 
 # -- "different" ---------------------------------------------------------------------------------
 
+@pytest.mark.bitwise
 def test_different_equals_split_vmap_typed(stream):
     key = kf.key(SEED, stream=stream)
     got = kf.vmap(noisy, in_axes=(0, None), randomness="different")(xs_of(5), key)
@@ -33,6 +34,7 @@ def test_different_equals_split_vmap_typed(stream):
     assert_bitwise_equal(got, expected)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("make", [jax.random.PRNGKey, jax.random.key], ids=["raw", "jax-typed"])
 def test_different_equals_jax_split_for_jax_keys(stream, make):
     # JAX's own split, under the flag the fixture sets for this stream: keyfan's stream reproduces it.
@@ -42,6 +44,7 @@ def test_different_equals_jax_split_for_jax_keys(stream, make):
     assert_bitwise_equal(f(xs_of(6), key), expected)
 
 
+@pytest.mark.bitwise
 def test_different_row_i_is_at_key_i_and_size_independent():
     key = kf.key(SEED)
     f = kf.vmap(noisy, in_axes=(0, None), randomness="different")
@@ -51,6 +54,7 @@ def test_different_row_i_is_at_key_i_and_size_independent():
         assert_bitwise_equal(large[i], noisy(xs_of(11)[i], kf.at(key, i)))
 
 
+@pytest.mark.bitwise
 def test_different_nested_equals_fan_out_grid(stream):
     key = kf.key(SEED, stream=stream)
     inner = kf.vmap(lambda x, k: x + jax.random.normal(k), in_axes=(0, None), randomness="different")
@@ -62,12 +66,14 @@ def test_different_nested_equals_fan_out_grid(stream):
         assert_bitwise_equal(outer(x, key)[2, 1], jax.random.normal(kf.at(key, (2, 1))))
 
 
+@pytest.mark.bitwise
 def test_different_jit_and_eager_agree(stream):
     key = kf.key(SEED, stream=stream)
     f = kf.vmap(noisy, in_axes=(0, None), randomness="different")
     assert_bitwise_equal(jax.jit(f)(xs_of(4), key), f(xs_of(4), key))
 
 
+@pytest.mark.bitwise
 def test_mapped_keys_are_used_as_given():
     key = kf.key(SEED)
     keys = jax.random.split(kf.key(SEED + 1), 4)
@@ -82,6 +88,7 @@ def test_mapped_keys_are_used_as_given():
     assert_bitwise_equal(two, expected)
 
 
+@pytest.mark.bitwise
 def test_pytrees_kwargs_and_out_axes():
     key = kf.key(SEED)
 
@@ -97,6 +104,7 @@ def test_pytrees_kwargs_and_out_axes():
     assert_bitwise_equal(got["k"], batch["c"])
 
 
+@pytest.mark.bitwise
 def test_keyword_arguments_in_any_order():
     key = kf.key(SEED)
 
@@ -111,6 +119,7 @@ def test_keyword_arguments_in_any_order():
         kf.vmap(f)(x=xs_of(4), key=key, bias=jnp.arange(4.0)[:, None])
 
 
+@pytest.mark.bitwise
 def test_axis_name_collectives_and_axis_size():
     key = kf.key(SEED)
 
@@ -125,6 +134,7 @@ def test_axis_name_collectives_and_axis_size():
     assert_bitwise_equal(only_key(key), jax.vmap(lambda k: jax.random.normal(k))(kf.fan_out(key, 5)))
 
 
+@pytest.mark.bitwise
 def test_spmd_axis_name_under_jit():
     key = kf.key(SEED)
     mesh = jax.make_mesh((1,), ("b",))
@@ -137,6 +147,7 @@ def test_spmd_axis_name_under_jit():
 
 # -- "same" --------------------------------------------------------------------------------------
 
+@pytest.mark.bitwise
 @pytest.mark.keyfan_sanitize("off")  # builds the broadcast key on purpose, as the reference
 def test_same_equals_broadcast(stream):
     key = kf.key(SEED, stream=stream)
@@ -205,6 +216,7 @@ def test_error_raises_on_unmapped_key_and_names_it(f):
         kf.vmap(f, in_axes=(0, None))(jnp.ones((4, 3)), kf.key(SEED))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("f", DRAWING)
 def test_error_passes_the_same_functions_with_mapped_keys(f):
     keys = kf.fan_out(kf.key(SEED), 4)
@@ -234,6 +246,7 @@ def test_error_nested_outer_key_shared_by_inner_fan_out():
         kf.vmap(inner, in_axes=(0, None))(jnp.zeros((2, 3)), kf.key(SEED))
 
 
+@pytest.mark.bitwise
 def test_error_passes_functions_without_shared_draws():
     key, keys = kf.key(SEED), kf.fan_out(kf.key(SEED), 4)
     params = {"w": jnp.arange(3.0), "b": jnp.float32(1.0)}
@@ -350,6 +363,7 @@ def test_keyflow_reports_each_draw_with_its_sources_and_variation():
     assert all("test_vmap.py" in d.location for d in draws)
 
 
+@pytest.mark.bitwise
 def test_closed_over_key_error_suggests_a_fix_that_works():
     key = kf.key(3)
 

@@ -5,23 +5,58 @@ dtype) called as ``step(bits, *params)`` where ``bits(bit_width, ...)`` returns 
 bits of the draw and ``params`` are flat arrays. Each reproduces the arithmetic of the matching
 ``jax.random`` function operation for operation (JAX 0.4 through 0.10 share it), so a keyfan
 draw equals the canonical ``vmap`` of ``jax.random`` bit for bit; the tests check every one.
+
+With ``portable=True`` a float step runs :mod:`keyfan._portable` instead: float32 values that
+are the same on every CPU instruction set and GPU (JAX's are not: XLA contracts their
+multiply-adds into fused ones where the CPU has them), drawn from one 32-bit word per value.
+16-bit floats are those float32 values rounded to the dtype; 64-bit floats have no portable
+step. Integer and boolean steps (``Bits``, ``RandInt``, ``Bernoulli``) are exact arithmetic
+and comparisons, the same everywhere as they are.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
+from keyfan import _portable
 from keyfan._kernel import BitsFn
 
-__all__ = ["Bernoulli", "Bits", "Gumbel", "Normal", "RandInt", "TruncatedNormal", "Uniform", "UniformBits",
-           "gumbel_low_from_bits"]
+__all__ = ["PORTABLE_DTYPES", "Bernoulli", "Bits", "Gumbel", "Normal", "RandInt", "TruncatedNormal", "Uniform",
+           "UniformBits", "check_portable", "gumbel_low_from_bits"]
+
+PORTABLE_DTYPES = tuple(np.dtype(d) for d in ("float32", "float16", "bfloat16", "complex64"))
+"""The dtypes of portable float draws (``complex64`` for ``normal`` only)."""
 
 _SPLIT = ((0, 2),), ((1, 2),)
 """``k1, k2 = jax.random.split(k)`` as paths below an example's key."""
+
+
+def check_portable(portable: object, dtype: np.dtype | None = None, *, complex_ok: bool = False) -> bool:
+    """``portable`` as a bool; ``TypeError`` unless it is one, ``ValueError`` for a float
+    ``dtype`` that has no portable step."""
+    if not isinstance(portable, (bool, np.bool_)):
+        raise TypeError(f"portable must be True or False, got {type(portable).__name__} {portable!r}.")
+    allowed = [d for d in PORTABLE_DTYPES if complex_ok or d.kind != "c"]
+    if portable and dtype is not None and dtype not in allowed:
+        raise ValueError(
+            f"portable=True draws {', '.join(map(str, allowed))} only (float32 arithmetic, the same on "
+            f"every CPU and GPU); got dtype={dtype}. Draw float32 and convert, or use portable=False "
+            f"(JAX's values, which depend on the CPU's instruction set).")
+    return bool(portable)
+
+
+def _portable_words(bits: BitsFn, **draw) -> Array:
+    return bits(32, **draw)
+
+
+def _rounded(x: Array, dtype: np.dtype) -> Array:
+    """A portable float32 result in ``dtype`` (one correctly rounded conversion)."""
+    return x if x.dtype == dtype else x.astype(dtype)
 
 
 def _uniform_bits(bits: BitsFn, dtype: np.dtype, **draw) -> Array:
@@ -89,8 +124,13 @@ class Uniform:
     """``jax.random.uniform(key, shape, dtype, minval, maxval)``."""
 
     dtype: np.dtype
+    portable: bool = False
 
     def __call__(self, bits: BitsFn, minval: Array, maxval: Array) -> Array:
+        if self.portable:
+            f32 = np.dtype(np.float32)
+            return _rounded(_portable.uniform(_portable_words(bits), minval.astype(f32), maxval.astype(f32)),
+                            self.dtype)
         return _uniform(bits, self.dtype, minval, maxval)
 
 
@@ -99,8 +139,11 @@ class Normal:
     """``jax.random.normal(key, shape, dtype)``, real or complex."""
 
     dtype: np.dtype
+    portable: bool = False
 
     def __call__(self, bits: BitsFn) -> Array:
+        if self.portable:
+            return self._portable(bits)
         if not jnp.issubdtype(self.dtype, jnp.complexfloating):
             return _normal_real(bits, self.dtype)
         sqrt2 = np.array(np.sqrt(2), self.dtype)
@@ -108,6 +151,14 @@ class Normal:
         re = _normal_real(bits, real_dtype, path=_SPLIT[0]).astype(self.dtype)
         im = _normal_real(bits, real_dtype, path=_SPLIT[1]).astype(self.dtype)
         return (re + 1j * im) / sqrt2
+
+    def _portable(self, bits: BitsFn) -> Array:
+        if self.dtype != np.complex64:
+            return _rounded(_portable.normal(_portable_words(bits)), self.dtype)
+        # As JAX: the real and imaginary parts from the two keys of a split, each scaled by
+        # 1/sqrt(2) (an exact-product multiply, so the scaling is portable too).
+        re, im = (_portable.scaled(_portable.normal(_portable_words(bits, path=p)), np.sqrt(0.5)) for p in _SPLIT)
+        return lax.complex(re, im)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,8 +185,24 @@ class TruncatedNormal:
     """``jax.random.truncated_normal(key, lower, upper, shape, dtype)``."""
 
     dtype: np.dtype
+    portable: bool = False
 
-    def __call__(self, bits: BitsFn, lower: Array, upper: Array) -> Array:
+    def params(self, lower: Array, upper: Array) -> tuple[Array, ...]:
+        """The step's parameters: the bounds, and with ``portable`` their float32 ``erf`` too
+        (computed once per bound, before the per-value loop)."""
+        if not self.portable:
+            return lower, upper
+        return _portable_bounds(lower, upper)
+
+    def __call__(self, bits: BitsFn, lower: Array, upper: Array, *erf_bounds: Array) -> Array:
+        if self.portable:
+            f32 = np.dtype(np.float32)
+            out = _portable.truncated_normal(_portable_words(bits), lower.astype(f32), upper.astype(f32), *erf_bounds)
+            if self.dtype == f32:
+                return out
+            # Rounding may reach a bound: keep the open interval in the dtype, as JAX does.
+            return jnp.clip(out.astype(self.dtype), lax.nextafter(lower, np.array(np.inf, self.dtype)),
+                            lax.nextafter(upper, np.array(-np.inf, self.dtype)))
         sqrt2 = np.array(np.sqrt(2), self.dtype)
         a = lax.erf(lower / sqrt2)
         b = lax.erf(upper / sqrt2)
@@ -143,6 +210,13 @@ class TruncatedNormal:
         out = sqrt2 * lax.erf_inv(u)
         return jnp.clip(out, lax.nextafter(lower, np.array(np.inf, self.dtype)),
                         lax.nextafter(upper, np.array(-np.inf, self.dtype)))
+
+
+@jax.jit
+def _portable_bounds(lower: Array, upper: Array) -> tuple[Array, ...]:
+    f32 = np.dtype(np.float32)
+    _, _, a, b = _portable.truncation_bounds(lower.astype(f32), upper.astype(f32))
+    return lower, upper, a, b
 
 
 def _convert_and_clip_integer(val: Array, dtype: np.dtype) -> Array:
@@ -186,8 +260,11 @@ class Gumbel:
     dtype: np.dtype
     mode: str
     event_size: int
+    portable: bool = False
 
     def __call__(self, bits: BitsFn) -> Array:
+        if self.portable:  # "low" only: the sampler refuses mode="high" with portable=True
+            return _rounded(_portable.gumbel(_portable_words(bits)), self.dtype)
         if self.mode == "low":
             return gumbel_low_from_bits(_uniform_bits(bits, self.dtype), self.dtype)
         info = jnp.finfo(self.dtype)

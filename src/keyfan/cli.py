@@ -119,23 +119,24 @@ def bench(
     out: Path = typer.Option(DEFAULT_BENCH_DIR, metavar="DIR",  # noqa: B008
                              help="Directory for bench.json and bench.png."),
     group: str = typer.Option("all", metavar="GROUP",
-                              help="'all' (the suite) or 'ensemble-trainer' (one ensemble training step against "
-                                   "hand-written JAX and Equinox at four sizes; several minutes)."),
+                              help="'all' (the suite), 'ensemble-trainer' (one ensemble training step against "
+                                   "hand-written JAX and Equinox at four sizes; several minutes) or 'portable' "
+                                   "(each float sampler with portable=True beside its default; portable.json)."),
 ) -> None:
     """Time keyfan against the canonical patterns and NumPy; write JSON and a PNG chart."""
     console = _console()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    if group not in ("all", "ensemble-trainer"):
-        raise typer.BadParameter(f"group must be 'all' or 'ensemble-trainer', got {group!r}.", param_hint="--group")
+    if group not in ("all", "ensemble-trainer", "portable"):
+        raise typer.BadParameter(f"group must be 'all', 'ensemble-trainer' or 'portable', got {group!r}.",
+                                 param_hint="--group")
     if group == "ensemble-trainer":
         from keyfan._bench import trainer
 
         doc = trainer.run(out=out, progress=lambda name: console.print(f"  {name}", end="\r"))
         table = Table(title="ensemble trainer: one training step (median ms), first call (s), XLA temp (MB)")
-        left = ("size", "contender", "arrangement (* rule)")
-        for column in (*left, "median ms", "vs hand", "vs equinox", "first call s", "XLA temp MB"):
-            table.add_column(column, justify="left" if column in left else "right")
+        for n, column in enumerate(trainer.TABLE_COLUMNS):
+            table.add_column(column, justify="left" if n < 3 else "right")
         for row in trainer.table(doc):
             table.add_row(*row)
         console.print(table)
@@ -149,7 +150,15 @@ def bench(
 
     if sample_ms is None:
         sample_ms = 10.0 if quick else 20.0
-    cases = default_cases(quick=quick)
+    if group == "portable":
+        import jax
+
+        import keyfan as kf
+        from keyfan._bench.portable import portable_cases
+
+        cases = portable_cases(kf.key(0), jax.random.PRNGKey(0), 10**5 if quick else 10**6)
+    else:
+        cases = default_cases(quick=quick)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("benchmarking", total=len(cases) * runs)
@@ -185,8 +194,11 @@ def bench(
             goals.add_row(t["target"], fmt(t["value"], ".2f"), f"{t['goal']}", met)
         console.print(goals)
 
-    name = "bench-quick" if quick else "bench"
+    name = ("portable" if group == "portable" else "bench") + ("-quick" if quick else "")
     report.write_json(out / f"{name}.json", results, quick=quick)
+    if group == "portable":
+        console.print(f"wrote {out / f'{name}.json'}")
+        return
     report.write_png(out / f"{name}.png", results)
     console.print(f"wrote {out / f'{name}.json'} and {out / f'{name}.png'}")
 

@@ -29,6 +29,10 @@ Common arguments:
     mesh axes (sizes divisible by the shard counts), per-example axes may not. Each device
     computes its own rows, with no communication.
   stream: the stream for a raw or JAX-typed key (default ``"threefry"``).
+  portable: ``True`` for values with the same bits on every CPU instruction set and GPU
+    (``keyfan._portable``: float32 arithmetic that fused multiply-adds cannot change); they are
+    not JAX's values. ``False`` (default): exactly JAX's values, whose floats follow the CPU.
+    Integer and boolean samplers are the same everywhere either way.
 
 Parameters such as ``minval`` or ``p`` broadcast against ``(*batch, *shape)``: a scalar is
 shared, an array with batch axes gives per-example parameters (the canonical equivalent maps
@@ -49,7 +53,7 @@ from jax import Array
 from jax.sharding import NamedSharding
 from jax.typing import ArrayLike, DTypeLike
 
-from keyfan import _kernel
+from keyfan import _kernel, _portable_poisson
 from keyfan._checks import as_int, as_shape, check_fits_memory, is_traced, x64_enabled
 from keyfan._keyarg import KeyArg, check_key
 from keyfan._values import (
@@ -61,6 +65,7 @@ from keyfan._values import (
     TruncatedNormal,
     Uniform,
     UniformBits,
+    check_portable,
     gumbel_low_from_bits,
 )
 from keyfan.keys import fan_out
@@ -150,6 +155,15 @@ def _float_bits(dt: np.dtype) -> int:
     """The bits JAX draws per value of float dtype ``dt`` (8 for the sub-8-bit-mantissa floats)."""
     info = jnp.finfo(dt)  # type: ignore[no-untyped-call]  # ml_dtypes' finfo, for bfloat16 too
     return 8 if info.nmant < 8 else int(info.bits)
+
+
+def _portable_mode(portable: object, dtype: np.dtype, mode: Mode) -> bool:
+    """``portable`` checked for a Gumbel-based sampler: portable draws have no ``"high"`` mode."""
+    checked = check_portable(portable, dtype)
+    if checked and mode != "low":
+        raise ValueError("portable=True draws Gumbel values in mode 'low' only (from one word per value, "
+                         "never 0 or 1, |g| < 17); got mode='high'. Use mode='low', or portable=False.")
+    return checked
 
 
 def _named_sharding(sharding: object) -> NamedSharding | None:
@@ -247,10 +261,13 @@ class _Draw:
 
 def _check_values(rule: str, ok: Callable[[], ArrayLike], **arrays: ArrayLike) -> None:
     """Raises ``ValueError`` if concrete parameter values break ``rule`` (``ok()`` is False);
-    traced values cannot be checked and pass."""
+    traced values cannot be checked and pass (inside ``jit`` even a concrete array's check is traced)."""
     if any(is_traced(a) for a in arrays.values()):
         return
-    if not bool(ok()):
+    result = ok()
+    if is_traced(result):
+        return
+    if not bool(result):
         shown = ", ".join(f"{name}={np.asarray(a).tolist() if np.size(a) <= 8 else '[...]'}"
                           for name, a in arrays.items())
         raise ValueError(f"{rule}; got {shown}.")
@@ -267,7 +284,8 @@ def _common(key: KeyLike, batch: ShapeLike, shape: ShapeLike, offset: int, chunk
 @_keywords_after_key
 def bits(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
          offset: int = 0, chunk_size: int | None = None,
-         sharding: NamedSharding | None = None, stream: StreamName | None = None) -> Array:
+         sharding: NamedSharding | None = None, stream: StreamName | None = None,
+         portable: bool = False) -> Array:
     """Per-example raw bits: ``vmap(lambda k: jax.random.bits(k, shape, dtype))(kf.fan_out(key, batch))``.
 
     Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
@@ -289,6 +307,8 @@ def bits(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeL
         each over mesh axes that divide its size. Each device computes its own rows.
       stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
         its own, and a different ``stream=`` is a ``ValueError``.
+      portable: accepted for symmetry with the float samplers; the values are the same on every
+        CPU and GPU either way (exact integer arithmetic and comparisons).
 
     Returns:
       An unsigned integer array of shape ``(*batch, *shape)`` and dtype ``dtype``.
@@ -311,6 +331,7 @@ def bits(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeL
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.uint32, "uint")
+    check_portable(portable)  # raw bits are the same everywhere
     d.check_size(math.prod(d.shape), dt.itemsize * 8)
     return d.run(Bits(dt))
 
@@ -318,7 +339,8 @@ def bits(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeL
 @_keywords_after_key
 def uniform(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
             minval: ArrayLike = 0.0, maxval: ArrayLike = 1.0, offset: int = 0, chunk_size: int | None = None,
-            sharding: NamedSharding | None = None, stream: StreamName | None = None) -> Array:
+            sharding: NamedSharding | None = None, stream: StreamName | None = None,
+            portable: bool = False) -> Array:
     """Per-example uniform floats in ``[minval, maxval)``, as ``jax.random.uniform`` per example.
 
     Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
@@ -341,6 +363,9 @@ def uniform(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
         each over mesh axes that divide its size. Each device computes its own rows.
       stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
         its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
 
     Returns:
       A float array of shape ``(*batch, *shape)`` and dtype ``dtype``.
@@ -362,17 +387,19 @@ def uniform(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
-    d.check_size(math.prod(d.shape), _float_bits(dt))
+    portable = check_portable(portable, dt)
+    d.check_size(math.prod(d.shape), 32 if portable else _float_bits(dt))
     lo, hi = d.param("minval", minval, dt), d.param("maxval", maxval, dt)
     _check_values("minval and maxval must be finite with minval <= maxval",
                   lambda: jnp.isfinite(lo).all() & jnp.isfinite(hi).all() & (lo <= hi).all(), minval=lo, maxval=hi)
-    return d.run(Uniform(dt), (lo, hi))
+    return d.run(Uniform(dt, portable), (lo, hi))
 
 
 @_keywords_after_key
 def normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
            offset: int = 0, chunk_size: int | None = None,
-           sharding: NamedSharding | None = None, stream: StreamName | None = None) -> Array:
+           sharding: NamedSharding | None = None, stream: StreamName | None = None,
+           portable: bool = False) -> Array:
     """Per-example standard normals, as ``jax.random.normal`` per example.
 
     Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
@@ -393,6 +420,9 @@ def normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTyp
         each over mesh axes that divide its size. Each device computes its own rows.
       stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
         its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
 
     Returns:
       An array of shape ``(*batch, *shape)`` and dtype ``dtype``.
@@ -414,15 +444,17 @@ def normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTyp
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "inexact")
+    portable = check_portable(portable, dt, complex_ok=True)
     real = np.array(0, dt).real.dtype
-    d.check_size(math.prod(d.shape), _float_bits(real))
-    return d.run(Normal(dt))
+    d.check_size(math.prod(d.shape), 32 if portable else _float_bits(real))
+    return d.run(Normal(dt, portable))
 
 
 @_keywords_after_key
 def bernoulli(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), p: ArrayLike = 0.5,
               mode: Mode = "low", offset: int = 0, chunk_size: int | None = None,
-              sharding: NamedSharding | None = None, stream: StreamName | None = None) -> Array:
+              sharding: NamedSharding | None = None, stream: StreamName | None = None,
+              portable: bool = False) -> Array:
     """Per-example Bernoulli draws, as ``jax.random.bernoulli(k, p, shape, mode)`` per example.
 
     Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
@@ -445,6 +477,8 @@ def bernoulli(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), p: Array
         each over mesh axes that divide its size. Each device computes its own rows.
       stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
         its own, and a different ``stream=`` is a ``ValueError``.
+      portable: accepted for symmetry with the float samplers; the values are the same on every
+        CPU and GPU either way (exact integer arithmetic and comparisons).
 
     Returns:
       A boolean array of shape ``(*batch, *shape)``.
@@ -466,6 +500,7 @@ def bernoulli(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), p: Array
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     mode = _mode(mode)
+    check_portable(portable)  # comparisons of exact uniforms with p: the same everywhere
     p_array = jnp.asarray(p)
     if not jnp.issubdtype(p_array.dtype, jnp.floating):
         raise TypeError(f"p must have a floating dtype, got {p_array.dtype}; write p=1.0 rather than p=1.")
@@ -502,7 +537,8 @@ def _int_bound(name: str, value: Any, dtype: np.dtype) -> Array:
 @_keywords_after_key
 def randint(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
             minval: ArrayLike, maxval: ArrayLike, offset: int = 0, chunk_size: int | None = None,
-            sharding: NamedSharding | None = None, stream: StreamName | None = None) -> Array:
+            sharding: NamedSharding | None = None, stream: StreamName | None = None,
+            portable: bool = False) -> Array:
     """Per-example integers in ``[minval, maxval)``, as ``jax.random.randint`` per example.
 
     Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
@@ -528,6 +564,8 @@ def randint(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
         each over mesh axes that divide its size. Each device computes its own rows.
       stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
         its own, and a different ``stream=`` is a ``ValueError``.
+      portable: accepted for symmetry with the float samplers; the values are the same on every
+        CPU and GPU either way (exact integer arithmetic and comparisons).
 
     Returns:
       An integer array of shape ``(*batch, *shape)`` and dtype ``dtype``.
@@ -549,6 +587,7 @@ def randint(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.int32, "int")
+    check_portable(portable)  # integer arithmetic: the same everywhere
     info = np.iinfo(dt)
     bounds = []
     for name, value in (("minval", minval), ("maxval", maxval)):
@@ -571,7 +610,8 @@ def randint(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
 @_keywords_after_key
 def truncated_normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
                      lower: ArrayLike, upper: ArrayLike, offset: int = 0, chunk_size: int | None = None,
-                     sharding: NamedSharding | None = None, stream: StreamName | None = None) -> Array:
+                     sharding: NamedSharding | None = None, stream: StreamName | None = None,
+                     portable: bool = False) -> Array:
     """Per-example normals truncated to ``(lower, upper)``, as ``jax.random.truncated_normal``.
 
     Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
@@ -594,6 +634,9 @@ def truncated_normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), d
         each over mesh axes that divide its size. Each device computes its own rows.
       stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
         its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
 
     Returns:
       A float array of shape ``(*batch, *shape)`` with values in the open interval ``(lower, upper)``.
@@ -615,17 +658,20 @@ def truncated_normal(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), d
     """
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
-    d.check_size(math.prod(d.shape), _float_bits(dt))
+    portable = check_portable(portable, dt)
+    d.check_size(math.prod(d.shape), 32 if portable else _float_bits(dt))
     lo, hi = d.param("lower", lower, dt), d.param("upper", upper, dt)
     _check_values("lower must be less than upper (either may be infinite, neither NaN)",
                   lambda: (lo < hi).all(), lower=lo, upper=hi)
-    return d.run(TruncatedNormal(dt), (lo, hi))
+    step = TruncatedNormal(dt, portable)
+    return d.run(step, step.params(lo, hi))
 
 
 @_keywords_after_key
 def gumbel(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
            mode: Mode = "low", offset: int = 0, chunk_size: int | None = None,
-           sharding: NamedSharding | None = None, stream: StreamName | None = None) -> Array:
+           sharding: NamedSharding | None = None, stream: StreamName | None = None,
+           portable: bool = False) -> Array:
     """Per-example standard Gumbel draws, as ``jax.random.gumbel(k, shape, dtype, mode)``.
 
     Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
@@ -648,6 +694,9 @@ def gumbel(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTyp
         each over mesh axes that divide its size. Each device computes its own rows.
       stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
         its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
 
     Returns:
       A float array of shape ``(*batch, *shape)`` and dtype ``dtype``.
@@ -670,16 +719,18 @@ def gumbel(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTyp
     d = _common(key, batch, shape, offset, chunk_size, sharding, stream)
     dt = _dtype("dtype", dtype, np.float32, "float")
     mode = _mode(mode)
+    portable = _portable_mode(portable, dt, mode)
     n = math.prod(d.shape)
-    d.check_size(2 * n if mode == "high" else n, _float_bits(dt))
-    return d.run(Gumbel(dt, mode, n))
+    d.check_size(2 * n if mode == "high" else n, 32 if portable else _float_bits(dt))
+    return d.run(Gumbel(dt, mode, n, portable))
 
 
 @_keywords_after_key
 def categorical(key: KeyLike, *, batch: ShapeLike, logits: ArrayLike, axis: int = -1,
                 shape: ShapeLike | None = None, mode: Mode = "low", batched_logits: bool = False,
                 offset: int = 0, chunk_size: int | None = None,
-                sharding: NamedSharding | None = None, stream: StreamName | None = None) -> Array:
+                sharding: NamedSharding | None = None, stream: StreamName | None = None,
+                portable: bool = False) -> Array:
     """Per-example categorical draws, as ``jax.random.categorical(k, logits, axis, shape)``.
 
     Row ``i`` is the unbatched draw with ``kf.at(key, i)``, bit for bit, eager and under ``jit``;
@@ -704,6 +755,9 @@ def categorical(key: KeyLike, *, batch: ShapeLike, logits: ArrayLike, axis: int 
         each over mesh axes that divide its size. Each device computes its own rows.
       stream: the stream for a raw or JAX-typed key (default ``"threefry"``); a keyfan key carries
         its own, and a different ``stream=`` is a ``ValueError``.
+      portable: ``True`` for float32 values with the same bits on every CPU instruction set and GPU
+        (float16/bfloat16: those values rounded), not JAX's: see docs/guides/reproducibility.md.
+        ``False`` (default): JAX's values, whose last bits follow the CPU.
 
     Returns:
       An array of category indices of shape ``(*batch, *shape)`` (JAX's default integer dtype).
@@ -768,15 +822,23 @@ def categorical(key: KeyLike, *, batch: ShapeLike, logits: ArrayLike, axis: int 
         spec = NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec_entries))
     d = _common(key, batch_shape, gumbel_shape, offset, chunk_size, spec, stream)
     dt = np.dtype(logits.dtype)
+    portable = _portable_mode(portable, dt, mode)
     n = math.prod(gumbel_shape)
-    d.check_size(2 * n if mode == "high" else n, _float_bits(dt))
+    d.check_size(2 * n if mode == "high" else n, 32 if portable else _float_bits(dt))
+    values = logits
+    if portable:  # float32 Gumbel draws plus float32 logits: one IEEE addition, then the argmax
+        dt, values = np.dtype(np.float32), logits.astype(np.float32)
+        g = d.run(Gumbel(dt, mode, n, portable))
     # "low": the Gumbel step runs outside the draw's loop and fuses into the argmax (20% faster
     # at 1e6 x 10 classes); "high" mixes two draws per value and stays in the loop.
-    g = gumbel_low_from_bits(d.run(UniformBits(dt)), dt) if mode == "low" else d.run(Gumbel(dt, mode, n))
-    if batched_logits:
-        lg = logits.reshape(batch_shape + (1,) * len(prefix) + per_example)
+    elif mode == "low":
+        g = gumbel_low_from_bits(d.run(UniformBits(dt)), dt)
     else:
-        lg = jnp.expand_dims(logits, tuple(range(len(prefix)))) if prefix else logits
+        g = d.run(Gumbel(dt, mode, n))
+    if batched_logits:
+        lg = values.reshape(batch_shape + (1,) * len(prefix) + per_example)
+    else:
+        lg = jnp.expand_dims(values, tuple(range(len(prefix)))) if prefix else values
     return jnp.argmax(g + lg, axis=axis)
 
 
@@ -854,7 +916,7 @@ def _poisson_one(key: Array, lam: Array, shape: tuple[int, ...], dtype: np.dtype
 
 @_keywords_after_key
 def poisson(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTypeLike | None = None,
-            lam: ArrayLike, stream: StreamName | None = None) -> Array:
+            lam: ArrayLike, stream: StreamName | None = None, portable: bool = False) -> Array:
     """Per-example Poisson draws, as ``jax.random.poisson(k, lam, shape, dtype)`` per example.
 
     ``jax.random.poisson`` itself raises ``NotImplementedError`` on a keyfan key (JAX runs it
@@ -874,6 +936,9 @@ def poisson(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
         64-bit ones need x64).
       lam: rate(s) ``>= 0``, broadcastable to ``(*batch, *shape)`` (per-example rates allowed).
       stream: the stream for a raw or JAX-typed key.
+      portable: ``True`` runs the same algorithm on the same uniforms with keyfan's portable
+        arithmetic (``keyfan._portable_poisson``): integers that are the same on every CPU and
+        GPU, JAX's except where a value falls within rounding of an acceptance boundary.
 
     Returns:
       An integer array of shape ``(*batch, *shape)``, equal to
@@ -903,7 +968,8 @@ def poisson(key: KeyLike, *, batch: ShapeLike, shape: ShapeLike = (), dtype: DTy
     if not is_traced(lam_array):  # on the host: inside jit, a comparison of constants is traced
         host = np.asarray(lam_array)
         _check_values("lam must be a rate >= 0 (not NaN)", lambda: (host >= 0).all(), lam=host)
-    fn = lambda k, rate: _poisson_one(k, rate, d.shape, dt)  # noqa: E731
+    one = _portable_poisson.poisson_one if check_portable(portable) else _poisson_one
+    fn = lambda k, rate: one(k, rate, d.shape, dt)  # noqa: E731
     keys = jax.random.wrap_key_data(d.key.data, impl=d.key.stream.spec)
     if d.batch:
         keys = fan_out(keys, d.batch)

@@ -21,6 +21,8 @@ from keyfan.streams import STREAMS as STREAM_IMPLS
 from tests.conformance import known_answers as ka
 from tests.conformance._support import STREAMS, assert_same_outcome, flags, jax_key, keyfan_key, outcome, reference, x64
 
+pytestmark = pytest.mark.bitwise
+
 
 def _data(key):
     typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)

@@ -19,6 +19,8 @@ from keyfan.streams._threefry2x32 import threefry2x32
 from tests.conformance import known_answers as ka
 from tests.conformance._support import allow_x64_dtypes, assert_same_outcome, flags, outcome, x64
 
+pytestmark = pytest.mark.bitwise
+
 LEGACY = STREAM_IMPLS["threefry-legacy"].spec
 
 

@@ -32,6 +32,7 @@ def test_jax_poisson_refuses_keyfan_keys(stream):
         jax.random.poisson(kf.key(0, stream), 3.0)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 def test_kf_poisson_equals_jax_poisson(stream):
     dtypes = [None, "int8"] + (["int64"] if x64() else [])  # kf samplers take 64-bit dtypes under x64 only

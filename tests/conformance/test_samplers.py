@@ -66,20 +66,31 @@ def _all_modes(draw, dtypes):
 
 
 SWEPT_LATER = sorted(set(SAMPLERS) - JAX_ONLY - EXPENSIVE - CORE)
-"""Samplers checked at their default dtype in the default tier; their other dtypes go through
-the same bits-to-value step as a core sampler's, and ``test_sampler_dtypes_equal_jax`` (slow
-tier) sweeps them."""
+"""JAX's samplers that are arithmetic over the uniform bits a core sampler reads: checked at their
+default dtype (``test_sampler_equals_jax``) and at every dtype (``test_sampler_dtypes_equal_jax``)
+in the slow tier and the compatibility subset."""
+
+
+BUILT_ON_A_DEFAULT_CASE = (GAMMA_FAMILY - {"gamma"}) | {"multinomial"}
+"""JAX's samplers that are JAX's own arithmetic over another sampler checked in the default tier
+(``gamma``; ``binomial`` for ``multinomial``), at seconds of compile each: the slow tier."""
 
 
 def _cases():
-    """Every sampler on both streams; the expensive ones (seconds of compile each, built on the
-    uniform bits every other case checks bitwise) run on the legacy stream in the slow tier."""
+    """Every sampler on both streams. The default tier keeps the core samplers on both streams
+    (they read every bits width through every bits-to-value path the others use) and, on
+    ``"threefry"``, the samplers with a loop or decomposition of their own (``EXPENSIVE``, but
+    those built on a default case); JAX's other samplers (JAX's arithmetic over the same
+    uniform bits) and the legacy stream's non-core samplers run in the slow tier and in the
+    compatibility subset."""
     for name in sorted(set(SAMPLERS) - JAX_ONLY):
         for stream in STREAMS:
-            slow = name in EXPENSIVE and stream != "threefry"
+            slow = (name in BUILT_ON_A_DEFAULT_CASE or name in SWEPT_LATER
+                    or (stream != "threefry" and name not in CORE))
             yield pytest.param(name, stream, marks=[pytest.mark.slow] if slow else [], id=f"{name}-{stream}")
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize(("name", "stream"), list(_cases()))
 def test_sampler_equals_jax(name, stream):
     """Eager, and one jitted program: every dtype (core samplers) or the default dtype (the
@@ -91,6 +102,7 @@ def test_sampler_equals_jax(name, stream):
 
 
 @pytest.mark.slow
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAMS)
 @pytest.mark.parametrize("name", SWEPT_LATER)
 def test_sampler_dtypes_equal_jax(name, stream):
@@ -129,7 +141,9 @@ def assert_close_ulps(ours, theirs, what: str) -> None:
         np.testing.assert_array_less(np.abs(a64 - b64), MAX_ULP * ulp + 1e-300, err_msg=what)
 
 
-@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.bitwise
+@pytest.mark.parametrize("stream", [pytest.param("threefry", id="threefry"),
+                                    pytest.param("threefry-legacy", id="threefry-legacy", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 5)], ids=str)
 def test_zero_sized_draws(stream, shape):
     def draws(key):

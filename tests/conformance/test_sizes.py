@@ -117,6 +117,7 @@ print(json.dumps({"count": count, "failures": failures}))
 '''
 
 
+@pytest.mark.bitwise
 @pytest.mark.slow
 def test_values_past_2_to_the_32_equal_jax():
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_X64="0")

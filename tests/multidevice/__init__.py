@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
+
+from tests._xla_flags import device_count_env
 
 
 def run_python(code: str, *, devices: int = 8, timeout: float = 600, extra_env: dict | None = None) -> str:
@@ -14,8 +15,7 @@ def run_python(code: str, *, devices: int = 8, timeout: float = 600, extra_env: 
 
     Raises AssertionError with the process's output if it exits non-zero.
     """
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env = device_count_env(devices)  # keeps the other XLA flags (the ISA matrix's instruction set)
     env.setdefault("JAX_PLATFORMS", "cpu")
     env.update(extra_env or {})
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,

@@ -10,11 +10,13 @@ import textwrap
 
 import pytest
 
+from tests._xla_flags import device_count_env
 from tests.multidevice import run_python
 
 pytestmark = pytest.mark.multidevice
 
 
+@pytest.mark.bitwise
 def test_sharded_draws_equal_unsharded_on_1_2_and_8_devices():
     out = run_python("""
         import jax, jax.numpy as jnp, numpy as np
@@ -108,6 +110,7 @@ jax.distributed.shutdown()
 """
 
 
+@pytest.mark.bitwise
 @pytest.mark.slow
 def test_two_processes_times_four_devices_equal_one_process(tmp_path):
     port = _free_port()
@@ -115,11 +118,8 @@ def test_two_processes_times_four_devices_equal_one_process(tmp_path):
     for pid in range(2):
         files.append(tmp_path / f"out{pid}.npy")
         code = textwrap.dedent(TWO_PROCESS_WORKER).format(port=port, pid=pid)
-        env_code = (
-            "import os; os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'; "
-            "os.environ['JAX_PLATFORMS'] = 'cpu'\n" + code
-        )
-        procs.append(subprocess.Popen([sys.executable, "-c", env_code, str(files[-1])],
+        env = {**device_count_env(4), "JAX_PLATFORMS": "cpu"}
+        procs.append(subprocess.Popen([sys.executable, "-c", code, str(files[-1])], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=600)

@@ -7,7 +7,7 @@ import pytest
 
 from tests.multidevice import run_python
 
-pytestmark = pytest.mark.multidevice
+pytestmark = [pytest.mark.multidevice, pytest.mark.bitwise]
 
 
 def test_spmd_axis_name_shards_the_batch_like_jax_vmap():

@@ -25,6 +25,7 @@ def _jax_reference(stream: str, fn):
         return fn()
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAM_NAMES)
 @pytest.mark.parametrize("global_flag", [True, False])
 @pytest.mark.parametrize("seed", [0, 1, 42, 2**31 - 1, 2**32 - 1])
@@ -56,6 +57,7 @@ def test_typed_keys_equal_jax_whatever_the_global_flag(stream, global_flag, seed
             assert_bitwise_equal(x, y)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAM_NAMES)
 def test_vmapped_draws_equal_jax(stream):
     typed = kf.key(3, stream)
@@ -65,6 +67,7 @@ def test_vmapped_draws_equal_jax(stream):
     assert_bitwise_equal(ours, theirs)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAM_NAMES)
 @pytest.mark.parametrize("seed", [0, -1, 2**40 + 5, 2**63 - 1, -(2**63), 2**64 - 1])
 def test_64_bit_draws_and_seeds_equal_jax_under_x64(stream, seed):
@@ -95,6 +98,7 @@ GOLDEN = {
 }
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("stream", STREAM_NAMES)
 @pytest.mark.parametrize("global_flag", [True, False])
 def test_golden_values(stream, global_flag):

@@ -10,6 +10,8 @@ import pytest
 
 from keyfan.streams._threefry2x32 import threefry2x32
 
+pytestmark = pytest.mark.bitwise
+
 # Known-answer tests from the Random123 distribution (also in JAX's random tests).
 KAT = [
     ((0x00000000, 0x00000000), (0x00000000, 0x00000000), (0x6B200159, 0x99BA4EFE)),

@@ -70,7 +70,7 @@ def _train_cases(members: int, *, hidden: int = HIDDEN, batch: int = BATCH,
     ens = Ensemble.init(MLP(hidden=hidden, dropout=0.1), key(0), members=members, sample_input=x[:1])
     optimizer = optax.adam(1e-3)
     trainer = Trainer(optimizer, model_kwargs={"train": True}, layout_invariant=layout_invariant)
-    state = trainer.init(ens)
+    chain = {"state": trainer.init(ens)}  # each step consumes its state (donate=True): step the chain
     model = ens.model
 
     @jax.jit
@@ -91,7 +91,8 @@ def _train_cases(members: int, *, hidden: int = HIDDEN, batch: int = BATCH,
     step0 = jnp.zeros((), jnp.int32)
 
     def vmapped() -> Any:
-        return trainer.step(state, x, y, ids)[1]
+        chain["state"], losses = trainer.step(chain["state"], x, y, ids)
+        return losses
 
     def loop() -> Any:
         return [member_step(p, o, k, step0, ids)[2] for (p, k), o in zip(singles, single_states, strict=True)]

@@ -17,6 +17,8 @@ Groups (ratios are taken within a group, against its "canonical" and "numpy" cas
   vmapped ``Trainer`` step of 32 MLPs against a Python loop over their jitted steps
   (``keyfan._bench.ensemble``); ``keyfan bench --group ensemble-trainer`` runs the trainer group
   of :mod:`keyfan._bench.trainer` instead.
+* ``portable NAME 1e6``: each float sampler with ``portable=True`` beside its default and the
+  canonical pattern (``keyfan._bench.portable``); ``keyfan bench --group portable`` runs only these.
 * ``sanitizer trace time``: tracing a transformer training step with and without
   ``kf.sanitize()`` (``keyfan._bench.sanitizer``; not in ``quick``).
 """
@@ -182,10 +184,12 @@ def default_cases(*, quick: bool = False) -> list[Case]:
     key = kf.key(0)
     raw = jax.random.PRNGKey(0)
     from keyfan._bench.ensemble import suite_cases
+    from keyfan._bench.portable import portable_cases
     from keyfan._bench.sanitizer import sanitizer_cases
 
     return [*notebook_cases(key, raw), *sigmoid_cases(),
             *shape_cases(key, raw, QUICK_SHAPES if quick else SHAPES),
             *sampler_cases(key, raw, 10**5 if quick else 10**6),
             *vmap_cases(key, [(10**3, 128), (10**5, 10)] if quick else [(10**3, 128), (10**5, 10), (10**6, 1)]),
+            *portable_cases(key, raw, 10**5 if quick else 10**6),
             *suite_cases(quick=quick), *([] if quick else sanitizer_cases())]

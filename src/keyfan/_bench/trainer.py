@@ -4,9 +4,12 @@
 K MLPs (ReLU, dropout 0.1 after each hidden layer, ``optax.adam(1e-3)``, softmax cross-entropy)
 from the same state, by every arrangement of the ``Trainer``'s members and the peers:
 
-* ``keyfan Trainer (default)`` -- the rule's choice (:data:`RULE`): layout-invariant blocks,
-  one block per batch, each member its own single-member program, one member per step of a
-  ``lax.map`` over the members;
+* ``keyfan Trainer (default)`` -- the rule's choice (:data:`ARRANGEMENTS`, recorded as
+  ``rule_choice``): layout-invariant blocks, one block per batch, elementwise products with all
+  members in one vmap for small models, else each member its own single-member program, one
+  member per step of a loop over the members;
+* ``keyfan products='gemm'`` / ``products='elementwise'`` -- the form the rule did not choose
+  (elementwise only where its products fit: at most 64 x the rule's bound);
 * ``keyfan member_group=2`` -- the same bits, two members per step (each its own program);
 * ``keyfan separate dispatches`` -- the same bits, the same single-member gradient program
   dispatched once per member from Python (then the joint mean and update);
@@ -30,9 +33,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import gc
 import importlib.util
 import json
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,12 +77,19 @@ SIZES = (
 )
 """Four sizes; fewer timed samples at the larger ones keep the group to minutes."""
 
-RULE = "lax.map over members, 1 per step"
-"""The arrangement the default ``Trainer`` runs (and the rule that chose it): among the
-arrangements that keep the bits -- every member its own single-member program, run by a loop --
-one member per ``lax.map`` step was the fastest or tied at every size of this group (a member
-vmap, which XLA compiles by the size of the whole member block, cannot keep the bits; separate
-dispatches pay a dispatch per member). See docs/guides/performance.md."""
+ELEMENTWISE = "elementwise products, all members in one vmap"
+GEMM = "gemm products, loop over members, 1 per iteration"
+ARRANGEMENTS = {"elementwise": ELEMENTWISE, "gemm": GEMM}
+"""The two arrangements the default ``Trainer`` chooses between (``products="auto"``): its
+rule (``keyfan.ensemble._train.ELEMENTWISE_MAX_PRODUCTS``) reads one member's block program
+and picks elementwise products with one member vmap for small ones, XLA's matrix products with
+a loop over members, one single-member program at a time, for the others. Both keep every
+member's bits in every arrangement (a plain member vmap, which XLA compiles by the size of the
+whole member block, cannot). See docs/guides/performance.md."""
+
+ONE_MEMBER_STATES = "separate dispatches: K one-member states"
+"""A ``Trainer`` state per member (``ens[m:m + 1]``), each stepped by its own dispatch: the
+same per-member program (member identity), with each member's arrays its own buffers."""
 
 DROPOUT = 0.1
 LEARNING_RATE = 1e-3
@@ -107,7 +119,10 @@ def _temp(*compiled: Any) -> int:
 
 
 def keyfan_contenders(size: Size) -> list[Contender]:
-    """The ``Trainer`` in its settings, and the linen peers (hand-written vmap, Python loop)."""
+    """The ``Trainer`` in its arrangements, and the linen peers (hand-written vmap, Python loop).
+
+    Each ``Trainer`` contender steps its own chain of states (its steps consume the state they
+    are given: ``donate=True``, the default), all from copies of the same initial state."""
     from keyfan.ensemble import Ensemble, Trainer
     from keyfan.ensemble._run import MLP
     from keyfan.keys import key
@@ -116,22 +131,35 @@ def keyfan_contenders(size: Size) -> list[Contender]:
     module = MLP(hidden=size.hidden, outputs=size.outputs, dropout=DROPOUT)
     optimizer = optax.adam(LEARNING_RATE)
     ens = Ensemble.init(module, key(0), members=size.members, sample_input=x[:1])
-
-    state = Trainer(optimizer).init(ens)  # one state for every arrangement (memory at the large sizes)
+    probe = Trainer(optimizer, model_kwargs={"train": True})
+    choice = probe._products(probe.init(ens), x, y, ids)
+    other = "gemm" if choice == "elementwise" else "elementwise"
 
     def trainer_contender(name: str, arrangement: str, **settings: Any) -> Contender:
         trainer = Trainer(optimizer, model_kwargs={"train": True}, **settings)
+        chain: dict[str, Any] = {}
 
         def make() -> Callable[[], Any]:
-            if arrangement == "separate dispatches":
-                return _dispatched(trainer, state, x, y, ids)
-            return lambda: trainer.step(state, x, y, ids)[1]
+            if arrangement == ONE_MEMBER_STATES:
+                chain["states"] = [trainer.init(ens[m:m + 1]) for m in range(size.members)]
+
+                def step() -> Any:
+                    out = [trainer.step(s, x, y, ids) for s in chain["states"]]
+                    chain["states"] = [s for s, _ in out]
+                    return [loss for _, loss in out]
+
+                return step
+            chain["state"] = trainer.init(ens)
+
+            def step_all() -> Any:
+                chain["state"], losses = trainer.step(chain["state"], x, y, ids)
+                return losses
+
+            return step_all
 
         def temp() -> int:
-            grads = trainer._grads.lower(trainer, state, x, y, ids, chunks=1, batch=size.batch).compile()
-            sums = jax.eval_shape(lambda: trainer._grads(state, x, y, ids, chunks=1, batch=size.batch))
-            update = trainer._update.lower(trainer, state.ensemble, state.opt_state, state.step, sums).compile()
-            return _temp(grads, update)
+            state = chain["states"][0] if arrangement == ONE_MEMBER_STATES else chain["state"]
+            return _temp(trainer._lower_step(state, x, y, ids).compile())
 
         return Contender(name, "keyfan", make, temp, arrangement)
 
@@ -152,9 +180,14 @@ def keyfan_contenders(size: Size) -> list[Contender]:
     single = jax.jit(step)
 
     return [
-        trainer_contender("keyfan Trainer (default)", RULE),
-        trainer_contender("keyfan member_group=2", "lax.map over members, 2 per step", member_group=2),
-        trainer_contender("keyfan separate dispatches", "separate dispatches"),
+        trainer_contender("keyfan Trainer (default)", ARRANGEMENTS[choice]),
+        trainer_contender("keyfan member_group=2", ARRANGEMENTS[choice].replace("all members in one vmap",
+                                                                                 "2 members per vmap, looped")
+                          .replace("1 per iteration", "2 per iteration (unrolled)"), member_group=2),
+        trainer_contender("keyfan donate=False", ARRANGEMENTS[choice] + ", state copied", donate=False),
+        trainer_contender("keyfan K one-member states", ONE_MEMBER_STATES),
+        *([trainer_contender(f"keyfan products='{other}'", ARRANGEMENTS[other], products=other)]
+          if other == "gemm" or _elementwise_fits(probe, ens, x, y, ids) else []),
         trainer_contender("keyfan layout_invariant=False", "one vmap over members (no layout promise)",
                           layout_invariant=False),
         Contender("hand-written jit(vmap(train_step))", "canonical",
@@ -166,25 +199,17 @@ def keyfan_contenders(size: Size) -> list[Contender]:
     ]
 
 
-def _dispatched(trainer: Any, state: Any, x: jax.Array, y: jax.Array, ids: jax.Array) -> Callable[[], Any]:
-    """The ``Trainer``'s step with its members' gradients dispatched one by one: each member's
-    one-member state through the same jitted gradient program, then the joint mean and update
-    (the bits of the default)."""
-    batch = int(ids.shape[0])
-    members = [jax.tree.map(lambda a, m=m: a[m:m + 1] if getattr(a, "ndim", 0) else a, state)
-               for m in range(state.ensemble.members)]
+def _elementwise_fits(trainer: Any, ens: Any, x: Any, y: Any, ids: Any) -> bool:
+    """Whether the elementwise form's products fit in memory here (64 x the rule's bound)."""
+    from keyfan.ensemble._exact import assess
+    from keyfan.ensemble._train import ELEMENTWISE_MAX_PRODUCTS
 
-    def step() -> Any:
-        parts = [trainer._grads(member, x, y, ids, chunks=trainer.chunks) for member in members]
-        sums = trainer._combine((_stack_members(tuple(parts)),), batch=batch)
-        return trainer._update(state.ensemble, state.opt_state, state.step, sums)[2]
-
-    return step
-
-
-@jax.jit
-def _stack_members(parts: tuple[Any, ...]) -> Any:
-    return jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+    state = trainer.init(ens[:1])
+    one = jax.tree.map(lambda a: a[0], (state.ensemble.params, state.ensemble.keys))
+    block = trainer._block_program(ens.model, jnp.int32(0))
+    tr, fr = ens.model.split_trainable(one[0])
+    _, products = assess(lambda t, f, k: block(t, f, k, None, x, y, ids), tr, fr, one[1])
+    return products <= 64 * ELEMENTWISE_MAX_PRODUCTS
 
 
 def equinox_contender(size: Size) -> Contender | None:
@@ -241,15 +266,40 @@ def torch_note() -> str:
             + "keyfan's bench compares JAX programs only (torch is no dependency of keyfan).")
 
 
-def size_cases(size: Size) -> tuple[list[Case], dict[str, dict[str, float]]]:
-    """The size's cases (group ``"ensemble trainer <size>"``) and, per case, its first-call
-    seconds and XLA temporary MB (measured here, each contender alone, before the timing)."""
+class _CpuTimed:
+    """``fn`` blocked until ready, recording the process CPU seconds of every call (all threads:
+    the work done, which a loaded machine's time slicing does not stretch as it stretches wall
+    time)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn, self.cpu_s = fn, []
+
+    def __call__(self) -> Any:
+        start = time.process_time()
+        out = jax.block_until_ready(self.fn())
+        self.cpu_s.append(time.process_time() - start)
+        return out
+
+
+def _warm_up() -> None:
+    """One small step of a Trainer and of a hand-written vmap, so that no contender's first call
+    pays for the process's first compilation (XLA's and JAX's one-time set-up)."""
+    tiny = Size("warm-up", 2, 4, 2, 4, 2, runs=1)
+    for contender in keyfan_contenders(tiny)[:1] + keyfan_contenders(tiny)[-2:-1]:
+        jax.block_until_ready(contender.make()())
+    jax.clear_caches()
+
+
+def size_cases(size: Size) -> tuple[list[Case], dict[str, dict[str, Any]], dict[str, _CpuTimed]]:
+    """The size's cases (group ``"ensemble trainer <size>"``), per case its first-call seconds,
+    XLA temporary MB and RSS (measured here, each contender alone, before the timing), and its
+    CPU-time recorder."""
     contenders = keyfan_contenders(size)
     extra = equinox_contender(size)
     if extra is not None:
         contenders.insert(-1, extra)
     group = f"ensemble trainer {size.name}"
-    cases, extras = [], {}
+    cases, extras, timers = [], {}, {}
     for c in contenders:
         fn = c.make()
         start = time.perf_counter()
@@ -257,8 +307,40 @@ def size_cases(size: Size) -> tuple[list[Case], dict[str, dict[str, float]]]:
         first = time.perf_counter() - start
         extras[c.name] = {"first_call_s": first, "xla_temp_mb": c.temp_bytes() / 2**20, "rss_mb": _rss_mb(),
                           "arrangement": c.arrangement, "chosen": c.name == "keyfan Trainer (default)"}
-        cases.append(Case(f"{size.name}: {c.name}", group, fn, 0, c.role))
-    return cases, extras
+        timers[c.name] = _CpuTimed(fn)
+        cases.append(Case(f"{size.name}: {c.name}", group, timers[c.name], 0, c.role))
+    return cases, extras, timers
+
+
+def run_size(size: Size, *, min_sample_ms: float = 20.0,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """One size's entry of the document: every contender's median wall and CPU ms per step,
+    first call, XLA temp, RSS, and ratios to the hand-written vmap and to Equinox."""
+    _warm_up()
+    cases, extras, timers = size_cases(size)
+    results: list[Result] = run_cases(cases, runs=size.runs, min_sample_ms=min_sample_ms, progress=progress)
+    by_role = {r.role: r for r in results}
+    rows = []
+    for r in results:
+        name = r.name.split(": ", 1)[1]
+        timed = timers[name].cpu_s[-r.runs * r.calls:]
+        cpu = statistics.median(timed) * 1e3
+        rows.append({"contender": name, "median_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms,
+                     "cpu_median_ms": cpu, "runs": r.runs, "calls_per_run": r.calls, **extras[name]})
+    by_name = {row["contender"]: row for row in rows}
+    for row in rows:
+        for peer in ("canonical", "equinox", "loop"):
+            base = by_role.get(peer)
+            label = {"canonical": "hand"}.get(peer, peer)
+            theirs = by_name[base.name.split(": ", 1)[1]] if base else None
+            row[f"time_vs_{label}"] = row["median_ms"] / theirs["median_ms"] if theirs else None
+            row[f"cpu_vs_{label}"] = row["cpu_median_ms"] / theirs["cpu_median_ms"] if theirs else None
+            row[f"first_call_vs_{label}"] = row["first_call_s"] / theirs["first_call_s"] if theirs else None
+            row[f"temp_vs_{label}"] = (row["xla_temp_mb"] / theirs["xla_temp_mb"]
+                                       if theirs and theirs["xla_temp_mb"] else None)
+    chosen = next(row for row in rows if row["chosen"])
+    return {"size": size.name, "label": size.label, "runs": size.runs, "rule_choice": chosen["arrangement"],
+            "peak_rss_mb": _peak_rss_mb(), "contenders": rows}
 
 
 def _rss_mb() -> float | None:
@@ -282,58 +364,74 @@ def _peak_rss_mb() -> float | None:
 
 def run(sizes: Any = SIZES, *, out: Path | None = Path("benchmarks/results"), min_sample_ms: float = 20.0,
         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Runs the group at every size; writes ``ensemble-trainer.json`` to ``out`` (if given) and
-    returns the document: per size, per contender, median ms, first-call s, XLA temp MB and the
-    ratios to the hand-written vmap and to Equinox."""
+    """Runs the group, each size in a process of its own (one process for all four sizes was
+    killed by the kernel's OOM killer on a shared machine, and a fresh process gives every size
+    the same start); writes ``ensemble-trainer.json`` to ``out`` (if given) and returns the
+    document: per size, per contender, median wall and CPU ms, first-call s, XLA temp MB, RSS and
+    the ratios to the hand-written vmap, to Equinox and to the Python loop."""
     from keyfan._bench.report import machine
 
     doc: dict[str, Any] = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                            "machine": machine(), "notes": [torch_note()], "sizes": []}
     for size in sizes:
-        cases, extras = size_cases(size)
-        results: list[Result] = run_cases(cases, runs=size.runs, min_sample_ms=min_sample_ms, progress=progress)
-        by_role = {r.role: r for r in results}
-        rows = []
-        for r in results:
-            name = r.name.split(": ", 1)[1]
-            row = {"contender": name, "median_ms": r.median_ms, "p10_ms": r.p10_ms, "p90_ms": r.p90_ms,
-                   "runs": r.runs, "calls_per_run": r.calls, **extras[name]}
-            for peer in ("canonical", "equinox"):
-                base = by_role.get(peer)
-                label = "hand" if peer == "canonical" else peer
-                theirs = extras[base.name.split(": ", 1)[1]] if base else {}
-                row[f"time_vs_{label}"] = r.median_ms / base.median_ms if base else None
-                row[f"first_call_vs_{label}"] = extras[name]["first_call_s"] / theirs["first_call_s"] if base else None
-                row[f"temp_vs_{label}"] = (extras[name]["xla_temp_mb"] / theirs["xla_temp_mb"]
-                                           if base and theirs["xla_temp_mb"] else None)
-            rows.append(row)
-        doc["sizes"].append({"size": size.name, "label": size.label, "runs": size.runs, "rule_choice": RULE,
-                             "peak_rss_mb": _peak_rss_mb(), "contenders": rows})
-        del cases, results, by_role
-        gc.collect()  # the next size's contenders should not sit beside this size's states
-        jax.clear_caches()
+        command = [sys.executable, "-m", "keyfan._bench.trainer", "--size", json.dumps(dataclasses.asdict(size)),
+                   "--min-sample-ms", str(min_sample_ms)]
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=None if progress is None else subprocess.DEVNULL,
+                              text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"the ensemble-trainer bench of size {size.name!r} failed (exit {done.returncode}); "
+                               f"run {' '.join(command)} to see why.")
+        doc["sizes"].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        if progress is not None:
+            progress(f"ensemble trainer {size.name}: done")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "ensemble-trainer.json").write_text(json.dumps(doc, indent=2) + "\n")
     return doc
 
 
+TABLE_COLUMNS = ("size", "contender", "arrangement (* rule)", "median ms", "CPU ms", "vs hand", "vs loop",
+                 "vs equinox", "first call s", "XLA temp MB")
+"""The columns of :func:`table`."""
+
+
 def table(doc: dict[str, Any]) -> list[tuple[str, ...]]:
-    """Rows ``(size, contender, arrangement, median ms, vs hand, vs equinox, first call s, XLA temp
-    MB)``; the rule's choice is marked ``*``."""
+    """Rows of :data:`TABLE_COLUMNS` (wall and CPU ms per step; ratios of wall time); the rule's
+    choice is marked ``*``."""
     rows = []
     for entry in doc["sizes"]:
         for c in entry["contenders"]:
             ratio = lambda v: "" if v is None else f"{v:.2f}x"  # noqa: E731
             arrangement = c.get("arrangement", "") + (" *" if c.get("chosen") else "")
-            rows.append((entry["size"], c["contender"], arrangement, f"{c['median_ms']:.2f}", ratio(c["time_vs_hand"]),
+            rows.append((entry["size"], c["contender"], arrangement, f"{c['median_ms']:.2f}",
+                         f"{c['cpu_median_ms']:.2f}", ratio(c["time_vs_hand"]), ratio(c["time_vs_loop"]),
                          ratio(c["time_vs_equinox"]), f"{c['first_call_s']:.2f}", f"{c['xla_temp_mb']:.1f}"))
     return rows
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """``python -m keyfan._bench.trainer [--size NAME [--min-sample-ms MS]]``: with ``--size``,
+    time that size in this process and print its entry as one JSON line (what :func:`run` calls
+    per size); without, run every size and print the table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m keyfan._bench.trainer")
+    parser.add_argument("--size", help="a size's name (" + ", ".join(s.name for s in SIZES) + ") or its fields as JSON")
+    parser.add_argument("--min-sample-ms", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    if args.size is not None:
+        named = {s.name: s for s in SIZES}
+        size = named[args.size] if args.size in named else Size(**json.loads(args.size))
+        entry = run_size(size, min_sample_ms=args.min_sample_ms,
+                         progress=lambda name: print(f"  {name}", file=sys.stderr))
+        print(json.dumps(entry))
+        return
     document = run()
     for line in table(document):
         print(" | ".join(line))
     for note in document["notes"]:
         print(note)
+
+
+if __name__ == "__main__":
+    main()

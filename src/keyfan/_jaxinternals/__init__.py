@@ -29,6 +29,9 @@ thing                       JAX versions and how keyfan uses it
 ==========================  =================================================================
 jaxpr types                 ``jax.extend.core`` on every version >= 0.5.
 ``jaxprs_in_params``        ``jax.extend.core`` from 0.10; ``jax._src.core`` before.
+``new_jaxpr_eqn``           ``jax.extend.core`` from 0.10; ``jax._src.core`` before (one-equation
+                            jaxprs for the sanitizer); ``Var(aval)`` from 0.6, ``Var(suffix,
+                            aval)`` in 0.5; ``DebugInfo`` needs names (not None) in 0.5 and 0.6.
 ``Tracer``                  ``jax.core.Tracer`` on every version >= 0.5.
 ``define_prng_impl``        ``jax.extend.random``, same keywords on every version >= 0.5.
 source info                 ``jax.extend.source_info_util.current()`` (``.traceback.frames``:
@@ -44,10 +47,17 @@ config state                ``jax._src.config.string_or_object_state``: ``includ
                             ``__init__(parent_trace, tag, axis_data)``, ``process_primitive``,
                             ``to_batch_info`` (``None`` for not mapped), ``axis_data.name`` /
                             ``.size`` and ``parent_trace``, and the user's vmap entered through
-                            ``_batch_inner``: the same from 0.5 to 0.10.
+                            ``_batch_inner``: the same from 0.5 to 0.10. ``batching.batch`` and
+                            ``batching.from_elt`` take ``sum_match`` from 0.9 (not before).
 trace stack                 ``jax._src.core.trace_ctx.trace``, ``Tracer._trace``, a JVP
                             tracer's ``primal``: the same from 0.5 to 0.10.
 ==========================  =================================================================
+
+Every name that is not in all of these versions (or that a future JAX may drop) is found with
+:func:`lookup`, which tries only the places declared for the installed version; a name not
+found is a :class:`Missing` stand-in, so ``import keyfan`` still works, and its use (or
+``kf.sanitize()``) raises :class:`UnsupportedJaxError` naming the name, the versions that have it
+and the installed JAX.
 
 So the sanitizer and the audit (which checks the vmaps a function traces the sanitizer's way)
 need JAX >= :data:`SANITIZER_MIN_JAX`; below it,
@@ -58,11 +68,12 @@ need JAX >= :data:`SANITIZER_MIN_JAX`; below it,
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import jax
 
-__all__ = ["JAX_VERSION", "SANITIZER_MIN_JAX", "UnsupportedJaxError", "jax_version", "require_sanitizer",
-           "sanitizer_unavailable"]
+__all__ = ["JAX_VERSION", "SANITIZER_MIN_JAX", "Missing", "UnsupportedJaxError", "jax_version", "lookup",
+           "missing_names", "require_sanitizer", "sanitizer_unavailable"]
 
 
 def jax_version(text: str) -> tuple[int, int, int]:
@@ -90,6 +101,78 @@ def _dotted(version: tuple[int, ...]) -> str:
     return ".".join(map(str, version))
 
 
+class Missing:
+    """The stand-in for a JAX internal this JAX does not have (see :func:`lookup`).
+
+    Importing keyfan never fails on it; calling it, or reading an attribute of it, raises
+    :class:`UnsupportedJaxError` naming what keyfan looked for, on which JAX versions it is
+    known, and the installed JAX.
+    """
+
+    def __init__(self, what: str, known: str):
+        self.what, self.known = what, known
+
+    def message(self) -> str:
+        return (f"keyfan needs {self.what}, which JAX offers on {self.known}; the installed JAX "
+                f"{jax.__version__} has none of these. Fix: install a JAX in keyfan's declared range "
+                f"(see docs/compatibility.md), or report the new JAX release to keyfan.")
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        raise UnsupportedJaxError(self.message())
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise UnsupportedJaxError(self.message())
+
+    def __repr__(self) -> str:
+        return f"<missing on JAX {jax.__version__}: {self.what}>"
+
+
+_MISSING: list[Missing] = []
+
+
+def lookup(what: str, *places: tuple[str, str, tuple[int, int] | None, tuple[int, int] | None]) -> Any:
+    """A JAX internal, looked up where the installed JAX version keeps it.
+
+    Args:
+      what: the thing's name for messages (``"new_jaxpr_eqn"``).
+      places: ``(module, attribute, first, last)``: the module path and attribute on the JAX
+        versions from ``first`` to ``last`` (``(major, minor)``, inclusive; None: unbounded).
+        Only the places whose range holds the installed JAX are tried, in order; a JAX newer
+        than every range tries the places whose range is open above.
+
+    Returns:
+      The attribute, or a :class:`Missing` stand-in (listed by :func:`missing_names`) whose use
+      raises :class:`UnsupportedJaxError` naming ``what``, the versions that have it and this JAX.
+    """
+    import importlib
+
+    minor = JAX_VERSION[:2]
+    for module, attribute, first, last in places:
+        if (first is not None and minor < first) or (last is not None and minor > last):
+            continue
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError):
+            continue
+    known = "; ".join(f"{module}.{attribute} (JAX {_range(first, last)})" for module, attribute, first, last in places)
+    stand_in = Missing(what, known)
+    _MISSING.append(stand_in)
+    return stand_in
+
+
+def _range(first: tuple[int, int] | None, last: tuple[int, int] | None) -> str:
+    low = f">= {_dotted(first)}" if first else ""
+    high = f"<= {_dotted(last)}.x" if last else ""
+    return ", ".join(filter(None, (low, high))) or "any"
+
+
+def missing_names() -> list[str]:
+    """The JAX internals that :func:`lookup` did not find on the installed JAX (so far)."""
+    return [m.what for m in _MISSING]
+
+
 def sanitizer_unavailable() -> str | None:
     """Why ``kf.sanitize()`` cannot run on the installed JAX, or None if it can."""
     if JAX_VERSION < SANITIZER_MIN_JAX:
@@ -98,7 +181,7 @@ def sanitizer_unavailable() -> str | None:
                 f"JAX {jax.__version__}")
     from keyfan._jaxinternals import batching, config
 
-    missing = batching.missing() or config.missing()
+    missing = batching.missing() or config.missing() or ", ".join(missing_names())
     if missing:
         return (f"this JAX {jax.__version__} no longer offers {missing}, which its batching check "
                 f"interposes on (tested on JAX >= {_dotted(SANITIZER_MIN_JAX)}; see docs/compatibility.md)")

@@ -19,15 +19,25 @@ from jax.extend.core import JaxprEqn as JaxprEqn
 from jax.extend.core import Literal as Literal
 from jax.extend.core import Var as Var
 
-try:
-    from jax.extend.core import jaxprs_in_params as jaxprs_in_params
-except ImportError:  # JAX < 0.10
-    from jax._src.core import jaxprs_in_params as jaxprs_in_params
+from keyfan._jaxinternals import JAX_VERSION, lookup
 
 __all__ = ["ClosedJaxpr", "Jaxpr", "JaxprEqn", "Literal", "Tracer", "Var", "is_tracer", "jaxprs_in_params",
            "jit_static_argnums", "one_equation"]
 
 Tracer = jax.core.Tracer
+
+jaxprs_in_params: Any = lookup("jaxprs_in_params", ("jax.extend.core", "jaxprs_in_params", (0, 10), None),
+                               ("jax._src.core", "jaxprs_in_params", (0, 5), (0, 9)))
+"""``jaxprs_in_params(params)``: the jaxprs among an equation's params (``jax.extend.core`` from
+0.10, ``jax._src.core`` from 0.5 to 0.9)."""
+_new_jaxpr_eqn: Any = lookup("new_jaxpr_eqn", ("jax.extend.core", "new_jaxpr_eqn", (0, 10), None),
+                             ("jax._src.core", "new_jaxpr_eqn", (0, 5), (0, 9)))
+"""``new_jaxpr_eqn(invars, outvars, primitive, params, effects, source_info)``: ``jax.extend.core``
+from 0.10, ``jax._src.core`` from 0.5 to 0.9."""
+_debug_info: Any = lookup("DebugInfo", ("jax._src.core", "DebugInfo", (0, 5), None),
+                          ("jax._src.linear_util", "DebugInfo", (0, 5), None))
+"""``DebugInfo(traced_for, func_src_info, arg_names, result_paths)``: the same from 0.5 to 0.10."""
+_no_effects: Any = lookup("no_effects", ("jax._src.core", "no_effects", (0, 5), None))
 
 
 def is_tracer(value: Any) -> bool:
@@ -39,24 +49,31 @@ def one_equation(primitive: Any, params: dict[str, Any], in_avals: list[Any], n_
                  source_info: Any) -> ClosedJaxpr:
     """A closed jaxpr of one equation binding ``primitive`` with ``params`` to fresh inputs of
     ``in_avals`` (its outputs typed as float32 scalars: only their number is read). Built with
-    ``jax._src.core.new_jaxpr_eqn`` (``jax.extend.core`` re-exports it only from 0.10) and a
-    ``DebugInfo`` (``jax._src.linear_util``; a jaxpr without one is deprecated from 0.5), the
-    same from 0.5 to 0.10."""
-    from jax._src import core as _core
-    from jax._src import linear_util as _lu
+    ``new_jaxpr_eqn`` (``jax.extend.core`` from 0.10, ``jax._src.core`` before) and a ``DebugInfo``
+    (a jaxpr without one is deprecated from 0.5); a ``Var`` is ``Var(aval)`` from 0.6 and
+    ``Var(suffix, aval)`` in 0.5.
 
-    invars = [Var(aval) for aval in in_avals]
-    outvars = [Var(_core.ShapedArray((), np.float32)) for _ in range(n_out)]
-    eqn = _core.new_jaxpr_eqn(invars, outvars, primitive, params, _core.no_effects, source_info)
-    jaxpr = Jaxpr([], invars, outvars, [eqn], debug_info=_lu.DebugInfo("keyfan", str(primitive), None, None))
+    Raises:
+      UnsupportedJaxError: if this JAX lacks ``new_jaxpr_eqn``, ``DebugInfo`` or ``no_effects``.
+    """
+    invars = [_var(aval) for aval in in_avals]
+    outvars = [_var(jax.core.ShapedArray((), np.float32)) for _ in range(n_out)]
+    eqn = _new_jaxpr_eqn(invars, outvars, primitive, params, _no_effects, source_info)
+    # Names for every input and output: JAX 0.5 and 0.6 refuse None for either.
+    names = _debug_info("keyfan", str(primitive), ("",) * len(invars), ("",) * n_out)
+    jaxpr = Jaxpr([], invars, outvars, [eqn], debug_info=names)
     return ClosedJaxpr(jaxpr, [])
+
+
+def _var(aval: Any) -> Var:
+    return Var(aval) if JAX_VERSION >= (0, 6, 0) else Var("", aval)
 
 
 def jit_static_argnums(f: Any) -> tuple[int, ...] | None:
     """The ``static_argnums`` of a ``jax.jit``-wrapped function, or None if ``f`` is not one.
 
     Read from the jitted function's ``_jit_info`` (a private attribute of JAX's ``PjitFunction``,
-    present since JAX 0.4.36 and in 0.10; absent: None, the reading of a plain function).
+    present from JAX 0.6 to 0.10, absent in 0.5; absent: None, the reading of a plain function).
     """
     info = getattr(f, "_jit_info", None)
     static = getattr(info, "static_argnums", None)

@@ -200,7 +200,7 @@ def _install() -> None:
         _installed += 1
         if _installed == 1:
             batching.patch(_process_primitive, _init, calls={name: _call_wrapper(name) for name in _ORIGINAL_CALLS},
-                           batch=_batch, output=_output)
+                           batch=_batch, from_elt=_from_elt)
             replay.install(_sink)
             _kernel.set_draw_hook(check_key)
 
@@ -263,8 +263,14 @@ _AUTODIFF_BASIS_CALLER = "jacfun"
 """The function of ``jacfwd`` and ``jacrev`` (so ``hessian``) that vmaps over basis vectors."""
 
 
-def _batch(fun: Any, axis_data: Any, in_dims: Any, *rest: Any, **options: Any) -> Any:
-    return _vmap_scope(_ORIGINAL_BATCH(fun, axis_data, in_dims, *rest, **options), fun, in_dims)
+def _batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match: bool = False) -> Any:
+    return _vmap_scope(_ORIGINAL_BATCH(fun, axis_data, in_dims, out_dim_dests, sum_match), fun, in_dims)
+
+
+def _from_elt(trace: Any, axis_size: Any, mesh_axis: Any, sum_match: bool, i: int, x: Any, spec: Any) -> Any:
+    """One output of a user vmap leaving it (the adapter gives JAX 0.9's form on every version)."""
+    _output(x, spec)
+    return batching.from_elt(trace, axis_size, mesh_axis, sum_match, i, x, spec)
 
 
 def _autodiff_basis() -> bool:

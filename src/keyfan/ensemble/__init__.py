@@ -13,7 +13,7 @@ This package needs the ``flax`` extra (flax, optax, orbax-checkpoint):
 from keyfan._extras import require as _require
 
 for _module in ("flax", "optax"):
-    _require(_module, "keyfan.ensemble")
+    _require(_module, "keyfan.ensemble", at_floor=True)
 
 from keyfan.ensemble._checkpoint import latest_step as latest_step  # noqa: E402
 from keyfan.ensemble._checkpoint import restore as restore  # noqa: E402

@@ -61,7 +61,7 @@ def _layout(tree: PyTree) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:
             for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def _check_layout(saved: dict, wanted: dict, where: str) -> None:
+def _check_layout(saved: dict[Any, Any], wanted: dict[Any, Any], where: str) -> None:
     """Raises before reading anything unless the checkpoint holds exactly the arrays of ``like``."""
     if saved == wanted:
         return
@@ -84,7 +84,8 @@ def _check_layout(saved: dict, wanted: dict, where: str) -> None:
 def _payload(state: TrainState) -> dict[str, Any]:
     payload = {"params": state.ensemble.params, "keys": state.ensemble.keys, "opt_state": state.opt_state,
                "step": state.step, "weights": state.weights}
-    return _to_data({name: value for name, value in payload.items() if value is not None})
+    data: dict[str, Any] = _to_data({name: value for name, value in payload.items() if value is not None})
+    return data
 
 
 def _directory(directory: Any) -> pathlib.Path:
@@ -197,17 +198,18 @@ def _os_error(err: BaseException) -> OSError | None:
     ENOSPC/EROFS/EACCES), or None."""
     import errno as errnos
 
+    cause: BaseException | None = err
     seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, OSError):
-            return err
-        text = str(err)
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError):
+            return cause
+        text = str(cause)
         for code in (errnos.ENOSPC, errnos.EROFS, errnos.EACCES, errnos.EDQUOT):
             name = errnos.errorcode[code]
             if name in text or os.strerror(code) in text:
                 return OSError(code, os.strerror(code))
-        err = err.__cause__ or err.__context__
+        cause = cause.__cause__ or cause.__context__
     return None
 
 
@@ -218,7 +220,8 @@ def latest_step(directory: str | os.PathLike[str]) -> int | None:
         return None
     _check_readable(path)
     with _orbax().CheckpointManager(path) as manager:
-        return manager.latest_step()
+        step: int | None = manager.latest_step()
+        return step
 
 
 def restore(directory: str | os.PathLike[str], *, like: TrainState, step: int | None = None) -> TrainState:
@@ -247,7 +250,8 @@ def restore(directory: str | os.PathLike[str], *, like: TrainState, step: int | 
         raise FileNotFoundError(f"no checkpoint under {path}; save one with kf.ensemble.save({str(path)!r}, state).")
     step = found if step is None else as_int("step", step, lo=0)
     template = _payload(like)
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), template)
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding),  # type: ignore[no-untyped-call]
+                            template)
     ocp = _orbax()
     with ocp.CheckpointManager(path, item_handlers=ocp.StandardCheckpointHandler()) as manager:
         if step not in manager.all_steps():

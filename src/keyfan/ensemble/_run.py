@@ -140,6 +140,14 @@ def epoch_order(key: jax.Array, epoch: int, n: int) -> np.ndarray:
     return np.asarray(jax.random.permutation(step_key(named(key, "shuffle"), epoch), n))
 
 
+def _epochs(config: RunConfig) -> int:
+    """``config.epochs``, which ``RunConfig`` fills from the dataset's defaults when not given."""
+    epochs = config.epochs
+    if epochs is None:  # pragma: no cover - __post_init__ always sets it
+        raise ValueError("config.epochs is unset; build the config with RunConfig(...).")
+    return epochs
+
+
 def steps_per_epoch(config: RunConfig) -> int:
     return config.n_train // config.batch_size
 
@@ -153,7 +161,7 @@ def train(config: RunConfig, trainer: Trainer, state: TrainState, data: Dataset,
     key = make_key(config.seed)
     x, y = np.asarray(data.x), np.asarray(data.y)
     first = int(state.step) // steps_per_epoch(config)
-    for epoch in range(first, config.epochs):
+    for epoch in range(first, _epochs(config)):
         order = epoch_order(key, epoch, config.n_train)
         losses = []
         for start in range(0, config.n_train, config.batch_size):
@@ -199,7 +207,7 @@ def _resume(config: RunConfig, like: TrainState) -> TrainState | None:
                          f"({', '.join(changed)} differ); resume it with its settings, start over with "
                          f"resume=False (--no-resume), or use another output directory.")
     state = restore(checkpoint_dir(config), like=like)
-    if int(state.step) > config.epochs * steps_per_epoch(config):
+    if int(state.step) > _epochs(config) * steps_per_epoch(config):
         raise ValueError(f"the run in {config.out_dir!r} is past epoch {config.epochs} (its newest checkpoint is at "
                          f"step {int(state.step)}); resume it with at least its epochs, or start over with "
                          f"resume=False (--no-resume).")

@@ -18,10 +18,13 @@ Each example runs alone (as a batch of one) with its own dropout key. With
   sum, computed by ONE program of fixed shapes for ONE member on ONE block -- the unbatched
   single-member program, with barriers so that XLA compiles it alone -- run by a loop
   (``lax.map``) over the members a device holds and over the blocks;
-* members are never vmapped together: XLA picks a matmul's or a reduction's kernel (YNNPACK or
-  Eigen, its blocking, a tree-split reduction) by the size of the whole operation, and a member
-  axis (or members folded into a matrix of a shared input) would make a member's rounding depend
-  on how many members share the program (``member_group``, the mesh's member axis);
+* with XLA's products (``products="gemm"``) members are never vmapped together: XLA picks a
+  matmul's or a reduction's kernel (YNNPACK or Eigen, its blocking, a tree-split reduction) by
+  the size of the whole operation, and a member axis (or members folded into a matrix of a shared
+  input) would make a member's rounding depend on how many members share the program
+  (``member_group``, the mesh's member axis); with ``products="elementwise"`` (the rule's choice
+  for small block programs) every float product and sum is elementwise (``_exact.py``), whose
+  bits do not depend on a member axis, and the members of a device run in one vmap;
 * block gradients are summed by :func:`~keyfan.ensemble._shard.tree_sum`, neighbour pairs level
   by level, whose shape depends only on the number of blocks: first over the blocks of each of
   ``chunks`` chunks (the data-parallel unit), then over the chunks, which gives the same tree
@@ -52,6 +55,7 @@ import optax
 
 from keyfan._checks import as_int
 from keyfan.ensemble._ensemble import Ensemble
+from keyfan.ensemble._exact import assess, exact
 from keyfan.ensemble._losses import LOSS_TASKS, get_loss
 from keyfan.ensemble._per_example import apply_one, member_dropout_keys, stream_keys
 from keyfan.ensemble._shard import (
@@ -67,9 +71,21 @@ from keyfan.ensemble._shard import (
 )
 from keyfan.keys import named
 
-__all__ = ["TrainState", "Trainer", "bootstrap_weights"]
+__all__ = ["ELEMENTWISE_MAX_PRODUCTS", "TrainState", "Trainer", "bootstrap_weights"]
 
 PyTree = Any
+
+PRODUCTS = ("auto", "elementwise", "gemm")
+"""The ``products=`` settings of :class:`Trainer`."""
+
+ELEMENTWISE_MAX_PRODUCTS = 2**18
+"""The rule of ``products="auto"``: one member's block program (forward and backward) with at
+most this many multiplies in its matrix products runs ``"elementwise"`` (all members of a
+device in one vmap), above it ``"gemm"`` (one member at a time). Measured
+(docs/guides/performance.md): the ``small`` trainer-bench size (2-16-16-2 MLP, blocks of 16,
+14,848 multiplies) runs elementwise in about 2.1x the time of a hand-written member vmap, where
+the loop over members took 4x (11x in round 1); the ``middle`` size (77 M multiplies) would
+hold a 300 MB product per member."""
 
 
 class TrainState(NamedTuple):
@@ -81,6 +97,13 @@ class TrainState(NamedTuple):
       opt_state: the optimizer state, stacked per member.
       step: int32 scalar, the number of steps taken (the dropout keys' step).
       weights: float32 ``(K, N)`` bootstrap weights per member and example id, or None.
+
+    Examples:
+      >>> import flax.linen as nn, jax.numpy as jnp, optax, keyfan as kf
+      >>> ens = kf.Ensemble.init(nn.Dense(2), kf.key(0), members=3, sample_input=jnp.ones((1, 2)))
+      >>> state = kf.ensemble.Trainer(optax.sgd(0.1)).init(ens, bootstrap=10)
+      >>> int(state.step), state.weights.shape
+      (0, (3, 10))
     """
 
     ensemble: Ensemble
@@ -90,9 +113,27 @@ class TrainState(NamedTuple):
 
 
 def bootstrap_weights(member_keys: jax.Array, n: int) -> jax.Array:
-    """Per-member bootstrap weights ``(K, n)`` float32: how often each example id is drawn when
-    member ``m`` resamples ``n`` of ``n`` examples with replacement using
-    ``kf.named(member_keys[m], "bootstrap")``. Each row sums to ``n``."""
+    """Per-member bootstrap weights: how often each example id is drawn when member ``m``
+    resamples ``n`` of ``n`` examples with replacement using ``kf.named(member_keys[m],
+    "bootstrap")``.
+
+    Args:
+      member_keys: ``(K,)`` typed keys or ``(K, 2)`` uint32 key data, one per member.
+      n: the dataset size (a positive integer).
+
+    Returns:
+      A float32 array of shape ``(K, n)`` whose row ``m`` counts member ``m``'s draws of each
+        example id (each row sums to ``n`` and depends on member ``m``'s key only).
+
+    Raises:
+      ValueError: ``n`` is not a positive integer.
+
+    Examples:
+      >>> import keyfan as kf
+      >>> w = kf.ensemble.bootstrap_weights(kf.fan_out(kf.key(0), 3), 5)
+      >>> w.shape, [float(r) for r in w.sum(axis=1)]
+      ((3, 5), [5.0, 5.0, 5.0])
+    """
     n = as_int("bootstrap", n, lo=1)
 
     def one(key: jax.Array) -> jax.Array:
@@ -128,13 +169,31 @@ class Trainer:
         at b = 32-128 for 784-1024-1024-10 MLPs); ``1`` gives per-example gradients. With an
         explicit size the bits also stay the same across ``chunks`` settings whose chunks hold a
         power-of-two number of blocks.
+      donate: let each step reuse the buffers of the parameters and optimizer state it is given
+        for the ones it returns (default True; as ``jax.jit(..., donate_argnums=...)``): no copy
+        of the whole state per step. The state passed to :meth:`step` is consumed; :meth:`init`
+        copies the ensemble's parameters, so the ensemble given to it stays usable. False keeps
+        every state usable (stepping twice from one state) at the cost of that copy.
       member_group: members per step of the loop over a device's members (it must divide
         them). Layout-invariant, each member still runs its own single-member program, so the
-        bits never change with it; None (default): 1, the fastest measured (docs/guides/
+        bits never change with it; None (default): 1 with ``"gemm"`` products, all the members a
+        device holds with ``"elementwise"`` products (the fastest measured, docs/guides/
         performance.md). With ``layout_invariant=False``: members vmapped together (default:
         all the members a device holds).
+      products: how a layout-invariant step computes matrix products and float sums.
+        ``"gemm"``: XLA's matrix products, each member its own single-member program, run by a
+        loop over members (a member vmap would let XLA pick another kernel by the number of
+        members). ``"elementwise"``: every product as elementwise multiplies summed by a fixed
+        pairwise tree, every float sum the same tree (``ensemble/_exact.py``), whose bits do not
+        depend on a member axis, so the members of a group run in ONE vmap: the fastest for
+        small models, memory and work linear in each product's multiplies. ``"auto"``
+        (default): ``"elementwise"`` when one member's block program holds at most
+        :data:`ELEMENTWISE_MAX_PRODUCTS` multiplies and only operations it keeps exact, else
+        ``"gemm"``; the rule reads one member's block shapes only (never the number of members,
+        devices or groups), so every arrangement of a run gets the same choice and the same
+        bits. The two forms round differently.
 
-    Example:
+    Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, optax, keyfan as kf
       >>> x, y = jnp.ones((8, 2)), jnp.zeros((8,), jnp.int32)
       >>> ens = kf.Ensemble.init(nn.Dense(2), kf.key(0), members=3, sample_input=x)
@@ -154,6 +213,9 @@ class Trainer:
     layout_invariant: bool = True
     block_size: int | None = None
     member_group: int | None = None
+    donate: bool = True
+    products: str = "auto"
+    _choices: dict[Any, str] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.optimizer, optax.GradientTransformation):
@@ -165,6 +227,8 @@ class Trainer:
             object.__setattr__(self, "block_size", as_int("block_size", self.block_size, lo=1))
         if self.member_group is not None:
             object.__setattr__(self, "member_group", as_int("member_group", self.member_group, lo=1))
+        if self.products not in PRODUCTS:
+            raise ValueError(f"products must be one of {', '.join(map(repr, PRODUCTS))}, got {self.products!r}.")
         if self.mesh is not None:
             _check_mesh(self.mesh)
             if self.chunks % self.mesh.shape[DATA_AXIS]:
@@ -198,11 +262,13 @@ class Trainer:
         if ensemble.keys is None and (self.dropout or bootstrap is not None):
             raise ValueError("this ensemble has no member keys; pass keys= to Ensemble.stack, or use "
                              "Trainer(dropout=False) without bootstrap=.")
+        if self.donate:  # the steps reuse the state's buffers: the caller's ensemble keeps its own
+            ensemble = dataclasses.replace(ensemble, params=jax.tree.map(jnp.copy, ensemble.params))
         trainable, _ = jax.vmap(ensemble.model.split_trainable)(ensemble.params)
         opt_state = jax.vmap(self.optimizer.init)(trainable)
         if learning_rates is not None:
             opt_state = _set_learning_rates(opt_state, learning_rates, ensemble.members)
-        weights = None if bootstrap is None else bootstrap_weights(ensemble.keys, bootstrap)
+        weights = None if bootstrap is None or ensemble.keys is None else bootstrap_weights(ensemble.keys, bootstrap)
         if self.mesh is not None:
             check_layout(self.mesh, ensemble.members)
         return TrainState(ensemble, opt_state, jnp.zeros((), jnp.int32), weights)
@@ -226,6 +292,11 @@ class Trainer:
             raise TypeError(f"state must be a TrainState from Trainer.init, got {type(state).__name__}.")
         from keyfan.ensemble._train_checks import check_step_arrays, check_step_inputs
 
+        if self.donate and any(getattr(a, "is_deleted", lambda: False)()
+                               for a in jax.tree.leaves((state.ensemble.params, state.opt_state))):
+            raise ValueError("state was consumed by an earlier Trainer.step: with donate=True (the default) a step "
+                             "reuses its state's buffers for the new state; continue from the state that step "
+                             "returned, or build the Trainer with donate=False to step from one state twice.")
         check_step_arrays(state, x, y)
         batch = jax.tree.leaves(x)[0].shape[0] if jax.tree.leaves(x) else 0
         ids = ids if isinstance(ids, (np.ndarray, jax.Array)) else np.asarray(ids)
@@ -253,13 +324,13 @@ class Trainer:
                 f"key is passed, so also pass model_kwargs that turn dropout off (e.g. {{'train': False}})."
             ) from err
 
-    def _member_group(self, members: int) -> int:
-        """Members per pass of :meth:`_grads`'s loop over a device's members. Layout-invariant:
-        ``member_group`` (default 1), each member its own single-member program; otherwise the
-        members vmapped together (default: all of them)."""
+    def _member_group(self, members: int, *, vmapped: bool = False) -> int:
+        """Members per pass of the loop over a device's members. Layout-invariant with
+        ``"gemm"`` products: ``member_group`` (default 1), each member its own single-member
+        program; otherwise (``vmapped``) the members of a group in one vmap (default: all)."""
         group = self.member_group
         if group is None:
-            return 1 if self.layout_invariant else members
+            return 1 if self.layout_invariant and not vmapped else members
         if members % group:
             raise ValueError(f"member_group={group} must divide the {members} members a device holds, so that "
                              f"every group runs the same program.")
@@ -274,98 +345,305 @@ class Trainer:
                 f"chunks={self.chunks} give chunks of {chunk}. Use a batch size that is a multiple of "
                 f"chunks * block_size = {self.chunks * self.block_size} (or block_size=None: one block per chunk)."
             )
+        elementwise = self._products(state, x, y, ids) == "elementwise"
         if self.mesh is None:
-            # Two programs, as on a mesh: fused into one, XLA may round the update differently.
-            sums = self._grads(state, x, y, ids, chunks=self.chunks, batch=batch)
-            params, opt_state, losses, step = self._update(state.ensemble, state.opt_state, state.step, sums)
+            params, opt_state, losses, step = self._step(state, x, y, ids, chunks=self.chunks, batch=batch,
+                                                         elementwise=elementwise)
         else:
-            params, opt_state, losses, step = self._run_on_mesh(state, x, y, ids, batch)
-        ens = state.ensemble
-        new_ens = dataclasses.replace(ens, params=params)
+            params, opt_state, losses, step = self._run_on_mesh(state, x, y, ids, batch, elementwise)
+        new_ens = dataclasses.replace(state.ensemble, params=params)
         return TrainState(new_ens, opt_state, step, state.weights), losses
 
     def _run_on_mesh(self, state: TrainState, x: Any, y: Any, ids: jax.Array,
-                     batch: int) -> tuple[Any, Any, Any, Any]:
-        """One single-device program per device on its block, exact copies in between (``_shard.py``)."""
+                     batch: int, elementwise: bool) -> tuple[Any, Any, Any, Any]:
+        """One single-device program per device on its block, exact copies in between (``_shard.py``).
+
+        With the data on one device per member block, each device runs :meth:`_step` on its
+        members (the one-device program). With the data split, each device computes its members'
+        chunk sums (:meth:`_grads`); a member block's sums are copied to each of its devices, which
+        finishes the step (:meth:`_finish`): the same per-member programs as :meth:`_step`."""
         mesh = self.mesh
         states = device_blocks(shard_members(state, mesh), mesh)
         batches = device_blocks(shard_batch((x, y, ids), mesh), mesh)
-        chunks = self.chunks // mesh.shape[DATA_AXIS]
-        partial = {pos: self._grads(states[pos], *batches[pos], chunks=chunks) for pos in states}
-        devices = mesh.devices
-        results = {}
-        for (i, j), device in np.ndenumerate(devices):
-            row = tuple(jax.device_put(partial[(i, jj)], device) for jj in range(devices.shape[1]))
-            block = states[(i, j)]
-            sums = self._combine(row, batch=batch)
-            results[(i, j)] = self._update(block.ensemble, block.opt_state, block.step, sums)
+        if mesh.shape[DATA_AXIS] == 1:
+            results = {pos: self._step(states[pos], *batches[pos], chunks=self.chunks, batch=batch,
+                                       elementwise=elementwise) for pos in states}
+        else:
+            chunks = self.chunks // mesh.shape[DATA_AXIS]
+            partial = {pos: self._grads(states[pos], *batches[pos], chunks=chunks, elementwise=elementwise)
+                       for pos in states}
+            devices = mesh.devices
+            results = {}
+            for (i, j), device in np.ndenumerate(devices):
+                row = tuple(jax.device_put(partial[(i, jj)], device) for jj in range(devices.shape[1]))
+                results[(i, j)] = self._finish(states[(i, j)], row, batch=batch, elementwise=elementwise)
         per_member = assemble({pos: r[:3] for pos, r in results.items()}, mesh, MEMBER_AXIS)
         return (*per_member, assemble({pos: r[3] for pos, r in results.items()}, mesh, None))
 
-    @functools.partial(jax.jit, static_argnames=("self", "chunks", "batch"))
-    def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int,
-               batch: int | None = None) -> tuple[jax.Array, PyTree]:
-        """Per-member, per-chunk sums of the (weighted) losses and gradients: ``(K, chunks)`` and
-        trees of ``(K, chunks, *param_shape)``; with ``batch`` (every chunk of the batch is here)
-        their :meth:`_combine`-d means instead.
+    # -- the programs ----------------------------------------------------------------------
+    #
+    # One member's step is three parts, each a program of its own (a branch XLA compiles apart
+    # from what is around it, see :func:`_apart`): G, its gradient (each block of examples by the
+    # single-member block program, the blocks of each chunk summed by ``tree_sum``); C, the mean
+    # of its chunk sums; U, the optimizer update. On one device (or with the data on one device
+    # per member block) a loop over the members runs G, C, U for one member after the other and
+    # writes the member back in place (:meth:`_step`); with the data split over devices, G runs on
+    # each device (:meth:`_grads`) and C, U after the copies (:meth:`_finish`). Either way each
+    # part sees the same operands, so the rounding cannot depend on the arrangement.
 
-        Layout-invariant: each chunk is cut into blocks of ``block_size`` examples; one block's
-        gradient for ONE member is ordinary backprop over the block (:func:`_block_program`),
-        run by a loop over the members and the blocks (the same program, of the same shapes,
-        whatever the number of blocks, chunks, members or groups); the blocks of each chunk are
-        summed by :func:`~keyfan.ensemble._shard.tree_sum`.
-        """
-        parts = self._chunk_sums(state, x, y, ids, chunks)
-        return parts if batch is None else _combine((parts,), batch)
+    def _step(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int,
+              batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        """The whole step for the members of one device: ``(params, opt_state, losses, step + 1)``;
+        with ``donate``, the new parameters and optimizer state take the buffers of the old."""
+        out: tuple[PyTree, PyTree, jax.Array, jax.Array] = _STEP[self.donate](
+            self, *_state_parts(state), x, y, ids, chunks=chunks, batch=batch, elementwise=elementwise)
+        return out
 
-    def _chunk_sums(self, state: TrainState, x: Any, y: Any, ids: jax.Array, chunks: int) -> tuple[jax.Array, PyTree]:
+    def _lower_step(self, state: TrainState, x: Any, y: Any, ids: jax.Array) -> Any:
+        """The one-device step program, lowered (for XLA's memory analysis)."""
+        batch = int(ids.shape[0])
+        elementwise = self._products(state, x, y, ids) == "elementwise"
+        return _STEP[self.donate].lower(self, *_state_parts(state), x, y, ids, chunks=self.chunks, batch=batch,
+                                        elementwise=elementwise)
+
+    def _products(self, state: TrainState, x: Any, y: Any, ids: Any) -> str:
+        """``"elementwise"`` or ``"gemm"``: the ``products=`` setting, or for ``"auto"`` the rule's
+        choice for one member's block program at these shapes (see :data:`ELEMENTWISE_MAX_PRODUCTS`;
+        cached per shapes). ``layout_invariant=False`` always runs ``"gemm"``."""
+        if not self.layout_invariant or self.products == "gemm":
+            return "gemm"
+        ens = state.ensemble
+        signature = (jax.tree.structure(ens.params), *[(a.shape, a.dtype) for a in jax.tree.leaves((ens.params, x, y))],
+                     jnp.shape(ids), self.chunks, state.weights is None)
+        choice = self._choices.get(signature)
+        if choice is None:
+            choice = self._choose(state, x, y, ids)
+            self._choices[signature] = choice
+        return choice
+
+    def _choose(self, state: TrainState, x: Any, y: Any, ids: Any) -> str:
+        ens = state.ensemble
+        model = ens.model
+        one = jax.tree.map(lambda a: _spec(a.shape[1:], a.dtype), ens.params)
+        trainable, frozen = jax.eval_shape(model.split_trainable, one)
+        key = _spec((2,), jnp.uint32) if ens.keys is None else \
+            _spec(ens.keys.shape[1:], ens.keys.dtype)
+        weights = None if state.weights is None else _spec(state.weights.shape[1:], state.weights.dtype)
+        batch = int(jnp.shape(ids)[0])
+        block = self.block_size or batch // self.chunks
+        data = jax.tree.map(lambda a: _spec((block, *jnp.shape(a)[1:]), jnp.result_type(a)),
+                            (x, y, ids))
+        step = _spec((), jnp.int32)
+        block_fn = lambda t, f, k, w, d, s: self._block_program(model, s)(t, f, k, w, *d)  # noqa: E731
+        unsupported, products = assess(block_fn, trainable, frozen, key, weights, data, step)
+        opt = jax.tree.map(lambda a: _spec(a.shape[1:], a.dtype), state.opt_state)
+        unsupported |= assess(self.optimizer.update, trainable, opt, trainable)[0]
+        if self.products == "elementwise":
+            if unsupported:
+                raise ValueError(f"products='elementwise' cannot keep the bits of operations "
+                                 f"{', '.join(sorted(unsupported))} of this model or optimizer apart from a member "
+                                 f"axis; use products='gemm' or 'auto'.")
+            return "elementwise"
+        return "elementwise" if not unsupported and products <= ELEMENTWISE_MAX_PRODUCTS else "gemm"
+
+    def _step_program(self, shell: Ensemble, params: PyTree, opt_state: PyTree, weights: jax.Array | None,
+                      step: jax.Array, x: Any, y: Any, ids: jax.Array, *, chunks: int,
+                      batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        state = TrainState(dataclasses.replace(shell, params=params), opt_state, step, weights)
+        ens = state.ensemble
+        model, members = ens.model, ens.members
+        trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
+        keys = _member_keys(ens)
+        if not self.layout_invariant:
+            sums = self._vmapped_sums(state, x, y, ids, chunks)
+            losses, grads = jax.vmap(functools.partial(_mean_of_chunks, batch=batch))(*sums)
+            opt_state = state.opt_state
+            trainable, opt_state = _map(lambda m: self._update_one(trainable, opt_state, _take(grads, m), m),
+                                        jnp.arange(members))
+            return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
+        fence = _always(state.step)
+        if elementwise:
+            grads_of, finish = self._elementwise_parts(model, state.step, fence, x, y, ids, chunks, batch)
+
+            def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None, opt: PyTree) -> Any:
+                values, grads = grads_of(tr, fr, key, w)
+                loss, (tr, opt) = _apart(fence, finish, tr, opt, values, grads)
+                return tr, opt, loss
+
+            ops = (trainable, frozen, keys, state.weights, state.opt_state)
+            trainable, opt_state, losses = _grouped_vmap(member, ops, self._member_group(members, vmapped=True))
+            return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
+        member_grads = self._member_grads(model, state.step, fence, x, y, ids, chunks)
+
+        def one_member(m: Any, carry: Any) -> Any:
+            tr_all, opt_all, losses = carry
+            values, grads = member_grads((tr_all, frozen, keys, state.weights), m)
+            loss, (tr, opt) = _apart(fence, functools.partial(self._finish_one, batch=batch), tr_all, opt_all,
+                                     values, grads, m)
+            tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
+            return tr_all, opt_all, losses.at[m].set(loss)
+
+        carry = (trainable, state.opt_state, jnp.zeros((members,), jnp.float32))
+        trainable, opt_state, losses = _loop(members, one_member, carry, self._member_group(members))
+        return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
+
+    @functools.partial(jax.jit, static_argnames=("self", "chunks", "elementwise"))
+    def _grads(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *,
+               chunks: int, elementwise: bool) -> tuple[jax.Array, PyTree]:
+        """Per-member, per-chunk sums of the (weighted) losses and gradients of this device's
+        chunks: ``(K, chunks)`` and trees of ``(K, chunks, *param_shape)`` (part G)."""
+        if not self.layout_invariant:
+            return self._vmapped_sums(state, x, y, ids, chunks)
         ens = state.ensemble
         trainable, frozen = jax.vmap(ens.model.split_trainable)(ens.params)
-        keys = ens.keys if ens.keys is not None else jnp.zeros((ens.members, 2), jnp.uint32)
-        weights = state.weights
-        members = ens.members
-        group = self._member_group(members)
-        block_fn = self._block_program(ens.model, state.step)
-        if not self.layout_invariant:
-            # XLA's backward pass sums over each chunk: one block per chunk, all chunks and
-            # members of a group vmapped together.
-            xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
-            per_chunk = jax.vmap(block_fn, in_axes=(None, None, None, None, 0, 0, 0))
+        ops = (trainable, frozen, _member_keys(ens), state.weights)
+        if elementwise:
+            grads_of, _ = self._elementwise_parts(ens.model, state.step, _always(state.step), x, y, ids, chunks,
+                                                  int(ids.shape[0]))
+            sums: tuple[jax.Array, PyTree] = _grouped_vmap(grads_of, ops, self._member_group(ens.members, vmapped=True))
+            return sums
+        member_grads = self._member_grads(ens.model, state.step, _always(state.step), x, y, ids, chunks)
+        group = self._member_group(ens.members)
+        index = jnp.arange(ens.members).reshape(ens.members // group, group)
+        out = _map(lambda ms: _stack([member_grads(ops, m) for m in ms]), index)
+        sums = jax.tree.map(lambda a: a.reshape(ens.members, *a.shape[2:]), out)
+        return sums
 
-            def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
-                return per_chunk(tr, fr, key, w, xs, ys, idc)
+    def _finish(self, state: TrainState, parts: tuple[tuple[jax.Array, PyTree], ...], *,
+                batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        """Parts C and U for every member from the chunk sums of every device of its member
+        block (joined in order): ``(params, opt_state, losses, step + 1)``."""
+        shell, params, opt_state, _, step = _state_parts(state)
+        out: tuple[PyTree, PyTree, jax.Array, jax.Array] = _FINISH[self.donate](
+            self, shell, params, opt_state, step, parts, batch=batch, elementwise=elementwise)
+        return out
 
-            in_axes = (0, 0, 0, None if weights is None else 0)
-            split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
-            ops = jax.tree.map(split, (trainable, frozen, keys, weights))
-            out = jax.lax.map(lambda o: _over_group(member, in_axes, group)(*o), ops)
-            return jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
+    def _finish_program(self, shell: Ensemble, params: PyTree, opt_state: PyTree, step: jax.Array,
+                        parts: tuple[tuple[jax.Array, PyTree], ...], *,
+                        batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
+        ens = dataclasses.replace(shell, params=params)
+        values = jnp.concatenate([p[0] for p in parts], axis=1)
+        grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
+        model = ens.model
+        trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
+        fence = _always(step)
+        if elementwise:
+            finish_one = self._elementwise_finish(batch, step)
 
+            def member(tr: PyTree, opt: PyTree, v: jax.Array, g: PyTree) -> Any:
+                loss, (tr, opt) = _apart(fence, finish_one, tr, opt, v, g)
+                return tr, opt, loss
+
+            ops = (trainable, opt_state, values, grads)
+            trainable, opt_state, losses = _grouped_vmap(member, ops, self._member_group(ens.members, vmapped=True))
+            return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
+
+        def one_member(m: Any, carry: Any) -> Any:
+            tr_all, opt_all, losses = carry
+            v, g = _take((values, grads), m)
+            finish = functools.partial(self._finish_one, batch=batch)
+            if self.layout_invariant:
+                loss, (tr, opt) = _apart(fence, finish, tr_all, opt_all, v, g, m)
+            else:
+                loss, (tr, opt) = finish(tr_all, opt_all, v, g, m)
+            tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
+            return tr_all, opt_all, losses.at[m].set(loss)
+
+        carry = (trainable, opt_state, jnp.zeros((ens.members,), jnp.float32))
+        trainable, opt_state, losses = _loop(ens.members, one_member, carry, self._member_group(ens.members))
+        return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
+
+    def _member_grads(self, model: Any, step: jax.Array, fence: jax.Array, x: Any, y: Any, ids: jax.Array,
+                      chunks: int) -> Any:
+        """Part G for ONE member: ``f(trainable, frozen, member_key, weights) -> (values (chunks,),
+        grads (chunks, ...))``, each block of ``block_size`` examples by the single-member block
+        program (:meth:`_block_program`, apart), the blocks of each chunk summed by ``tree_sum``."""
+        block_fn = self._block_program(model, step)
         batch = int(ids.shape[0])
         block = self.block_size or batch // chunks
         n_blocks = batch // block
-        xb, yb, ib = jax.tree.map(lambda a: a.reshape(n_blocks, block, *a.shape[1:]), (x, y, ids))
+        data = jax.tree.map(lambda a: a.reshape(n_blocks, block, *a.shape[1:]), (x, y, ids))
+
+        def one_block(ops: Any, m: Any, d: Any) -> Any:
+            return block_fn(*_take(ops, m), *d)
+
+        def member(ops: Any, m: Any) -> Any:
+            parts = _map(lambda d: _apart(fence, one_block, ops, m, d), data)
+
+            def per_chunk(a: jax.Array) -> jax.Array:
+                return tree_sum(a.reshape(chunks, n_blocks // chunks, *a.shape[1:]), axis=1)
+
+            return jax.tree.map(per_chunk, parts)
+
+        return member
+
+    def _elementwise_parts(self, model: Any, step: jax.Array, fence: jax.Array, x: Any, y: Any, ids: jax.Array,
+                           chunks: int, batch: int) -> tuple[Any, Any]:
+        """``products="elementwise"``: parts G and C+U for ONE member's own arrays, for a vmap
+        over members. ``G(trainable, frozen, member_key, weights) -> (values (chunks,), grads
+        (chunks, ...))``: each block by :func:`~keyfan.ensemble._exact.exact` of the block
+        program (apart), the blocks of each chunk summed by ``tree_sum``; ``C+U(trainable,
+        opt_state, values, grads) -> (loss, (trainable, opt_state))``."""
+        block_fn = exact(self._block_program(model, step), _opaque_zero(step))
+        n_blocks = batch // (self.block_size or batch // chunks)
+        data = jax.tree.map(lambda a: a.reshape(n_blocks, a.shape[0] // n_blocks, *a.shape[1:]), (x, y, ids))
+
+        def grads_of(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
+            parts = _map(lambda d: _apart(fence, block_fn, tr, fr, key, w, *d), data)
+
+            def per_chunk(a: jax.Array) -> jax.Array:
+                return tree_sum(a.reshape(chunks, n_blocks // chunks, *a.shape[1:]), axis=1)
+
+            return jax.tree.map(per_chunk, parts)
+
+        return grads_of, self._elementwise_finish(batch, step)
+
+    def _elementwise_finish(self, batch: int, step: jax.Array) -> Any:
+        """Parts C and U for ONE member's own arrays, every float sum and product elementwise."""
+        update = exact(self.optimizer.update, _opaque_zero(step))
+
+        def finish(tr: PyTree, opt: PyTree, values: jax.Array, grads: PyTree) -> Any:
+            loss, g = _mean_of_chunks(values, grads, batch=batch)
+            updates, opt = update(g, opt, tr)
+            return loss, (optax.apply_updates(tr, updates), opt)
+
+        return finish
+
+    def _vmapped_sums(self, state: TrainState, x: Any, y: Any, ids: jax.Array, chunks: int) -> tuple[jax.Array, PyTree]:
+        """``layout_invariant=False``: per-member, per-chunk sums with the members of a group and
+        the chunks vmapped together and XLA's backward pass summing over each chunk."""
+        ens = state.ensemble
+        trainable, frozen = jax.vmap(ens.model.split_trainable)(ens.params)
+        members = ens.members
+        group = self._member_group(members)
+        block_fn = self._block_program(ens.model, state.step)
+        xs, ys, idc = jax.tree.map(lambda a: a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]), (x, y, ids))
+        per_chunk = jax.vmap(block_fn, in_axes=(None, None, None, None, 0, 0, 0))
+
+        def member(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None) -> Any:
+            return per_chunk(tr, fr, key, w, xs, ys, idc)
+
+        weights = state.weights
+        in_axes = (0, 0, 0, None if weights is None else 0)
         split = lambda a: a.reshape(members // group, group, *a.shape[1:])  # noqa: E731
-        member_ops = jax.tree.map(split, (trainable, frozen, keys, weights))
+        ops = jax.tree.map(split, (trainable, frozen, _member_keys(ens), weights))
+        out = jax.lax.map(lambda o: jax.vmap(member, in_axes=in_axes)(*o), ops)
+        sums: tuple[jax.Array, PyTree] = jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
+        return sums
 
-        def one_block(op: Any, data: Any) -> Any:
-            # ONE member on ONE block: the same program (of the same shapes) in every layout.
-            # Barriers keep it whole: no fusion with what is around it.
-            tr, fr, key, w, *data = jax.lax.optimization_barrier((*op, *data))
-            return jax.lax.optimization_barrier(block_fn(tr, fr, key, w, *data))
+    def _finish_one(self, tr_all: PyTree, opt_all: PyTree, values: jax.Array, grads: PyTree, m: Any, *,
+                    batch: int) -> tuple[jax.Array, tuple[PyTree, PyTree]]:
+        """Parts C and U for member ``m``: its mean loss, and its parameters and optimizer state
+        updated with its mean gradient, from its chunk sums ``(chunks,)`` and ``(chunks, ...)``."""
+        loss, g = _mean_of_chunks(values, grads, batch=batch)
+        return loss, self._update_one(tr_all, opt_all, g, m)
 
-        def one_step(ops: Any) -> Any:
-            # ``group`` members, each its own single-member program over the blocks.
-            per_member = [_map(lambda data, m=m: one_block(_take(ops, m), data), (xb, yb, ib)) for m in range(group)]
-            return jax.tree.map(lambda *a: jnp.stack(a), *per_member)
-
-        values, grads = _map(one_step, member_ops)  # (members // group, group, n_blocks, ...)
-
-        def per_chunk_sums(a: jax.Array) -> jax.Array:
-            a = a.reshape(members, chunks, n_blocks // chunks, *a.shape[3:])
-            return tree_sum(a, axis=2)
-
-        return per_chunk_sums(values), jax.tree.map(per_chunk_sums, grads)
+    def _update_one(self, tr_all: PyTree, opt_all: PyTree, g: PyTree, m: Any) -> tuple[PyTree, PyTree]:
+        """Part U for member ``m``: the optimizer's update of its trainable parameters and state
+        (read from the stacked ``tr_all``, ``opt_all``) with its mean gradient ``g``."""
+        tr, opt = _take((tr_all, opt_all), m)
+        updates, opt = self.optimizer.update(g, opt, tr)
+        return optax.apply_updates(tr, updates), opt
 
     def _block_program(self, model: Any, step: jax.Array) -> Any:
         """``f(trainable, frozen, member_key, weights, x, y, ids) -> (loss_sum, grads)`` for ONE
@@ -375,7 +653,10 @@ class Trainer:
 
         def block_fn(tr: PyTree, fr: PyTree, key: jax.Array, w: jax.Array | None,
                      xb: Any, yb: Any, ib: jax.Array) -> tuple[jax.Array, PyTree]:
-            dkeys = stream_keys(member_dropout_keys(key, ib, step)) if dropout else None
+            # Unsigned ids and step: the same keys as the signed values (checked non-negative
+            # by step), without a traced sign check, whose effect would keep the compiled step off
+            # JAX's fast dispatch path (1 ms per step).
+            dkeys = stream_keys(member_dropout_keys(key, _unsigned(ib), _unsigned(step))) if dropout else None
 
             def total(t: PyTree) -> jax.Array:
                 def example_loss(xi: Any, yi: Any, ki: jax.Array | None) -> jax.Array:
@@ -388,27 +669,21 @@ class Trainer:
 
         return block_fn
 
-    @functools.partial(jax.jit, static_argnames=("self", "batch"))
-    def _combine(self, parts: tuple[tuple[jax.Array, PyTree], ...], *, batch: int) -> tuple[jax.Array, PyTree]:
-        """The chunk sums of every device of a member block, joined in order: see :func:`_combine`."""
-        return _combine(parts, batch)
 
-    @functools.partial(jax.jit, static_argnames=("self",))
-    def _update(self, ens: Ensemble, opt_state: PyTree, step: jax.Array,
-                sums: tuple[jax.Array, PyTree]) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
-        """Applies the optimizer to the mean gradients and counts the step: a program of its own,
-        whatever produced the sums (fused with their tree, its rounding would depend on it)."""
-        losses, grads = sums
-        model = ens.model
-        trainable, frozen = jax.vmap(model.split_trainable)(ens.params)
+def _state_parts(state: TrainState) -> tuple[Ensemble, PyTree, PyTree, jax.Array | None, jax.Array]:
+    """``(shell, params, opt_state, weights, step)``: the parts a step program takes, the
+    parameters apart from the rest of the ensemble (its shell) so that they can be donated."""
+    ens = state.ensemble
+    return dataclasses.replace(ens, params=None), ens.params, state.opt_state, state.weights, state.step
 
-        def update(tr: PyTree, opt: PyTree, g: PyTree) -> tuple[PyTree, PyTree]:
-            updates, opt = self.optimizer.update(g, opt, tr)
-            return optax.apply_updates(tr, updates), opt
 
-        # One member at a time, as the gradients: the same program whatever the members a device holds.
-        trainable, opt_state = _map(lambda ops: update(*ops), (trainable, opt_state, grads))
-        return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
+_STATICS = ("self", "chunks", "batch", "elementwise")
+_STEP = {donate: jax.jit(Trainer._step_program, static_argnames=_STATICS,
+                         donate_argnames=("params", "opt_state") if donate else ()) for donate in (True, False)}
+"""The one-device step program, with the parameters and optimizer state donated or not."""
+_FINISH = {donate: jax.jit(Trainer._finish_program, static_argnames=("self", "batch", "elementwise"),
+                           donate_argnames=("params", "opt_state") if donate else ()) for donate in (True, False)}
+"""Parts C and U on a device of a data-sharded mesh, donated or not."""
 
 
 def _with_loss_task(ensemble: Ensemble, loss: Any) -> Ensemble:
@@ -422,22 +697,80 @@ def _with_loss_task(ensemble: Ensemble, loss: Any) -> Ensemble:
     return dataclasses.replace(ensemble, task=task)
 
 
-def _over_group(f: Any, in_axes: tuple[Any, ...], group: int) -> Any:
-    """``f`` vmapped over a group of members; for a group of one, ``f`` itself (unbatched
-    kernels: the fastest arrangement for large members) with the group axis added back."""
-    if group > 1:
-        return jax.vmap(f, in_axes=in_axes)
-
-    def single(*args: Any) -> Any:
-        args = [a if axis is None else jax.tree.map(lambda v: v[0], a) for a, axis in zip(args, in_axes, strict=True)]
-        return jax.tree.map(lambda v: v[None], f(*args))
-
-    return single
+def _member_keys(ens: Ensemble) -> jax.Array:
+    """The members' keys, or zeros for an ensemble without keys (trained without dropout)."""
+    return ens.keys if ens.keys is not None else jnp.zeros((ens.members, 2), jnp.uint32)
 
 
-def _take(tree: Any, i: int) -> Any:
+def _always(step: jax.Array) -> jax.Array:
+    """A predicate that is always true but that XLA cannot fold: ``step | 1`` is odd."""
+    return (step | 1) != 0
+
+
+def _spec(shape: Any, dtype: Any) -> Any:
+    """``jax.ShapeDtypeStruct(shape, dtype)`` (an abstract array for tracing)."""
+    return jax.ShapeDtypeStruct(shape, dtype)  # type: ignore[no-untyped-call]
+
+
+def _opaque_zero(step: jax.Array) -> jax.Array:
+    """0 as an int32 scalar the compiler cannot fold: the sign bits of the non-negative step."""
+    return jax.lax.shift_right_logical(step.astype(jnp.int32), jnp.int32(31))
+
+
+def _apart(fence: jax.Array, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` as a branch of a conditional on ``fence`` (always true): XLA compiles a
+    branch as a computation of its own, so nothing around it fuses into it (a fused producer or
+    consumer could change its rounding: a reduction emitted inside a loop, a multiply and an add
+    contracted into one FMA). ``lax.optimization_barrier`` does not do this: XLA drops it before
+    fusion."""
+    shapes = jax.eval_shape(fn, *args)
+    return jax.lax.cond(fence, fn, lambda *_: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), *args)
+
+
+def _mean_of_chunks(values: jax.Array, grads: PyTree, *, batch: int) -> tuple[jax.Array, PyTree]:
+    """Part C for ONE member: its chunk sums ``(chunks,)`` and ``(chunks, ...)`` summed by
+    :func:`tree_sum` and divided by ``batch``."""
+    scale = jnp.float32(1.0 / batch)
+    return tree_sum(values) * scale, jax.tree.map(lambda g: tree_sum(g) * scale, grads)
+
+
+def _loop(n: int, body: Any, carry: Any, unroll: int) -> Any:
+    """``body(i, carry)`` for ``i`` in ``0 .. n - 1``, ``unroll`` iterations per step of the
+    loop; a plain call for ``n == 1``."""
+    if n == 1:
+        return body(0, carry)
+    return jax.lax.fori_loop(0, n, body, carry, unroll=unroll)
+
+
+def _unsigned(a: jax.Array) -> jax.Array:
+    """Non-negative integers as the unsigned type of their width (the same words)."""
+    return a.astype(jnp.uint64 if a.dtype.itemsize == 8 else jnp.uint32)
+
+
+def _take(tree: Any, i: Any) -> Any:
     """Entry ``i`` of every leaf's leading axis."""
     return jax.tree.map(lambda a: a[i], tree)
+
+
+def _put(tree: Any, values: Any, i: Any) -> Any:
+    """``tree`` with entry ``i`` of every leaf's leading axis replaced by ``values`` (in place
+    in a loop's carry)."""
+    return jax.tree.map(lambda a, v: jax.lax.dynamic_update_index_in_dim(a, v, i, 0), tree, values)
+
+
+def _stack(trees: list[Any]) -> Any:
+    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
+
+def _grouped_vmap(f: Any, ops: Any, group: int) -> Any:
+    """``jax.vmap(f)(*ops)`` over the leading (member) axis, ``group`` members per step of a
+    loop over the groups (all at once when ``group`` is the number of members)."""
+    members = jax.tree.leaves(ops)[0].shape[0]
+    if group == members:
+        return jax.vmap(f)(*ops)
+    split = jax.tree.map(lambda a: a.reshape(members // group, group, *a.shape[1:]), ops)
+    out = _map(lambda o: jax.vmap(f)(*o), split)
+    return jax.tree.map(lambda a: a.reshape(members, *a.shape[2:]), out)
 
 
 def _map(f: Any, xs: Any) -> Any:
@@ -446,15 +779,6 @@ def _map(f: Any, xs: Any) -> Any:
     if jax.tree.leaves(xs)[0].shape[0] == 1:
         return jax.tree.map(lambda a: a[None], f(jax.tree.map(lambda a: a[0], xs)))
     return jax.lax.map(f, xs)
-
-
-def _combine(parts: tuple[tuple[jax.Array, PyTree], ...], batch: int) -> tuple[jax.Array, PyTree]:
-    """Joins per-chunk sums ``(K, chunks_i)`` (in order), sums over chunks with :func:`tree_sum`
-    and divides by ``batch``: each member's mean loss ``(K,)`` and mean gradient."""
-    sums = jnp.concatenate([p[0] for p in parts], axis=1)
-    grads = jax.tree.map(lambda *g: jnp.concatenate(g, axis=1), *[p[1] for p in parts])
-    scale = jnp.float32(1.0 / batch)
-    return tree_sum(sums, axis=1) * scale, jax.tree.map(lambda g: tree_sum(g, axis=1) * scale, grads)
 
 
 def _set_learning_rates(opt_state: PyTree, learning_rates: Any, k: int) -> PyTree:

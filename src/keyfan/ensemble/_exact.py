@@ -1,0 +1,192 @@
+"""A program whose bits do not change when it is vmapped: products and sums as elementwise ops.
+
+XLA picks the kernel of a matrix product (YNNPACK or Eigen, its blocking) and the order of a
+float reduction by the size of the whole operation, so vmapping a single-member training step
+over ``K`` members changes each member's rounding with ``K``. :func:`exact` rewrites a function
+so that it has no such operation: every float ``dot_general`` becomes an elementwise product
+summed over the contracted axis by a tree of halves (slices and adds), and every
+float ``reduce_sum`` the same tree. Elementwise operations round each element alike whatever
+the shape around it, so ``jax.vmap(exact(f))`` gives each member the same bits for any number
+of members, one included (measured: a vmap over 1, 2, 3, 5, 8, 16 or 32 members; the program
+run without any member axis can differ, XLA fusing it differently, so every arrangement of the
+``Trainer`` runs a member vmap, of one member at least). The price is memory and work linear in a
+product's multiply count (no blocked GEMM), which pays only for small models: :func:`assess`
+says whether a function has only operations whose bits are known not to depend on a batch
+axis, and how many multiplies its products hold (the rule in ``_train.py`` picks this form
+below a measured size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from keyfan._jaxinternals.core import Literal
+
+__all__ = ["assess", "exact"]
+
+_CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr", "core_call": "call_jaxpr",
+          "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr"}
+"""Primitives that call an inner (closed) jaxpr, and its parameter: evaluated (and rewritten)
+inline. The program :func:`exact` builds is run, not differentiated, so a custom derivative's
+rule is not needed."""
+
+_REWRITTEN = frozenset({"dot_general", "reduce_sum"})
+
+_PRODUCTS = frozenset({"mul", "integer_pow", "square"})
+"""Elementwise products, each rounded on its own (:func:`_rounded`) before anything adds it."""
+
+_BATCH_SAFE = frozenset({
+    # elementwise arithmetic, comparisons, casts, transcendental functions (one element at a time)
+    "abs", "acos", "acosh", "add", "add_any", "and", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil",
+    "clamp", "convert_element_type", "copy", "copy_p", "cos", "cosh", "div", "eq", "erf", "erf_inv", "erfc",
+    "exp", "exp2", "expm1", "floor", "ge", "gt", "integer_pow", "is_finite", "le", "lgamma", "digamma", "log",
+    "log1p", "logistic", "lt", "max", "min", "mul", "ne", "neg", "nextafter", "not", "or", "pow", "population_count",
+    "rem", "round", "rsqrt", "select_n", "shift_left", "shift_right_arithmetic", "shift_right_logical", "sign",
+    "sin", "sinh", "sqrt", "square", "sub", "tan", "tanh", "xor", "stop_gradient", "reduce_precision",
+    # data movement (exact)
+    "broadcast_in_dim", "concatenate", "dynamic_slice", "dynamic_update_slice", "expand_dims", "gather", "iota",
+    "pad", "reshape", "rev", "slice", "squeeze", "stack", "transpose", "split",
+    # the scatter that transposes a gather: XLA applies the updates in index order, member by member
+    "scatter-add",
+    # exact reductions and index searches
+    "argmax", "argmin", "reduce_and", "reduce_max", "reduce_min", "reduce_or", "reduce_xor",
+    # random bits (integer hashing)
+    "random_bits", "random_fold_in", "random_seed", "random_split", "random_unwrap", "random_wrap", "threefry2x32",
+    "bitcast_convert_type",
+})
+"""Primitives whose every output element is computed alike whatever the shape around it."""
+
+
+def exact(fn: Callable[..., Any], zero: jax.Array) -> Callable[..., Any]:
+    """``fn`` with every float ``dot_general`` and ``reduce_sum`` computed as elementwise
+    products and adds in a tree fixed by the contracted size alone: the same values as
+    ``fn`` up to rounding, and the same bits per member under ``jax.vmap`` over any number of
+    members. ``fn`` must have no operation :func:`assess` calls unsupported.
+
+    ``zero`` is an int32 scalar equal to 0 whose value the compiler cannot know (e.g. ``step >>
+    31`` of a non-negative traced ``step``): every product (of the matrix products and every
+    elementwise multiply) is rounded on its own before it is summed (its bits xor ``zero``), so
+    that no multiply and add are contracted into one FMA in one arrangement and not in another
+    (XLA fuses a multiply into its sum or not by the shapes around it; measured: one ulp apart
+    under AVX-512 with blocks of one example, equal under SSE4.2, which has no FMA)."""
+
+    def wrapped(*args: Any) -> Any:
+        flat, tree = jax.tree.flatten(args)
+        closed, shapes = jax.make_jaxpr(lambda *a: fn(*jax.tree.unflatten(tree, a)), return_shape=True)(*flat)
+        out = _eval(closed.jaxpr, closed.consts, flat, zero)
+        return jax.tree.unflatten(jax.tree.structure(shapes), out)
+
+    return wrapped
+
+
+def assess(fn: Callable[..., Any], *args: Any) -> tuple[set[str], int]:
+    """``(unsupported, products)`` for ``fn(*args)`` (arrays or ``jax.ShapeDtypeStruct``): the
+    names of its operations whose bits :func:`exact` cannot keep apart from a batch axis (empty:
+    ``exact(fn)`` is batch-independent), and the number of multiplies in its float products
+    (the size of the elementwise products :func:`exact` builds)."""
+    flat, tree = jax.tree.flatten(args)
+    closed = jax.make_jaxpr(lambda *a: fn(*jax.tree.unflatten(tree, a)))(*flat)
+    unsupported, total = set(), 0
+    for name, eqn in _equations(closed.jaxpr):
+        if name not in _BATCH_SAFE and name not in _REWRITTEN:
+            unsupported.add(name)
+        if name == "dot_general":
+            (lc, _), _ = eqn.params["dimension_numbers"]
+            lhs, out = eqn.invars[0].aval, eqn.outvars[0].aval
+            total += int(np.prod(out.shape, dtype=np.int64)) * int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
+    return unsupported, total
+
+
+def _equations(jaxpr: Any) -> Iterator[tuple[str, Any]]:
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name in _CALLS:
+            yield from _equations(eqn.params[_CALLS[name]].jaxpr)
+        else:
+            yield name, eqn
+
+
+def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array) -> list[Any]:
+    env: dict[Any, Any] = {}
+
+    def read(v: Any) -> Any:
+        return v.val if isinstance(v, Literal) else env[v]
+
+    for v, a in zip(jaxpr.constvars, consts, strict=True):
+        env[v] = a
+    for v, a in zip(jaxpr.invars, args, strict=True):
+        env[v] = a
+    for eqn in jaxpr.eqns:
+        invals = [read(v) for v in eqn.invars]
+        name = eqn.primitive.name
+        if name in _CALLS:
+            inner = eqn.params[_CALLS[name]]
+            outs = _eval(inner.jaxpr, inner.consts, invals, zero)
+        else:
+            if name == "dot_general" and _is_float(eqn.outvars[0].aval.dtype):
+                out = _dot(invals[0], invals[1], eqn.params, zero)
+            elif name == "reduce_sum" and _is_float(eqn.outvars[0].aval.dtype):
+                out = _sum_axes(invals[0], eqn.params["axes"])
+            else:
+                out = eqn.primitive.bind(*invals, **eqn.params)
+                if name in _PRODUCTS and _is_float(eqn.outvars[0].aval.dtype):
+                    out = _rounded(out, zero)
+            outs = list(out) if eqn.primitive.multiple_results else [out]
+        for v, o in zip(eqn.outvars, outs, strict=True):
+            env[v] = o
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _is_float(dtype: Any) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.inexact))
+
+
+def _dot(lhs: jax.Array, rhs: jax.Array, params: dict[str, Any], zero: jax.Array) -> jax.Array:
+    """``lax.dot_general`` as ``sum_c lhs[..c] * rhs[..c]``, the products laid out with the
+    contracted entries (in the row-major order of the contracted dimensions) on the leading axis,
+    summed by :func:`_tree_first`."""
+    (lc, rc), (lb, rb) = params["dimension_numbers"]
+    out_type = params.get("preferred_element_type") or jnp.result_type(lhs, rhs)
+    lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
+    rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
+    batch = tuple(lhs.shape[d] for d in lb)
+    lshape, rshape = tuple(lhs.shape[d] for d in lf), tuple(rhs.shape[d] for d in rf)
+    c = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
+    a = jnp.transpose(lhs, (*lc, *lb, *lf)).reshape(c, *batch, int(np.prod(lshape, dtype=np.int64)), 1)
+    b = jnp.transpose(rhs, (*rc, *rb, *rf)).reshape(c, *batch, 1, int(np.prod(rshape, dtype=np.int64)))
+    summed = _tree_first(_rounded(a.astype(out_type) * b.astype(out_type), zero))  # (batch, lhs free, rhs free)
+    return summed.reshape(*batch, *lshape, *rshape)
+
+
+def _rounded(p: jax.Array, zero: jax.Array) -> jax.Array:
+    """``p`` (bit for bit), but no longer the result of a multiply as far as the compiler can
+    tell: its bits xor an opaque zero."""
+    width = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}.get(p.dtype.itemsize)
+    if width is None:
+        return p
+    bits = jax.lax.bitcast_convert_type(p, width)
+    return jax.lax.bitcast_convert_type(bits ^ zero.astype(width), p.dtype)
+
+
+def _sum_axes(a: jax.Array, axes: Any) -> jax.Array:
+    keep = [d for d in range(a.ndim) if d not in axes]
+    moved = jnp.transpose(a, (*axes, *keep))
+    return _tree_first(moved.reshape(-1, *moved.shape[len(axes):]))
+
+
+def _tree_first(a: jax.Array) -> jax.Array:
+    """The sum over the leading axis as a tree of halves: ``a[:h] + a[h:2h]`` with ``h = n // 2``,
+    an odd last term carried up, level by level, whose order depends on the axis's length only
+    (contiguous halves: one fused loop over the rest of the shape)."""
+    if a.shape[0] == 0:
+        return jnp.zeros(a.shape[1:], a.dtype)
+    while a.shape[0] > 1:
+        n, h = a.shape[0], a.shape[0] // 2
+        halves = a[:h] + a[h: 2 * h]
+        a = jnp.concatenate([halves, a[2 * h:]]) if n % 2 else halves
+    return a[0]
