@@ -226,7 +226,7 @@ def _per_example(value: Any, axis: int | None) -> jax.ShapeDtypeStruct | None:
     shape = tuple(aval.shape)
     if axis is not None:
         shape = shape[:axis] + shape[axis + 1:]
-    return jax.ShapeDtypeStruct(shape, aval.dtype, weak_type=aval.weak_type)
+    return jax.ShapeDtypeStruct(shape, aval.dtype, weak_type=aval.weak_type)  # type: ignore[no-untyped-call]
 
 
 def _signature(bound: Bound, structs: Sequence[jax.ShapeDtypeStruct | None]) -> Any:
