@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import diffrax
 import equinox as eqx
@@ -21,6 +22,7 @@ from jax import lax
 
 import keyfan as kf
 from tests._real_programs import _NNXModel
+from tests._real_programs import nested_heads as nested_heads_program
 
 # -- class 2: the audit reads arguments as the function's own jit wrapper does ----------------
 
@@ -225,6 +227,61 @@ def test_nnx_dropout_stream_not_split_is_still_found():
         forward(model, jnp.ones((5, 4)))
 
 
+# -- declared unmapped outputs: the draw itself, never a reduction over the batch ------------------
+# out_axes=None says "one value for every example": a draw returned that way (shared parameters
+# under hk.vmap, nn.vmap, nnx.vmap) is shared on purpose. A reduction over the batch (pmean, psum)
+# of values computed from the draw is no such declaration: its examples did share the noise.
+
+
+def _noisy_with_mean(x, key):
+    y = x + jax.random.normal(key, x.shape)
+    return y, lax.pmean(y, "batch")
+
+
+def _noisy_mean_only(x, key):
+    return lax.pmean(x + jax.random.normal(key, x.shape), "batch")
+
+
+def _init_and_apply(x, key):
+    w = jax.random.normal(key, (3, 2))
+    return x @ w, w
+
+
+@jax.jit
+def _apply(w, x):
+    return w * 1.0, x @ w
+
+
+def _init_then_jit(x, key):
+    w = jax.random.normal(key, (3, 2))
+    w2, y = _apply(w, x)  # w2 leaves a jit that also reads the batch, but depends on w alone
+    return y, w2
+
+
+@pytest.mark.parametrize("f, out_axes", [(_noisy_with_mean, (0, None)), (_noisy_mean_only, None)])
+def test_a_reduction_over_the_batch_returned_unmapped_does_not_declare_the_draw_shared(f, out_axes):
+    batched = jax.vmap(f, in_axes=(0, None), out_axes=out_axes, axis_name="batch")
+    xs, key = jnp.arange(12.0).reshape(4, 3), jax.random.key(0)
+    with pytest.raises(kf.SharedRandomnessError, match=r"test_keyflow_regressions\.py:\d+ \(_noisy"), kf.sanitize():
+        batched(xs, key)
+    with pytest.raises(kf.SharedRandomnessError), kf.sanitize():
+        jax.jit(batched)(xs, key)
+    report = kf.audit(lambda xs, key: batched(xs, key), xs, key, in_axes=None)
+    assert [f.kind for f in report.problems] == [kf.AuditKind.SHARED_DRAW], str(report)
+
+
+@pytest.mark.parametrize("f", [_init_and_apply, _init_then_jit])
+def test_a_draw_returned_unmapped_is_declared_shared(f):
+    batched = jax.vmap(f, in_axes=(0, None), out_axes=(0, None))
+    xs, key = jnp.ones((4, 3)), jax.random.key(0)
+    plain = batched(xs, key)
+    with kf.sanitize():
+        checked = batched(xs, key)
+        jax.jit(batched)(xs, key)
+    assert all(bool((a == b).all()) for a, b in zip(plain, checked, strict=True))
+    assert kf.audit(lambda xs, key: batched(xs, key), xs, key, in_axes=None).ok
+
+
 # -- class 7: one retrace per function under the check, whatever the number of blocks ------------
 
 
@@ -252,6 +309,62 @@ def test_a_buggy_function_raises_in_every_block():
     for _ in range(3):
         with pytest.raises(kf.SharedRandomnessError), kf.sanitize():
             step(jnp.ones((4, 3)), jax.random.key(0))
+
+
+def test_warn_mode_replays_a_cached_trace_in_every_block_without_retracing():
+    """A later warn block hits the cached trace: it still warns, and nothing is traced again."""
+    from jax._src import pjit  # the adapter's interposition points are JAX's again after the check
+
+    traces = []
+
+    @jax.jit
+    def step(xs, key):
+        traces.append(1)
+        return jax.vmap(lambda x: x + jax.random.normal(key, x.shape))(xs)
+
+    @jax.jit
+    def outer(xs, key):  # a new trace around the cached one
+        return step(xs, key) + 1.0
+
+    xs, key = jnp.ones((4, 3)), jax.random.key(0)
+    original = pjit._infer_params
+    for f in (step, step, outer, outer):
+        with warnings.catch_warnings(record=True) as caught, kf.sanitize(action="warn"):
+            warnings.simplefilter("always")
+            f(xs, key)
+            f(xs, key)
+        assert [type(w.message) for w in caught] == [kf.SharedRandomnessWarning], [str(w.message) for w in caught]
+        assert caught[0].filename == __file__ and caught[0].message.findings[0].kind is kf.AuditKind.SHARED_DRAW
+    assert len(traces) == 1, "the warn-mode trace is reused by every block"
+    assert pjit._infer_params is original
+    with kf.sanitize(action="warn"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        checked = step(xs, key)
+    assert bool((checked == step(xs, key)).all()), "the replayed call computes the same values"
+
+
+_CACHED_BUG = '''
+import jax, jax.numpy as jnp
+
+@jax.jit
+def step(xs, key):
+    return jax.vmap(lambda x: x + jax.random.normal(key, x.shape))(xs)
+
+def test_first():
+    step(jnp.zeros((4, 3)), jax.random.key(0))
+
+def test_second():
+    step(jnp.zeros((4, 3)), jax.random.key(0))
+'''
+
+
+def test_pytest_warn_mode_reports_to_every_test_that_runs_the_cached_trace(tmp_path):
+    run = _pytest(tmp_path, _CACHED_BUG, "--keyfan-sanitize-warn", "-rA")
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = run.stdout.split("warnings summary", 1)[-1]
+    assert "test_bug.py::test_first" in summary and "test_bug.py::test_second" in summary, run.stdout
+    assert "SharedRandomnessWarning" in summary and "test_bug.py:6" in summary, run.stdout
+    assert "2 passed, 2 warnings" in run.stdout.strip().splitlines()[-1], run.stdout
 
 
 # -- class 8: what a user reads in pytest -------------------------------------------------------
@@ -292,3 +405,28 @@ def test_unknown_environment_value_is_one_clear_line(tmp_path, value):
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "KEYFAN_SANITIZE" in lines[0] and "'warn'" in lines[0] and value in lines[0], run.stderr
+
+
+# -- the vmaps JAX makes for autodiff, and a vmap traced by make_jaxpr ---------------------------
+
+def _noisy_scale(x):
+    return x * jax.random.normal(jax.random.key(0), x.shape)
+
+
+@pytest.mark.parametrize("transform", [jax.jacfwd, jax.jacrev, jax.hessian], ids=["jacfwd", "jacrev", "hessian"])
+def test_autodiff_basis_vmaps_are_not_reported(transform):
+    """jacfwd/jacrev vmap over basis vectors with one primal: the draw is the same on purpose."""
+    x = jnp.arange(3.0)
+    with kf.sanitize():
+        got = transform(lambda v: _noisy_scale(v).sum())(x) if transform is jax.hessian else transform(_noisy_scale)(x)
+    assert got.shape == (3, 3)
+
+
+def test_a_vmap_traced_by_make_jaxpr_is_checked():
+    """On JAX < 0.10 ``make_jaxpr_f`` sits right above the vmap (the audit traces that way): it is
+    not ``jacfwd``'s basis vmap, so the broadcast key is reported, at the outer of nested vmaps too."""
+    with pytest.raises(kf.SharedRandomnessError, match="shared-draw"), kf.sanitize():
+        jax.make_jaxpr(jax.vmap(lambda x, key: x + jax.random.normal(key, x.shape), in_axes=(0, None)))(
+            jnp.zeros((4, 3)), jax.random.key(0))
+    fn, args = nested_heads_program("batch")
+    assert not kf.audit(fn, *args, in_axes=None).ok

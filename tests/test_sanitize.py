@@ -161,6 +161,23 @@ def test_pytest_plugin_fails_the_buggy_test_only_with_the_flag(tmp_path):
     assert exempt.returncode == 0, exempt.stdout
 
 
+def test_plugin_names_the_users_frames_only(tmp_path):
+    """Under ``python -m pytest`` the stack ends in ``<frozen runpy>``: not the user's code, so
+    not named as the place the vmap was traced."""
+    flagged = _pytest(tmp_path, '''
+        import jax, jax.numpy as jnp
+
+        def sample(key, n):
+            return jax.random.normal(key, (n,))
+
+        def test_chains():
+            step = jax.vmap(lambda key, x: x + sample(key, 3), in_axes=(None, 0))
+            step(jax.random.key(0), jnp.zeros((4, 3)))
+    ''', "--keyfan-sanitize")
+    assert flagged.returncode == 1 and "SharedRandomnessError" in flagged.stdout, flagged.stdout
+    assert "test_bug.py:5 (sample)" in flagged.stdout and "<frozen" not in flagged.stdout, flagged.stdout
+
+
 def test_environment_variable_turns_the_check_on_for_a_whole_program(tmp_path):
     script = tmp_path / "program.py"
     script.write_text(textwrap.dedent('''

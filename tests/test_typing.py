@@ -16,10 +16,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PUBLIC_MODULES = ["keyfan", "keyfan.transforms", "keyfan.testing", "keyfan.recipes", "keyfan.typing",
                   "keyfan.streams", "keyfan.ensemble"]
 LATER = {
-    # Defined in modules that issue 20 (audit, vmap, sanitizer) and issue 24 (ensemble trainer)
+    # Defined in modules that issue 24 (ensemble trainer)
     # are restructuring: typed with signature-only edits once their branches land.
-    "keyfan.audit", "keyfan.vmap", "keyfan.ensemble.predict", "keyfan.ensemble.ensemble_report",
-    "keyfan.ensemble.report_table", "keyfan.ensemble.shared_vmap",
+    "keyfan.ensemble.predict", "keyfan.ensemble.ensemble_report",
+    "keyfan.ensemble.report_table",
 }
 
 

@@ -9,7 +9,7 @@ from jax import lax
 
 import keyfan as kf
 from keyfan import _keyflow
-from keyfan.scopes import SHARED_RANDOMNESS_SCOPE
+from keyfan._keyflow.primitives import declared_shared
 from tests.conftest import assert_bitwise_equal, canonical_draw
 
 SEED = 20240917
@@ -163,9 +163,9 @@ def test_same_traces_draws_inside_shared_scope():
     closed = jax.make_jaxpr(f)(xs_of(4), key)
     draws = _keyflow.draws(closed, [True, False])
     assert draws, "the draw is found"
-    assert all(_keyflow.in_scope(d.name_stack, SHARED_RANDOMNESS_SCOPE) for d in draws)
+    assert all(declared_shared(d.name_stack) for d in draws)
     plain = _keyflow.draws(jax.make_jaxpr(jax.vmap(noisy, in_axes=(0, None)))(xs_of(4), key), [True, False])
-    assert not any(_keyflow.in_scope(d.name_stack, SHARED_RANDOMNESS_SCOPE) for d in plain)
+    assert not any(declared_shared(d.name_stack) for d in plain)
 
 
 # -- "error" -------------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ def test_keyflow_reports_each_draw_with_its_sources_and_variation():
 
     closed = jax.make_jaxpr(f)(1, kf.key(0), kf.key(1))
     draws = _keyflow.draws(closed, [True, False, False])
-    summary = {(d.sources, d.varying) for d in draws}
+    summary = {(d.sources, 0 in d.levels) for d in draws}
     assert summary == {(frozenset({1}), False), (frozenset({0, 2}), True)}
     assert all("test_vmap.py" in d.location for d in draws)
 

@@ -22,20 +22,51 @@ program when keyfan is imported; ``KEYFAN_SANITIZE=warn`` warns instead. ``pytes
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 from typing import Literal
 
 from keyfan._jaxinternals import require_sanitizer
 from keyfan._keyflow.batching import Sink, check_globally, checking
 
-__all__ = ["sanitize", "sanitize_from_environment"]
+__all__ = ["Action", "ActionName", "canonicalize_action", "sanitize", "sanitize_from_environment"]
 
-Action = Literal["error", "warn"]
+
+class Action(enum.Enum):
+    """What a check does with a shared draw: the one list of actions, read by ``kf.sanitize``,
+    the pytest plugin's marker and ``KEYFAN_SANITIZE``."""
+
+    ERROR = "error"
+    """Raise :class:`keyfan.SharedRandomnessError`."""
+    WARN = "warn"
+    """Warn (:class:`keyfan.SharedRandomnessWarning`) and run on."""
+    OFF = "off"
+    """No check (a pytest marker exempting one test, ``KEYFAN_SANITIZE=off``)."""
+
+
+ActionName = Literal["error", "warn"]
+"""The actions ``kf.sanitize`` takes."""
+
+
+def canonicalize_action(value: object, *, argument: str, off: bool = False) -> Action:
+    """The action named by ``value`` (``"error"``, ``"warn"``, and ``"off"`` where ``off``), or a
+    ``ValueError`` (``TypeError`` for a non-string) naming ``argument`` and the accepted values."""
+    accepted = [a for a in Action if off or a is not Action.OFF]
+    if isinstance(value, Action) and value in accepted:
+        return value
+    if isinstance(value, str):
+        found = next((a for a in accepted if a.value == value), None)
+        if found is not None:
+            return found
+    names = [repr(a.value) for a in accepted]
+    listed = " or ".join(names) if len(names) == 2 else f"{', '.join(names[:-1])} or {names[-1]}"
+    error = ValueError if isinstance(value, (str, Action)) else TypeError
+    raise error(f"{argument} must be {listed}; got {value!r}.")
 
 
 class _Sanitize(contextlib.ContextDecorator):
     def __init__(self, action: Action):
-        self.action = action
+        self.action = action.value
         self._stack: list[contextlib.ExitStack] = []
 
     def __enter__(self) -> _Sanitize:
@@ -48,7 +79,7 @@ class _Sanitize(contextlib.ContextDecorator):
         self._stack.pop().close()
 
 
-def sanitize(action: Action = "error") -> _Sanitize:
+def sanitize(action: ActionName = "error") -> _Sanitize:
     """Checks every vmap traced inside the block (or the decorated function) for shared draws.
 
     Args:
@@ -64,7 +95,7 @@ def sanitize(action: Action = "error") -> _Sanitize:
       keyfan._jaxinternals.UnsupportedJaxError: (a ``RuntimeError``) the installed JAX is older
         than the sanitizer needs (JAX >= 0.7); the message names the minimum.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> def noisy(x, key):
       ...     return x + jax.random.normal(key, x.shape)
@@ -76,26 +107,28 @@ def sanitize(action: Action = "error") -> _Sanitize:
       ...         print("caught")
       caught
     """
-    if action not in ("error", "warn"):
-        raise ValueError(f"action must be 'error' or 'warn'; got {action!r}.")
+    checked = canonicalize_action(action, argument="action")
     require_sanitizer("kf.sanitize()")
-    return _Sanitize(action)
+    return _Sanitize(checked)
 
 
-_ENVIRONMENT = {"1": "error", "error": "error", "true": "error", "warn": "warn"}
+_ENVIRONMENT = {"1": "error", "true": "error", "0": "off", "false": "off", "": "off"}
+"""The environment variable's spellings beside the action names themselves."""
 
 
 def sanitize_from_environment() -> None:
     """Turns the check on for the whole program if ``KEYFAN_SANITIZE`` says so (``1``/``error``/
     ``true`` or ``warn``; ``0``, ``false``, ``off`` or unset: off). Called when keyfan is imported."""
     value = os.environ.get("KEYFAN_SANITIZE", "").strip().lower()
-    if value in ("", "0", "false", "off"):
-        return
-    if value not in _ENVIRONMENT:
+    try:
+        action = canonicalize_action(_ENVIRONMENT.get(value, value), argument="KEYFAN_SANITIZE", off=True)
+    except ValueError:
         # One line, no traceback: a bad setting of a debugging switch stops the program at once,
         # as a bad PYTHONHASHSEED does, rather than running it unchecked.
-        accepted = ", ".join(repr(v) for v in (*_ENVIRONMENT, "0", "false", "off"))
-        raise SystemExit(f"keyfan: KEYFAN_SANITIZE must be one of {accepted} (or unset); got {value!r}.")
+        accepted = ", ".join(repr(v) for v in (*(a.value for a in Action), *_ENVIRONMENT) if v)
+        raise SystemExit(f"keyfan: KEYFAN_SANITIZE must be one of {accepted} (or unset); got {value!r}.") from None
+    if action is Action.OFF:
+        return
     require_sanitizer(f"KEYFAN_SANITIZE={value}")
-    check_globally(_ENVIRONMENT[value])
+    check_globally(action.value)
 

@@ -100,10 +100,10 @@ def sanitizer_demo(batch_size: int = 4, n: int = 3) -> str:
         with sanitize():
             jax.vmap(recipes.add_noise, in_axes=(0, None))(xs, key)
     except SharedRandomnessError as err:
-        # "kf.sanitize: at FILE:LINE (fn): jax.random.normal draws the same values for every
-        # example of the jax.vmap traced at ..." -> the finding, without this script's frames.
+        # "kf.sanitize: shared-draw at FILE:LINE (fn): jax.random.normal draws the same values for
+        # every example of the jax.vmap traced at ..." -> the finding, without this script's frames.
         message = str(err).splitlines()[0]
-        return re.sub(r"^kf\.sanitize: at .*?\): ", "", message).split(" of the jax.vmap")[0]
+        return re.sub(r"^kf\.sanitize: (?:[a-z-]+ )?at .*?\): ", "", message).split(" of the jax.vmap")[0]
     raise AssertionError("kf.sanitize() did not report the broadcast key")
 
 

@@ -18,11 +18,10 @@ by the whole batch, so every example gets the same noise, the same dropout mask,
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import functools
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
 
 import jax
@@ -34,18 +33,28 @@ from keyfan._keyarg import check_key
 from keyfan._keyflow.args import Bound, bind, check_axes, check_key_argnums
 from keyfan._keyflow.errors import SharedRandomnessError
 from keyfan._keyflow.example import Example, example_jaxpr
-from keyfan._keyflow.primitives import declared_shared
-from keyfan._keyflow.wording import shared_draw
-from keyfan._keyflow.wording import what as _what
+from keyfan._keyflow.findings import Finding, error_text, vmap_policy
+from keyfan._keyflow.primitives import declared_shared, draw_name
 from keyfan.keys import fan_out
 from keyfan.scopes import shared_randomness
 from keyfan.streams import get_stream
+from keyfan.typing import InAxes, PyTree, StreamName
 
 __all__ = ["Randomness", "vmap"]
 
 
 class Randomness(enum.Enum):
-    """What ``kf.vmap`` does with a key argument that is not mapped."""
+    """What ``kf.vmap`` does with a key argument that is not mapped (``randomness=``; the string
+    values are accepted too).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> def noisy(x, key):
+      ...     return x + jax.random.normal(key, x.shape)
+      >>> ys = kf.vmap(noisy, in_axes=(0, None), randomness=kf.Randomness.SAME)(jnp.zeros((2, 3)), kf.key(0))
+      >>> bool((ys[0] == ys[1]).all())
+      True
+    """
 
     DIFFERENT = "different"
     """Fan the key out: example ``i`` gets ``kf.at(key, i)``."""
@@ -73,10 +82,10 @@ def _canonicalize(randomness: Any) -> Randomness:
     raise error(f"randomness must be one of {choices} (or a kf.Randomness); got {randomness!r}.")
 
 
-def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0, *,
-         randomness: RandomnessLike = "error", axis_name: Any = None, axis_size: Any = None,
-         spmd_axis_name: Any = None, key_argnums: int | Sequence[int] | None = None,
-         stream: str | None = None) -> Callable[..., Any]:
+def vmap(f: Callable[..., PyTree], in_axes: InAxes = 0, out_axes: PyTree = 0, *,
+         randomness: RandomnessLike = "error", axis_name: Hashable | None = None, axis_size: int | None = None,
+         spmd_axis_name: Hashable | tuple[Hashable, ...] | None = None, key_argnums: int | Sequence[int] | None = None,
+         stream: StreamName | None = None) -> Callable[..., PyTree]:
     """Vectorizing map with an explicit policy for keys that are not mapped.
 
     A drop-in for ``jax.vmap``: ``in_axes``, ``out_axes``, ``axis_name``, ``axis_size`` and
@@ -104,8 +113,8 @@ def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0, *,
 
     Returns:
       The batched function. Under ``"different"``, for an unmapped key ``key`` and a batch of
-      size ``n``, it equals ``jax.vmap(f, in_axes=...)`` called with ``kf.fan_out(key, n)`` mapped
-      over axis 0 in place of ``key``, bit for bit.
+        size ``n``, it equals ``jax.vmap(f, in_axes=...)`` called with ``kf.fan_out(key, n)``
+        mapped over axis 0 in place of ``key``, bit for bit.
 
     Raises:
       SharedRandomnessError: (a ``ValueError``) under ``"error"``, when a draw of ``f`` uses a key
@@ -113,7 +122,7 @@ def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0, *,
       ValueError, TypeError: bad ``in_axes``, sizes, ``key_argnums``, policy, or keys (naming the
         argument), raised before JAX sees the call.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> def noisy(x, key):
       ...     return x + jax.random.normal(key, x.shape)
@@ -204,7 +213,7 @@ def _unmapped_keys(bound: Bound, stream: str | None) -> list[int]:
 
 # -- randomness="error" -------------------------------------------------------------------------
 
-_CACHE: weakref.WeakKeyDictionary[Any, dict[Any, list[_keyflow.Draw]]] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[Any, dict[Any, list[Finding]]] = weakref.WeakKeyDictionary()
 """Shared draws per function and abstract signature: each signature is traced once."""
 
 
@@ -217,7 +226,7 @@ def _per_example(value: Any, axis: int | None) -> jax.ShapeDtypeStruct | None:
     shape = tuple(aval.shape)
     if axis is not None:
         shape = shape[:axis] + shape[axis + 1:]
-    return jax.ShapeDtypeStruct(shape, aval.dtype, weak_type=aval.weak_type)
+    return jax.ShapeDtypeStruct(shape, aval.dtype, weak_type=aval.weak_type)  # type: ignore[no-untyped-call]
 
 
 def _signature(bound: Bound, structs: Sequence[jax.ShapeDtypeStruct | None]) -> Any:
@@ -234,18 +243,26 @@ def _signature(bound: Bound, structs: Sequence[jax.ShapeDtypeStruct | None]) -> 
 
 
 def _trace_shared_draws(f: Callable[..., Any], bound: Bound,
-                        structs: Sequence[jax.ShapeDtypeStruct | None],
-                        axis_name: Any) -> list[_keyflow.Draw]:
-    """Traces one example of ``f`` and returns its unintended shared draws, with sources given
-    as leaf indices of ``bound``."""
+                        structs: Sequence[jax.ShapeDtypeStruct | None], axis_name: Any) -> list[Finding]:
+    """Traces one example of ``f`` and returns a finding for each unintended shared draw."""
     dynamic = [i for i, s in enumerate(structs) if s is not None]
     example = Example(list(bound.values), bound.treedef, dynamic)
     env = None if axis_name is None else [(axis_name, bound.size)]
-    closed = example_jaxpr(f, example, [structs[i] for i in dynamic], axis_env=env)
+    closed = example_jaxpr(f, example, [s for s in structs if s is not None], axis_env=env)
     varying = [bound.leaves[i].axis is not None for i in dynamic]
-    draws = _keyflow.draws(closed, varying, axis_names=() if axis_name is None else (axis_name,))
-    return [dataclasses.replace(d, sources=frozenset(dynamic[i] for i in d.sources)) for d in draws
-            if not d.varying and not declared_shared(d.name_stack)]
+    sites = _keyflow.draws(closed, varying, axis_names=() if axis_name is None else (axis_name,))
+    key_arguments = any(leaf.key is not None for leaf in bound.leaves)
+    found = []
+    for site in sites:
+        if 0 in site.levels or declared_shared(site.name_stack):
+            continue
+        sources = sorted(dynamic[i] for i in site.sources)
+        keys = [i for i in sources if bound.leaves[i].key is not None]
+        named = keys or sources
+        found.append(vmap_policy(
+            draw_name(site.primitive, site.api), site.location, origins=[bound.leaves[i].name for i in named],
+            key_arguments=key_arguments, raw_hint=not keys and any(_looks_raw(bound.values[i]) for i in named)))
+    return list(dict.fromkeys(found))
 
 
 def _check_no_shared_draws(f: Callable[..., Any], bound: Bound, axis_name: Any) -> None:
@@ -261,37 +278,8 @@ def _check_no_shared_draws(f: Callable[..., Any], bound: Bound, axis_name: Any) 
     if key not in cache:
         cache[key] = _trace_shared_draws(f, bound, structs, axis_name)
     if cache[key]:
-        raise SharedRandomnessError(_message(f, bound, cache[key]))
-
-
-def _message(f: Callable[..., Any], bound: Bound, shared: Sequence[_keyflow.Draw]) -> str:
-    name = getattr(f, "__name__", type(f).__name__)
-    draw = shared[0]
-    what = _what(draw.primitive)
-    where = f" at {draw.location}" if draw.location else ""
-    keys = [i for i in sorted(draw.sources) if bound.leaves[i].key is not None]
-    named = keys or sorted(draw.sources)
-    if named:
-        origin = ("its key comes from " + ", ".join(bound.leaves[i].name for i in named)
-                  + ", which is not mapped (in_axes None)")
-        if not keys and any(_looks_raw(bound.values[i]) for i in named):
-            origin += "; if that is a raw uint32[2] key, name it with key_argnums= so it can be fanned out"
-    else:
-        origin = ("its key is not an argument of the function (it is closed over, or made inside "
-                  "it from constants), so kf.vmap cannot give each example its own key; pass the "
-                  "key as an argument")
-    more = f" {len(shared) - 1} more shared draw(s) found." if len(shared) > 1 else ""
-    if keys or any(leaf.key is not None for leaf in bound.leaves):
-        different = "randomness='different' gives example i the key kf.at(key, i); "
-    else:  # 'different' fans out key arguments: with none, suggesting it would only raise again
-        different = ("make the key an argument, then randomness='different' gives example i the key "
-                     "kf.at(key, i); ")
-    sentence = shared_draw(f"{what}{where}", "of the batch", origin.removeprefix("its key "))
-    return (
-        f"kf.vmap({name}, randomness='error'): {sentence}{more} Fix: {different}randomness='same' (or "
-        f"`with kf.shared_randomness():` around the draw) shares it on purpose; or pass one key per example "
-        f"(kf.fan_out(key, n), in_axes=0)."
-    )
+        name = getattr(f, "__name__", type(f).__name__)
+        raise SharedRandomnessError(error_text(f"kf.vmap({name}, randomness='error')", cache[key]), cache[key])
 
 
 def _looks_raw(value: Any) -> bool:

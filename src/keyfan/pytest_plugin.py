@@ -10,7 +10,7 @@
   from one key).
 
 Registered through the ``pytest11`` entry point, so installing keyfan is enough. keyfan (and
-JAX) are imported only when a test asks for the check.
+JAX) are imported only when the option is given or a test carries the marker.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-_ACTIONS = ("error", "warn", "off")
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_runtest_call", "pytest_runtest_setup"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,12 +55,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def _action(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("keyfan_sanitize")
     if marker is not None:
-        action = marker.args[0] if marker.args else marker.kwargs.get("action", "error")
-        if action not in _ACTIONS:
-            raise pytest.UsageError(
-                f"@pytest.mark.keyfan_sanitize: action must be 'error', 'warn' or 'off'; got {action!r}.")
-        return None if action == "off" else action
-    return item.config.getoption("keyfan_sanitize", default=None)
+        from keyfan._sanitize import Action, canonicalize_action
+
+        given = marker.args[0] if marker.args else marker.kwargs.get("action", "error")
+        try:
+            action = canonicalize_action(given, argument="@pytest.mark.keyfan_sanitize: action", off=True)
+        except (TypeError, ValueError) as err:
+            raise pytest.UsageError(str(err)) from None
+        return None if action is Action.OFF else action.value
+    option: str | None = item.config.getoption("keyfan_sanitize", default=None)
+    return option
 
 
 def _run(item: pytest.Item) -> Generator[None, Any, Any]:
@@ -69,7 +73,7 @@ def _run(item: pytest.Item) -> Generator[None, Any, Any]:
         return (yield)
     from keyfan import sanitize
 
-    with sanitize(action):
+    with sanitize(action):  # type: ignore[arg-type]  # an Action's value, "error" or "warn"
         return (yield)
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
 
 from keyfan._audit._findings import build_report
 from keyfan._audit._report import AuditReport
@@ -12,12 +11,14 @@ from keyfan._checks import as_int
 from keyfan._jaxinternals import require_sanitizer
 from keyfan._keyflow.batching import Sink, checking
 from keyfan._keyflow.flow import analyze
+from keyfan.typing import InAxes, PyTree
 
 __all__ = ["audit"]
 
 
-def audit(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0, axis_name: Any = None,
-          static_argnums: int | Sequence[int] | None = None, **example_kwargs: Any) -> AuditReport:
+def audit(f: Callable[..., PyTree], *example_args: PyTree, in_axes: InAxes | list[InAxes] = 0,
+          axis_name: Hashable | list[Hashable | None] | None = None, static_argnums: int | Sequence[int] | None = None,
+          **example_kwargs: PyTree) -> AuditReport:
     """Finds key misuse in ``f``, the function of ONE example, under the vmaps ``in_axes`` gives.
 
     ``f`` is traced once with ``jax.make_jaxpr`` on per-example shapes; each input is marked with
@@ -73,7 +74,7 @@ def audit(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0, axis_name
         than the audit needs (JAX >= 0.7: it checks the vmaps ``f`` traces as ``kf.sanitize``
         does); the message names the minimum.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
       >>> def noisy(x, key):
       ...     return x + jax.random.normal(key, x.shape)
@@ -94,7 +95,7 @@ def audit(f: Callable[..., Any], *example_args: Any, in_axes: Any = 0, axis_name
     return build_report(traced, analysis, inner.found)
 
 
-def _static_argnums(static_argnums: Any, count: int) -> tuple[int, ...] | None:
+def _static_argnums(static_argnums: object, count: int) -> tuple[int, ...] | None:
     if static_argnums is None:
         return None
     items = static_argnums if isinstance(static_argnums, (tuple, list)) else (static_argnums,)

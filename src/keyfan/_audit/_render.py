@@ -6,7 +6,8 @@ from rich.console import Group
 from rich.padding import Padding
 from rich.text import Text
 
-from keyfan._audit._report import AuditFinding, AuditReport, short_location
+from keyfan._audit._report import AuditReport
+from keyfan._keyflow.findings import Finding, short_location
 
 __all__ = ["render"]
 
@@ -20,7 +21,7 @@ def render(report: AuditReport) -> Group:
     return Group(*parts)
 
 
-def _finding(finding: AuditFinding) -> list[Text | Padding]:
+def _finding(finding: Finding) -> list[Text | Padding]:
     head = Text()
     if finding.allowed:
         head.append("✓ allowed ", style="green")

@@ -3,63 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
-import os
 from typing import Any
 
-__all__ = ["AuditReport", "AuditFinding", "AuditKind", "short_location"]
+from keyfan._keyflow.findings import Finding as AuditFinding
+from keyfan._keyflow.findings import Kind as AuditKind
 
-
-class AuditKind(enum.Enum):
-    """The kinds of key misuse ``keyfan.audit`` finds."""
-
-    SHARED_DRAW = "shared-draw"
-    """A draw whose key is not mapped over an axis its result is batched over."""
-    CLOSURE_KEY = "closure-key"
-    """A draw from a key captured from an enclosing scope: the same for every example."""
-    CONSTANT_KEY = "constant-key"
-    """A draw from a key made from constants inside the mapped function."""
-    KEY_REUSE = "key-reuse"
-    """The same key consumed by two draws (typed or raw)."""
-    SPLIT_THEN_REUSE = "split-then-reuse"
-    """A key split, then used again."""
-    FOLD_IN_TWICE = "fold-in-twice"
-    """``fold_in`` with the same data twice on one key."""
-    LOOP_REUSE = "loop-reuse"
-    """A key consumed on every iteration of a ``scan``/``while`` loop."""
-    BROADCAST_KEY = "broadcast-key"
-    """A draw from an array of copies of one key (broadcast, tiled, stacked)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class AuditFinding:
-    """One misuse (or one declared, allowed sharing)."""
-
-    kind: AuditKind
-    message: str
-    """What is wrong, in one sentence."""
-    location: str
-    """``file:line (function)`` of the user's code that made the draw, or ``""``."""
-    fix: str
-    """How to fix it, in one sentence."""
-    allowed: bool = False
-    """True for sharing declared with ``kf.shared_randomness()`` or ``kf.vmap(randomness="same")``."""
-    related: str = ""
-    """The other location involved (the first use of a reused key), or ``""``."""
-    count: int = 1
-    """How many draws (or uses) at this location the finding stands for."""
-
-    def __str__(self) -> str:
-        where = short_location(self.location) or "unknown location"
-        if self.count > 1:
-            where += f" (x{self.count})"
-        tag = "allowed " if self.allowed else ""
-        return f"{tag}{self.kind.value} at {where}: {self.message} Fix: {self.fix}"
+__all__ = ["AuditFinding", "AuditKind", "AuditReport"]
 
 
 @dataclasses.dataclass(frozen=True)
 class AuditReport:
-    """The result of ``keyfan.audit``: every finding, and whether the function is clean."""
+    """The result of ``keyfan.audit``: every finding, and whether the function is clean.
+
+    ``report.findings`` holds :class:`keyfan.AuditFinding` objects, problems and allowed (declared)
+    sharing alike; ``report.problems`` and ``report.allowed`` split them, ``report.ok`` is True
+    when there is no problem, and ``str(report)`` (or rich's rendering, ``keyfan audit``) lists
+    them with their lines and fixes.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> def noisy(x, key):
+      ...     return x + jax.random.normal(key, x.shape)
+      >>> report = kf.audit(noisy, jnp.zeros(3), kf.key(0), in_axes=(0, None))
+      >>> report.ok, len(report.problems), report.levels
+      (False, 1, ('the mapped axis',))
+      >>> report.summary()
+      'keyfan.audit(noisy) over the mapped axis: 1 problem (1 draw analysed)'
+    """
 
     function: str
     """The audited function's name."""
@@ -76,10 +46,12 @@ class AuditReport:
 
     @property
     def problems(self) -> tuple[AuditFinding, ...]:
+        """The findings that are problems (not declared sharing, not a library's note)."""
         return tuple(f for f in self.findings if not f.allowed)
 
     @property
     def allowed(self) -> tuple[AuditFinding, ...]:
+        """The findings that are allowed: declared sharing and notes about a library's own design."""
         return tuple(f for f in self.findings if f.allowed)
 
     def summary(self) -> str:
@@ -102,17 +74,3 @@ class AuditReport:
         from keyfan._audit._render import render
 
         return render(self)
-
-
-def short_location(location: str) -> str:
-    """``location`` with its paths relative to the working directory when they lie under it."""
-    if " <- " in location:
-        return " <- ".join(short_location(part) for part in location.split(" <- "))
-    path, sep, rest = location.partition(":")
-    if not sep:
-        return location
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:
-        return location
-    return f"{relative}:{rest}" if not relative.startswith("..") else location

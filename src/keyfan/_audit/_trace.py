@@ -126,7 +126,21 @@ def _leaf_levels(f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, A
 
 
 class AuditTraceError(ValueError):
-    """``keyfan.audit`` could not trace the function on the example arguments."""
+    """``keyfan.audit`` could not trace the function on the example arguments.
+
+    The message lists the arguments as traced (dtype and per-example shape) and how the audit
+    reads them; ``__cause__`` is the original error.
+
+    Examples:
+      >>> import jax.numpy as jnp, keyfan as kf
+      >>> def needs_a_number(x, n):
+      ...     return x * int(n)            # a concrete value, which tracing cannot give
+      >>> try:
+      ...     kf.audit(needs_a_number, jnp.zeros(3), jnp.array(2.0), in_axes=None)
+      ... except kf.AuditTraceError as err:
+      ...     print(isinstance(err, ValueError), type(err.__cause__).__name__)
+      True ConcretizationTypeError
+    """
 
 
 class Reading(NamedTuple):

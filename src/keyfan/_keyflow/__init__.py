@@ -13,12 +13,11 @@ running program, checked where JAX batches it). One concept per module:
 * ``batching``: the interposition in JAX's batching machinery used by ``kf.sanitize`` and by
   whole-program audits (a draw whose key is not mapped over the vmap it sits in);
 * ``source``: the user's source line of an equation or a frame;
-* ``wording``: how findings are worded and fixed.
+* ``primitives``: the one table of draw primitives and what declares a draw shared;
+* ``findings``: the one finding type (``kf.AuditFinding``) and the wording of every rule.
 
 Users import what they need from these modules; the package itself exports only the one-level
 view that ``kf.vmap`` uses.
 """
 
-from keyfan._keyflow.draws import Draw as Draw
 from keyfan._keyflow.draws import draws as draws
-from keyfan._keyflow.source import in_scope as in_scope

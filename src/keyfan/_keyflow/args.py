@@ -18,16 +18,10 @@ import jax
 import numpy as np
 from jax.tree_util import PyTreeDef, keystr
 
-from keyfan._checks import as_int
+from keyfan._checks import as_int, is_typed_key
 
-__all__ = ["Bound", "Leaf", "arg_name", "bind", "check_axes", "check_key_argnums", "is_typed_key", "leaf_axes",
-           "leaf_names", "parameter_names", "positional_axes"]
-
-
-def is_typed_key(value: Any) -> bool:
-    """True for a typed key array (``jax.random.key``, ``kf.key``)."""
-    dtype = getattr(value, "dtype", None)
-    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+__all__ = ["Bound", "Leaf", "arg_name", "bind", "check_axes", "check_key_argnums", "leaf_axes", "leaf_names",
+           "parameter_names", "positional_axes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +93,7 @@ def leaf_axes(name: str, arg: Any, prefix: Any) -> list[int | None]:
     """One axis per leaf of ``arg`` from the pytree prefix ``prefix``."""
     prefix_leaves, prefix_def = jax.tree_util.tree_flatten(prefix, is_leaf=lambda x: x is None)
     try:
-        subtrees = prefix_def.flatten_up_to(arg)
+        subtrees = prefix_def.flatten_up_to(arg)  # type: ignore[attr-defined]  # PyTreeDef's stub omits it
     except (ValueError, TypeError) as err:
         raise ValueError(
             f"in_axes entry {prefix!r} for {name} is not a pytree prefix of the argument (structure "

@@ -39,17 +39,18 @@ from typing import Any
 import jax
 
 from keyfan import _kernel
+from keyfan._checks import is_typed_key
 from keyfan._jaxinternals import batching, core, require_sanitizer
 from keyfan._jaxinternals import source_info as source_info_util
 from keyfan._jaxinternals.config import trace_context_state
+from keyfan._keyflow import replay
 from keyfan._keyflow.errors import SharedRandomnessError, SharedRandomnessWarning
+from keyfan._keyflow.findings import Finding, error_text, in_vmap
 from keyfan._keyflow.flow import Analysis, analyze, sub_jaxpr
-from keyfan._keyflow.hashes import HASH_SCOPE
-from keyfan._keyflow.primitives import DRAWS, declared_shared, keys_of
+from keyfan._keyflow.primitives import DRAWS, HASH_SCOPE, declared_shared, draw_name, keys_of
 from keyfan._keyflow.source import traceback_api, traceback_location, user_frame
-from keyfan._keyflow.wording import SHARED_DRAW_FIX, WRAPPER_FIXES, shared_draw, what
 
-__all__ = ["SharedDraw", "Sink", "active", "check_key", "checking"]
+__all__ = ["Sink", "active", "check_key", "checking"]
 
 
 _MODE = trace_context_state(
@@ -60,85 +61,37 @@ _MODE = trace_context_state(
 _TOKENS = itertools.count()
 
 
-@dataclasses.dataclass(frozen=True)
-class SharedDraw:
-    """One draw that is the same for every example of a vmap."""
-
-    what: str
-    """How to call the draw: ``jax.random.normal``, ``a random draw``, ``kf.normal``..."""
-    location: str
-    """The user's source line of the draw (``file:line (function)``), or ``""``."""
-    vmap: str
-    """The user's source line where the vmap was traced, or ``""``."""
-    wrapper: str
-    """``"jax"``, ``"linen"``, ``"nnx"``, ``"equinox"`` or ``"keyfan"``: whose vmap it is."""
-    axis_size: int | None
-    frame: tuple[str, int] | None = None
-    """``(file, line)`` of the draw, for warnings."""
-    origin: str = ""
-    """Where its key comes from, as a clause (``"is the argument `key` of the vmapped function,
-    passed unmapped (in_axes=None)"``), or ``""`` when unknown."""
-
-    @property
-    def problem(self) -> str:
-        """What is wrong, in one sentence (without the draw's own line, see :attr:`location`)."""
-        vmap = {"jax": "jax.vmap", "linen": "linen nn.vmap", "nnx": "nnx.vmap", "equinox": "eqx.filter_vmap",
-                "keyfan": "kf.vmap"}.get(self.wrapper, "vmap")
-        vmap_at = f" traced at {self.vmap}" if self.vmap else ""
-        size = f" (batch of {self.axis_size})" if self.axis_size is not None else ""
-        origin = self.origin or ("is not mapped over that vmap (it was passed with in_axes=None, closed "
-                                 "over, or derived from such a key)")
-        return shared_draw(self.what, f"of the {vmap}{vmap_at}{size}", origin)
-
-    @property
-    def fix(self) -> str:
-        """How to fix it, in one sentence."""
-        specific = WRAPPER_FIXES.get(self.wrapper)
-        return f"{specific}; or {SHARED_DRAW_FIX}" if specific else SHARED_DRAW_FIX
-
-    @property
-    def message(self) -> str:
-        """The whole report: the line, what is wrong, and the fix."""
-        where = f"at {self.location}: " if self.location else ""
-        return f"{where}{self.problem} Fix: {self.fix}"
-
-
 @dataclasses.dataclass
 class Sink:
     """What a check does with a shared draw: ``"error"`` raises, ``"warn"`` warns once per source
     line, ``"collect"`` keeps it in :attr:`found`."""
 
     action: str
-    found: list[SharedDraw] = dataclasses.field(default_factory=list)
+    found: list[Finding] = dataclasses.field(default_factory=list)
 
-    def report_all(self, draws: Sequence[SharedDraw]) -> None:
+    def report_all(self, draws: Sequence[Finding]) -> None:
         """Reports the shared draws of one vmap: ``"error"`` raises one error listing them all."""
         __tracebackhide__ = True
         fresh = [d for d in dict.fromkeys(draws) if self._keep(d)]
         if self.action == "error" and fresh:
-            raise SharedRandomnessError(_error_message(fresh))
+            raise SharedRandomnessError(error_text("kf.sanitize", fresh), fresh)
         if self.action == "warn":
+            replay.record(draws)  # kept with the jits being traced, and reported by later calls of them
             for draw in fresh:
                 file, line = draw.frame or ("<unknown>", 0)
-                warnings.warn_explicit(f"kf.sanitize: {draw.message}", SharedRandomnessWarning, file, line)
+                warning = SharedRandomnessWarning(error_text("kf.sanitize", [draw]), [draw])
+                warnings.warn_explicit(warning, SharedRandomnessWarning, file, line)
 
-    def _keep(self, draw: SharedDraw) -> bool:
+    def _keep(self, draw: Finding) -> bool:
         # One draw can be seen on several paths (an inlined jit, its inner jit, the primitive),
         # the same line each time, or none where a cached re-trace hides it: keep one per line.
-        same_vmap = [f for f in self.found if f.vmap == draw.vmap and f.axis_size == draw.axis_size]
+        same_vmap = [f for f in self.found if f.batch == draw.batch]
         if any(f.location == draw.location for f in same_vmap) or (not draw.location and same_vmap):
             return False
         for unknown in [f for f in same_vmap if not f.location]:
             self.found.remove(unknown)
         self.found.append(draw)
         return True
-
-
-def _error_message(draws: Sequence[SharedDraw]) -> str:
-    if len(draws) == 1:
-        return f"kf.sanitize: {draws[0].message}"
-    listed = "\n".join(f"  {i}. {d.message}" for i, d in enumerate(draws, 1))
-    return f"kf.sanitize: {len(draws)} random draws are the same for every example of a batch:\n{listed}"
 
 
 _local = threading.local()
@@ -160,7 +113,7 @@ def _sink() -> Sink | None:
 
 def active() -> bool:
     """True while a check runs (in this thread, or program-wide)."""
-    return _MODE.value != "off"
+    return bool(_MODE.value != "off")
 
 
 @contextlib.contextmanager
@@ -185,7 +138,7 @@ def check_globally(action: str) -> None:
     """Turns a check on for the whole program (all threads), as ``KEYFAN_SANITIZE`` does."""
     _install()
     _GLOBAL.append(Sink(action))
-    jax.config.update("keyfan_sanitize_mode", action)
+    jax.config.update("keyfan_sanitize_mode", action)  # type: ignore[no-untyped-call]
 
 
 # -- where a vmap was traced -------------------------------------------------------------------
@@ -236,7 +189,6 @@ _ORIGINAL_PROCESS = batching.process_primitive
 _ORIGINAL_INIT = batching.init
 _ORIGINAL_CALLS = batching.CALL_METHODS
 _ORIGINAL_BATCH = batching.batch
-_ORIGINAL_FROM_ELT = batching.from_elt
 _lock = threading.Lock()
 _installed = 0
 
@@ -249,6 +201,7 @@ def _install() -> None:
         if _installed == 1:
             batching.patch(_process_primitive, _init, calls={name: _call_wrapper(name) for name in _ORIGINAL_CALLS},
                            batch=_batch, from_elt=_from_elt)
+            replay.install(_sink)
             _kernel.set_draw_hook(check_key)
 
 
@@ -258,6 +211,7 @@ def _uninstall() -> None:
         _installed -= 1
         if _installed == 0 and not _GLOBAL:
             batching.restore()
+            replay.uninstall()
             _kernel.set_draw_hook(None)
 
 
@@ -267,13 +221,15 @@ def _uninstall() -> None:
 class _Pending:
     """A shared draw found in a vmap, reported if its values reach one of the vmap's mapped outputs."""
 
-    draw: SharedDraw
+    draw: Finding
     vmap: _Vmap | None
     live: bool = False
     declared: bool = False
-    """Its values also leave the vmap through an output declared unmapped (``out_axes=None``):
-    the user (or the library: shared parameters under ``nn.vmap``, ``nnx.vmap``, ``hk.vmap``)
-    says it is one value for every example, so its other uses are uses of a shared value."""
+    """The draw itself, or a value derived from it without batched data, leaves the vmap through an
+    output declared unmapped (``out_axes=None``): the user (or the library: shared parameters
+    under ``nn.vmap``, ``nnx.vmap``, ``hk.vmap``) says it is one value for every example, so its
+    other uses are uses of a shared value. A reduction over the batch (``pmean``) of values
+    computed from it declares nothing: it is a use (:attr:`live`)."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -291,8 +247,9 @@ class _Vmap:
 class _State(threading.local):
     def __init__(self) -> None:
         self.vmaps: list[_Vmap] = []
-        self.taint: dict[int, tuple[Any, tuple[_Pending, ...]]] = {}
-        """Values derived from a pending draw (by ``id``, the value kept alive), and the draws."""
+        self.taint: dict[int, tuple[Any, dict[_Pending, bool]]] = {}
+        """Values derived from a pending draw (by ``id``, the value kept alive), and the draws, each
+        with whether the value derives from it without batched data (:data:`Taint`)."""
         self.origins: dict[int, tuple[Any, str, bool]] = {}
         """Unmapped values that are, or derive only from unmapped arguments of a user vmap (by
         ``id``, the value kept alive): the argument's description, and whether it IS the argument."""
@@ -302,19 +259,29 @@ _state = _State()
 _RETRACES: weakref.WeakSet[Any] = weakref.WeakSet()
 """BatchTraces of a batching rule re-tracing a sub-jaxpr: checked where the rule was called."""
 _JAX_API = os.path.join("jax", "_src", "api.py")
+_AUTODIFF_BASIS_CALLER = "jacfun"
+"""The function of ``jacfwd`` and ``jacrev`` (so ``hessian``) that vmaps over basis vectors."""
 
 
 def _batch(fun: Any, axis_data: Any, in_dims: Any, out_dim_dests: Any, sum_match: bool = False) -> Any:
     return _vmap_scope(_ORIGINAL_BATCH(fun, axis_data, in_dims, out_dim_dests, sum_match), fun, in_dims)
 
 
+def _from_elt(trace: Any, axis_size: Any, mesh_axis: Any, sum_match: bool, i: int, x: Any, spec: Any) -> Any:
+    """One output of a user vmap leaving it (the adapter gives JAX 0.9's form on every version)."""
+    _output(x, spec)
+    return batching.from_elt(trace, axis_size, mesh_axis, sum_match, i, x, spec)
+
+
 def _autodiff_basis() -> bool:
     """True for the vmap of ``jacfwd``/``hessian``/``jacrev`` over basis vectors, which JAX's
-    own ``api.py`` makes: one primal for every direction, by design."""
+    own ``api.py`` makes (inside their ``jacfun``, on every JAX): one primal for every direction, by
+    design. Other frames of ``api.py`` (``vmap_f``; ``make_jaxpr_f``, which on JAX < 0.10 sits right
+    above a vmap the audit traces) are not decisive."""
     for frame in getattr(source_info_util.current().traceback, "frames", ()):
         path = os.path.realpath(frame.file_name)
         if path.endswith(_JAX_API):
-            if frame.function_name.rsplit(".", 1)[-1] != "vmap_f":
+            if frame.function_name.rsplit(".", 1)[-1] == _AUTODIFF_BASIS_CALLER:
                 return True
         elif not path.startswith(_SKIPPED_DIRS):
             return False
@@ -358,18 +325,18 @@ def _vmap_of_trace(trace: Any) -> _Vmap | None:
     return next((v for v in reversed(_state.vmaps) if v.tag is tag), None)
 
 
-def _from_elt(trace: Any, axis_size: Any, mesh_axis: Any, sum_match: bool, i: int, x: Any, spec: Any) -> Any:
+def _output(x: Any, spec: Any) -> None:
     """An output of a user vmap: a pending draw whose values reach it is live, unless the output
-    is declared unmapped (``out_axes=None``: the same for every example, by the user's word)."""
+    is declared unmapped (``out_axes=None``: the same for every example, by the user's word) and
+    derives from the draw without batched data (a reduction over the batch declares nothing)."""
     if _state.taint:
         found = _state.taint.get(id(x))
         if found is not None and found[0] is x:
-            for pending in found[1]:
-                if spec is None:
+            for pending, pure in found[1].items():
+                if spec is None and pure:
                     pending.declared = True
                 else:
                     pending.live = True
-    return _ORIGINAL_FROM_ELT(trace, axis_size, mesh_axis, sum_match, i, x, spec)
 
 
 def _values(values: Any) -> Sequence[Any]:
@@ -380,34 +347,46 @@ def _values(values: Any) -> Sequence[Any]:
     return list(flat) if flat is not None else (values,)
 
 
-def _taint(values: Any, pending: tuple[_Pending, ...]) -> None:
+Taint = dict[_Pending, bool]
+"""The pending draws a value derives from, each with True if it derives from it without batched
+data (every equation on the way had unbatched operands only): the draw itself, or parameters
+built from it, as opposed to a reduction over the batch of values computed from it."""
+
+
+def _taint(values: Any, pending: Taint) -> None:
     if not pending:
         return
     for value in _values(values):
         known = _state.taint.get(id(value))
-        merged = pending if known is None or known[0] is not value else tuple(dict.fromkeys((*known[1], *pending)))
-        _state.taint[id(value)] = (value, merged)
+        if known is None or known[0] is not value:
+            _state.taint[id(value)] = (value, dict(pending))
+        else:  # seen on another path (an inner equation): the first, most precise, word stays
+            for draw, pure in pending.items():
+                known[1].setdefault(draw, pure)
 
 
-def _tainted(values: Any) -> tuple[_Pending, ...]:
-    if not _state.taint:
-        return ()
-    found: dict[_Pending, None] = {}
+def _taint_of(value: Any) -> Taint:
+    known = _state.taint.get(id(value)) if _state.taint else None
+    return known[1] if known is not None and known[0] is value else {}
+
+
+def _tainted(values: Any, mixed: bool = False) -> Taint:
+    """What values computed from ``values`` derive from; ``mixed``: batched data is among them."""
+    found: Taint = {}
     for value in values:
-        known = _state.taint.get(id(value))
-        if known is not None and known[0] is value:
-            found.update(dict.fromkeys(known[1]))
-    return tuple(found)
+        for draw, pure in _taint_of(value).items():
+            found[draw] = found.get(draw, True) and pure and not mixed
+    return found
 
 
 def _key_material(value: Any) -> bool:
     """A value a key can come from: a typed key, raw key data or an integer seed (only these are
     followed, so the values kept alive while a vmap is traced stay small)."""
     try:
-        dtype = jax.typeof(value).dtype
+        aval = jax.typeof(value)
     except TypeError:
         return False
-    return jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or jax.dtypes.issubdtype(dtype, jax.numpy.integer)
+    return is_typed_key(aval) or jax.numpy.issubdtype(aval.dtype, jax.numpy.integer)
 
 
 def _origin_of(value: Any) -> tuple[str, bool] | None:
@@ -461,16 +440,16 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
         return _ORIGINAL_PROCESS(self, p, tracers, params)
     sink = _sink()
     subs = _subs(params)
-    inherited = _tainted(tracers)
     drawn: list[_Pending] = []
     dims = [batching.batch_dim(self, t) for t in tracers]
+    mixed = any(d is not None for d in dims)
     if sink is not None and p.name in DRAWS:
         operands = keys_of(p.name, len(dims))
         if all(dims[i] is None for i in operands):
             info = source_info_util.current()
             origin = _origin_clause(self, [tracers[i] for i in operands])
             drawn.extend(_report(self, info.traceback, _name_stack(),
-                                 what(p.name, traceback_api(info.traceback)), origin=origin))
+                                 draw_name(p.name, traceback_api(info.traceback)), origin=origin))
     if subs:
         outer = _outer()
         info = source_info_util.current()
@@ -483,15 +462,30 @@ def _process_primitive(self: Any, p: Any, tracers: Any, params: Any, /) -> Any:
         outs = _ORIGINAL_PROCESS(self, p, tracers, params)
     flat = outs if p.multiple_results else [outs]
     _propagate_origins(tracers, dims, flat)
-    if sink is not None and subs and any(_has_draws(jaxpr) for jaxpr, _ in subs):
-        for index, pending in _check_call(self, p, params, tracers, dims, len(flat)):
-            _taint(flat[index], pending)
-    pending = (*inherited, *drawn)
-    if pending:
+    draws_inside = sink is not None and bool(subs) and any(_has_draws(jaxpr) for jaxpr, _ in subs)
+    analysis = None
+    if draws_inside or (subs and mixed and _state.taint and any(map(_taint_of, tracers))):
+        analysis = _analyze_equation(self, p, params, tracers, dims, len(flat))
+    if analysis is not None:
+        # Per output, from the inputs it derives from: a call that reads the batch may still return
+        # a value that depends on unbatched operands only (parameters passed through a jit).
+        batched = {i for i, d in enumerate(dims) if d is not None}
+        made = dict(_check_call(self, analysis, tracers)) if draws_inside else {}
+        pending: Taint = {}
+        for j, value in enumerate(flat):
+            sources = analysis.output_sources[j] if j < len(analysis.output_sources) else frozenset(range(len(dims)))
+            reads_batch = bool(sources & batched)
+            taint = _tainted([tracers[i] for i in sorted(sources) if i < len(tracers)], reads_batch)
+            taint.update((draw, not reads_batch) for draw in made.get(j, ()))
+            _taint(value, taint)
+            pending.update(taint)
+    else:
+        pending = _tainted(tracers, mixed)
+        pending.update((draw, not mixed) for draw in drawn)
         _taint(flat, pending)
-        if _effectful(p, params):  # a callback or print: the values leave the program here
-            for found in pending:
-                found.live = True
+    if pending and _effectful(p, params):  # a callback or print: the values leave the program here
+        for found in pending:
+            found.live = True
     return outs
 
 
@@ -510,10 +504,12 @@ def _call_wrapper(name: str) -> Any:
         tracers = next((_values(a) for a in args if isinstance(a, (list, tuple)) or hasattr(a, "vals")), ())
         vmap = _vmap_of_trace(self)
         before = len(vmap.pending) if vmap is not None else 0
-        inherited = _tainted(tracers)
+        mixed = any(batching.batch_dim(self, t) is not None for t in tracers)
+        inherited = _tainted(tracers, mixed)
         outs = original(self, prim, *args, **kwargs)
-        made = tuple(vmap.pending[before:]) if vmap is not None else ()
-        _taint(outs, (*inherited, *made))  # every output may carry what was drawn inside
+        made = vmap.pending[before:] if vmap is not None else []
+        # Every output may carry what was drawn inside; the values inside were followed one by one.
+        _taint(outs, {**inherited, **{draw: not mixed for draw in made}})
         return outs
 
     process.__name__ = name
@@ -581,7 +577,8 @@ def _report(trace: Any, traceback: Any, name_stack: str, api: str, location: str
         location = next((found for found in map(traceback_location, tracebacks) if found), "")
     frame = next((found for found in map(user_frame, tracebacks) if found), None)
     origin = origin or _origin_clause(trace, [])
-    draw = SharedDraw(api, location, vmap_line, wrapper, size if isinstance(size, int) else None, frame, origin)
+    draw = in_vmap(api, location, vmap=vmap_line, wrapper=wrapper, axis_size=size if isinstance(size, int) else None,
+                   origin=origin, frame=frame)
     vmap = _vmap_of_trace(trace)
     pending = _Pending(draw, vmap, live=vmap is None)
     if vmap is not None:
@@ -619,17 +616,14 @@ def _has_draws(jaxpr: core.Jaxpr) -> bool:
     return found
 
 
-def _check_call(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: list[Any],
-                n_out: int) -> list[tuple[int, tuple[_Pending, ...]]]:
+def _check_call(trace: Any, analysis: Analysis, tracers: Any) -> list[tuple[int, tuple[_Pending, ...]]]:
     """The draws inside an equation with sub-jaxprs (``jit``, ``cond``, ``while``, ``scan``, ...)
-    bound at this vmap, analysed with the key-flow engine from the operands' real batch dims: a
-    live draw whose key does not derive from a batched operand or this vmap's ``axis_index`` is
-    shared. (A batched predicate makes JAX batch every operand of ``cond``/``while`` before it
-    re-traces the branches, so the draws inside cannot be judged there.) Returns, per output of
-    the equation, the pending reports of the draws whose values reach it."""
-    analysis = _analyze_equation(trace, p, params, tracers, dims, n_out)
-    if analysis is None:
-        return []
+    bound at this vmap, analysed with the key-flow engine from the operands' real batch dims
+    (:func:`_analyze_equation`): a live draw whose key does not derive from a batched operand or
+    this vmap's ``axis_index`` is shared. (A batched predicate makes JAX batch every operand of
+    ``cond``/``while`` before it re-traces the branches, so the draws inside cannot be judged
+    there.) Returns, per output of the equation, the pending reports of the draws whose values
+    reach it."""
     info = source_info_util.current()
     called_at = traceback_location(info.traceback)
     outer_stack = _name_stack()
@@ -643,7 +637,7 @@ def _check_call(trace: Any, p: Any, params: dict[str, Any], tracers: Any, dims: 
             location = f"{location} (called at {called_at})"
         origin = _origin_clause(trace, [tracers[i] for i in sorted(site.sources) if i < len(tracers)])
         reports[site.id] = _report(trace, info.traceback, f"{outer_stack}/{site.name_stack}",
-                                   what(site.primitive, api or site.api), location=location, origin=origin)
+                                   draw_name(site.primitive, api or site.api), location=location, origin=origin)
     return [(j, tuple(p for d in draws if d in reports for p in reports[d]))
             for j, draws in enumerate(analysis.outputs) if any(d in reports for d in draws)]
 

@@ -2,12 +2,13 @@
 
 A one-level view of the audit engine (:mod:`keyfan._keyflow.flow`). Given the jaxpr of ONE
 example (``jax.make_jaxpr`` on per-example abstract values) and, for each input, whether it is
-mapped over the batch, :func:`draws` lists every random draw with
+mapped over the batch, :func:`draws` lists every random draw (the engine's
+:class:`~keyfan._keyflow.flow.DrawSite`) with
 
 * ``sources``: the inputs its key derives from (data dependence, through any primitive), and
-* ``varying``: whether its key depends on a mapped input, i.e. differs between examples.
+* ``levels``: ``{0}`` if its key depends on a mapped input, i.e. differs between examples.
 
-A draw that does not vary is shared by the whole batch: the broadcast-key bug when it was not
+A draw whose levels are empty is shared by the whole batch: the broadcast-key bug when it was not
 meant (``kf.vmap(..., randomness="error")`` raises on it), intended sharing when it is traced
 inside ``kf.shared_randomness()`` (its ``name_stack`` says so). See the engine's docstring for
 what counts as a draw and how calls, ``cond``, ``scan`` and ``while`` are followed; a draw in a
@@ -16,34 +17,16 @@ loop varies only if its key varies in every iteration, iteration 0 (the initial 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from keyfan._jaxinternals import core
-from keyfan._keyflow.flow import analyze
-from keyfan._keyflow.source import in_scope
+from keyfan._keyflow.flow import DrawSite, analyze
 
-__all__ = ["Draw", "draws", "in_scope"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Draw:
-    """One random draw found in a jaxpr."""
-
-    primitive: str
-    """``"random_bits"``, ``"random_gamma"``, ``"threefry2x32"`` or ``HASH_SCOPE``."""
-    sources: frozenset[int]
-    """Indices of the jaxpr inputs the draw's key derives from (empty: a constant key)."""
-    varying: bool
-    """True if the key depends on a mapped input, so each example draws differently."""
-    name_stack: str
-    """The full name stack of the draw (scopes of enclosing calls included)."""
-    location: str
-    """``file:line (function)`` of the innermost frame outside JAX and keyfan, or ``""``."""
+__all__ = ["draws"]
 
 
 def draws(jaxpr: core.ClosedJaxpr, varying: Sequence[bool], *,
-          axis_names: Sequence[object] = ()) -> list[Draw]:
+          axis_names: Sequence[object] = ()) -> list[DrawSite]:
     """Every random draw of ``jaxpr``, with the inputs its key derives from.
 
     Args:
@@ -52,12 +35,11 @@ def draws(jaxpr: core.ClosedJaxpr, varying: Sequence[bool], *,
       axis_names: names of the batch axes, whose ``axis_index`` varies per example.
 
     Returns:
-      The draws in program order, without duplicates.
+      The draws in program order; ``0 in draw.levels`` when its key varies per example.
     """
     if len(varying) != len(jaxpr.jaxpr.invars):
         raise ValueError(f"varying has {len(varying)} flags for {len(jaxpr.jaxpr.invars)} inputs.")
     mapped = frozenset({0})
     analysis = analyze(jaxpr, [mapped if v else frozenset() for v in varying],
                        axis_levels={name: mapped for name in axis_names}, ledger=False)
-    found = (Draw(s.primitive, s.sources, 0 in s.levels, s.name_stack, s.location) for s in analysis.sites)
-    return list(dict.fromkeys(found))
+    return list(analysis.sites)

@@ -73,6 +73,8 @@ class Analysis:
     """Ids of the draws whose results reach an output."""
     outputs: tuple[frozenset[int], ...] = ()
     """For each output, the ids of the draws whose results reach it."""
+    output_sources: tuple[frozenset[int], ...] = ()
+    """For each output, the inputs it derives from (data dependence, reductions included)."""
 
 
 class Call(NamedTuple):
@@ -122,7 +124,8 @@ def analyze(closed: core.ClosedJaxpr, in_levels: Sequence[frozenset[int]], *,
     book = Ledger(flow.numbering) if ledger else None
     outs = flow.run(closed.jaxpr, flow.consts(closed.jaxpr, closed.consts), ins, Ctx("", "", (), True, book))
     outputs = tuple(o.mark.draws for o in outs)
-    return Analysis(list(flow.sites.values()), book.events if book else [], frozenset().union(*outputs), outputs)
+    return Analysis(list(flow.sites.values()), book.events if book else [], frozenset().union(*outputs), outputs,
+                    tuple(o.mark.sources for o in outs))
 
 
 def sub_jaxpr(value: object) -> tuple[core.Jaxpr, int] | None:

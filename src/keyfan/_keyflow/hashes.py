@@ -17,7 +17,7 @@ import weakref
 
 from keyfan._jaxinternals import core
 from keyfan._keyflow.source import in_scope
-from keyfan.streams._threefry2x32 import HASH_SCOPE
+from keyfan.streams import HASH_SCOPE
 
 __all__ = ["HASH_SCOPE", "hash_outputs"]
 

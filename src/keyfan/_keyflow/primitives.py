@@ -1,6 +1,6 @@
 """The one table of random draws: which primitives draw, which operands key them, what a user
 calls them. Read by the engine's rules (``rules.RULES``), the sanitizer's check at
-``BatchTrace.process_primitive`` (``batching``) and the wording of every finding (``wording``);
+``BatchTrace.process_primitive`` (``batching``) and the wording of every finding (``findings``);
 a new draw primitive is added here and nowhere else.
 """
 
@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from keyfan._keyflow.source import in_scope
-from keyfan.scopes import SHARED_RANDOMNESS_SCOPE
-from keyfan.streams._threefry2x32 import HASH_SCOPE
+from keyfan.streams import HASH_SCOPE
 
-__all__ = ["DRAWS", "HASH_SCOPE", "DrawPrimitive", "declared_shared", "draw_name", "keys_of"]
+__all__ = ["DRAWS", "HASH_SCOPE", "SHARED_SCOPE", "DrawPrimitive", "declared_shared", "draw_name", "keys_of"]
+
+SHARED_SCOPE = "keyfan_shared_randomness"
+"""The ``jax.named_scope`` of ``kf.shared_randomness()``: a draw traced inside it is declared shared."""
 
 
 class DrawPrimitive(NamedTuple):
@@ -55,4 +57,4 @@ def draw_name(primitive: str, api: str = "") -> str:
 def declared_shared(name_stack: str) -> bool:
     """True for a draw traced inside ``kf.shared_randomness()`` (or ``kf.vmap(...,
     randomness="same")``): sharing it over a batch is declared, never reported as a problem."""
-    return in_scope(name_stack, SHARED_RANDOMNESS_SCOPE)
+    return in_scope(name_stack, SHARED_SCOPE)

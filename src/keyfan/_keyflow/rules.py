@@ -36,7 +36,7 @@ def axis_names(params: dict[str, Any], *fields: str) -> tuple[Any, ...]:
     for field in fields:
         if field in params:
             value = params[field]
-            return value if isinstance(value, (tuple, list)) else (value,)
+            return tuple(value) if isinstance(value, (tuple, list)) else (value,)
     return ()
 
 

@@ -37,8 +37,13 @@ def _realpath(file_name: str) -> str:
     return os.path.realpath(file_name)
 
 
+_FROZEN = "<frozen "
+"""Frozen standard-library modules (``<frozen runpy>`` of ``python -m``): never the user's code,
+unlike ``<stdin>``, ``<string>`` or a notebook cell, which are."""
+
+
 def _internal(file_name: str) -> bool:
-    return _realpath(file_name).startswith(_INTERNAL_DIRS)
+    return file_name.startswith(_FROZEN) or _realpath(file_name).startswith(_INTERNAL_DIRS)
 
 
 def location(eqn: core.JaxprEqn, outer: str) -> str:

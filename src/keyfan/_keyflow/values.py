@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-from jax import dtypes
 
+from keyfan._checks import is_typed_key
 from keyfan._jaxinternals import core
 
 __all__ = ["EMPTY", "Mark", "Numbering", "Val", "content_key", "join", "key_like"]
@@ -116,7 +116,7 @@ def key_like(aval: Any) -> bool:
     dtype = getattr(aval, "dtype", None)
     if dtype is None:
         return False
-    if dtypes.issubdtype(dtype, dtypes.prng_key):
+    if is_typed_key(aval):
         return True
     return np.dtype(dtype) == np.uint32 and tuple(getattr(aval, "shape", ()))[-1:] == (2,)
 
@@ -124,10 +124,9 @@ def key_like(aval: Any) -> bool:
 def content_key(value: Any) -> Hashable | None:
     """A constant's dtype, shape and bytes (key data for typed keys), or None if too large."""
     try:
-        dtype = getattr(value, "dtype", None)
-        if dtype is not None and dtypes.issubdtype(dtype, dtypes.prng_key):
+        if is_typed_key(value):
             data = np.asarray(jax.random.key_data(value))
-            return ("const-key", str(dtype), data.shape, data.tobytes())
+            return ("const-key", str(value.dtype), data.shape, data.tobytes())
         array = np.asarray(value)
     except (TypeError, ValueError):
         return None

@@ -12,14 +12,15 @@ can be recomputed alone.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import flax.linen as nn
+
+from keyfan.typing import InAxes, PyTree
 
 __all__ = ["shared_vmap"]
 
 
-def _names(name: str, value: Any) -> tuple[str, ...]:
+def _names(name: str, value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
     if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
@@ -27,8 +28,9 @@ def _names(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def shared_vmap(module: Any, *, split_rngs: Sequence[str] = ("dropout",), shared: Sequence[str] = ("params",),
-                in_axes: Any = 0, out_axes: Any = 0, axis_name: str | None = None) -> type[nn.Module]:
+def shared_vmap(module: type[nn.Module], *, split_rngs: Sequence[str] = ("dropout",),
+                shared: Sequence[str] = ("params",), in_axes: InAxes = 0, out_axes: PyTree = 0,
+                axis_name: str | None = None) -> type[nn.Module]:
     """Lifts a linen module class over a batch axis with shared variables and per-example RNGs.
 
     Args:
@@ -43,9 +45,9 @@ def shared_vmap(module: Any, *, split_rngs: Sequence[str] = ("dropout",), shared
 
     Returns:
       A module class with the same attributes: construct it, then ``init`` and ``apply`` it on a
-      batch as usual, e.g. ``apply(variables, x, rngs={"dropout": kf.key(1)})``. Its ``params``
-      have the single-example shapes; example ``i``'s output equals ``module(...).apply(
-      variables, x[i], rngs={"dropout": kf.at(key, i)})``.
+        batch as usual, e.g. ``apply(variables, x, rngs={"dropout": kf.key(1)})``. Its ``params``
+        have the single-example shapes; example ``i``'s output equals ``module(...).apply(
+        variables, x[i], rngs={"dropout": kf.at(key, i)})``.
 
     Raises:
       TypeError: ``module`` is not a linen module class, or a name list is malformed.

@@ -6,6 +6,7 @@ from keyfan.streams._base import MAX_DRAW_SIZE as MAX_DRAW_SIZE
 from keyfan.streams._base import MAX_FAN_OUT as MAX_FAN_OUT
 from keyfan.streams._base import Stream as Stream
 from keyfan.streams._base import Words as Words
+from keyfan.streams._threefry2x32 import HASH_SCOPE as HASH_SCOPE  # read by the key-flow engine (keyfan._keyflow)
 from keyfan.streams.threefry import ThreefryStream
 from keyfan.streams.threefry_legacy import ThreefryLegacyStream
 
