@@ -85,8 +85,6 @@ def run(trainer, state, first, last, batch=16):
 
 # -- reproducibility ---------------------------------------------------------------------------
 
-@pytest.mark.slow  # 6 CPU-s. Default tier: test_a_restored_run_continues_bit_identically runs each model
-# twice from the seed and compares the bits; the other seed's other members: tests/test_ensemble.py
 @pytest.mark.bitwise
 @pytest.mark.parametrize("model", [MLP(), NNXMLP], ids=["linen", "nnx"])
 def test_training_is_reproducible_bit_for_bit_from_the_seed(model):
