@@ -21,7 +21,9 @@ LATER: set[str] = set()
 
 ENSEMBLE_DONE = {"keyfan.ensemble.Ensemble", "keyfan.ensemble.as_model", "keyfan.ensemble.predict",
                  "keyfan.ensemble.Trainer", "keyfan.ensemble.TrainState", "keyfan.ensemble.bootstrap_weights",
-                 "keyfan.ensemble.shared_vmap"}
+                 "keyfan.ensemble.shared_vmap", "keyfan.ensemble.save", "keyfan.ensemble.restore",
+                 "keyfan.ensemble.latest_step", "keyfan.ensemble.make_mesh", "keyfan.ensemble.shard_batch",
+                 "keyfan.ensemble.shard_members"}
 """The ensemble names already complete; the rest of keyfan.ensemble is documented after issue 24."""
 
 

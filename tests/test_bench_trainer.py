@@ -14,6 +14,7 @@ from keyfan._bench import trainer
 TINY = trainer.Size("tiny", 2, 4, 3, 8, 2, runs=3)
 
 
+@pytest.mark.slow  # 28 CPU-s: the bench machinery's JSON is guarded in the default tier by test_bench.py
 def test_group_runs_every_contender_and_writes_json(tmp_path):
     pytest.importorskip("equinox")
     doc = trainer.run([TINY], out=tmp_path, min_sample_ms=0)
@@ -42,6 +43,7 @@ def test_group_runs_every_contender_and_writes_json(tmp_path):
     assert len(table) == 9 and table[0][2] == trainer.ELEMENTWISE + " *"
 
 
+@pytest.mark.slow  # 22 CPU-s; the keyfan contenders' steps: bitwise below, in the default tier
 def test_contenders_return_one_loss_per_member_near_log_classes():
     """Every step starts from small random weights on 3 classes: the mean loss is near log 3."""
     contenders = trainer.keyfan_contenders(TINY)

@@ -107,8 +107,9 @@ def reference_step(ens: Ensemble, weights, x, y, ids, *, block: int, products: s
 
 @pytest.mark.bitwise
 @pytest.mark.parametrize(("block", "chunks", "group", "bootstrap"),
-                         [(None, 1, None, None), (8, 1, None, 64), (8, 4, 2, 64), (4, 2, 2, None), (1, 1, None, None),
-                          (8, 2, 1, 64)],
+                         [(None, 1, None, None), (8, 1, None, 64), (8, 4, 2, 64),
+                          pytest.param(4, 2, 2, None, marks=pytest.mark.slow),  # a third block size: 6 CPU-s
+                          (1, 1, None, None), (8, 2, 1, 64)],
                          ids=["one-block", "blocks-of-8", "chunks-and-groups", "blocks-of-4", "per-example",
                               "one-member-at-a-time"])
 @pytest.mark.parametrize("products", ["gemm", "elementwise"])
@@ -140,6 +141,7 @@ def test_tree_sum_order_and_subtrees():
     assert_bitwise_equal(tree_sum(jnp.zeros((0, 3))), np.zeros(3, np.float32))
 
 
+@pytest.mark.slow  # 6 CPU-s; each block mode's exact step: test_step_equals_the_numpy_tree_of_block_gradients
 def test_block_modes_train_alike_and_match_the_per_example_mode():
     ens = Ensemble.init(MLP(), kf.key(4), members=MEMBERS, sample_input=DATA.x[:2])
     results = {}
@@ -200,6 +202,8 @@ def test_block_and_group_errors():
         grouped.step(grouped.init(ens), DATA.x[:8], DATA.y[:8], np.arange(8))
 
 
+@pytest.mark.slow  # 25 CPU-s. Default tier: the numpy-tree test (groups None, 1, 2 against one
+# group-independent reference, both products) and test_bench_trainer's member_group=2 bits.
 @pytest.mark.parametrize("products", ["gemm", "elementwise"])
 @pytest.mark.bitwise
 def test_member_groups_keep_the_bits(products):
@@ -222,7 +226,7 @@ def test_member_groups_keep_the_bits(products):
             assert_bitwise_equal(a, b)
 
 
-@pytest.mark.parametrize("products", ["gemm", "elementwise"])
+@pytest.mark.parametrize("products", ["gemm", pytest.param("elementwise", marks=pytest.mark.slow)])
 @pytest.mark.bitwise
 def test_each_member_trained_alone_has_the_bits_it_has_in_the_ensemble(products):
     """Member identity for training: every member runs its own single-member program, so a member

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from keyfan._bench.ensemble import bench_cases
@@ -51,8 +52,15 @@ def test_same_seed_same_json_bytes_other_seed_other_numbers(tmp_path):
     first, again, other = ((tmp_path / n / "metrics.json").read_bytes() for n in "abc")
     assert first == again
     assert json.loads(other)["ensemble"] != json.loads(first)["ensemble"]
+    # a run with other settings in a run's directory is refused, not resumed (as a process: test_ensemble_kill.py)
+    refused = CliRunner().invoke(app, ["ensemble", "--members", "2", "--epochs", "2", "--seed", "6",
+                                       "-o", str(tmp_path / "a")], env={"COLUMNS": "200"})
+    assert refused.exit_code == 2, refused.output
+    assert "holds a run with other settings (seed differ)" in " ".join(refused.output.replace("│", " ").split())
+    assert (tmp_path / "a" / "metrics.json").read_bytes() == first
 
 
+@pytest.mark.slow  # 16 CPU-s: benchmark tooling; run_cases and its JSON: tests/test_bench.py (default tier)
 def test_bench_cases_run():
     cases = bench_cases(quick=True)
     assert [c.name for c in cases] == ["ensemble.init.35xDense", "ensemble.train_step.vmap.K8",

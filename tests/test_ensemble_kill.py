@@ -117,6 +117,8 @@ def test_killed_between_steps_resumes_and_keeps_the_newest_two(tmp_path, referen
     assert_same_run(out, reference)
 
 
+@pytest.mark.slow  # 13 CPU-s (a whole 4x4 run); default tier: the same refusal in-process in
+# tests/test_ensemble_cli.py::test_same_seed_same_json_bytes_other_seed_other_numbers
 def test_other_settings_in_the_output_directory_are_refused(tmp_path, reference):
     done = subprocess.run([sys.executable, "-m", "keyfan", "ensemble", "--members", "4", "--epochs", "4", "--seed",
                            "4", "-o", str(reference)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)

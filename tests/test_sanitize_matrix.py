@@ -116,9 +116,25 @@ def _examples_share_their_draws(out):
     return len(drawn) > 1 and all(np.allclose(row, drawn[0], atol=1e-5) for row in drawn)
 
 
-@pytest.mark.parametrize("key_mode", ["batched", "unbatched", "derived"])
-@pytest.mark.parametrize("data_batched", [False, True], ids=["data-unbatched", "data-batched"])
-@pytest.mark.parametrize("primitive", list(HIGHER_ORDER))
+PREDICATED = ("cond", "switch", "while_loop")
+"""Primitives whose predicate the data drives: batched data changes what JAX's batching rule does
+to the key, so both data settings run in the default tier. For the others the data is only added
+to the draw; their unbatched-data row (10 CPU-s) runs in the ``slow`` tier."""
+
+
+def _cases() -> list:
+    cases = []
+    for primitive in HIGHER_ORDER:
+        for data_batched in (False, True):
+            for key_mode in ("batched", "unbatched", "derived"):
+                slow = not data_batched and primitive not in PREDICATED
+                data = "batched" if data_batched else "unbatched"
+                cases.append(pytest.param(primitive, data_batched, key_mode, marks=[pytest.mark.slow] if slow else [],
+                                          id=f"{primitive}-data-{data}-{key_mode}"))
+    return cases
+
+
+@pytest.mark.parametrize(("primitive", "data_batched", "key_mode"), _cases())
 def test_sanitizer_and_audit_agree_with_what_the_program_computes(primitive, data_batched, key_mode):
     f, args, in_axes = _program(primitive, data_batched, key_mode)
     shared = _examples_share_their_draws(jax.vmap(f, in_axes=in_axes)(*args))

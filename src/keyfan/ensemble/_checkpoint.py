@@ -131,13 +131,17 @@ def _check_state(name: str, state: Any) -> TrainState:
 def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: int | None = None) -> pathlib.Path:
     """Saves ``state`` under ``directory/<step>`` and waits until it is on disk.
 
+    Guarantee: :func:`restore` of this checkpoint returns ``state`` bitwise (parameters, member
+    keys, optimizer state, step and bootstrap weights), so a run resumed from it continues with
+    the same bits as the run that never stopped; a checkpoint is written whole or not at all.
+
     Args:
       directory: the run's checkpoint directory (created if needed).
       state: the :class:`TrainState` to save; its step names the checkpoint.
       max_to_keep: keep only the newest this many checkpoints (default: all).
 
     Returns:
-      The checkpoint's directory.
+      The checkpoint's directory, ``directory/<step>`` as an absolute ``pathlib.Path``.
 
     Raises:
       NotADirectoryError: ``directory`` (or a parent, or ``directory/<step>``) is a file.
@@ -146,8 +150,11 @@ def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: i
         names the step and the directory; the checkpoints saved before are intact (orbax writes
         into a temporary directory and renames it only when complete, so a partial checkpoint
         is never read as one).
+      TypeError: ``state`` is not a :class:`TrainState`, or ``directory`` is not a ``str`` or
+        ``pathlib.Path``, or ``max_to_keep`` is not an integer.
+      ValueError: ``max_to_keep`` is below 1.
 
-    Example:
+    Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, optax, tempfile, keyfan as kf
       >>> x, y = jnp.ones((4, 2)), jnp.zeros((4,), jnp.int32)
       >>> trainer = kf.ensemble.Trainer(optax.sgd(0.1))
@@ -214,7 +221,36 @@ def _os_error(err: BaseException) -> OSError | None:
 
 
 def latest_step(directory: str | os.PathLike[str]) -> int | None:
-    """The newest saved step under ``directory``, or None when there is none."""
+    """The newest step saved under ``directory`` by :func:`save`: the step a resumed run restores.
+
+    Guarantee: read-only, it never creates or changes anything under ``directory``; a save
+    interrupted part way (still in orbax's temporary directory) is not counted.
+
+    Args:
+      directory: the run's checkpoint directory (it need not exist).
+
+    Returns:
+      The newest saved step as an ``int``, or None when ``directory`` does not exist or holds no
+        checkpoint.
+
+    Raises:
+      TypeError: ``directory`` is not a ``str`` or ``pathlib.Path``.
+      NotADirectoryError: ``directory`` is a file.
+
+    Examples:
+      >>> import flax.linen as nn, jax.numpy as jnp, optax, tempfile, keyfan as kf
+      >>> x, y = jnp.ones((4, 2)), jnp.zeros((4,), jnp.int32)
+      >>> trainer = kf.ensemble.Trainer(optax.sgd(0.1))
+      >>> state = trainer.init(kf.Ensemble.init(nn.Dense(2), kf.key(0), members=2, sample_input=x))
+      >>> run_dir = tempfile.mkdtemp()
+      >>> print(kf.ensemble.latest_step(run_dir))
+      None
+      >>> for _ in range(3):
+      ...     state, _ = trainer.step(state, x, y, jnp.arange(4))
+      ...     _ = kf.ensemble.save(run_dir, state)
+      >>> kf.ensemble.latest_step(run_dir)
+      3
+    """
     path = _directory(directory)
     if not path.exists():
         return None
@@ -227,6 +263,11 @@ def latest_step(directory: str | os.PathLike[str]) -> int | None:
 def restore(directory: str | os.PathLike[str], *, like: TrainState, step: int | None = None) -> TrainState:
     """Restores a :class:`TrainState` saved by :func:`save`.
 
+    Guarantee: the restored state equals the saved one bitwise (typed member keys come back with
+    ``like``'s key implementation), laid out as ``like`` is (its shardings), so training on from
+    it gives the bits of the run that never stopped. A checkpoint that does not match ``like``'s
+    structure is refused before anything is read into it.
+
     Args:
       directory: the run's checkpoint directory.
       like: a state of the same run's structure (e.g. ``trainer.init(Ensemble.init(...))``); its
@@ -235,13 +276,30 @@ def restore(directory: str | os.PathLike[str], *, like: TrainState, step: int | 
       step: the step to restore (default: the newest).
 
     Returns:
-      The saved state, bitwise.
+      The saved :class:`TrainState` of ``step``, bitwise, with ``like``'s model, input spec and
+        shardings.
 
     Raises:
       FileNotFoundError: there is no checkpoint (at ``step``) under ``directory``.
       NotADirectoryError: ``directory`` is a file.
+      TypeError: ``like`` is not a :class:`TrainState`, ``directory`` is not a ``str`` or
+        ``pathlib.Path``, or ``step`` is not an integer.
       ValueError: the checkpoint does not match the structure of ``like``, or its files are
-        missing, truncated or corrupt (the message names the checkpoint's directory).
+        missing, truncated or corrupt (the message names the checkpoint's directory), or
+        ``step`` is negative.
+
+    Examples:
+      >>> import flax.linen as nn, jax, jax.numpy as jnp, optax, tempfile, keyfan as kf
+      >>> x, y = jnp.ones((4, 2)), jnp.zeros((4,), jnp.int32)
+      >>> trainer = kf.ensemble.Trainer(optax.sgd(0.1))
+      >>> def fresh():
+      ...     return trainer.init(kf.Ensemble.init(nn.Dense(2), kf.key(0), members=2, sample_input=x))
+      >>> state, _ = trainer.step(fresh(), x, y, jnp.arange(4))
+      >>> run_dir = tempfile.mkdtemp()
+      >>> _ = kf.ensemble.save(run_dir, state)
+      >>> back = kf.ensemble.restore(run_dir, like=fresh())
+      >>> jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), back, state))
+      True
     """
     like = _check_state("like", like)
     path = _directory(directory)
