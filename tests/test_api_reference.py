@@ -26,7 +26,7 @@ ENSEMBLE_DONE = {"keyfan.ensemble.Ensemble", "keyfan.ensemble.as_model", "keyfan
                  "keyfan.ensemble.shard_members",
                  "keyfan.ensemble.cross_entropy", "keyfan.ensemble.mse", "keyfan.ensemble.gaussian_nll",
                  "keyfan.ensemble.classification_metrics", "keyfan.ensemble.regression_metrics",
-                 "keyfan.ensemble.ensemble_report", "keyfan.ensemble.report_table",
+                 "keyfan.ensemble.ensemble_report", "keyfan.ensemble.report_table", "keyfan.ensemble.EnsembleReport",
                  "keyfan.ensemble.ClassificationPrediction", "keyfan.ensemble.RegressionPrediction",
                  "keyfan.ensemble.gaussian_variance", "keyfan.ensemble.summarize",
                  "keyfan.ensemble.dropout_keys",

@@ -12,7 +12,7 @@ Regression with mean-variance members (task ``"gaussian"``): RMSE of the mean, G
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -20,13 +20,40 @@ import jax.numpy as jnp
 from keyfan.ensemble._predict import gaussian_variance
 from keyfan.ensemble._tasks import check_task
 
-__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "classification_metrics", "ensemble_report",
-           "regression_metrics", "report_table"]
+__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "EnsembleReport", "classification_metrics",
+           "ensemble_report", "regression_metrics", "report_table"]
 
 CLASSIFICATION_METRICS = ("accuracy", "nll", "brier", "ece")
 REGRESSION_METRICS = ("rmse", "nll", "coverage_2sigma")
 ECE_BINS = 15
 _EPS = 1e-12
+
+
+class EnsembleReport(TypedDict):
+    """What :func:`ensemble_report` returns: metric name to Python ``float`` for each member, their
+    mean and the ensemble.
+
+    The metric names are :data:`CLASSIFICATION_METRICS` (``"accuracy"``, ``"nll"``, ``"brier"``,
+    ``"ece"``) or :data:`REGRESSION_METRICS` (``"rmse"``, ``"nll"``, ``"coverage_2sigma"``), in
+    that order in every dict; ``members`` has one dict per member, in member order. A plain
+    ``dict`` at run time (JSON-serialisable as is), typed so a type checker knows each key.
+
+    Examples:
+      >>> import json, jax.numpy as jnp
+      >>> from keyfan.ensemble import EnsembleReport, ensemble_report
+      >>> report: EnsembleReport = ensemble_report(jnp.zeros((2, 3, 2)), jnp.zeros(3), task="gaussian")
+      >>> type(report).__name__, sorted(report), len(report["members"])
+      ('dict', ['ensemble', 'member_mean', 'members'], 2)
+      >>> list(report["ensemble"]), json.loads(json.dumps(report)) == report
+      (['rmse', 'nll', 'coverage_2sigma'], True)
+    """
+
+    members: list[dict[str, float]]
+    """One ``{metric: value}`` per member, in member order."""
+    member_mean: dict[str, float]
+    """The members' values averaged, metric by metric."""
+    ensemble: dict[str, float]
+    """The metrics of the ensemble's predictive mixture."""
 
 
 def classification_metrics(probs: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
@@ -139,7 +166,7 @@ def _regression_report(outputs: jax.Array, targets: jax.Array) -> dict[str, Any]
     return {"members": members, "ensemble": regression_metrics(means, variances, targets)}
 
 
-def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> dict[str, Any]:
+def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> EnsembleReport:
     """Per-member, member-mean and ensemble metrics from member outputs ``(K, B, ...)``.
 
     Guarantee: member ``k``'s entry is :func:`classification_metrics` of ``softmax(outputs[k])``
@@ -155,8 +182,8 @@ def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> dic
       task: ``"classification"`` or ``"gaussian"``.
 
     Returns:
-      ``{"members": [{metric: float}] * K, "member_mean": {...}, "ensemble": {...}}`` with Python
-        floats (exactly the float32 values computed).
+      An :class:`EnsembleReport`, ``{"members": [{metric: float}] * K, "member_mean": {...},
+        "ensemble": {...}}`` with Python floats (exactly the float32 values computed).
 
     Raises:
       ValueError: ``task`` is not ``"classification"`` or ``"gaussian"`` (the message lists both).
@@ -191,7 +218,7 @@ _LABELS = {"accuracy": "accuracy", "nll": "NLL", "brier": "Brier", "ece": "ECE",
            "coverage_2sigma": "2σ coverage"}
 
 
-def report_table(metrics: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[float]]]]:
+def report_table(metrics: EnsembleReport) -> tuple[list[str], list[tuple[str, list[float]]]]:
     """A report as a table: one row per member, their mean, and the ensemble.
 
     Guarantee: pure reformatting, no computation: ``K + 2`` rows (members in order, then
@@ -199,7 +226,7 @@ def report_table(metrics: dict[str, Any]) -> tuple[list[str], list[tuple[str, li
     report's ``"ensemble"`` dict, the values the report's floats unchanged.
 
     Args:
-      metrics: an :func:`ensemble_report`.
+      metrics: an :class:`EnsembleReport`, as :func:`ensemble_report` returns it.
 
     Returns:
       ``(labels, rows)``: the metric column labels, and ``(row name, values)`` pairs.
