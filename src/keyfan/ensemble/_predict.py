@@ -17,11 +17,12 @@ Three tasks, chosen by what the members output:
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 from jax.typing import ArrayLike
 
 from keyfan.ensemble._shard import (
@@ -35,6 +36,10 @@ from keyfan.ensemble._shard import (
     shard_members,
 )
 from keyfan.ensemble._tasks import TASKS, check_task
+from keyfan.typing import PyTree
+
+if TYPE_CHECKING:
+    from keyfan.ensemble._ensemble import Ensemble  # at run time, imported in predict (it imports this module)
 
 __all__ = ["ClassificationPrediction", "RegressionPrediction", "TASKS", "gaussian_variance", "predict",
            "summarize"]
@@ -208,8 +213,8 @@ def summarize(outputs: ArrayLike, *, task: str) -> RegressionPrediction | Classi
     return RegressionPrediction(mean, _mean(jnp.square(outputs - mean)))
 
 
-def predict(ensemble: Any, x: Any, *, task: str | None = None, mesh: Any = None,
-            **kwargs: Any) -> RegressionPrediction | ClassificationPrediction:
+def predict(ensemble: Ensemble, x: PyTree, *, task: str | None = None, mesh: Mesh | None = None,
+            **kwargs: object) -> RegressionPrediction | ClassificationPrediction:
     """Runs every member (deterministically) on ``x`` and summarises their predictions.
 
     Args:
