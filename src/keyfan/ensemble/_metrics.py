@@ -33,9 +33,9 @@ class EnsembleReport(TypedDict):
     """What :func:`ensemble_report` returns: metric name to Python ``float`` for each member, their
     mean and the ensemble.
 
-    The metric names are :data:`CLASSIFICATION_METRICS` (``"accuracy"``, ``"nll"``, ``"brier"``,
-    ``"ece"``) or :data:`REGRESSION_METRICS` (``"rmse"``, ``"nll"``, ``"coverage_2sigma"``), in
-    that order in every dict; ``members`` has one dict per member, in member order. A plain
+    The metric names are ``"accuracy"``, ``"nll"``, ``"brier"``, ``"ece"`` (``task="classification"``)
+    or ``"rmse"``, ``"nll"``, ``"coverage_2sigma"`` (``task="gaussian"``), in that order in every
+    dict; ``members`` has one dict per member, in member order. A plain
     ``dict`` at run time (JSON-serialisable as is), typed so a type checker knows each key.
 
     Examples:
