@@ -22,6 +22,7 @@ from keyfan.ensemble._ensemble import Ensemble as Ensemble  # noqa: E402
 from keyfan.ensemble._losses import cross_entropy as cross_entropy  # noqa: E402
 from keyfan.ensemble._losses import gaussian_nll as gaussian_nll  # noqa: E402
 from keyfan.ensemble._losses import mse as mse  # noqa: E402
+from keyfan.ensemble._metrics import EnsembleReport as EnsembleReport  # noqa: E402
 from keyfan.ensemble._metrics import classification_metrics as classification_metrics  # noqa: E402
 from keyfan.ensemble._metrics import ensemble_report as ensemble_report  # noqa: E402
 from keyfan.ensemble._metrics import regression_metrics as regression_metrics  # noqa: E402
@@ -49,6 +50,7 @@ from keyfan.ensemble._train import bootstrap_weights as bootstrap_weights  # noq
 __all__ = [
     "ClassificationPrediction",
     "Ensemble",
+    "EnsembleReport",
     "FunctionalModel",
     "LinenModel",
     "Model",

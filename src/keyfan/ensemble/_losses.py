@@ -25,18 +25,33 @@ Loss = Callable[[jax.Array, jax.Array], jax.Array]
 def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
     """Softmax cross-entropy of one example's logits against its integer label.
 
+    Guarantee: equal to ``-jax.nn.log_softmax(logits)[label]`` (optax's stable form); the result
+    has ``logits``' float dtype (bfloat16 in, bfloat16 out). The trainer maps it over the batch,
+    so it sees one example; given ``(B, C)`` logits and ``(B,)`` labels it returns ``(B,)``.
+
     Args:
-      logits: float ``(C,)``.
-      label: int ``()`` in ``[0, C)``.
+      logits: float ``(C,)``: one example's unnormalised class scores.
+      label: integer ``()`` in ``[0, C)``: that example's class.
 
     Returns:
-      float ``()``: ``-log softmax(logits)[label]``.
+      A float ``()`` array, ``-log softmax(logits)[label]``, in ``logits``' dtype.
+
+    Raises:
+      TypeError: ``label`` is not of an integer dtype, or an argument is not an array (raised
+        by optax/JAX; shapes and the label's range are not checked here).
+      ValueError: ``logits`` and ``label`` have batch shapes that do not broadcast (from JAX).
 
     Examples:
-      >>> import jax.numpy as jnp
+      >>> import jax, jax.numpy as jnp
       >>> from keyfan.ensemble import cross_entropy
       >>> round(float(cross_entropy(jnp.zeros(4), jnp.int32(2))), 4)  # log 4
       1.3863
+      >>> logits = jnp.array([2.0, -1.0, 0.5])
+      >>> loss = cross_entropy(logits, jnp.int32(0))
+      >>> loss.shape, loss.dtype
+      ((), dtype('float32'))
+      >>> bool(jnp.allclose(loss, -jax.nn.log_softmax(logits)[0]))
+      True
     """
     return optax.softmax_cross_entropy_with_integer_labels(logits, label)
 
@@ -44,18 +59,28 @@ def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
 def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
     """Mean squared error over one example's elements.
 
+    Guarantee: exactly ``jnp.mean((prediction - target) ** 2)``, a scalar whatever the shapes;
+    float inputs keep their dtype (bfloat16 in, bfloat16 out), integer inputs give float32.
+
     Args:
-      prediction: float array of any shape.
+      prediction: float array of any shape: one example's output.
       target: float array broadcastable against ``prediction``.
 
     Returns:
-      float ``()``: ``mean((prediction - target) ** 2)``.
+      A float ``()`` array, ``mean((prediction - target) ** 2)`` over every element.
+
+    Raises:
+      TypeError: the shapes do not broadcast, or an argument is a Python list rather than an
+        array (both raised by JAX; nothing else is checked here).
 
     Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import mse
       >>> float(mse(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0])))
       5.0
+      >>> loss = mse(jnp.ones((2, 3)), jnp.zeros(3))   # target broadcast over the first axis
+      >>> loss.shape, loss.dtype, float(loss)
+      ((), dtype('float32'), 1.0)
     """
     return jnp.mean(jnp.square(prediction - target))
 
@@ -63,19 +88,36 @@ def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
 def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
     """Gaussian negative log-likelihood of one example's mean-variance output.
 
+    Guarantee: with ``mu = output[..., 0]`` and ``var = gaussian_variance(output[..., 1])``
+    (always ``> 0``), the result is ``sum(0.5 * (log var + (target - mu) ** 2 / var + log 2 pi))``
+    over the example's elements: a scalar in ``output``'s float dtype, minimised at
+    ``mu = target``. The same variance map is used by :func:`summarize` and the metrics.
+
     Args:
       output: float ``(..., 2)``: the mean, and a raw scale turned into the variance by
         :func:`~keyfan.ensemble.gaussian_variance`.
-      target: float ``(...)`` or ``(..., 1)``.
+      target: float ``(...)`` or ``(..., 1)``: reshaped to the mean's shape.
 
     Returns:
-      float ``()``: the NLL summed over the example's elements.
+      A float ``()`` array: the NLL in nats, summed over the example's elements.
+
+    Raises:
+      TypeError: ``target`` does not have as many elements as the mean (it cannot be reshaped
+        to ``output.shape[:-1]``), or ``output`` is not an array (both raised by JAX). The last
+        axis of ``output`` is not checked to be 2 here; :func:`summarize` checks it.
 
     Examples:
-      >>> import jax.numpy as jnp
-      >>> from keyfan.ensemble import gaussian_nll
+      >>> import math, jax.numpy as jnp
+      >>> from keyfan.ensemble import gaussian_nll, gaussian_variance
       >>> float(gaussian_nll(jnp.array([0.0, 10.0]), jnp.array(0.0))) < float(
       ...     gaussian_nll(jnp.array([0.0, 10.0]), jnp.array(3.0)))
+      True
+      >>> out = jnp.array([[1.0, 0.0], [2.0, 0.0]])   # two elements, mean 1 and 2, raw scale 0
+      >>> loss = gaussian_nll(out, jnp.array([[1.0], [2.0]]))
+      >>> loss.shape, loss.dtype
+      ((), dtype('float32'))
+      >>> var = float(gaussian_variance(jnp.float32(0.0)))   # softplus(0) + 1e-6
+      >>> bool(abs(float(loss) - 2 * 0.5 * (math.log(var) + math.log(2 * math.pi))) < 1e-5)
       True
     """
     mean, var = output[..., 0], gaussian_variance(output[..., 1])

@@ -12,7 +12,7 @@ Regression with mean-variance members (task ``"gaussian"``): RMSE of the mean, G
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +20,8 @@ import jax.numpy as jnp
 from keyfan.ensemble._predict import gaussian_variance
 from keyfan.ensemble._tasks import check_task
 
-__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "classification_metrics", "ensemble_report",
-           "regression_metrics", "report_table"]
+__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "EnsembleReport", "classification_metrics",
+           "ensemble_report", "regression_metrics", "report_table"]
 
 CLASSIFICATION_METRICS = ("accuracy", "nll", "brier", "ece")
 REGRESSION_METRICS = ("rmse", "nll", "coverage_2sigma")
@@ -29,15 +29,53 @@ ECE_BINS = 15
 _EPS = 1e-12
 
 
+class EnsembleReport(TypedDict):
+    """What :func:`ensemble_report` returns: metric name to Python ``float`` for each member, their
+    mean and the ensemble.
+
+    The metric names are ``"accuracy"``, ``"nll"``, ``"brier"``, ``"ece"`` (``task="classification"``)
+    or ``"rmse"``, ``"nll"``, ``"coverage_2sigma"`` (``task="gaussian"``), in that order in every
+    dict; ``members`` has one dict per member, in member order. A plain
+    ``dict`` at run time (JSON-serialisable as is), typed so a type checker knows each key.
+
+    Examples:
+      >>> import json, jax.numpy as jnp
+      >>> from keyfan.ensemble import EnsembleReport, ensemble_report
+      >>> report: EnsembleReport = ensemble_report(jnp.zeros((2, 3, 2)), jnp.zeros(3), task="gaussian")
+      >>> type(report).__name__, sorted(report), len(report["members"])
+      ('dict', ['ensemble', 'member_mean', 'members'], 2)
+      >>> list(report["ensemble"]), json.loads(json.dumps(report)) == report
+      (['rmse', 'nll', 'coverage_2sigma'], True)
+    """
+
+    members: list[dict[str, float]]
+    """One ``{metric: value}`` per member, in member order."""
+    member_mean: dict[str, float]
+    """The members' values averaged, metric by metric."""
+    ensemble: dict[str, float]
+    """The metrics of the ensemble's predictive mixture."""
+
+
 def classification_metrics(probs: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
     """Accuracy, NLL, Brier score and expected calibration error (ECE) of class probabilities.
+
+    Guarantee: four scalars in ``probs``' dtype, computed on device with no data-dependent
+    Python branch (so it runs under ``jit`` and ``vmap``, as :func:`ensemble_report` does):
+    accuracy of the argmax, mean ``-log p[label]`` (``p`` floored at ``1e-12``), the mean over
+    examples of the summed squared error to the one-hot label, and ECE over 15 equal-width
+    confidence bins weighted by count.
 
     Args:
       probs: float ``(B, C)``, rows summing to 1.
       labels: int ``(B,)`` in ``[0, C)``.
 
     Returns:
-      ``{"accuracy", "nll", "brier", "ece"}``, each a float ``()`` array.
+      A dict ``{"accuracy", "nll", "brier", "ece"}`` of float ``()`` arrays in ``probs``' dtype.
+
+    Raises:
+      TypeError: ``labels`` and ``probs`` disagree on ``B`` (raised by JAX), or an argument is a
+        Python list rather than an array. Rows summing to 1, the label range and the label
+        dtype are not checked.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -45,6 +83,10 @@ def classification_metrics(probs: jax.Array, labels: jax.Array) -> dict[str, jax
       >>> m = classification_metrics(jnp.array([[0.9, 0.1], [0.2, 0.8]]), jnp.array([0, 1]))
       >>> float(m["accuracy"])
       1.0
+      >>> {name: round(float(value), 6) for name, value in m.items()}   # Brier (0.02 + 0.08) / 2
+      {'accuracy': 1.0, 'nll': 0.164252, 'brier': 0.05, 'ece': 0.15}
+      >>> m["ece"].shape, m["ece"].dtype
+      ((), dtype('float32'))
     """
     n_classes = probs.shape[-1]
     onehot = jax.nn.one_hot(labels, n_classes, dtype=probs.dtype)
@@ -71,20 +113,34 @@ def regression_metrics(means: jax.Array, variances: jax.Array, targets: jax.Arra
     """RMSE, mixture NLL and 2-sigma coverage of a mixture of ``M`` Gaussians (``M=1`` for one
     member).
 
+    Guarantee: three scalars, computed on device (``jit``/``vmap`` safe): the RMSE of the
+    mixture mean, the mean over examples of ``-log mean_m N(y; mu_m, var_m)`` (the exact
+    mixture, by ``logsumexp``), and the fraction of targets within two standard deviations of
+    the mixture (variance: mean of the variances plus the variance of the means). Coverage is
+    float32; the others follow the inputs' float dtype.
+
     Args:
       means: float ``(M, B)``.
       variances: float ``(M, B)``, positive.
       targets: float ``(B,)``.
 
     Returns:
-      ``{"rmse", "nll", "coverage_2sigma"}``, each a float ``()`` array.
+      A dict ``{"rmse", "nll", "coverage_2sigma"}`` of float ``()`` arrays.
+
+    Raises:
+      ValueError: ``targets`` does not broadcast against ``(M, B)`` (raised by JAX).
+      TypeError: an argument is a Python list rather than an array (raised by JAX). Positive
+        variances are not checked.
 
     Examples:
-      >>> import jax.numpy as jnp
+      >>> import math, jax.numpy as jnp
       >>> from keyfan.ensemble import regression_metrics
       >>> m = regression_metrics(jnp.zeros((1, 4)), jnp.ones((1, 4)), jnp.array([0.0, 1.0, -1.0, 3.0]))
       >>> float(m["coverage_2sigma"])
       0.75
+      >>> two = regression_metrics(jnp.array([[0.0], [2.0]]), jnp.ones((2, 1)), jnp.array([1.0]))
+      >>> float(two["rmse"]), round(float(two["nll"]), 5) == round(0.5 * (math.log(2 * math.pi) + 1), 5)
+      (0.0, True)
     """
     mean = jnp.mean(means, axis=0)
     var = jnp.mean(variances, axis=0) + jnp.mean(jnp.square(means - mean), axis=0)
@@ -110,8 +166,14 @@ def _regression_report(outputs: jax.Array, targets: jax.Array) -> dict[str, Any]
     return {"members": members, "ensemble": regression_metrics(means, variances, targets)}
 
 
-def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> dict[str, Any]:
+def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> EnsembleReport:
     """Per-member, member-mean and ensemble metrics from member outputs ``(K, B, ...)``.
+
+    Guarantee: member ``k``'s entry is :func:`classification_metrics` of ``softmax(outputs[k])``
+    (or :func:`regression_metrics` of its mean and :func:`gaussian_variance`), the ensemble's
+    is the same metric of the mixture (mean probabilities; the exact Gaussian mixture), and
+    ``member_mean`` is the mean of the members' values; one jitted device call, then every value
+    is converted to a Python ``float`` (exactly the float32 value computed).
 
     Args:
       outputs: logits ``(K, B, C)`` (``task="classification"``) or mean-variance outputs
@@ -120,8 +182,14 @@ def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> dic
       task: ``"classification"`` or ``"gaussian"``.
 
     Returns:
-      ``{"members": [{metric: float}] * K, "member_mean": {...}, "ensemble": {...}}`` with Python
-        floats (exactly the float32 values computed).
+      An :class:`EnsembleReport`, ``{"members": [{metric: float}] * K, "member_mean": {...},
+        "ensemble": {...}}`` with Python floats (exactly the float32 values computed).
+
+    Raises:
+      ValueError: ``task`` is not ``"classification"`` or ``"gaussian"`` (the message lists both).
+      TypeError: ``targets`` does not have ``B`` entries, or an argument is a Python list (both
+        raised by JAX). The shape of ``outputs`` is not checked: for ``"gaussian"`` only
+        ``[..., 0]`` and ``[..., 1]`` are read.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -130,6 +198,8 @@ def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> dic
       >>> report = ensemble_report(logits, jnp.array([0, 1]), task="classification")
       >>> len(report["members"]), report["ensemble"]["accuracy"]
       (2, 1.0)
+      >>> report["ensemble"]["nll"] < report["member_mean"]["nll"], type(report["ensemble"]["nll"])
+      (True, <class 'float'>)
     """
     task = check_task(task, allowed=("classification", "gaussian"), what=" for a metrics report")
     report = _classification_report(outputs, targets) if task == "classification" else \
@@ -148,22 +218,33 @@ _LABELS = {"accuracy": "accuracy", "nll": "NLL", "brier": "Brier", "ece": "ECE",
            "coverage_2sigma": "2σ coverage"}
 
 
-def report_table(metrics: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[float]]]]:
+def report_table(metrics: EnsembleReport) -> tuple[list[str], list[tuple[str, list[float]]]]:
     """A report as a table: one row per member, their mean, and the ensemble.
 
+    Guarantee: pure reformatting, no computation: ``K + 2`` rows (members in order, then
+    ``"member mean"`` and ``"ensemble"``), each with one value per label, in the order of the
+    report's ``"ensemble"`` dict, the values the report's floats unchanged.
+
     Args:
-      metrics: an :func:`ensemble_report`.
+      metrics: an :class:`EnsembleReport`, as :func:`ensemble_report` returns it.
 
     Returns:
       ``(labels, rows)``: the metric column labels, and ``(row name, values)`` pairs.
+
+    Raises:
+      KeyError: ``metrics`` lacks ``"ensemble"``, ``"members"`` or ``"member_mean"``, or a
+        member lacks a metric the ensemble has (it is not a report from :func:`ensemble_report`).
 
     Examples:
       >>> import jax.numpy as jnp
       >>> from keyfan.ensemble import ensemble_report, report_table
       >>> logits = jnp.array([[[3.0, 0.0]], [[1.0, 0.0]]])
-      >>> labels, rows = report_table(ensemble_report(logits, jnp.array([0]), task="classification"))
+      >>> report = ensemble_report(logits, jnp.array([0]), task="classification")
+      >>> labels, rows = report_table(report)
       >>> [name for name, _ in rows]
       ['member 0', 'member 1', 'member mean', 'ensemble']
+      >>> labels, rows[-1][1] == list(report["ensemble"].values())
+      (['accuracy', 'NLL', 'Brier', 'ECE'], True)
     """
     names = list(metrics["ensemble"])
     rows = [(f"member {i}", [m[n] for n in names]) for i, m in enumerate(metrics["members"])]

@@ -33,7 +33,28 @@ PyTree = Any
 
 
 class Model(abc.ABC):
-    """The interface an :class:`~keyfan.Ensemble` uses; see the module docstring."""
+    """The interface an :class:`~keyfan.Ensemble` uses; see the module docstring.
+
+    Four pure functions and a trainable/frozen split, the same for every kind of model:
+    ``init(key, sample_input)`` gives one model's parameters (a pytree of arrays);
+    ``apply(params, x, key=None, **kwargs)`` runs it on a batch with an optional dropout key;
+    ``member``/``from_member`` convert to and from the kind's single-model object (inverses of
+    each other); ``split_trainable``/``merge_trainable`` separate what the optimizer sees
+    (inverses of each other). Subclass it to ensemble a kind keyfan does not know; an instance
+    passes through :func:`as_model` unchanged. Its methods never mutate the adapter.
+
+    Examples:
+      >>> import flax.linen as nn, jax, jax.numpy as jnp
+      >>> from keyfan.ensemble import Model, as_model
+      >>> model = as_model(nn.Dense(2))
+      >>> isinstance(model, Model), as_model(model) is model
+      (True, True)
+      >>> params = model.init(jax.random.key(0), jnp.ones((5, 3)))
+      >>> model.merge_trainable(*model.split_trainable(params)) == params
+      True
+      >>> model.apply(params, jnp.ones((5, 3))).shape
+      (5, 2)
+    """
 
     kind: str = "model"
     needs_sample_input: bool = True
@@ -68,6 +89,25 @@ class LinenModel(Model):
 
     ``member`` gives the variables dict, usable as ``module.apply(variables, x)``. Only the
     ``"params"`` collection is trained; other collections are carried unchanged.
+
+    ``apply`` is exactly ``module.apply(params, x, rngs={"dropout": key}, **kwargs)`` (no
+    ``rngs`` without a key): outputs keep the module's shapes and dtypes.
+
+    Examples:
+      >>> import flax.linen as nn, jax, jax.numpy as jnp
+      >>> from keyfan.ensemble import LinenModel, as_model
+      >>> model = as_model(nn.Dense(2))
+      >>> isinstance(model, LinenModel), model.kind
+      (True, 'linen')
+      >>> x = jnp.ones((5, 3))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> jax.tree.map(jnp.shape, variables)
+      {'params': {'bias': (2,), 'kernel': (3, 2)}}
+      >>> bool((model.apply(variables, x) == nn.Dense(2).apply(variables, x)).all())
+      True
+      >>> trainable, frozen = model.split_trainable(variables)
+      >>> sorted(trainable), frozen
+      (['bias', 'kernel'], {})
     """
 
     module: nn.Module
@@ -98,7 +138,26 @@ class LinenModel(Model):
 class FunctionalModel(Model):
     """A plain pair: ``init_fn(key, sample_input) -> params`` and ``apply_fn(params, x, **kw)``.
 
-    When a dropout key is given, it is passed as ``apply_fn(params, x, key=key, **kw)``.
+    When a dropout key is given, it is passed as ``apply_fn(params, x, key=key, **kw)``;
+    without one, ``key`` is not passed at all. Every parameter is trainable (nothing frozen);
+    ``init`` and ``apply`` return exactly what ``init_fn`` and ``apply_fn`` return.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from keyfan.ensemble import FunctionalModel, as_model
+      >>> def init_fn(key, sample_input):
+      ...     return {"w": jax.random.normal(key, (sample_input.shape[-1], 2))}
+      >>> def apply_fn(params, x, key=None):
+      ...     return x @ params["w"] if key is None else x @ params["w"] + 1.0
+      >>> model = as_model((init_fn, apply_fn))
+      >>> isinstance(model, FunctionalModel), model.kind
+      (True, 'functional')
+      >>> x = jnp.ones((5, 3))
+      >>> params = model.init(jax.random.key(0), x)
+      >>> model.apply(params, x).shape
+      (5, 2)
+      >>> bool((model.apply(params, x, key=jax.random.key(1)) == x @ params["w"] + 1.0).all())
+      True
     """
 
     init_fn: Callable[..., PyTree]
@@ -121,6 +180,27 @@ class NNXModel(Model):
     Params are ``(param_state, rest_state)``: the ``nnx.Param`` variables (trained) and every
     other variable (RNG streams, batch statistics; carried unchanged). ``member`` merges them
     back into a live ``nnx.Module``. ``graphdef`` is filled in by :meth:`bind` at init.
+
+    ``apply`` with a key reseeds every RNG stream from it and runs the module in training view
+    (``deterministic=False``); without a key it runs with ``deterministic=True``. It is pure:
+    the module built from ``params`` is never written back. ``from_member`` is the inverse of
+    ``member`` (it raises a ``TypeError`` for anything but an ``nnx.Module``).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> from flax import nnx
+      >>> from keyfan.ensemble import NNXModel, nnx_model
+      >>> model = nnx_model(lambda rngs: nnx.Linear(3, 2, rngs=rngs)).bind(jax.random.key(0))
+      >>> isinstance(model, NNXModel), model.kind
+      (True, 'nnx')
+      >>> params = model.init(jax.random.key(0), None)   # (param_state, rest_state)
+      >>> member = model.member(params)
+      >>> type(member).__name__, model.apply(params, jnp.ones((5, 3))).shape
+      ('Linear', (5, 2))
+      >>> bool((model.apply(params, jnp.ones((5, 3))) == member(jnp.ones((5, 3)))).all())
+      True
+      >>> jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), model.from_member(member), params))
+      True
     """
 
     make: Callable[..., nnx.Module]
@@ -200,18 +280,32 @@ def nnx_model(make: Callable[[nnx.Rngs], nnx.Module]) -> NNXModel:
     Needed only when ``make`` is not an ``nnx.Module`` subclass or a ``functools.partial`` of
     one (those are recognised directly).
 
+    Guarantee: nothing is built here (``make`` is first called by :meth:`Ensemble.init`);
+    member ``i`` of the ensemble is ``make(nnx.Rngs(kf.at(key, i)))``, so its parameters have
+    the shapes and dtypes ``make`` gives them, stacked on a leading ``(K,)`` axis.
+
     Args:
       make: a callable taking ``nnx.Rngs`` and returning one module.
 
     Returns:
-      An :class:`NNXModel`: member ``i`` is ``make(nnx.Rngs(kf.at(key, i)))``.
+      An :class:`NNXModel` for ``make`` (called positionally as ``make(rngs)``).
+
+    Raises:
+      TypeError: ``make`` is not callable. (If it returns something other than an
+        ``nnx.Module``, :meth:`Ensemble.init` raises a ``TypeError`` saying what to pass.)
 
     Examples:
       >>> from flax import nnx
       >>> import keyfan as kf
       >>> model = kf.ensemble.nnx_model(lambda rngs: nnx.Linear(3, 2, rngs=rngs))
-      >>> kf.Ensemble.init(model, kf.key(0), members=4).members
+      >>> ens = kf.Ensemble.init(model, kf.key(0), members=4)
+      >>> ens.members
       4
+      >>> ens.member(0).kernel[...].shape, ens.member(0).kernel[...].dtype
+      ((3, 2), dtype('float32'))
+      >>> alone = nnx.Linear(3, 2, rngs=nnx.Rngs(kf.at(kf.key(0), 2)))   # member 2, built alone
+      >>> bool((ens.member(2).kernel[...] == alone.kernel[...]).all())
+      True
     """
     if not callable(make):
         raise TypeError(f"make must be a callable make(rngs) -> nnx.Module, got {type(make).__name__}.")

@@ -18,13 +18,14 @@ from jax.typing import ArrayLike
 from keyfan._keyarg import check_key
 from keyfan.ensemble._models import Model
 from keyfan.keys import example_keys, named
+from keyfan.typing import KeyLike
 
 __all__ = ["apply_one", "apply_per_example", "dropout_keys", "member_dropout_keys", "stream_keys"]
 
 PyTree = Any
 
 
-def dropout_keys(member_keys: jax.Array, ids: ArrayLike, step: ArrayLike | None = None) -> jax.Array:
+def dropout_keys(member_keys: KeyLike, ids: ArrayLike, step: ArrayLike | None = None) -> jax.Array:
     """Per-member, per-example dropout keys: ``(member, step, example id) -> key``.
 
     Member ``m``'s key for example ``ids[j]`` at step ``t`` is
@@ -34,11 +35,33 @@ def dropout_keys(member_keys: jax.Array, ids: ArrayLike, step: ArrayLike | None 
 
     Args:
       member_keys: ``(K,)`` keys (typed) or ``uint32[K, 2]`` raw keys.
-      ids: integer example ids, shape ``(B,)``.
+      ids: integer example ids, shape ``(B,)``, non-negative (a NumPy array or list is accepted).
       step: optional training step (int or traced integer scalar).
 
     Returns:
       Keys of shape ``(K, B)`` (raw: ``uint32[K, B, 2]``), of the same kind as ``member_keys``.
+
+    Raises:
+      TypeError: ``member_keys`` is not a batch of keys, or ``ids`` is not of an integer dtype
+        (the message says ``key``/``ids`` and what is expected). A single unbatched key fails in
+        ``jax.vmap`` with a ``ValueError`` about rank 0.
+      ValueError: an id is negative, or ``step`` is not a whole number.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, keyfan as kf
+      >>> from keyfan.ensemble import dropout_keys
+      >>> member_keys = jax.vmap(lambda m: kf.at(kf.key(0), m))(jnp.arange(3))   # K=3
+      >>> keys = dropout_keys(member_keys, jnp.arange(4), step=2)
+      >>> keys.shape
+      (3, 4)
+      >>> same = kf.example_keys(kf.named(member_keys[1], "dropout"), jnp.arange(4), step=2)
+      >>> bool((jax.random.key_data(keys[1]) == jax.random.key_data(same)).all())
+      True
+      >>> other = dropout_keys(member_keys, jnp.array([3, 1]), step=2)   # another batch: same id, same key
+      >>> bool((jax.random.key_data(other[:, 0]) == jax.random.key_data(keys[:, 3])).all())
+      True
+      >>> dropout_keys(jax.random.split(jax.random.PRNGKey(0), 3), jnp.arange(4)).dtype   # raw in, raw out
+      dtype('uint32')
     """
     ids = ids if isinstance(ids, jax.Array) else np.asarray(ids)
     return jax.vmap(lambda k: member_dropout_keys(k, ids, step))(member_keys)

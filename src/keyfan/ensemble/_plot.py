@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from keyfan.ensemble._data import REGRESSION_RANGE, Dataset, regression_curve
+from keyfan.ensemble._metrics import EnsembleReport
 from keyfan.ensemble._predict import predict
 
 __all__ = ["plot_run"]
@@ -61,7 +62,7 @@ def _regression(ax: Any, ensemble: Any, data: Dataset) -> None:
     ax.set_ylabel("y")
 
 
-def plot_run(ensemble: Any, data: Dataset, config: Any, path: pathlib.Path, metrics: dict[str, Any]) -> pathlib.Path:
+def plot_run(ensemble: Any, data: Dataset, config: Any, path: pathlib.Path, metrics: EnsembleReport) -> pathlib.Path:
     """Draws the run's figure to ``path`` (PNG) and returns ``path``."""
     import matplotlib
 

@@ -17,11 +17,13 @@ Three tasks, chosen by what the members output:
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.typing import ArrayLike
 
 from keyfan.ensemble._shard import (
     DATA_AXIS,
@@ -34,6 +36,10 @@ from keyfan.ensemble._shard import (
     shard_members,
 )
 from keyfan.ensemble._tasks import TASKS, check_task
+from keyfan.typing import PyTree
+
+if TYPE_CHECKING:
+    from keyfan.ensemble._ensemble import Ensemble  # at run time, imported in predict (it imports this module)
 
 __all__ = ["ClassificationPrediction", "RegressionPrediction", "TASKS", "gaussian_variance", "predict",
            "summarize"]
@@ -42,7 +48,24 @@ MIN_VARIANCE = 1e-6
 
 
 class RegressionPrediction(NamedTuple):
-    """Predictive mean and variance, each of shape ``(B, ...)``."""
+    """Predictive mean and variance, each of shape ``(B, ...)``.
+
+    What :func:`summarize` and :func:`~keyfan.ensemble.predict` return for ``task="regression"``
+    and ``task="gaussian"``: a ``NamedTuple`` (a pytree, so it passes through ``jit``), both
+    fields of the members' output shape without the member axis (and, for ``"gaussian"``,
+    without the last ``(mean, raw scale)`` axis), in the outputs' float dtype (float32 for
+    integer outputs). ``variance`` is ``>= 0`` (``> 0`` for ``"gaussian"``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from keyfan.ensemble import RegressionPrediction, summarize
+      >>> pred = summarize(jnp.array([[1.0, 2.0], [3.0, 6.0]]), task="regression")   # K=2, B=2
+      >>> isinstance(pred, RegressionPrediction), pred.mean.tolist(), pred.variance.tolist()
+      (True, [2.0, 4.0], [1.0, 4.0])
+      >>> mean, variance = pred   # unpacks like a tuple
+      >>> mean.shape, variance.dtype
+      ((2,), dtype('float32'))
+    """
 
     mean: jax.Array
     """The members' mean prediction."""
@@ -51,7 +74,23 @@ class RegressionPrediction(NamedTuple):
 
 
 class ClassificationPrediction(NamedTuple):
-    """Mean probabilities ``(B, C)``; predictive entropy and mutual information ``(B,)`` in nats."""
+    """Mean probabilities ``(B, C)``; predictive entropy and mutual information ``(B,)`` in nats.
+
+    What :func:`summarize` and :func:`~keyfan.ensemble.predict` return for
+    ``task="classification"``: a ``NamedTuple`` (a pytree, so it passes through ``jit``) in the
+    logits' float dtype (float32 for integer logits). ``probs`` rows sum to 1;
+    ``0 <= mutual_information <= entropy <= log C`` (clamped at 0 against rounding).
+
+    Examples:
+      >>> import math, jax.numpy as jnp
+      >>> from keyfan.ensemble import ClassificationPrediction, summarize
+      >>> logits = jnp.zeros((3, 5, 4))   # K=3 members agree (uniform) on B=5 examples, C=4
+      >>> pred = summarize(logits, task="classification")
+      >>> isinstance(pred, ClassificationPrediction), pred.probs.shape, pred.entropy.shape
+      (True, (5, 4), (5,))
+      >>> bool(jnp.allclose(pred.entropy, math.log(4))), pred.mutual_information.tolist()
+      (True, [0.0, 0.0, 0.0, 0.0, 0.0])
+    """
 
     probs: jax.Array
     """The members' mean class probabilities ``(B, C)``."""
@@ -64,17 +103,28 @@ class ClassificationPrediction(NamedTuple):
 def gaussian_variance(raw: jax.Array) -> jax.Array:
     """A member's variance from its raw output: ``softplus(raw) + 1e-6`` (positive, smooth).
 
+    Guarantee: elementwise, of ``raw``'s shape and float dtype (float32 for integer input),
+    every entry ``> 0`` even for very negative ``raw`` (the ``1e-6`` floor); the one map shared
+    by the ``"gaussian_nll"`` loss, :func:`summarize` and the metrics.
+
     Args:
       raw: float array of any shape.
 
     Returns:
-      float array of ``raw``'s shape, every entry ``> 0``.
+      A float array of ``raw``'s shape, every entry ``> 0``.
+
+    Raises:
+      TypeError: ``raw`` is not an array or scalar (a Python list; raised by JAX).
 
     Examples:
-      >>> import jax.numpy as jnp
+      >>> import jax, jax.numpy as jnp
       >>> from keyfan.ensemble import gaussian_variance
       >>> bool((gaussian_variance(jnp.array([-50.0, 0.0, 5.0])) > 0).all())
       True
+      >>> raw = jnp.zeros((2, 3), jnp.bfloat16)
+      >>> var = gaussian_variance(raw)
+      >>> var.shape, var.dtype, bool((var == jax.nn.softplus(raw) + 1e-6).all())
+      ((2, 3), dtype(bfloat16), True)
     """
     return jax.nn.softplus(raw) + MIN_VARIANCE
 
@@ -110,15 +160,26 @@ def _softmax(logits: jax.Array) -> jax.Array:
     return e / fixed_sum(e, axis=-1)[..., None]
 
 
-def summarize(outputs: jax.Array, *, task: str) -> RegressionPrediction | ClassificationPrediction:
+def summarize(outputs: ArrayLike, *, task: str) -> RegressionPrediction | ClassificationPrediction:
     """The predictive summary of members' outputs ``(K, B, ...)`` (see the module docstring).
 
+    Guarantee: the member axis (axis 0) is reduced and every other axis kept (``"gaussian"``
+    also drops the last ``(mean, raw scale)`` axis); the means over members are summed in a
+    fixed, layout-independent order, so the result does not depend on how the outputs were
+    sharded; results are in the outputs' float dtype (float32 for integer outputs).
+
     Args:
-      outputs: float array with the member axis first.
+      outputs: float array with the member axis first, ``(K, B, ...)``; a NumPy array or nested
+        list is converted with ``jnp.asarray``.
       task: ``"regression"``, ``"gaussian"`` or ``"classification"``.
 
     Returns:
-      :class:`RegressionPrediction` or :class:`ClassificationPrediction`.
+      A :class:`RegressionPrediction` (``"regression"``, ``"gaussian"``) or a
+        :class:`ClassificationPrediction` (``"classification"``).
+
+    Raises:
+      ValueError: ``task`` is not one of the three; ``outputs`` has fewer than 2 axes; or, for
+        ``"gaussian"``, its last axis is not 2.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -127,6 +188,10 @@ def summarize(outputs: jax.Array, *, task: str) -> RegressionPrediction | Classi
       >>> pred = summarize(logits, task="classification")
       >>> pred.probs.tolist(), round(float(pred.mutual_information[0]), 3)
       ([[0.5, 0.5]], 0.603)
+      >>> out = jnp.array([[[1.0, 0.0], [2.0, 0.0]], [[3.0, 0.0], [4.0, 0.0]]])   # (K=2, B=2, 2)
+      >>> g = summarize(out, task="gaussian")   # variance: softplus(0) + 1e-6 + spread 1.0
+      >>> g.mean.tolist(), g.variance.shape, round(float(g.variance[0]), 5)
+      ([2.0, 3.0], (2,), 1.69315)
     """
     task = check_task(task)
     outputs = jnp.asarray(outputs)
@@ -148,8 +213,8 @@ def summarize(outputs: jax.Array, *, task: str) -> RegressionPrediction | Classi
     return RegressionPrediction(mean, _mean(jnp.square(outputs - mean)))
 
 
-def predict(ensemble: Any, x: Any, *, task: str | None = None, mesh: Any = None,
-            **kwargs: Any) -> RegressionPrediction | ClassificationPrediction:
+def predict(ensemble: Ensemble, x: PyTree, *, task: str | None = None, mesh: Mesh | None = None,
+            **kwargs: object) -> RegressionPrediction | ClassificationPrediction:
     """Runs every member (deterministically) on ``x`` and summarises their predictions.
 
     Args:

@@ -32,7 +32,7 @@ from keyfan._checks import as_float, as_int
 from keyfan.ensemble._checkpoint import latest_step, restore, save
 from keyfan.ensemble._data import DATASETS, Dataset, make_dataset
 from keyfan.ensemble._ensemble import Ensemble
-from keyfan.ensemble._metrics import ensemble_report
+from keyfan.ensemble._metrics import EnsembleReport, ensemble_report
 from keyfan.ensemble._train import Trainer, TrainState
 from keyfan.keys import key as make_key
 from keyfan.keys import named
@@ -113,7 +113,7 @@ class RunResult:
     """What a run produced: its metrics report, the trained state, the data, the files written."""
 
     config: RunConfig
-    metrics: dict[str, Any]
+    metrics: EnsembleReport
     state: TrainState
     train: Dataset
     test: Dataset
