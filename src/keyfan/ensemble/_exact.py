@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from keyfan._jaxinternals.core import Literal
+from keyfan.ensemble._shard import fixed_sum
 
 __all__ = ["assess", "exact"]
 
@@ -149,7 +150,7 @@ def _is_float(dtype: Any) -> bool:
 def _dot(lhs: jax.Array, rhs: jax.Array, params: dict[str, Any], zero: jax.Array) -> jax.Array:
     """``lax.dot_general`` as ``sum_c lhs[..c] * rhs[..c]``, the products laid out with the
     contracted entries (in the row-major order of the contracted dimensions) on the leading axis,
-    summed by :func:`_tree_first`."""
+    summed by :func:`keyfan.ensemble._shard.fixed_sum`."""
     (lc, rc), (lb, rb) = params["dimension_numbers"]
     out_type = params.get("preferred_element_type") or jnp.result_type(lhs, rhs)
     lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
@@ -159,7 +160,7 @@ def _dot(lhs: jax.Array, rhs: jax.Array, params: dict[str, Any], zero: jax.Array
     c = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
     a = jnp.transpose(lhs, (*lc, *lb, *lf)).reshape(c, *batch, int(np.prod(lshape, dtype=np.int64)), 1)
     b = jnp.transpose(rhs, (*rc, *rb, *rf)).reshape(c, *batch, 1, int(np.prod(rshape, dtype=np.int64)))
-    summed = _tree_first(_rounded(a.astype(out_type) * b.astype(out_type), zero))  # (batch, lhs free, rhs free)
+    summed = fixed_sum(_rounded(a.astype(out_type) * b.astype(out_type), zero))  # (batch, lhs free, rhs free)
     return summed.reshape(*batch, *lshape, *rshape)
 
 
@@ -176,17 +177,4 @@ def _rounded(p: jax.Array, zero: jax.Array) -> jax.Array:
 def _sum_axes(a: jax.Array, axes: Any) -> jax.Array:
     keep = [d for d in range(a.ndim) if d not in axes]
     moved = jnp.transpose(a, (*axes, *keep))
-    return _tree_first(moved.reshape(-1, *moved.shape[len(axes):]))
-
-
-def _tree_first(a: jax.Array) -> jax.Array:
-    """The sum over the leading axis as a tree of halves: ``a[:h] + a[h:2h]`` with ``h = n // 2``,
-    an odd last term carried up, level by level, whose order depends on the axis's length only
-    (contiguous halves: one fused loop over the rest of the shape)."""
-    if a.shape[0] == 0:
-        return jnp.zeros(a.shape[1:], a.dtype)
-    while a.shape[0] > 1:
-        n, h = a.shape[0], a.shape[0] // 2
-        halves = a[:h] + a[h: 2 * h]
-        a = jnp.concatenate([halves, a[2 * h:]]) if n % 2 else halves
-    return a[0]
+    return fixed_sum(moved.reshape(-1, *moved.shape[len(axes):]))
