@@ -82,7 +82,7 @@ def exact(fn: Callable[..., Any], zero: jax.Array) -> Callable[..., Any]:
     def wrapped(*args: Any) -> Any:
         flat, tree = jax.tree.flatten(args)
         closed, shapes = jax.make_jaxpr(lambda *a: fn(*jax.tree.unflatten(tree, a)), return_shape=True)(*flat)
-        out = _eval(closed.jaxpr, closed.consts, flat, zero)
+        out = _eval(closed.jaxpr, closed.consts, flat, zero, {id(a) for a in (*flat, *closed.consts)})
         return jax.tree.unflatten(jax.tree.structure(shapes), out)
 
     return wrapped
@@ -115,7 +115,18 @@ def _equations(jaxpr: Any) -> Iterator[tuple[str, Any]]:
             yield name, eqn
 
 
-def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array) -> list[Any]:
+_MOVES = frozenset({"broadcast_in_dim", "convert_element_type", "copy", "expand_dims", "reshape", "squeeze",
+                    "transpose"})
+"""Data movement that XLA reads through at no cost: a product's operand that is only this, of a
+stored value, needs no buffer of its own (:func:`_materialised`)."""
+
+
+def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array, stored: set[int]) -> list[Any]:
+    """Evaluates ``jaxpr`` with the rewrites; ``stored`` holds the ids of the values that are
+    already in memory (the function's arguments and constants, and data movement of them). An
+    inner call's values are freed when it returns and their ids may be reused; a value taken for
+    stored by mistake is only recomputed per product (materialising is an identity, never a
+    change of bits)."""
     env: dict[Any, Any] = {}
 
     def read(v: Any) -> Any:
@@ -130,10 +141,11 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array) -> list[Any]:
         name = eqn.primitive.name
         if name in _CALLS:
             inner = eqn.params[_CALLS[name]]
-            outs = _eval(inner.jaxpr, inner.consts, invals, zero)
+            stored |= {id(c) for c in inner.consts}
+            outs = _eval(inner.jaxpr, inner.consts, invals, zero, stored)
         else:
             if name == "dot_general" and _is_float(eqn.outvars[0].aval.dtype):
-                out = _dot(invals[0], invals[1], eqn.params, zero)
+                out = _dot(invals[0], invals[1], eqn.params, zero, [id(a) in stored for a in invals[:2]])
             elif name == "reduce_sum" and _is_float(eqn.outvars[0].aval.dtype):
                 out = _sum_axes(invals[0], eqn.params["axes"])
             else:
@@ -141,6 +153,8 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array) -> list[Any]:
                 if name in _PRODUCTS and _is_float(eqn.outvars[0].aval.dtype):
                     out = _rounded(out, zero)
             outs = list(out) if eqn.primitive.multiple_results else [out]
+            if name in _MOVES and all(id(a) in stored for a in invals if not isinstance(a, (int, float))):
+                stored |= {id(o) for o in outs}
         for v, o in zip(eqn.outvars, outs, strict=True):
             env[v] = o
     return [read(v) for v in jaxpr.outvars]
@@ -150,13 +164,15 @@ def _is_float(dtype: Any) -> bool:
     return bool(jnp.issubdtype(dtype, jnp.inexact))
 
 
-def _dot(lhs: jax.Array, rhs: jax.Array, params: dict[str, Any], zero: jax.Array) -> jax.Array:
+def _dot(lhs: jax.Array, rhs: jax.Array, params: dict[str, Any], zero: jax.Array, stored: list[bool]) -> jax.Array:
     """``lax.dot_general`` as ``sum_c lhs[..c] * rhs[..c]``, the products laid out with the
     contracted entries (in the row-major order of the contracted dimensions) on the leading axis,
-    summed by :func:`keyfan.ensemble._shard.fixed_sum`."""
+    summed by :func:`keyfan.ensemble._shard.fixed_sum`. An operand computed in the function (not
+    ``stored``) is computed once into a buffer of its own first (:func:`_materialised`)."""
     (lc, rc), (lb, rb) = params["dimension_numbers"]
     out_type = params.get("preferred_element_type") or jnp.result_type(lhs, rhs)
-    lhs, rhs = _materialised(lhs.astype(out_type), zero), _materialised(rhs.astype(out_type), zero)
+    lhs, rhs = [a.astype(out_type) if done else _materialised(a.astype(out_type), zero)
+                for a, done in zip((lhs, rhs), stored, strict=True)]
     lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
     rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
     batch = tuple(lhs.shape[d] for d in lb)
