@@ -13,13 +13,18 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import keyfan as kf
 from keyfan.ensemble import (
+    FunctionalModel,
+    LinenModel,
+    NNXModel,
     classification_metrics,
     cross_entropy,
     dropout_keys,
@@ -32,6 +37,8 @@ from keyfan.ensemble import (
     report_table,
     restore,
     save,
+    shared_vmap,
+    summarize,
 )
 from tests.conftest import assert_trees_bitwise_equal
 
@@ -39,6 +46,15 @@ F = jnp.float32
 PROBS = jnp.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]], F)
 LABELS = jnp.array([0, 1, 1])
 MEMBER_KEYS = jax.vmap(lambda m: kf.at(kf.key(0), m))(jnp.arange(3))
+
+
+def _ensemble() -> kf.Ensemble:
+    return kf.Ensemble.init(nn.Dense(3), kf.key(0), members=2, sample_input=jnp.ones((4, 2)))
+
+
+def _nnx_ensemble() -> kf.Ensemble:
+    """An ensemble without a recorded input spec (an NNX constructor, no sample_input)."""
+    return kf.Ensemble.init(kf.ensemble.nnx_model(lambda rngs: nnx.Linear(2, 3, rngs=rngs)), kf.key(0), members=2)
 
 
 def _report() -> dict[str, Any]:
@@ -161,6 +177,40 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], tuple[str, ...]]] = [
     ("table-not-a-dict", lambda: report_table([1, 2]), TypeError, ("metrics", "list")),  # type: ignore[arg-type]
     ("table-members-not-dicts", lambda: report_table({**_report(), "members": [1.0]}),  # type: ignore[arg-type]
      TypeError, ("metrics['members']", "dicts")),
+    # gaussian_variance, summarize
+    ("gv-list", lambda: gaussian_variance([0.0, 1.0]), TypeError, ("raw", "list", "jnp.asarray")),
+    ("gv-key", lambda: gaussian_variance(kf.key(0)), TypeError, ("raw", "floating", "key")),
+    ("gv-str", lambda: gaussian_variance("a"), TypeError, ("raw", "str")),  # type: ignore[arg-type]
+    ("summarize-classification-rank-2", lambda: summarize(jnp.zeros((2, 3)), task="classification"),
+     ValueError, ("outputs", "(K, B, C)", "(2, 3)")),
+    ("summarize-gaussian-rank-2", lambda: summarize(jnp.zeros((3, 2)), task="gaussian"),
+     ValueError, ("outputs", "(K, B, ..., 2)", "(3, 2)")),
+    ("summarize-no-members", lambda: summarize(jnp.zeros((0, 3, 2)), task="classification"),
+     ValueError, ("outputs", "K >= 1")),
+    ("summarize-keys", lambda: summarize(kf.fan_out(kf.key(0), (2, 3)), task="regression"),
+     TypeError, ("outputs", "key")),
+    # predict / apply / stack / the model adapters / shared_vmap
+    ("predict-list", lambda: _ensemble().predict([[1.0, 1.0]]), TypeError, ("x", "list", "jnp.asarray")),
+    ("predict-scalar", lambda: _ensemble().predict(jnp.float32(1)), ValueError, ("x", "shape ()", "(B, 2)")),
+    ("predict-features", lambda: _ensemble().predict(jnp.ones((3, 5))), ValueError, ("x", "(3, 5)", "(B, 2)")),
+    ("predict-no-spec-scalar", lambda: _nnx_ensemble().predict(jnp.float32(1)), ValueError, ("x", "(B, ...)")),
+    ("predict-no-spec-numbers", lambda: _nnx_ensemble().predict([1.0, 2.0, 3.0]), TypeError, ("x", "list")),
+    ("apply-list", lambda: _ensemble().apply([[1.0, 1.0]]), TypeError, ("x", "list", "jnp.asarray")),
+    ("apply-per-member-str", lambda: _ensemble().apply(jnp.ones((2, 4, 2)), per_member="yes"),  # type: ignore[arg-type]
+     TypeError, ("per_member", "True or False")),
+    ("init-sample-numbers", lambda: kf.Ensemble.init(nn.Dense(3), kf.key(0), members=2, sample_input=[[1.0, 1.0]]),
+     TypeError, ("sample_input", "list", "jnp.asarray")),
+    ("stack-not-a-list", lambda: kf.Ensemble.stack(3, model=nn.Dense(3)), TypeError,  # type: ignore[arg-type]
+     ("members", "list", "int")),
+    ("stack-empty", lambda: kf.Ensemble.stack([], model=nn.Dense(3)), ValueError, ("members", "empty")),
+    ("linen-model-not-a-module", lambda: LinenModel(3), TypeError, ("module", "Module instance", "int")),  # type: ignore[arg-type]
+    ("functional-model-not-callable", lambda: FunctionalModel(lambda k, s: {}, 4),  # type: ignore[arg-type]
+     TypeError, ("apply_fn", "callable")),
+    ("nnx-model-not-callable", lambda: NNXModel(3), TypeError, ("make", "callable")),  # type: ignore[arg-type]
+    ("shared-vmap-in-axes-float", lambda: shared_vmap(nn.Dense, in_axes=1.5),  # type: ignore[arg-type]
+     TypeError, ("in_axes", "int, None", "float")),
+    ("shared-vmap-in-axes-str", lambda: shared_vmap(nn.Dense, in_axes=("0",)), TypeError, ("in_axes", "str")),
+    ("shared-vmap-out-axes-bool", lambda: shared_vmap(nn.Dense, out_axes=True), TypeError, ("out_axes", "bool")),
     # checkpoint paths
     ("latest-step-int", lambda: latest_step(5), TypeError, ("directory", "os.PathLike", "int")),  # type: ignore[arg-type]
     ("latest-step-bytes", lambda: latest_step(b"/tmp"), TypeError, ("directory", "bytes")),  # type: ignore[arg-type]
@@ -216,6 +266,23 @@ def test_losses_accept_their_documented_shapes() -> None:
         assert float(gaussian_nll(out, target)) == pytest.approx(want, rel=1e-5)
     one = 0.5 * (math.log(var) + math.log(2 * math.pi))
     assert float(gaussian_nll(jnp.array([0.0, 0.0]), 0.0)) == pytest.approx(one, rel=1e-5)
+
+
+def test_predict_and_summarize_accept_what_they_document() -> None:
+    ens = _ensemble()
+    x = jnp.arange(10.0).reshape(5, 2)
+    assert ens.predict(np.asarray(x)).mean.shape == (5, 3)
+    assert jnp.array_equal(ens.predict(x).mean, ens.predict(np.asarray(x)).mean)
+    per_member = ens.apply(jnp.stack([x, x]), per_member=np.bool_(True))
+    assert jnp.array_equal(per_member, ens.apply(x))
+    assert _nnx_ensemble().predict(x).mean.shape == (5, 3)
+    nested = summarize([[[0.0, 1.0]], [[1.0, 0.0]]], task="classification")  # documented: a nested list
+    assert jnp.allclose(nested.probs, jnp.array([[0.5, 0.5]]))
+    counts = summarize(jnp.array([[1, 3]]), task="regression")  # integer outputs give float32
+    assert counts.mean.dtype == jnp.float32 and counts.mean.tolist() == [1.0, 3.0]
+    assert float(gaussian_variance(0)) == float(gaussian_variance(jnp.float32(0)))
+    layer = shared_vmap(nn.Dense, in_axes=(0,), out_axes=0)(features=3)
+    assert layer.apply(layer.init(kf.key(0), x), x).shape == (5, 3)
 
 
 def test_report_table_of_a_whole_report_is_unchanged() -> None:

@@ -165,10 +165,16 @@ class Ensemble:
 
         Returns:
           An ensemble whose ``member(i)`` equals ``members[i]``.
+
+        Raises:
+          TypeError: ``members`` is not a sequence (a list or tuple), or ``model`` is not a model.
+          ValueError: ``members`` is empty, or its members differ in structure or shapes.
         """
         adapter = as_model(model)
-        if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or not members:
-            raise ValueError(f"members must be a non-empty list of single models, got {type(members).__name__}.")
+        if isinstance(members, (str, bytes)) or not isinstance(members, Sequence):
+            raise TypeError(f"members must be a non-empty list of single models, got {type(members).__name__}.")
+        if not members:
+            raise ValueError("members must be a non-empty list of single models, got an empty one.")
         if isinstance(adapter, NNXModel) and adapter.graphdef is None:
             from flax import nnx
 
@@ -257,6 +263,8 @@ class Ensemble:
           The stacked outputs, leading axis K.
         """
         k = self.members
+        if not isinstance(per_member, (bool, np.bool_)):
+            raise TypeError(f"per_member must be True or False, got {type(per_member).__name__} {per_member!r:.40}.")
         if self.spec is not None:
             check_input("x", x, self.spec, members=k if per_member else None)
         x_axis = 0 if per_member else None
