@@ -202,6 +202,10 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], tuple[str, ...]]] = [
      TypeError, ("sample_input", "list", "jnp.asarray")),
     ("stack-not-a-list", lambda: kf.Ensemble.stack(3, model=nn.Dense(3)), TypeError,  # type: ignore[arg-type]
      ("members", "list", "int")),
+    ("concatenate-one-ensemble", lambda: kf.Ensemble.concatenate(_ensemble()),  # type: ignore[arg-type]
+     TypeError, ("ensembles", "list of kf.Ensemble", "got Ensemble")),
+    ("concatenate-mixed", lambda: kf.Ensemble.concatenate([_ensemble(), 3]),  # type: ignore[list-item]
+     TypeError, ("ensembles", "'int'")),
     ("stack-empty", lambda: kf.Ensemble.stack([], model=nn.Dense(3)), ValueError, ("members", "empty")),
     ("linen-model-not-a-module", lambda: LinenModel(3), TypeError, ("module", "Module instance", "int")),  # type: ignore[arg-type]
     ("functional-model-not-callable", lambda: FunctionalModel(lambda k, s: {}, 4),  # type: ignore[arg-type]

@@ -187,8 +187,11 @@ class Ensemble:
     @classmethod
     def concatenate(cls, ensembles: Sequence[Ensemble]) -> Ensemble:
         """Joins ensembles of one model and task along the member axis (keys are kept, or all None)."""
-        if not ensembles or not all(isinstance(e, Ensemble) for e in ensembles):
-            raise TypeError("ensembles must be a non-empty list of kf.Ensemble.")
+        if isinstance(ensembles, (str, bytes)) or not isinstance(ensembles, Sequence) or not ensembles or \
+                not all(isinstance(e, Ensemble) for e in ensembles):
+            got = [type(e).__name__ for e in ensembles] if isinstance(ensembles, (list, tuple)) else \
+                type(ensembles).__name__
+            raise TypeError(f"ensembles must be a non-empty list of kf.Ensemble, got {got}.")
         first = ensembles[0]
         for i, other in enumerate(ensembles[1:], start=1):
             if other.model != first.model:
