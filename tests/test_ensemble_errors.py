@@ -131,6 +131,10 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], tuple[str, ...]]] = [
      ValueError, ("targets", "(B,)", "rank 1")),
     ("rm-int-variances", lambda: regression_metrics(jnp.zeros((1, 3)), jnp.ones((1, 3), jnp.int32), jnp.zeros(3)),
      TypeError, ("variances", "floating")),
+    ("rm-negative-variance", lambda: regression_metrics(jnp.zeros((1, 3)), jnp.array([[1.0, -1.0, 1.0]]),
+                                                        jnp.zeros(3)), ValueError, ("variances", "positive", "-1.0")),
+    ("rm-nan-variance", lambda: regression_metrics(jnp.zeros((1, 2)), jnp.array([[1.0, jnp.nan]]), jnp.zeros(2)),
+     ValueError, ("variances", "positive", "NaN: True")),
     ("rm-empty", lambda: regression_metrics(jnp.zeros((0, 3)), jnp.ones((0, 3)), jnp.zeros(3)),
      ValueError, ("means", "at least one")),
     # losses
@@ -200,6 +204,10 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], tuple[str, ...]]] = [
      TypeError, ("per_member", "True or False")),
     ("init-sample-numbers", lambda: kf.Ensemble.init(nn.Dense(3), kf.key(0), members=2, sample_input=[[1.0, 1.0]]),
      TypeError, ("sample_input", "list", "jnp.asarray")),
+    ("nnx-class-needs-arguments", lambda: kf.Ensemble.init(nnx.Linear, kf.key(0), members=2),
+     TypeError, ("model", "make(rngs=nnx.Rngs(key))", "in_features")),
+    ("nnx-make-without-rngs", lambda: kf.Ensemble.init(kf.ensemble.nnx_model(lambda: None), kf.key(0),  # type: ignore[arg-type]
+                                                       members=2), TypeError, ("model", "make(nnx.Rngs(key))")),
     ("stack-not-a-list", lambda: kf.Ensemble.stack(3, model=nn.Dense(3)), TypeError,  # type: ignore[arg-type]
      ("members", "list", "int")),
     ("concatenate-one-ensemble", lambda: kf.Ensemble.concatenate(_ensemble()),  # type: ignore[arg-type]

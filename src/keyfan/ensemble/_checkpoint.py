@@ -202,9 +202,9 @@ def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: i
     step = int(state.step)
     ocp = _orbax()
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    before = latest_step(path)  # complete checkpoints only, as resuming counts them
     try:
         with ocp.CheckpointManager(path, options=options) as manager:
-            before = manager.latest_step()
             manager.save(step, args=ocp.args.StandardSave(_payload(state)), force=True)
             manager.wait_until_finished()
     except Exception as err:  # orbax and tensorstore wrap a full disk or a read-only directory variously

@@ -121,7 +121,8 @@ class Ensemble:
             member keys are ``kf.fan_out(key, (K,))``.
 
         Raises:
-          TypeError: ``model`` is of an unknown kind, or ``key`` is not a key.
+          TypeError: ``model`` is of an unknown kind, an NNX constructor cannot be called with the
+            rngs alone or does not return an ``nnx.Module``, or ``key`` is not a key.
           ValueError: ``members < 1``, ``sample_input`` is missing or does not fit the model,
             or ``task`` is not one of the three.
         """
@@ -140,7 +141,7 @@ class Ensemble:
         else:
             spec = input_spec("sample_input", sample_input)
         if isinstance(adapter, NNXModel):
-            adapter = _fit(lambda: adapter.bind(key), adapter, sample_input)
+            adapter = _bind(adapter, key)
         keys = fan_out(key, (members,))
         abstract = _fit(lambda: jax.eval_shape(adapter.init, keys[0], sample_input), adapter, sample_input)
         if not jax.tree.leaves(abstract):
@@ -288,6 +289,20 @@ class Ensemble:
     def predict(self, x: Any, *, task: str | None = None, mesh: Any = None, **kwargs: Any) -> Any:
         """The ensemble's predictive summary; see :func:`keyfan.ensemble.predict`."""
         return predict(self, x, task=task, mesh=mesh, **kwargs)
+
+
+def _bind(adapter: NNXModel, key: jax.Array) -> NNXModel:
+    """``adapter.bind(key)``; a constructor that cannot be called with the rngs alone is a
+    ``TypeError`` about ``model`` (it never sees ``sample_input``, so the input is not to blame)."""
+    try:
+        return adapter.bind(key)
+    except TypeError as err:
+        if "nnx.Module" in str(err):
+            raise
+        call = "make(rngs=nnx.Rngs(key))" if adapter.rngs_keyword else "make(nnx.Rngs(key))"
+        raise TypeError(f"model: the NNX constructor is called as {call} and failed ({type(err).__name__}: {err}); "
+                        f"pass a constructor that takes only the rngs, e.g. functools.partial(nnx.Linear, 3, 2) or "
+                        f"kf.ensemble.nnx_model(lambda rngs: nnx.Linear(3, 2, rngs=rngs)).") from err
 
 
 def _fit(thunk: Any, model: Model, sample_input: Any) -> Any:

@@ -17,7 +17,9 @@ from typing import Any, TypedDict
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from keyfan._checks import is_traced
 from keyfan.ensemble._arrays import array_arg, check_labels_in_range, describe
 from keyfan.ensemble._predict import gaussian_variance
 from keyfan.ensemble._tasks import check_task
@@ -148,7 +150,8 @@ def regression_metrics(means: jax.Array, variances: jax.Array, targets: jax.Arra
       TypeError: an argument is a Python list or not an array, ``means`` or ``variances`` is not
         floating-point, or ``targets`` is not numeric.
       ValueError: ``means`` is not ``(M, B)`` with ``M, B >= 1``, ``variances`` has another
-        shape, or ``targets`` is not ``(B,)``. Positive variances are not checked.
+        shape, ``targets`` is not ``(B,)``, or a variance is not positive (checked when
+        ``variances`` is concrete; under ``jit`` it is used as given).
 
     Examples:
       >>> import math, jax.numpy as jnp
@@ -170,6 +173,10 @@ def regression_metrics(means: jax.Array, variances: jax.Array, targets: jax.Arra
     if targets.shape[0] != means.shape[1]:
         raise ValueError(f"targets must have one target per column of means, shape ({means.shape[1]},), got "
                          f"{describe(targets)}.")
+    if not is_traced(variances) and variances.size and not bool(np.all(np.asarray(variances) > 0)):
+        raise ValueError(f"variances must be positive, got a minimum of {np.nanmin(np.asarray(variances))} "
+                         f"(NaN: {bool(np.isnan(np.asarray(variances)).any())}); map raw scales with "
+                         f"kf.ensemble.gaussian_variance.")
     mean = jnp.mean(means, axis=0)
     var = jnp.mean(variances, axis=0) + jnp.mean(jnp.square(means - mean), axis=0)
     log_mix = jax.scipy.special.logsumexp(_normal_logpdf(targets, means, variances), axis=0) - math.log(means.shape[0])
