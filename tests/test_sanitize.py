@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -69,6 +70,16 @@ def test_the_message_names_the_wrapper_and_its_fix(name, words):
         fn(*args)
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+def test_the_vmap_and_the_draw_are_located_alike_relative_to_the_working_directory(monkeypatch):
+    monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
+    fn, args = BUGGY["jax.vmap in a jitted step"]()
+    with pytest.raises(kf.SharedRandomnessError) as info, kf.sanitize():
+        fn(*args)
+    vmap_at = re.search(r"jax\.vmap traced at (\S+?):\d+", str(info.value))
+    assert vmap_at, str(info.value)
+    assert not os.path.isabs(vmap_at.group(1)) and vmap_at.group(1).startswith("tests"), str(info.value)
 
 
 @pytest.mark.parametrize("level", LEVELS)

@@ -30,7 +30,7 @@ LAM = np.array([0.5, 3.0, 9.5, 10.0, 30.0, 250.0, 1e4, 4.0], np.float32)
 LOGITS = jnp.log(jnp.linspace(0.05, 1.0, 10))
 
 
-def _exact(key) -> dict[str, Callable[[], jax.Array]]:
+def _exact(key, legacy) -> dict[str, Callable[[], jax.Array]]:
     keys = kf.fan_out(key, BATCH)
     return {
         "key data: kf.fan_out": lambda: jax.random.key_data(keys),
@@ -41,6 +41,11 @@ def _exact(key) -> dict[str, Callable[[], jax.Array]]:
         "raw bits: kf.bits uint32": lambda: kf.bits(key, **SIZE),
         "raw bits: kf.bits uint8": lambda: kf.bits(key, **SIZE, dtype=jnp.uint8),
         "raw bits: jax.random.bits on fan_out": lambda: jax.vmap(lambda k: jax.random.bits(k, SHAPE))(keys),
+        # The legacy stream's integer path (the ISA matrix reruns its float paths on "threefry" only).
+        "key data: kf.fan_out threefry-legacy": lambda: jax.random.key_data(kf.fan_out(legacy, BATCH)),
+        "raw bits: kf.bits uint32 threefry-legacy": lambda: kf.bits(legacy, **SIZE),
+        "raw bits: jax.random.bits on fan_out threefry-legacy": lambda: jax.vmap(
+            lambda k: jax.random.bits(k, SHAPE))(kf.fan_out(legacy, BATCH)),
         "randint": lambda: kf.randint(key, **SIZE, minval=-7, maxval=1000),
         "bernoulli": lambda: kf.bernoulli(key, **SIZE, p=0.3),
         "bernoulli mode=high": lambda: kf.bernoulli(key, **SIZE, p=1e-8, mode="high"),
@@ -94,7 +99,7 @@ def digest(x: jax.Array) -> str:
 
 def digests(seed: int = 42) -> dict[str, list[str]]:
     key = kf.key(seed)
-    out = {name: ["exact", digest(draw())] for name, draw in _exact(key).items()}
+    out = {name: ["exact", digest(draw())] for name, draw in _exact(key, kf.key(seed, "threefry-legacy")).items()}
     out.update({name: ["jax", digest(draw())] for name, draw in _jax(key).items()})
     return out
 

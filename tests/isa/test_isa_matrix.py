@@ -6,7 +6,9 @@ the CPU it runs on, so each is rerun with ``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2``
 multiply-add) and ``AVX2`` (with FMA, no AVX-512), the other XLA flags kept (a test's own
 subprocesses keep the setting: ``tests/_xla_flags.py``); the machine's own ISA is the suite's own
 run. The default tier reruns a representative subset per setting (below; about 90 CPU-s for
-both); the ``slow`` tier (``python3 dev.py test --full``, what CI runs) reruns all of them.
+both); the ``slow`` tier (``python3 dev.py test --full``, what CI runs) reruns all of them, in
+three processes per setting, on the ``"threefry"`` stream (``tests/isa/_matrix_plugin.py`` says why
+one stream suffices).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.isa import MATRIX, isa_env
+from tests.isa import MATRIX, effective_isa, isa_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,10 +95,21 @@ def test_representative_bitwise_tests_under_isa(isa):
     assert "deselected" not in proc.stdout.strip().splitlines()[-1], "a representative test is not marked bitwise"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("isa", EMULATED_MATRIX)
-def test_every_bitwise_test_under_isa(isa):
-    """The whole bitwise set, slow tier included."""
-    skipped = [f"--ignore={path}" for path in OWN_MATRIX + OWN_MATRIX_TESTS]
-    check(isa, run_bitwise(isa, ["tests", *skipped]))
+SHARDS = 3
+"""Processes per setting in the full matrix: six items of similar length (``_matrix_plugin``), which
+the outer run's xdist workers share, instead of two that one worker would run back to back."""
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", range(1, SHARDS + 1), ids=lambda k: f"shard{k}of{SHARDS}")
+@pytest.mark.parametrize("isa", EMULATED_MATRIX)
+def test_every_bitwise_test_under_isa(isa, shard):
+    """The whole bitwise set, slow tier included, in :data:`SHARDS` processes per setting, on the
+    ``"threefry"`` stream (the legacy stream differs only in integer raw bits, identical on every
+    ISA: test_across_isas). A setting the suite's own run already compiles for (an AVX2 host) is
+    that run: rerunning it would repeat it."""
+    if effective_isa() == isa:
+        pytest.skip(f"this run already compiles for {isa}: its own bitwise tests are the {isa} run")
+    skipped = [f"--ignore={path}" for path in OWN_MATRIX + OWN_MATRIX_TESTS]
+    plugin = ["-p", "tests.isa._matrix_plugin", f"--isa-shard={shard}/{SHARDS}", "--isa-one-stream"]
+    check(isa, run_bitwise(isa, [*plugin, "tests", *skipped]))

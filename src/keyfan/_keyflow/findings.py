@@ -199,7 +199,7 @@ def in_vmap(what: str, location: str, *, vmap: str, wrapper: str, axis_size: int
       origin: where its key comes from, as a clause (``"is the argument `key` of ..."``), or ``""``.
       frame: ``(file, line)`` of the draw, for warnings.
     """
-    vmap_at = f" traced at {vmap}" if vmap else ""
+    vmap_at = f" traced at {short_location(vmap)}" if vmap else ""
     size = f" (batch of {axis_size})" if axis_size is not None else ""
     batch = f"of the {_VMAPS.get(wrapper, 'vmap')}{vmap_at}{size}"
     specific = WRAPPER_FIXES.get(wrapper)

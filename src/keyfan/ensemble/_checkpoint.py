@@ -89,9 +89,27 @@ def _payload(state: TrainState) -> dict[str, Any]:
 
 
 def _directory(directory: Any) -> pathlib.Path:
-    if not isinstance(directory, (str, pathlib.Path)):
-        raise TypeError(f"directory must be a path (str or pathlib.Path), got {type(directory).__name__}.")
-    return pathlib.Path(directory).expanduser().resolve()
+    path = os.fspath(directory) if isinstance(directory, (str, os.PathLike)) else None
+    if not isinstance(path, str):
+        raise TypeError(f"directory must be a path (a str or an os.PathLike such as pathlib.Path), got "
+                        f"{type(directory).__name__} {directory!r:.80}.")
+    return pathlib.Path(path).expanduser().resolve()
+
+
+_COMPLETE = "_CHECKPOINT_METADATA"
+"""The file orbax writes into a step's directory when it finalises the save (before the rename
+from its temporary name, in every orbax of the supported range): a numeric directory without it
+is not a checkpoint."""
+
+
+def _step_dirs(path: pathlib.Path) -> tuple[list[int], list[int]]:
+    """The complete and the incomplete numeric step directories under ``path``, each sorted."""
+    complete: list[int] = []
+    incomplete: list[int] = []
+    for entry in path.iterdir():
+        if entry.name.isdigit() and entry.is_dir():
+            (complete if (entry / _COMPLETE).is_file() else incomplete).append(int(entry.name))
+    return sorted(complete), sorted(incomplete)
 
 
 def _check_readable(path: pathlib.Path) -> None:
@@ -151,7 +169,7 @@ def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: i
         into a temporary directory and renames it only when complete, so a partial checkpoint
         is never read as one).
       TypeError: ``state`` is not a :class:`TrainState`, or ``directory`` is not a ``str`` or
-        ``pathlib.Path``, or ``max_to_keep`` is not an integer.
+        ``os.PathLike``, or ``max_to_keep`` is not an integer.
       ValueError: ``max_to_keep`` is below 1.
 
     Examples:
@@ -184,9 +202,9 @@ def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: i
     step = int(state.step)
     ocp = _orbax()
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    before = latest_step(path)  # complete checkpoints only, as resuming counts them
     try:
         with ocp.CheckpointManager(path, options=options) as manager:
-            before = manager.latest_step()
             manager.save(step, args=ocp.args.StandardSave(_payload(state)), force=True)
             manager.wait_until_finished()
     except Exception as err:  # orbax and tensorstore wrap a full disk or a read-only directory variously
@@ -223,8 +241,10 @@ def _os_error(err: BaseException) -> OSError | None:
 def latest_step(directory: str | os.PathLike[str]) -> int | None:
     """The newest step saved under ``directory`` by :func:`save`: the step a resumed run restores.
 
-    Guarantee: read-only, it never creates or changes anything under ``directory``; a save
-    interrupted part way (still in orbax's temporary directory) is not counted.
+    Guarantee: read-only, it never creates or changes anything under ``directory``; only
+    complete checkpoints count: a save interrupted part way (still in orbax's temporary
+    directory) and a numeric directory without orbax's completion record
+    (``<step>/_CHECKPOINT_METADATA``, e.g. an empty ``5/``) are not steps.
 
     Args:
       directory: the run's checkpoint directory (it need not exist).
@@ -234,7 +254,7 @@ def latest_step(directory: str | os.PathLike[str]) -> int | None:
         checkpoint.
 
     Raises:
-      TypeError: ``directory`` is not a ``str`` or ``pathlib.Path``.
+      TypeError: ``directory`` is not a ``str`` or ``os.PathLike`` (bytes paths included).
       NotADirectoryError: ``directory`` is a file.
 
     Examples:
@@ -255,9 +275,8 @@ def latest_step(directory: str | os.PathLike[str]) -> int | None:
     if not path.exists():
         return None
     _check_readable(path)
-    with _orbax().CheckpointManager(path) as manager:
-        step: int | None = manager.latest_step()
-        return step
+    complete, _ = _step_dirs(path)
+    return complete[-1] if complete else None
 
 
 def restore(directory: str | os.PathLike[str], *, like: TrainState, step: int | None = None) -> TrainState:
@@ -280,10 +299,11 @@ def restore(directory: str | os.PathLike[str], *, like: TrainState, step: int | 
         shardings.
 
     Raises:
-      FileNotFoundError: there is no checkpoint (at ``step``) under ``directory``.
+      FileNotFoundError: there is no complete checkpoint (at ``step``) under ``directory`` (the
+        message names numeric step directories that are incomplete or corrupt).
       NotADirectoryError: ``directory`` is a file.
       TypeError: ``like`` is not a :class:`TrainState`, ``directory`` is not a ``str`` or
-        ``pathlib.Path``, or ``step`` is not an integer.
+        ``os.PathLike``, or ``step`` is not an integer.
       ValueError: the checkpoint does not match the structure of ``like``, or its files are
         missing, truncated or corrupt (the message names the checkpoint's directory), or
         ``step`` is negative.
@@ -305,7 +325,12 @@ def restore(directory: str | os.PathLike[str], *, like: TrainState, step: int | 
     path = _directory(directory)
     found = latest_step(path)
     if found is None:
-        raise FileNotFoundError(f"no checkpoint under {path}; save one with kf.ensemble.save({str(path)!r}, state).")
+        incomplete = _step_dirs(path)[1] if path.is_dir() else []
+        damaged = (f" ({', '.join(str(path / str(i)) for i in incomplete)} "
+                   f"{'is' if len(incomplete) == 1 else 'are'} incomplete or corrupt: no {_COMPLETE})"
+                   if incomplete else "")
+        raise FileNotFoundError(f"no checkpoint under {path}{damaged}; save one with "
+                                f"kf.ensemble.save({str(path)!r}, state).")
     step = found if step is None else as_int("step", step, lo=0)
     template = _payload(like)
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding),  # type: ignore[no-untyped-call]

@@ -121,7 +121,8 @@ class Ensemble:
             member keys are ``kf.fan_out(key, (K,))``.
 
         Raises:
-          TypeError: ``model`` is of an unknown kind, or ``key`` is not a key.
+          TypeError: ``model`` is of an unknown kind, an NNX constructor cannot be called with the
+            rngs alone or does not return an ``nnx.Module``, or ``key`` is not a key.
           ValueError: ``members < 1``, ``sample_input`` is missing or does not fit the model,
             or ``task`` is not one of the three.
         """
@@ -140,7 +141,7 @@ class Ensemble:
         else:
             spec = input_spec("sample_input", sample_input)
         if isinstance(adapter, NNXModel):
-            adapter = _fit(lambda: adapter.bind(key), adapter, sample_input)
+            adapter = _bind(adapter, key)
         keys = fan_out(key, (members,))
         abstract = _fit(lambda: jax.eval_shape(adapter.init, keys[0], sample_input), adapter, sample_input)
         if not jax.tree.leaves(abstract):
@@ -165,10 +166,16 @@ class Ensemble:
 
         Returns:
           An ensemble whose ``member(i)`` equals ``members[i]``.
+
+        Raises:
+          TypeError: ``members`` is not a sequence (a list or tuple), or ``model`` is not a model.
+          ValueError: ``members`` is empty, or its members differ in structure or shapes.
         """
         adapter = as_model(model)
-        if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or not members:
-            raise ValueError(f"members must be a non-empty list of single models, got {type(members).__name__}.")
+        if isinstance(members, (str, bytes)) or not isinstance(members, Sequence):
+            raise TypeError(f"members must be a non-empty list of single models, got {type(members).__name__}.")
+        if not members:
+            raise ValueError("members must be a non-empty list of single models, got an empty one.")
         if isinstance(adapter, NNXModel) and adapter.graphdef is None:
             from flax import nnx
 
@@ -181,8 +188,11 @@ class Ensemble:
     @classmethod
     def concatenate(cls, ensembles: Sequence[Ensemble]) -> Ensemble:
         """Joins ensembles of one model and task along the member axis (keys are kept, or all None)."""
-        if not ensembles or not all(isinstance(e, Ensemble) for e in ensembles):
-            raise TypeError("ensembles must be a non-empty list of kf.Ensemble.")
+        if isinstance(ensembles, (str, bytes)) or not isinstance(ensembles, Sequence) or not ensembles or \
+                not all(isinstance(e, Ensemble) for e in ensembles):
+            got = [type(e).__name__ for e in ensembles] if isinstance(ensembles, (list, tuple)) else \
+                type(ensembles).__name__
+            raise TypeError(f"ensembles must be a non-empty list of kf.Ensemble, got {got}.")
         first = ensembles[0]
         for i, other in enumerate(ensembles[1:], start=1):
             if other.model != first.model:
@@ -257,6 +267,8 @@ class Ensemble:
           The stacked outputs, leading axis K.
         """
         k = self.members
+        if not isinstance(per_member, (bool, np.bool_)):
+            raise TypeError(f"per_member must be True or False, got {type(per_member).__name__} {per_member!r:.40}.")
         if self.spec is not None:
             check_input("x", x, self.spec, members=k if per_member else None)
         x_axis = 0 if per_member else None
@@ -277,6 +289,20 @@ class Ensemble:
     def predict(self, x: Any, *, task: str | None = None, mesh: Any = None, **kwargs: Any) -> Any:
         """The ensemble's predictive summary; see :func:`keyfan.ensemble.predict`."""
         return predict(self, x, task=task, mesh=mesh, **kwargs)
+
+
+def _bind(adapter: NNXModel, key: jax.Array) -> NNXModel:
+    """``adapter.bind(key)``; a constructor that cannot be called with the rngs alone is a
+    ``TypeError`` about ``model`` (it never sees ``sample_input``, so the input is not to blame)."""
+    try:
+        return adapter.bind(key)
+    except TypeError as err:
+        if "nnx.Module" in str(err):
+            raise
+        call = "make(rngs=nnx.Rngs(key))" if adapter.rngs_keyword else "make(nnx.Rngs(key))"
+        raise TypeError(f"model: the NNX constructor is called as {call} and failed ({type(err).__name__}: {err}); "
+                        f"pass a constructor that takes only the rngs, e.g. functools.partial(nnx.Linear, 3, 2) or "
+                        f"kf.ensemble.nnx_model(lambda rngs: nnx.Linear(3, 2, rngs=rngs)).") from err
 
 
 def _fit(thunk: Any, model: Model, sample_input: Any) -> Any:

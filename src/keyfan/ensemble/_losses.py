@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from keyfan.ensemble._arrays import array_arg, describe
 from keyfan.ensemble._predict import gaussian_variance
 from keyfan.ensemble._tasks import Task
 
@@ -30,16 +31,19 @@ def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
     so it sees one example; given ``(B, C)`` logits and ``(B,)`` labels it returns ``(B,)``.
 
     Args:
-      logits: float ``(C,)``: one example's unnormalised class scores.
-      label: integer ``()`` in ``[0, C)``: that example's class.
+      logits: float ``(C,)``: one example's unnormalised class scores (``(..., C)`` for a batch).
+      label: integer ``()`` in ``[0, C)``: that example's class (``logits.shape[:-1]`` for a
+        batch; a Python int is accepted).
 
     Returns:
       A float ``()`` array, ``-log softmax(logits)[label]``, in ``logits``' dtype.
 
     Raises:
-      TypeError: ``label`` is not of an integer dtype, or an argument is not an array (raised
-        by optax/JAX; shapes and the label's range are not checked here).
-      ValueError: ``logits`` and ``label`` have batch shapes that do not broadcast (from JAX).
+      TypeError: ``logits`` is not a floating-point array, ``label`` is not of an integer dtype
+        (a float, bool or one-hot label), or an argument is a Python list. The label's range is
+        not checked here (it may be traced); the trainer checks concrete labels.
+      ValueError: ``logits`` is a scalar or has no classes, or ``label``'s shape is not
+        ``logits.shape[:-1]``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -53,6 +57,13 @@ def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
       >>> bool(jnp.allclose(loss, -jax.nn.log_softmax(logits)[0]))
       True
     """
+    logits = array_arg("logits", logits, kind="float", what="float class scores (C,)", min_ndim=1)
+    label = array_arg("label", label, kind="int", what="an integer class label ()")
+    if logits.shape[-1] == 0:
+        raise ValueError(f"logits must have at least one class on its last axis, got {describe(logits)}.")
+    if label.shape != logits.shape[:-1]:
+        raise ValueError(f"label must have the shape of logits without its class axis, {tuple(logits.shape[:-1])}, "
+                         f"got {describe(label)} (logits has shape {tuple(logits.shape)}).")
     return optax.softmax_cross_entropy_with_integer_labels(logits, label)
 
 
@@ -63,15 +74,19 @@ def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
     float inputs keep their dtype (bfloat16 in, bfloat16 out), integer inputs give float32.
 
     Args:
-      prediction: float array of any shape: one example's output.
-      target: float array broadcastable against ``prediction``.
+      prediction: float (or integer) array of any shape: one example's output.
+      target: float (or integer) array that broadcasts to ``prediction``'s shape (the same
+        shape, or fewer or unit axes: ``()`` against ``(1,)`` is fine, ``(3,)`` against ``(3, 1)``
+        is not, since it would broadcast to ``(3, 3)``).
 
     Returns:
       A float ``()`` array, ``mean((prediction - target) ** 2)`` over every element.
 
     Raises:
-      TypeError: the shapes do not broadcast, or an argument is a Python list rather than an
-        array (both raised by JAX; nothing else is checked here).
+      TypeError: an argument is a Python list, not an array, or not numeric (bool, complex or
+        key dtype).
+      ValueError: ``target`` does not broadcast to ``prediction``'s shape (a broadcast that
+        grows the result, such as ``(B, 1)`` against ``(B,)``, would average the wrong pairs).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -82,7 +97,23 @@ def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
       >>> loss.shape, loss.dtype, float(loss)
       ((), dtype('float32'), 1.0)
     """
+    prediction = array_arg("prediction", prediction, kind="real", what="a numeric array (one example's output)")
+    target = array_arg("target", target, kind="real", what="a numeric array shaped like prediction")
+    if not _broadcasts_to(target.shape, prediction.shape):
+        raise ValueError(f"target must broadcast to prediction's shape {tuple(prediction.shape)}, got "
+                         f"{describe(target)}; reshape it to {tuple(prediction.shape)}.")
     return jnp.mean(jnp.square(prediction - target))
+
+
+def _broadcasts_to(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
+    try:
+        return tuple(jnp.broadcast_shapes(shape, to)) == tuple(to)
+    except ValueError:
+        return False
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
 
 
 def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
@@ -96,15 +127,17 @@ def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
     Args:
       output: float ``(..., 2)``: the mean, and a raw scale turned into the variance by
         :func:`~keyfan.ensemble.gaussian_variance`.
-      target: float ``(...)`` or ``(..., 1)``: reshaped to the mean's shape.
+      target: float (or integer) with the mean's shape ``output.shape[:-1]``, up to axes of size
+        1 (``(..., 1)`` or ``()`` for one value): reshaped to the mean's shape.
 
     Returns:
       A float ``()`` array: the NLL in nats, summed over the example's elements.
 
     Raises:
-      TypeError: ``target`` does not have as many elements as the mean (it cannot be reshaped
-        to ``output.shape[:-1]``), or ``output`` is not an array (both raised by JAX). The last
-        axis of ``output`` is not checked to be 2 here; :func:`summarize` checks it.
+      TypeError: ``output`` is not a floating-point array, ``target`` is not numeric, or an
+        argument is a Python list.
+      ValueError: ``output``'s last axis is not 2 (mean, raw scale), or ``target``'s shape is
+        not the mean's shape up to axes of size 1 (a reshape would pair the wrong values).
 
     Examples:
       >>> import math, jax.numpy as jnp
@@ -120,6 +153,14 @@ def gaussian_nll(output: jax.Array, target: jax.Array) -> jax.Array:
       >>> bool(abs(float(loss) - 2 * 0.5 * (math.log(var) + math.log(2 * math.pi))) < 1e-5)
       True
     """
+    output = array_arg("output", output, kind="float", what="float mean-variance pairs (..., 2)", min_ndim=1)
+    target = array_arg("target", target, kind="real", what="a numeric array with the mean's shape")
+    if output.shape[-1] != 2:
+        raise ValueError(f"output must be mean-variance pairs (..., 2) (mean, raw scale), got {describe(output)}; "
+                         f"a last axis of {output.shape[-1]} is not a pair.")
+    if _squeezed(target.shape) != _squeezed(output.shape[:-1]):
+        raise ValueError(f"target must have the mean's shape {tuple(output.shape[:-1])} (output.shape[:-1], axes of "
+                         f"size 1 aside), got {describe(target)}.")
     mean, var = output[..., 0], gaussian_variance(output[..., 1])
     target = jnp.reshape(target, mean.shape)
     return jnp.sum(0.5 * (jnp.log(var) + jnp.square(target - mean) / var + math.log(2 * math.pi)))

@@ -12,11 +12,15 @@ Regression with mean-variance members (task ``"gaussian"``): RMSE of the mean, G
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from keyfan._checks import is_traced
+from keyfan.ensemble._arrays import array_arg, check_labels_in_range, describe
 from keyfan.ensemble._predict import gaussian_variance
 from keyfan.ensemble._tasks import check_task
 
@@ -66,16 +70,18 @@ def classification_metrics(probs: jax.Array, labels: jax.Array) -> dict[str, jax
     confidence bins weighted by count.
 
     Args:
-      probs: float ``(B, C)``, rows summing to 1.
-      labels: int ``(B,)`` in ``[0, C)``.
+      probs: float ``(B, C)``, rows summing to 1, ``B, C >= 1``.
+      labels: int ``(B,)`` in ``[0, C)`` (a JAX or NumPy integer array).
 
     Returns:
       A dict ``{"accuracy", "nll", "brier", "ece"}`` of float ``()`` arrays in ``probs``' dtype.
 
     Raises:
-      TypeError: ``labels`` and ``probs`` disagree on ``B`` (raised by JAX), or an argument is a
-        Python list rather than an array. Rows summing to 1, the label range and the label
-        dtype are not checked.
+      TypeError: an argument is a Python list or not an array, ``probs`` is not floating-point,
+        or ``labels`` is not of an integer dtype (float or bool labels, one-hot labels).
+      ValueError: ``probs`` is not ``(B, C)`` with ``B, C >= 1``, ``labels`` is not ``(B,)``, or
+        a label is outside ``[0, C)`` (checked when ``labels`` is concrete; under ``jit`` it is
+        used as given). Rows summing to 1 are not checked.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -88,6 +94,8 @@ def classification_metrics(probs: jax.Array, labels: jax.Array) -> dict[str, jax
       >>> m["ece"].shape, m["ece"].dtype
       ((), dtype('float32'))
     """
+    probs, labels = _check_classification(probs, labels)
+    check_labels_in_range("labels", labels, probs.shape[-1])
     n_classes = probs.shape[-1]
     onehot = jax.nn.one_hot(labels, n_classes, dtype=probs.dtype)
     confidence = jnp.max(probs, axis=-1)
@@ -105,6 +113,17 @@ def classification_metrics(probs: jax.Array, labels: jax.Array) -> dict[str, jax
     }
 
 
+def _check_classification(probs: Any, labels: Any) -> tuple[Any, Any]:
+    probs = array_arg("probs", probs, kind="float", what="float class probabilities (B, C)", ndim=2)
+    labels = array_arg("labels", labels, kind="int", what="integer class labels (B,)", ndim=1)
+    if probs.shape[0] == 0 or probs.shape[1] == 0:
+        raise ValueError(f"probs must be (B, C) with at least one example and one class, got {describe(probs)}.")
+    if labels.shape[0] != probs.shape[0]:
+        raise ValueError(f"labels must have one label per row of probs, shape ({probs.shape[0]},), got "
+                         f"{describe(labels)}.")
+    return probs, labels
+
+
 def _normal_logpdf(y: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
     return -0.5 * (jnp.log(2 * math.pi * var) + jnp.square(y - mean) / var)
 
@@ -120,17 +139,19 @@ def regression_metrics(means: jax.Array, variances: jax.Array, targets: jax.Arra
     float32; the others follow the inputs' float dtype.
 
     Args:
-      means: float ``(M, B)``.
+      means: float ``(M, B)``, ``M, B >= 1``.
       variances: float ``(M, B)``, positive.
-      targets: float ``(B,)``.
+      targets: float (or integer) ``(B,)``.
 
     Returns:
       A dict ``{"rmse", "nll", "coverage_2sigma"}`` of float ``()`` arrays.
 
     Raises:
-      ValueError: ``targets`` does not broadcast against ``(M, B)`` (raised by JAX).
-      TypeError: an argument is a Python list rather than an array (raised by JAX). Positive
-        variances are not checked.
+      TypeError: an argument is a Python list or not an array, ``means`` or ``variances`` is not
+        floating-point, or ``targets`` is not numeric.
+      ValueError: ``means`` is not ``(M, B)`` with ``M, B >= 1``, ``variances`` has another
+        shape, ``targets`` is not ``(B,)``, or a variance is not positive (checked when
+        ``variances`` is concrete; under ``jit`` it is used as given).
 
     Examples:
       >>> import math, jax.numpy as jnp
@@ -142,6 +163,20 @@ def regression_metrics(means: jax.Array, variances: jax.Array, targets: jax.Arra
       >>> float(two["rmse"]), round(float(two["nll"]), 5) == round(0.5 * (math.log(2 * math.pi) + 1), 5)
       (0.0, True)
     """
+    means = array_arg("means", means, kind="float", what="float member means (M, B)", ndim=2)
+    variances = array_arg("variances", variances, kind="float", what="float member variances (M, B)", ndim=2)
+    targets = array_arg("targets", targets, kind="real", what="regression targets (B,)", ndim=1)
+    if means.shape[0] == 0 or means.shape[1] == 0:
+        raise ValueError(f"means must be (M, B) with at least one member and one example, got {describe(means)}.")
+    if variances.shape != means.shape:
+        raise ValueError(f"variances must have the shape of means, {tuple(means.shape)}, got {describe(variances)}.")
+    if targets.shape[0] != means.shape[1]:
+        raise ValueError(f"targets must have one target per column of means, shape ({means.shape[1]},), got "
+                         f"{describe(targets)}.")
+    if not is_traced(variances) and variances.size and not bool(np.all(np.asarray(variances) > 0)):
+        raise ValueError(f"variances must be positive, got a minimum of {np.nanmin(np.asarray(variances))} "
+                         f"(NaN: {bool(np.isnan(np.asarray(variances)).any())}); map raw scales with "
+                         f"kf.ensemble.gaussian_variance.")
     mean = jnp.mean(means, axis=0)
     var = jnp.mean(variances, axis=0) + jnp.mean(jnp.square(means - mean), axis=0)
     log_mix = jax.scipy.special.logsumexp(_normal_logpdf(targets, means, variances), axis=0) - math.log(means.shape[0])
@@ -186,10 +221,12 @@ def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> Ens
         "ensemble": {...}}`` with Python floats (exactly the float32 values computed).
 
     Raises:
-      ValueError: ``task`` is not ``"classification"`` or ``"gaussian"`` (the message lists both).
-      TypeError: ``targets`` does not have ``B`` entries, or an argument is a Python list (both
-        raised by JAX). The shape of ``outputs`` is not checked: for ``"gaussian"`` only
-        ``[..., 0]`` and ``[..., 1]`` are read.
+      ValueError: ``task`` is not ``"classification"`` or ``"gaussian"`` (the message lists both);
+        ``outputs`` is not ``(K, B, C)`` (``(K, B, 2)`` for ``"gaussian"``) with ``K, B, C >= 1``;
+        ``targets`` is not ``(B,)``; or a label is outside ``[0, C)``.
+      TypeError: an argument is a Python list or not an array, ``outputs`` is not floating-point,
+        or ``targets`` is not of an integer dtype (``"classification"``) or not numeric
+        (``"gaussian"``).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -202,6 +239,7 @@ def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> Ens
       (True, <class 'float'>)
     """
     task = check_task(task, allowed=("classification", "gaussian"), what=" for a metrics report")
+    outputs, targets = _check_report_arrays(outputs, targets, task)
     report = _classification_report(outputs, targets) if task == "classification" else \
         _regression_report(outputs, targets)
     names = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
@@ -212,6 +250,28 @@ def ensemble_report(outputs: jax.Array, targets: jax.Array, *, task: str) -> Ens
     ensemble_metrics = jax.device_get(report["ensemble"])
     ensemble = {name: float(ensemble_metrics[name]) for name in names}
     return {"members": per_member, "member_mean": member_mean, "ensemble": ensemble}
+
+
+def _check_report_arrays(outputs: Any, targets: Any, task: str) -> tuple[Any, Any]:
+    layout = "logits (K, B, C)" if task == "classification" else "mean-variance outputs (K, B, 2)"
+    outputs = array_arg("outputs", outputs, kind="float", what=f"float member {layout}", ndim=3)
+    if 0 in outputs.shape:
+        raise ValueError(f"outputs must be {layout} with at least one member, example and output, got "
+                         f"{describe(outputs)}.")
+    if task == "gaussian" and outputs.shape[-1] != 2:
+        raise ValueError(f"outputs must be {layout} for task='gaussian' (mean, raw scale), got {describe(outputs)}; "
+                         f"a last axis of {outputs.shape[-1]} is not a mean-variance pair.")
+    b = outputs.shape[1]
+    if task == "classification":
+        targets = array_arg("targets", targets, kind="int", what=f"integer class labels ({b},)", ndim=1)
+    else:
+        targets = array_arg("targets", targets, kind="real", what=f"regression targets ({b},)", ndim=1)
+    if targets.shape[0] != b:
+        raise ValueError(f"targets must have one entry per example of outputs {tuple(outputs.shape)}, shape ({b},), "
+                         f"got {describe(targets)}.")
+    if task == "classification":
+        check_labels_in_range("targets", targets, outputs.shape[-1])
+    return outputs, targets
 
 
 _LABELS = {"accuracy": "accuracy", "nll": "NLL", "brier": "Brier", "ece": "ECE", "rmse": "RMSE",
@@ -232,8 +292,10 @@ def report_table(metrics: EnsembleReport) -> tuple[list[str], list[tuple[str, li
       ``(labels, rows)``: the metric column labels, and ``(row name, values)`` pairs.
 
     Raises:
-      KeyError: ``metrics`` lacks ``"ensemble"``, ``"members"`` or ``"member_mean"``, or a
-        member lacks a metric the ensemble has (it is not a report from :func:`ensemble_report`).
+      TypeError: ``metrics`` is not a dict, or its ``"members"`` is not a list of dicts.
+      ValueError: ``metrics`` lacks ``"ensemble"``, ``"members"`` or ``"member_mean"``, or a
+        member or ``"member_mean"`` lacks a metric the ensemble has (the message names it: it is
+        not a report from :func:`ensemble_report`).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -246,8 +308,34 @@ def report_table(metrics: EnsembleReport) -> tuple[list[str], list[tuple[str, li
       >>> labels, rows[-1][1] == list(report["ensemble"].values())
       (['accuracy', 'NLL', 'Brier', 'ECE'], True)
     """
+    _check_report(metrics)
     names = list(metrics["ensemble"])
     rows = [(f"member {i}", [m[n] for n in names]) for i, m in enumerate(metrics["members"])]
     rows.append(("member mean", [metrics["member_mean"][n] for n in names]))
     rows.append(("ensemble", [metrics["ensemble"][n] for n in names]))
     return [_LABELS.get(n, n) for n in names], rows
+
+
+def _check_report(metrics: Any) -> None:
+    """Raises unless ``metrics`` has the fields :func:`report_table` reads (an :class:`EnsembleReport`)."""
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"metrics must be a report dict from kf.ensemble.ensemble_report, got "
+                        f"{type(metrics).__name__}.")
+    fields = ("members", "member_mean", "ensemble")
+    missing = [field for field in fields if field not in metrics]
+    if missing:
+        raise ValueError(f"metrics must be a report from kf.ensemble.ensemble_report with the fields "
+                         f"{', '.join(map(repr, fields))}; it lacks {', '.join(map(repr, missing))}.")
+    members = metrics["members"]
+    if not isinstance(members, Sequence) or isinstance(members, str) or \
+            not all(isinstance(m, Mapping) for m in members) or not isinstance(metrics["member_mean"], Mapping) \
+            or not isinstance(metrics["ensemble"], Mapping):
+        raise TypeError("metrics['members'] must be a list of {metric: value} dicts and metrics['member_mean'] and "
+                        "metrics['ensemble'] dicts, as kf.ensemble.ensemble_report returns them.")
+    names = list(metrics["ensemble"])
+    for where, row in [(f"metrics['members'][{i}]", m) for i, m in enumerate(members)] + \
+            [("metrics['member_mean']", metrics["member_mean"])]:
+        lacking = [n for n in names if n not in row]
+        if lacking:
+            raise ValueError(f"{where} lacks the metric(s) {', '.join(map(repr, lacking))} that metrics['ensemble'] "
+                             f"has; every row of a report needs the same metrics.")

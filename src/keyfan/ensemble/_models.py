@@ -91,7 +91,8 @@ class LinenModel(Model):
     ``"params"`` collection is trained; other collections are carried unchanged.
 
     ``apply`` is exactly ``module.apply(params, x, rngs={"dropout": key}, **kwargs)`` (no
-    ``rngs`` without a key): outputs keep the module's shapes and dtypes.
+    ``rngs`` without a key): outputs keep the module's shapes and dtypes. Constructing it with
+    anything but a linen module instance raises a ``TypeError`` naming ``module``.
 
     Examples:
       >>> import flax.linen as nn, jax, jax.numpy as jnp
@@ -112,6 +113,11 @@ class LinenModel(Model):
 
     module: nn.Module
     kind: str = "linen"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.module, nn.Module):
+            raise TypeError(f"module must be a flax.linen Module instance (e.g. nn.Dense(3)), got "
+                            f"{type(self.module).__name__} {self.module!r:.60}.")
 
     def init(self, key: jax.Array, sample_input: Any) -> PyTree:
         return dict(self.module.init(key, sample_input))
@@ -140,7 +146,8 @@ class FunctionalModel(Model):
 
     When a dropout key is given, it is passed as ``apply_fn(params, x, key=key, **kw)``;
     without one, ``key`` is not passed at all. Every parameter is trainable (nothing frozen);
-    ``init`` and ``apply`` return exactly what ``init_fn`` and ``apply_fn`` return.
+    ``init`` and ``apply`` return exactly what ``init_fn`` and ``apply_fn`` return. A
+    non-callable ``init_fn`` or ``apply_fn`` raises a ``TypeError`` naming it.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -164,6 +171,13 @@ class FunctionalModel(Model):
     apply_fn: Callable[..., Any]
     kind: str = "functional"
 
+    def __post_init__(self) -> None:
+        for name, form in (("init_fn", "init_fn(key, sample_input) -> params"),
+                           ("apply_fn", "apply_fn(params, x, **kwargs) -> output")):
+            value = getattr(self, name)
+            if not callable(value):
+                raise TypeError(f"{name} must be a callable {form}, got {type(value).__name__}.")
+
     def init(self, key: jax.Array, sample_input: Any) -> PyTree:
         return self.init_fn(key, sample_input)
 
@@ -184,7 +198,8 @@ class NNXModel(Model):
     ``apply`` with a key reseeds every RNG stream from it and runs the module in training view
     (``deterministic=False``); without a key it runs with ``deterministic=True``. It is pure:
     the module built from ``params`` is never written back. ``from_member`` is the inverse of
-    ``member`` (it raises a ``TypeError`` for anything but an ``nnx.Module``).
+    ``member`` (it raises a ``TypeError`` for anything but an ``nnx.Module``); a non-callable
+    ``make`` raises a ``TypeError`` naming it.
 
     Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
@@ -209,6 +224,10 @@ class NNXModel(Model):
     """Call ``make(rngs=...)`` (module classes) rather than ``make(...)``."""
     kind: str = "nnx"
     needs_sample_input: bool = False
+
+    def __post_init__(self) -> None:
+        if not callable(self.make):
+            raise TypeError(f"make must be a callable make(rngs) -> nnx.Module, got {type(self.make).__name__}.")
 
     def _build(self, key: jax.Array) -> nnx.Module:
         rngs = nnx.Rngs(key)

@@ -35,17 +35,18 @@ def dropout_keys(member_keys: KeyLike, ids: ArrayLike, step: ArrayLike | None = 
 
     Args:
       member_keys: ``(K,)`` keys (typed) or ``uint32[K, 2]`` raw keys.
-      ids: integer example ids, shape ``(B,)``, non-negative (a NumPy array or list is accepted).
+      ids: integer example ids, shape ``(B,)``, non-negative (a NumPy array or list is accepted;
+        ids of any shape ``S`` give keys ``(K, *S)``).
       step: optional training step (int or traced integer scalar).
 
     Returns:
       Keys of shape ``(K, B)`` (raw: ``uint32[K, B, 2]``), of the same kind as ``member_keys``.
 
     Raises:
-      TypeError: ``member_keys`` is not a batch of keys, or ``ids`` is not of an integer dtype
-        (the message says ``key``/``ids`` and what is expected). A single unbatched key fails in
-        ``jax.vmap`` with a ``ValueError`` about rank 0.
-      ValueError: an id is negative, or ``step`` is not a whole number.
+      TypeError: ``member_keys`` is not keys (the message names ``member_keys`` and shows its
+        shape and dtype), or ``ids`` is not of an integer dtype.
+      ValueError: ``member_keys`` is a single key or a grid of keys rather than ``(K,)`` keys,
+        an id is negative, or ``step`` is not a whole number.
 
     Examples:
       >>> import jax, jax.numpy as jnp, keyfan as kf
@@ -63,6 +64,11 @@ def dropout_keys(member_keys: KeyLike, ids: ArrayLike, step: ArrayLike | None = 
       >>> dropout_keys(jax.random.split(jax.random.PRNGKey(0), 3), jnp.arange(4)).dtype   # raw in, raw out
       dtype('uint32')
     """
+    arg = check_key("member_keys", member_keys, batched=True)
+    if len(arg.shape) != 1:
+        kind = "a single key" if arg.shape == () else f"keys of shape {arg.shape}"
+        raise ValueError(f"member_keys must be one key per member, shape (K,) (raw: uint32[K, 2]), got {kind}; "
+                         f"pass the ensemble's keys (ens.keys) or kf.fan_out(key, K).")
     ids = ids if isinstance(ids, jax.Array) else np.asarray(ids)
     return jax.vmap(lambda k: member_dropout_keys(k, ids, step))(member_keys)
 

@@ -25,6 +25,8 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.typing import ArrayLike
 
+from keyfan.ensemble._arrays import array_arg, describe
+from keyfan.ensemble._inputs import check_batch
 from keyfan.ensemble._shard import (
     DATA_AXIS,
     _check_mesh,
@@ -114,7 +116,8 @@ def gaussian_variance(raw: jax.Array) -> jax.Array:
       A float array of ``raw``'s shape, every entry ``> 0``.
 
     Raises:
-      TypeError: ``raw`` is not an array or scalar (a Python list; raised by JAX).
+      TypeError: ``raw`` is a Python list, not an array or number, or not numeric (bool, complex
+        or key dtype).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -126,6 +129,7 @@ def gaussian_variance(raw: jax.Array) -> jax.Array:
       >>> var.shape, var.dtype, bool((var == jax.nn.softplus(raw) + 1e-6).all())
       ((2, 3), dtype(bfloat16), True)
     """
+    raw = array_arg("raw", raw, kind="real", what="a float array of raw scales")
     return jax.nn.softplus(raw) + MIN_VARIANCE
 
 
@@ -178,8 +182,10 @@ def summarize(outputs: ArrayLike, *, task: str) -> RegressionPrediction | Classi
         :class:`ClassificationPrediction` (``"classification"``).
 
     Raises:
-      ValueError: ``task`` is not one of the three; ``outputs`` has fewer than 2 axes; or, for
-        ``"gaussian"``, its last axis is not 2.
+      ValueError: ``task`` is not one of the three; ``outputs`` has fewer than 2 axes (3 for
+        ``"classification"``, ``(K, B, C)``, and ``"gaussian"``, ``(K, B, ..., 2)``) or no
+        member (``K = 0``); or, for ``"gaussian"``, its last axis is not 2.
+      TypeError: ``outputs`` is not numeric (bool, complex, key or string dtype).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -194,9 +200,7 @@ def summarize(outputs: ArrayLike, *, task: str) -> RegressionPrediction | Classi
       ([2.0, 3.0], (2,), 1.69315)
     """
     task = check_task(task)
-    outputs = jnp.asarray(outputs)
-    if outputs.ndim < 2:
-        raise ValueError(f"outputs must have shape (K, B, ...), got {outputs.shape}.")
+    outputs = _check_outputs(outputs, task)
     if task == "classification":
         probs = _softmax(outputs)
         mean = _mean(probs)
@@ -211,6 +215,17 @@ def summarize(outputs: ArrayLike, *, task: str) -> RegressionPrediction | Classi
         return RegressionPrediction(mean, _mean(var) + _mean(jnp.square(mu - mean)))
     mean = _mean(outputs)
     return RegressionPrediction(mean, _mean(jnp.square(outputs - mean)))
+
+
+def _check_outputs(outputs: Any, task: str) -> jax.Array:
+    if isinstance(outputs, (list, tuple)):
+        outputs = jnp.asarray(outputs)  # documented: a nested list is converted
+    layout = {"classification": "(K, B, C)", "gaussian": "(K, B, ..., 2)"}.get(task, "(K, B, ...)")
+    outputs = array_arg("outputs", outputs, kind="real", what=f"member outputs {layout}",
+                        min_ndim=2 if task == "regression" else 3)
+    if outputs.shape[0] == 0:
+        raise ValueError(f"outputs must have at least one member (K >= 1) on axis 0, got {describe(outputs)}.")
+    return jnp.asarray(outputs)
 
 
 def predict(ensemble: Ensemble, x: PyTree, *, task: str | None = None, mesh: Mesh | None = None,
@@ -236,9 +251,10 @@ def predict(ensemble: Ensemble, x: PyTree, *, task: str | None = None, mesh: Mes
         ``ClassificationPrediction(probs (B, C), entropy (B,), mutual_information (B,))``.
 
     Raises:
-      TypeError: ``ensemble`` is not a :class:`~keyfan.Ensemble`.
+      TypeError: ``ensemble`` is not a :class:`~keyfan.Ensemble`, or ``x`` is a Python list
+        (of one input's arrays).
       ValueError: ``task`` is not one of the three, or differs from the task the ensemble
-        records.
+        records; ``x`` has no batch axis, or does not match the ensemble's ``sample_input``.
 
     Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, keyfan as kf
@@ -256,6 +272,7 @@ def predict(ensemble: Ensemble, x: PyTree, *, task: str | None = None, mesh: Mes
     if not isinstance(ensemble, Ensemble):
         raise TypeError(f"ensemble must be a kf.Ensemble, got {type(ensemble).__name__}.")
     task = resolve_task(ensemble, task)
+    check_batch("x", x, ensemble.spec, members=ensemble.members if kwargs.get("per_member") else None)
     if mesh is None:
         return _summarize_jit(_apply_jit(ensemble, x, _items(kwargs)), task)
     _check_mesh(mesh)

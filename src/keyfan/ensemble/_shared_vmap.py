@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
+import numpy as np
 
 from keyfan.typing import InAxes, PyTree
 
@@ -26,6 +28,17 @@ def _names(name: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"{name} must be a sequence of collection names (str), got {value!r}.")
     return tuple(value)
+
+
+def _axes(name: str, value: object) -> None:
+    """Raises ``TypeError`` unless ``value`` is an ``in_axes``/``out_axes`` spec: an int, None, or a
+    (nested) tuple, list or dict of them, as ``jax.vmap`` takes (checked here, not when the lifted
+    module is first called, where flax fails with an ``IndexError`` on a float)."""
+    leaves = jax.tree.leaves(value, is_leaf=lambda v: v is None)
+    bad = [v for v in leaves if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)))]
+    if bad:
+        raise TypeError(f"{name} must be an int, None, or a (nested) tuple/list/dict of them, as in jax.vmap; got "
+                        f"{value!r:.80} (the entry {bad[0]!r} is a {type(bad[0]).__name__}).")
 
 
 def shared_vmap(module: type[nn.Module], *, split_rngs: Sequence[str] = ("dropout",),
@@ -50,7 +63,9 @@ def shared_vmap(module: type[nn.Module], *, split_rngs: Sequence[str] = ("dropou
         variables, x[i], rngs={"dropout": kf.at(key, i)})``.
 
     Raises:
-      TypeError: ``module`` is not a linen module class, or a name list is malformed.
+      TypeError: ``module`` is not a linen module class, a name list is malformed, or
+        ``in_axes``/``out_axes`` holds something other than ints and None (an axis out of range
+        for the inputs is found when the lifted module is called, by flax).
       ValueError: ``"params"`` is asked to be split.
 
     Examples:
@@ -69,6 +84,8 @@ def shared_vmap(module: type[nn.Module], *, split_rngs: Sequence[str] = ("dropou
         raise TypeError(f"module must be a flax.linen Module class (e.g. nn.Dense, not nn.Dense(3)), got {got}; "
                         f"pass the class and set its attributes on the lifted class: shared_vmap(nn.Dense)(3).")
     split = _names("split_rngs", split_rngs)
+    _axes("in_axes", in_axes)
+    _axes("out_axes", out_axes)
     shared_names = _names("shared", shared)
     if "params" in split:
         raise ValueError("split_rngs must not contain 'params': the parameters are shared, so they are initialised "
