@@ -345,6 +345,26 @@ def test_trainer_errors():
     assert isinstance(Trainer(optax.sgd(0.1), dropout=False).init(no_keys), TrainState)
 
 
+def test_value_checks_run_on_every_step_after_the_shape_checks_are_cached():
+    # The shape/dtype/model checks run once per input signature; the value checks (labels in
+    # range, ids non-negative and below the bootstrap size) must still run on every later step.
+    trainer, state = fresh(bootstrap=64)
+    x, y, ids = DATA.x[:16], DATA.y[:16], np.arange(16)
+    state, _ = trainer.step(state, x, y, ids)
+    with pytest.raises(ValueError, match=r"class labels in \[0, 2\)"):
+        trainer.step(state, x, y.at[3].set(2), ids)
+    with pytest.raises(ValueError, match="non-negative"):
+        trainer.step(state, x, y, ids - 1)
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 64\)"):
+        trainer.step(state, x, y, jnp.asarray(ids + 60))
+    with pytest.raises(TypeError, match="integer class labels"):
+        trainer.step(state, x, y.astype(jnp.float32), ids)
+    with pytest.raises(ValueError, match=r"only the batch size may differ"):
+        trainer.step(state, jnp.ones((16, 3)), y, ids)
+    state, losses = trainer.step(state, x, y, ids)
+    assert losses.shape == (state.ensemble.members,) and int(state.step) == 2
+
+
 @pytest.mark.bitwise
 def test_functional_models_train_with_their_own_key_argument():
     def init_fn(key, x):

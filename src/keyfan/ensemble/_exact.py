@@ -9,8 +9,11 @@ float ``reduce_sum`` the same tree. Elementwise operations round each element al
 the shape around it, so ``jax.vmap(exact(f))`` gives each member the same bits for any number
 of members, one included (measured: a vmap over 1, 2, 3, 5, 8, 16 or 32 members; the program
 run without any member axis can differ, XLA fusing it differently, so every arrangement of the
-``Trainer`` runs a member vmap, of one member at least). The price is memory and work linear in a
-product's multiply count (no blocked GEMM), which pays only for small models: :func:`assess`
+``Trainer`` runs a member vmap, of one member at least). Each product's operands are computed
+once into buffers of their own (:func:`_materialised`) and each output's multiplies and their
+tree run in one loop, never written to memory (:func:`_product_sum`), so the temporaries stay
+near those of the plain program; the price is work linear in a product's multiply count (no
+blocked GEMM), which pays only for small models: :func:`assess`
 says whether a function has only operations whose bits are known not to depend on a batch
 axis, and how many multiplies its products hold (the rule in ``_train.py`` picks this form
 below a measured size).
@@ -79,7 +82,7 @@ def exact(fn: Callable[..., Any], zero: jax.Array) -> Callable[..., Any]:
     def wrapped(*args: Any) -> Any:
         flat, tree = jax.tree.flatten(args)
         closed, shapes = jax.make_jaxpr(lambda *a: fn(*jax.tree.unflatten(tree, a)), return_shape=True)(*flat)
-        out = _eval(closed.jaxpr, closed.consts, flat, zero)
+        out = _eval(closed.jaxpr, closed.consts, flat, zero, {id(a) for a in (*flat, *closed.consts)})
         return jax.tree.unflatten(jax.tree.structure(shapes), out)
 
     return wrapped
@@ -112,7 +115,18 @@ def _equations(jaxpr: Any) -> Iterator[tuple[str, Any]]:
             yield name, eqn
 
 
-def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array) -> list[Any]:
+_MOVES = frozenset({"broadcast_in_dim", "convert_element_type", "copy", "expand_dims", "reshape", "squeeze",
+                    "transpose"})
+"""Data movement that XLA reads through at no cost: a product's operand that is only this, of a
+stored value, needs no buffer of its own (:func:`_materialised`)."""
+
+
+def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array, stored: set[int]) -> list[Any]:
+    """Evaluates ``jaxpr`` with the rewrites; ``stored`` holds the ids of the values that are
+    already in memory (the function's arguments and constants, and data movement of them). An
+    inner call's values are freed when it returns and their ids may be reused; a value taken for
+    stored by mistake is only recomputed per product (materialising is an identity, never a
+    change of bits)."""
     env: dict[Any, Any] = {}
 
     def read(v: Any) -> Any:
@@ -127,10 +141,11 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array) -> list[Any]:
         name = eqn.primitive.name
         if name in _CALLS:
             inner = eqn.params[_CALLS[name]]
-            outs = _eval(inner.jaxpr, inner.consts, invals, zero)
+            stored |= {id(c) for c in inner.consts}
+            outs = _eval(inner.jaxpr, inner.consts, invals, zero, stored)
         else:
             if name == "dot_general" and _is_float(eqn.outvars[0].aval.dtype):
-                out = _dot(invals[0], invals[1], eqn.params, zero)
+                out = _dot(invals[0], invals[1], eqn.params, zero, [id(a) in stored for a in invals[:2]])
             elif name == "reduce_sum" and _is_float(eqn.outvars[0].aval.dtype):
                 out = _sum_axes(invals[0], eqn.params["axes"])
             else:
@@ -138,6 +153,8 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array) -> list[Any]:
                 if name in _PRODUCTS and _is_float(eqn.outvars[0].aval.dtype):
                     out = _rounded(out, zero)
             outs = list(out) if eqn.primitive.multiple_results else [out]
+            if name in _MOVES and all(id(a) in stored for a in invals if not isinstance(a, (int, float))):
+                stored |= {id(o) for o in outs}
         for v, o in zip(eqn.outvars, outs, strict=True):
             env[v] = o
     return [read(v) for v in jaxpr.outvars]
@@ -147,12 +164,15 @@ def _is_float(dtype: Any) -> bool:
     return bool(jnp.issubdtype(dtype, jnp.inexact))
 
 
-def _dot(lhs: jax.Array, rhs: jax.Array, params: dict[str, Any], zero: jax.Array) -> jax.Array:
+def _dot(lhs: jax.Array, rhs: jax.Array, params: dict[str, Any], zero: jax.Array, stored: list[bool]) -> jax.Array:
     """``lax.dot_general`` as ``sum_c lhs[..c] * rhs[..c]``, the products laid out with the
     contracted entries (in the row-major order of the contracted dimensions) on the leading axis,
-    summed by :func:`keyfan.ensemble._shard.fixed_sum`."""
+    summed by :func:`keyfan.ensemble._shard.fixed_sum`. An operand computed in the function (not
+    ``stored``) is computed once into a buffer of its own first (:func:`_materialised`)."""
     (lc, rc), (lb, rb) = params["dimension_numbers"]
     out_type = params.get("preferred_element_type") or jnp.result_type(lhs, rhs)
+    lhs, rhs = [a.astype(out_type) if done else _materialised(a.astype(out_type), zero)
+                for a, done in zip((lhs, rhs), stored, strict=True)]
     lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
     rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
     batch = tuple(lhs.shape[d] for d in lb)
@@ -160,8 +180,45 @@ def _dot(lhs: jax.Array, rhs: jax.Array, params: dict[str, Any], zero: jax.Array
     c = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
     a = jnp.transpose(lhs, (*lc, *lb, *lf)).reshape(c, *batch, int(np.prod(lshape, dtype=np.int64)), 1)
     b = jnp.transpose(rhs, (*rc, *rb, *rf)).reshape(c, *batch, 1, int(np.prod(rshape, dtype=np.int64)))
-    summed = fixed_sum(_rounded(a.astype(out_type) * b.astype(out_type), zero))  # (batch, lhs free, rhs free)
+    summed = _product_sum(a, b, zero)  # (batch, lhs free, rhs free)
     return summed.reshape(*batch, *lshape, *rshape)
+
+
+def _product_sum(a: jax.Array, b: jax.Array, zero: jax.Array) -> jax.Array:
+    """``fixed_sum(_rounded(a * b, zero))`` over axis 0 (``a``, ``b`` broadcasting), the same
+    operations in the same order, but the first level of the tree multiplies slices of ``a`` and
+    ``b`` itself, so that no product has more than one reader and XLA computes each output's
+    products and their tree in one loop, never writing the products to memory."""
+    n = a.shape[0]
+    if n < 2:
+        return fixed_sum(_rounded(a * b, zero))
+    half = n // 2
+
+    def products(lo: int, hi: int) -> jax.Array:
+        return _rounded(a[lo:hi] * b[lo:hi], zero)
+
+    head = products(0, half) + products(half, 2 * half)
+    return fixed_sum(jnp.concatenate([head, products(2 * half, n)]) if n % 2 else head)
+
+
+def _materialised(a: jax.Array, zero: jax.Array) -> jax.Array:
+    """``a`` bit for bit (each element divided by exactly 1.0), computed into a buffer of its
+    own instead of inside the products that read it.
+
+    XLA fuses a cheap producer into every consumer, even one that broadcasts it, so each product
+    ``a[c] * b[c]`` recomputed the chain behind its operands (the previous layer's products and
+    sum, bias, activation, dropout mask) once per output it feeds. A division is an expensive
+    operation, which XLA does not duplicate into a consumer that reuses its elements; the ones
+    are built from ``a``'s own bits (``bits & zero | bits of 1.0``), so the simplifier can neither
+    fold them nor turn the division into a multiply by a broadcast reciprocal (it does that to a
+    division by a scalar, which then fused again). Dividing by exactly 1.0 is exact (IEEE 754)."""
+    width = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}.get(a.dtype.itemsize)
+    if width is None or not jnp.issubdtype(a.dtype, jnp.floating):
+        return a
+    bits = jax.lax.bitcast_convert_type(a, width)
+    one = jax.lax.bitcast_convert_type(jnp.ones((), a.dtype), width)
+    ones = jax.lax.bitcast_convert_type((bits & zero.astype(width)) | one, a.dtype)
+    return a / ones
 
 
 def _rounded(p: jax.Array, zero: jax.Array) -> jax.Array:

@@ -83,9 +83,10 @@ ELEMENTWISE_MAX_PRODUCTS = 2**18
 most this many multiplies in its matrix products runs ``"elementwise"`` (all members of a
 device in one vmap), above it ``"gemm"`` (one member at a time). Measured
 (docs/guides/performance.md): the ``small`` trainer-bench size (2-16-16-2 MLP, blocks of 16,
-14,848 multiplies) runs elementwise in about 2.1x the time of a hand-written member vmap, where
-the loop over members took 4x (11x in round 1); the ``middle`` size (77 M multiplies) would
-hold a 300 MB product per member."""
+14,848 multiplies) runs elementwise in 1.03-1.14x the time of the fastest of a hand-written
+member vmap, Equinox and a Python loop (two runs on a loaded machine; 1.14-1.18x in CPU time),
+where the loop over members (``"gemm"``) took 3.0x the hand-written vmap's; the ``middle`` size
+has 77 M multiplies per member, which the elementwise form would run without a GEMM's blocking."""
 
 
 class TrainState(NamedTuple):
@@ -186,7 +187,7 @@ class Trainer:
         members). ``"elementwise"``: every product as elementwise multiplies summed by a fixed
         pairwise tree, every float sum the same tree (``ensemble/_exact.py``), whose bits do not
         depend on a member axis, so the members of a group run in ONE vmap: the fastest for
-        small models, memory and work linear in each product's multiplies. ``"auto"``
+        small models, work linear in each product's multiplies (no product is stored). ``"auto"``
         (default): ``"elementwise"`` when one member's block program holds at most
         :data:`ELEMENTWISE_MAX_PRODUCTS` multiplies and only operations it keeps exact, else
         ``"gemm"``; the rule reads one member's block shapes only (never the number of members,
@@ -216,6 +217,7 @@ class Trainer:
     donate: bool = True
     products: str = "auto"
     _choices: dict[Any, str] = dataclasses.field(default_factory=dict, init=False, repr=False)
+    _checked: dict[Any, tuple[Any, int | None]] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.optimizer, optax.GradientTransformation):
@@ -290,32 +292,26 @@ class Trainer:
         """
         if not isinstance(state, TrainState):
             raise TypeError(f"state must be a TrainState from Trainer.init, got {type(state).__name__}.")
-        from keyfan.ensemble._train_checks import check_step_arrays, check_step_inputs
+        from keyfan.ensemble._train_checks import check_step_values
 
-        if self.donate and any(getattr(a, "is_deleted", lambda: False)()
-                               for a in jax.tree.leaves((state.ensemble.params, state.opt_state))):
-            raise ValueError("state was consumed by an earlier Trainer.step: with donate=True (the default) a step "
-                             "reuses its state's buffers for the new state; continue from the state that step "
-                             "returned, or build the Trainer with donate=False to step from one state twice.")
-        check_step_arrays(state, x, y)
-        batch = jax.tree.leaves(x)[0].shape[0] if jax.tree.leaves(x) else 0
+        if self.donate:
+            for a in jax.tree.leaves((state.ensemble.params, state.opt_state)):
+                if getattr(a, "is_deleted", _never)():
+                    raise ValueError("state was consumed by an earlier Trainer.step: with donate=True (the default) a "
+                                     "step reuses its state's buffers for the new state; continue from the state that "
+                                     "step returned, or build the Trainer with donate=False to step from one state "
+                                     "twice.")
         ids = ids if isinstance(ids, (np.ndarray, jax.Array)) else np.asarray(ids)
-        if ids.shape != (batch,) or not jnp.issubdtype(ids.dtype, jnp.integer):
-            raise ValueError(f"ids must be ({batch},) integers, one stable id per example of x; got "
-                             f"shape {ids.shape} dtype {ids.dtype}.")
-        if jnp.shape(y)[:1] != (batch,):
-            raise ValueError(f"y must have the batch size {batch} of x on its leading axis, got shape {jnp.shape(y)}.")
-        if batch == 0 or batch % self.chunks:
-            raise ValueError(f"the batch size {batch} must be a positive multiple of chunks={self.chunks}.")
-        if state.weights is not None and isinstance(ids, np.ndarray) and ids.size and \
-                (ids.min() < 0 or ids.max() >= state.weights.shape[1]):
-            raise ValueError(f"ids must lie in [0, {state.weights.shape[1]}) (the bootstrap dataset size), "
-                             f"got [{ids.min()}, {ids.max()}].")
-        if state.ensemble.spec is not None:
-            from keyfan.ensemble._inputs import check_input
-
-            check_input("x", x, state.ensemble.spec)
-        check_step_inputs(self, state, x, y, ids)
+        # The checks of shapes, dtypes and the model run once per signature of the inputs (they cost
+        # about as much as a small model's whole step); the checks of values run every step.
+        signature = _input_signature(state, x, y, ids)
+        checked = self._checked.get(signature)
+        if checked is None or checked[0] is not state.ensemble.model:
+            checked = (state.ensemble.model, self._check_shapes(state, x, y, ids))
+            if len(self._checked) > 64:
+                self._checked.clear()
+            self._checked[signature] = checked
+        check_step_values(self, state, y, ids, checked[1])
         try:
             return self._run(state, x, y, ids if isinstance(ids, jax.Array) else jnp.asarray(ids))
         except flax.errors.InvalidRngError as err:
@@ -323,6 +319,27 @@ class Trainer:
                 f"the model asked for an RNG the trainer does not give ({err}); with dropout=False no dropout "
                 f"key is passed, so also pass model_kwargs that turn dropout off (e.g. {{'train': False}})."
             ) from err
+
+    def _check_shapes(self, state: TrainState, x: Any, y: Any, ids: Any) -> int | None:
+        """The checks of a step's inputs that read their shapes, dtypes and the model only (raising
+        ``TypeError``/``ValueError``); returns the number of classes the labels must lie below
+        (``loss="cross_entropy"``), else None."""
+        from keyfan.ensemble._train_checks import check_step_arrays, check_step_shapes
+
+        check_step_arrays(state, x, y)
+        batch = jax.tree.leaves(x)[0].shape[0] if jax.tree.leaves(x) else 0
+        if ids.shape != (batch,) or not jnp.issubdtype(ids.dtype, jnp.integer):
+            raise ValueError(f"ids must be ({batch},) integers, one stable id per example of x; got "
+                             f"shape {ids.shape} dtype {ids.dtype}.")
+        if jnp.shape(y)[:1] != (batch,):
+            raise ValueError(f"y must have the batch size {batch} of x on its leading axis, got shape {jnp.shape(y)}.")
+        if batch == 0 or batch % self.chunks:
+            raise ValueError(f"the batch size {batch} must be a positive multiple of chunks={self.chunks}.")
+        if state.ensemble.spec is not None:
+            from keyfan.ensemble._inputs import check_input
+
+            check_input("x", x, state.ensemble.spec)
+        return check_step_shapes(self, state, x, y)
 
     def _member_group(self, members: int, *, vmapped: bool = False) -> int:
         """Members per pass of the loop over a device's members. Layout-invariant with
@@ -695,6 +712,21 @@ def _with_loss_task(ensemble: Ensemble, loss: Any) -> Ensemble:
         raise ValueError(f"loss={loss!r} trains {task} members, but the ensemble records task={ensemble.task!r}; "
                          f"use a loss for {ensemble.task!r} outputs or an ensemble made with task={task!r}.")
     return dataclasses.replace(ensemble, task=task)
+
+
+def _never() -> bool:
+    return False
+
+
+def _input_signature(state: TrainState, x: Any, y: Any, ids: Any) -> tuple[Any, ...]:
+    """What the checks of shapes, dtypes and the model read: the model (by identity), the
+    ensemble's input spec, the bootstrap size, and the structure, types, shapes and dtypes of
+    ``x``, ``y`` and ``ids``."""
+    leaves, treedef = jax.tree.flatten(x)
+    weights = state.weights
+    return (id(state.ensemble.model), state.ensemble.spec, None if weights is None else weights.shape, type(x),
+            treedef, tuple((type(a), getattr(a, "shape", None), getattr(a, "dtype", None)) for a in leaves),
+            type(y), getattr(y, "shape", None), getattr(y, "dtype", None), type(ids), ids.shape, ids.dtype)
 
 
 def _member_keys(ens: Ensemble) -> jax.Array:

@@ -19,12 +19,15 @@ from keyfan._checks import is_traced
 from keyfan.ensemble._losses import LOSSES, get_loss
 from keyfan.ensemble._per_example import apply_one
 
-__all__ = ["check_model_kwargs", "check_step_arrays", "check_step_inputs"]
+__all__ = ["check_model_kwargs", "check_step_arrays", "check_step_inputs", "check_step_shapes", "check_step_values"]
 
 _FLAGS = {"train": False, "training": False, "deterministic": True}
 """``__call__`` flags that switch dropout, with the default that turns it OFF."""
 
 _outputs: dict[tuple[Any, ...], Any] = {}
+_signatures: dict[int, tuple[Any, inspect.Signature | None]] = {}
+"""Per model (by identity; the model is kept with its entry, so its id is not reused): the
+signature of what the trainer calls."""
 
 
 def _call_signature(model: Any) -> inspect.Signature | None:
@@ -50,7 +53,12 @@ def check_model_kwargs(model: Any, model_kwargs: Any, dropout: bool) -> None:
     turns dropout off: the trainer would train without dropout, silently."""
     if not dropout:
         return
-    signature = _call_signature(model)
+    signature = _signatures.get(id(model), (None, None))
+    if signature[0] is not model:  # read once per model (inspect.signature costs ~30 us a step)
+        if len(_signatures) > 256:
+            _signatures.clear()
+        signature = _signatures[id(model)] = (model, _call_signature(model))
+    signature = signature[1]
     if signature is None:
         return
     for name, off in _FLAGS.items():
@@ -110,24 +118,26 @@ def check_step_arrays(state: Any, x: Any, y: Any) -> None:
 def check_step_inputs(trainer: Any, state: Any, x: Any, y: Any, ids: Any) -> None:
     """Raises ``TypeError``/``ValueError`` naming ``x``, ``y``, ``ids`` or the loss for inputs the
     step would accept and train on wrongly. ``ids`` and ``y`` are already known to have the batch
-    size of ``x``."""
+    size of ``x``. The checks of shapes, dtypes and the model's flags
+    (:func:`check_step_shapes`) depend on the inputs' signature only; the checks of values
+    (:func:`check_step_values`) run on every call."""
+    check_step_values(trainer, state, y, ids, check_step_shapes(trainer, state, x, y))
+
+
+def check_step_shapes(trainer: Any, state: Any, x: Any, y: Any) -> int | None:
+    """The checks of :func:`check_step_inputs` that read shapes, dtypes and the model only; returns
+    the number of classes for ``loss="cross_entropy"`` (for :func:`check_step_values`), else None."""
     check_model_kwargs(state.ensemble.model, trainer.model_kwargs, trainer.dropout)
-    host_ids = _concrete(ids)
-    if host_ids is not None and host_ids.size:
-        if np.issubdtype(host_ids.dtype, np.signedinteger) and host_ids.min() < 0:
-            raise ValueError(f"ids must be non-negative example ids, got a minimum of {host_ids.min()}.")
-        if state.weights is not None and host_ids.max() >= state.weights.shape[1]:
-            raise ValueError(f"ids must lie in [0, {state.weights.shape[1]}) (the bootstrap dataset size), got "
-                             f"[{host_ids.min()}, {host_ids.max()}].")
     out = _example_output(trainer, state, x)
     if out is None or not isinstance(out, jax.ShapeDtypeStruct):
-        return
+        return None
     y_shape, y_dtype = tuple(jnp.shape(y)), jnp.result_type(y)
     y0 = jax.ShapeDtypeStruct(y_shape[1:], y_dtype)
     loss = trainer.loss
     if isinstance(loss, str) and loss == "cross_entropy":
-        _check_labels(out, y, y_shape, y_dtype)
-    elif isinstance(loss, str) and loss == "mse":
+        _check_labels(out, y_shape, y_dtype)
+        return int(out.shape[0])
+    if isinstance(loss, str) and loss == "mse":
         try:
             fits = np.broadcast_shapes(out.shape, y0.shape) == out.shape
         except ValueError:
@@ -144,18 +154,39 @@ def check_step_inputs(trainer: Any, state: Any, x: Any, y: Any, ids: Any) -> Non
             raise ValueError(f"y has shape {y_shape}: with loss='gaussian_nll' each target must have the "
                              f"{out.shape[:-1]} values of the output's means.")
     if loss in LOSSES:
-        return
+        return None
     try:
         value = jax.eval_shape(get_loss(loss), out, y0)
     except Exception:
-        return  # the step raises the loss's own error
+        return None  # the step raises the loss's own error
     if not isinstance(value, jax.ShapeDtypeStruct) or value.shape != ():
         shape = getattr(value, "shape", type(value).__name__)
         raise ValueError(f"loss must return a scalar for ONE example (loss(output, target) -> ()), got shape "
                          f"{shape} for an output {out.shape} and target {y0.shape}; reduce it (e.g. jnp.sum).")
+    return None
 
 
-def _check_labels(out: jax.ShapeDtypeStruct, y: Any, y_shape: tuple[int, ...], y_dtype: Any) -> None:
+def check_step_values(trainer: Any, state: Any, y: Any, ids: Any, classes: int | None) -> None:
+    """The checks of :func:`check_step_inputs` that read values: ``ids`` non-negative (and below
+    the bootstrap dataset size), labels in ``[0, classes)`` (``classes`` from
+    :func:`check_step_shapes`; None: no label check)."""
+    host_ids = _concrete(ids)
+    if host_ids is not None and host_ids.size:
+        low, high = host_ids.min(), host_ids.max()
+        if np.issubdtype(host_ids.dtype, np.signedinteger) and low < 0:
+            raise ValueError(f"ids must be non-negative example ids, got a minimum of {low}.")
+        if state.weights is not None and high >= state.weights.shape[1]:
+            raise ValueError(f"ids must lie in [0, {state.weights.shape[1]}) (the bootstrap dataset size), got "
+                             f"[{low}, {high}].")
+    if classes is None:
+        return
+    labels = _concrete(y)
+    if labels is not None and labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"y must hold class labels in [0, {classes}) (the model has {classes} outputs), got labels "
+                         f"in [{labels.min()}, {labels.max()}]; a label outside trains on NaN or on another class.")
+
+
+def _check_labels(out: jax.ShapeDtypeStruct, y_shape: tuple[int, ...], y_dtype: Any) -> None:
     if len(out.shape) != 1:
         raise ValueError(f"loss='cross_entropy' needs logits (C,) per example; the model gives {out.shape}.")
     classes = out.shape[0]
@@ -166,7 +197,3 @@ def _check_labels(out: jax.ShapeDtypeStruct, y: Any, y_shape: tuple[int, ...], y
     if len(y_shape) != 1:
         raise ValueError(f"y must be integer class labels of shape (B,) with loss='cross_entropy', got shape "
                          f"{y_shape}.")
-    labels = _concrete(y)
-    if labels is not None and labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"y must hold class labels in [0, {classes}) (the model has {classes} outputs), got labels "
-                         f"in [{labels.min()}, {labels.max()}]; a label outside trains on NaN or on another class.")
