@@ -54,6 +54,7 @@ PROBS = jnp.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]], F)
 LABELS = jnp.array([0, 1, 1])
 MEMBER_KEYS = jax.vmap(lambda m: kf.at(kf.key(0), m))(jnp.arange(3))
 SGD = optax.sgd(0.1)
+LR_SGD = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
 
 
 def _ensemble() -> kf.Ensemble:
@@ -248,6 +249,18 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], tuple[str, ...]]] = [
      ValueError, ("bootstrap", "whole", "2.5")),
     ("init-bootstrap-zero", lambda: Trainer(SGD).init(_ensemble(), bootstrap=0),
      ValueError, ("bootstrap", "at least 1")),
+    ("init-learning-rates-str", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates="fast"),
+     TypeError, ("learning_rates", "2 finite positive numbers", "str")),
+    ("init-learning-rates-bool", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=np.array([True, True])),
+     TypeError, ("learning_rates", "2 finite positive numbers", "dtype bool")),
+    ("init-learning-rates-keys", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=kf.fan_out(kf.key(0), 2)),
+     TypeError, ("learning_rates", "2 finite positive numbers", "key<", "(2,)")),
+    ("init-learning-rates-ragged", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=[0.1, [0.2]]),
+     TypeError, ("learning_rates", "2 finite positive numbers", "list")),
+    ("init-learning-rates-count", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=[0.1, 0.2, 0.3]),
+     ValueError, ("learning_rates", "2 finite positive numbers", "one per member")),
+    ("init-learning-rates-negative", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=[0.1, -0.2]),
+     ValueError, ("learning_rates", "positive", "-0.2")),
     # the Trainer's constructor: flags, sizes, options and model_kwargs
     ("trainer-dropout-str", lambda: Trainer(SGD, dropout="no"),  # type: ignore[arg-type]
      TypeError, ("dropout", "True or False", "str", "'no'")),
@@ -398,6 +411,15 @@ def test_trainer_accepts_numpy_flags_and_whole_sizes_as_python_values() -> None:
     assert all(type(v) is bool for v in (trainer.dropout, trainer.layout_invariant, trainer.donate))
     assert (trainer.chunks, trainer.block_size, trainer.member_group) == (2, 4, 1)
     assert Trainer(SGD, loss=lambda out, y: jnp.sum(out)).loss is not None
+
+
+@pytest.mark.bitwise
+def test_learning_rates_as_a_list_numpy_or_jax_array_set_the_same_state() -> None:
+    want = Trainer(LR_SGD).init(_ensemble(), learning_rates=np.array([0.5, 0.25])).opt_state
+    for rates in ([0.5, 0.25], jnp.array([0.5, 0.25]), np.array([0.5, 0.25], np.float32), (0.5, 0.25)):
+        assert_trees_bitwise_equal(Trainer(LR_SGD).init(_ensemble(), learning_rates=rates).opt_state, want)
+    got = Trainer(LR_SGD).init(_ensemble(), learning_rates=[1, 2]).opt_state  # integers are rates too
+    assert_trees_bitwise_equal(got, Trainer(LR_SGD).init(_ensemble(), learning_rates=[1.0, 2.0]).opt_state)
 
 
 def test_shard_batch_keeps_documented_batches_and_replicates_0d_leaves_beside_them() -> None:

@@ -284,11 +284,12 @@ class Trainer:
           ``state.ensemble.predict(x)`` summarises the outputs as what they are.
 
         Raises:
-          TypeError: ``ensemble`` is not a :class:`~keyfan.Ensemble`, or ``bootstrap`` is not an
-            integer.
+          TypeError: ``ensemble`` is not a :class:`~keyfan.Ensemble`, ``bootstrap`` is not an
+            integer, or ``learning_rates`` is not numbers (a string, booleans, keys).
           ValueError: the ensemble records a different task than the loss implies, it has no
-            member keys while ``dropout`` or ``bootstrap`` needs them, or ``bootstrap`` is not a
-            positive whole number.
+            member keys while ``dropout`` or ``bootstrap`` needs them, ``bootstrap`` is not a
+            positive whole number, ``learning_rates`` is not ``K`` finite positive numbers, or
+            the optimizer does not hold its learning rate in its state.
         """
         if not isinstance(ensemble, Ensemble):
             raise TypeError(f"ensemble must be a kf.Ensemble, got {type(ensemble).__name__}.")
@@ -852,7 +853,17 @@ def _set_learning_rates(opt_state: PyTree, learning_rates: Any, k: int) -> PyTre
     if not found:
         raise ValueError("learning_rates needs an optimizer whose learning rate is in its state: build it with "
                          "optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3).")
-    rates = np.asarray(learning_rates, dtype=np.float64)
+    rule = f"learning_rates must be {k} finite positive numbers, one per member (a (K,) float array or list)"
+    shape, dtype = getattr(learning_rates, "shape", None), getattr(learning_rates, "dtype", None)
+    got = f"dtype {dtype} and shape {tuple(shape)}" if shape is not None else f"{learning_rates!r:.60}"
+    try:
+        rates = np.asarray(learning_rates)
+    except (TypeError, ValueError) as err:  # a typed key array, a ragged list
+        raise TypeError(f"{rule}, got {type(learning_rates).__name__} {got}.") from err
+    if not (np.issubdtype(rates.dtype, np.integer) or np.issubdtype(rates.dtype, np.floating)):  # bool, str, complex
+        got = got if shape is not None else f"{got}, read as dtype {rates.dtype}"
+        raise TypeError(f"{rule}, got {type(learning_rates).__name__} {got}.")
+    rates = rates.astype(np.float64)
     if rates.shape != (k,) or not np.all(np.isfinite(rates)) or not np.all(rates > 0):
         raise ValueError(f"learning_rates must be {k} finite positive numbers, one per member; got {learning_rates!r}.")
     dtype = found[0][1].dtype
