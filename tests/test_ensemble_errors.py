@@ -44,6 +44,7 @@ from keyfan.ensemble import (
     restore,
     save,
     shard_batch,
+    shard_members,
     shared_vmap,
     summarize,
 )
@@ -308,6 +309,10 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], tuple[str, ...]]] = [
     ("shard-batch-none", lambda: shard_batch(None, make_mesh(1, 1)), ValueError, ("tree", "(B, ...)", "no arrays")),
     ("shard-batch-mesh", lambda: shard_batch(jnp.ones((2, 3)), None),  # type: ignore[arg-type]
      TypeError, ("mesh", "jax.sharding.Mesh")),
+    ("shard-members-python-list", lambda: shard_members([1.0, 2.0], make_mesh(1, 1)),
+     ValueError, ("tree", "member axis", "(K, ...)", "only 0-d", "jnp.asarray")),
+    ("shard-members-str-leaf", lambda: shard_members({"w": jnp.ones((2, 3)), "name": "a"}, make_mesh(1, 1)),
+     TypeError, ("tree['name']", "(K, ...)", "str")),
     # checkpoint paths
     ("latest-step-int", lambda: latest_step(5), TypeError, ("directory", "os.PathLike", "int")),  # type: ignore[arg-type]
     ("latest-step-bytes", lambda: latest_step(b"/tmp"), TypeError, ("directory", "bytes")),  # type: ignore[arg-type]
@@ -422,13 +427,18 @@ def test_learning_rates_as_a_list_numpy_or_jax_array_set_the_same_state() -> Non
     assert_trees_bitwise_equal(got, Trainer(LR_SGD).init(_ensemble(), learning_rates=[1.0, 2.0]).opt_state)
 
 
-def test_shard_batch_keeps_documented_batches_and_replicates_0d_leaves_beside_them() -> None:
+@pytest.mark.bitwise
+def test_shard_batch_and_members_keep_documented_trees_and_replicate_0d_leaves_beside_them() -> None:
     mesh = make_mesh(1, 1)
     x, ids, step = np.arange(12.0, dtype=np.float32).reshape(4, 3), jnp.arange(4), jnp.int32(3)
     placed = shard_batch({"x": x, "ids": ids, "step": step, "keys": kf.fan_out(kf.key(0), 4)}, mesh)
     assert np.array_equal(np.asarray(placed["x"]), x) and tuple(placed["x"].sharding.spec) == ("data",)
     assert int(placed["step"]) == 3 and tuple(placed["step"].sharding.spec) == ()
     assert shard_batch([jnp.ones(2), jnp.zeros(2)], mesh)[1].shape == (2,)  # a list of arrays is a pytree of batches
+    _, state = _small_state()
+    assert_trees_bitwise_equal(shard_members(state, mesh), state)  # a TrainState: 0-d step replicated
+    placed_members = shard_members({"w": jnp.ones((2, 3)), "lr": 0.5}, mesh)  # a number beside arrays: replicated
+    assert float(placed_members["lr"]) == 0.5 and tuple(placed_members["w"].sharding.spec) == ("member",)
 
 
 def test_report_table_of_a_whole_report_is_unchanged() -> None:

@@ -130,9 +130,11 @@ def shard_members(tree: PyTree, mesh: Mesh) -> PyTree:
         ``PartitionSpec("member")`` on ``mesh`` (0-d leaves replicated).
 
     Raises:
-      TypeError: ``mesh`` is not a ``jax.sharding.Mesh`` with axes ``("member", "data")``.
-      ValueError: a leaf's leading axis is not divisible by the member axis's device count
-        (the message names the leaf's path).
+      TypeError: ``mesh`` is not a ``jax.sharding.Mesh`` with axes ``("member", "data")``, or a
+        leaf is neither an array nor a number (the message names the leaf's path).
+      ValueError: ``tree`` holds no array with a member axis (no leaves, or only 0-d ones: a
+        Python scalar or list of numbers), or a leaf's leading axis is not divisible by the
+        member axis's device count (the message names the leaf's path).
 
     Examples:
       >>> import flax.linen as nn, jax, jax.numpy as jnp, keyfan as kf
@@ -143,7 +145,17 @@ def shard_members(tree: PyTree, mesh: Mesh) -> PyTree:
       >>> jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), placed, ens))
       True
     """
-    return _place(tree, _check_mesh(mesh), MEMBER_AXIS, "state")
+    mesh = _check_mesh(mesh)
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    for path, leaf in leaves:
+        if not isinstance(leaf, (jax.Array, np.ndarray, numbers.Number, np.generic)):
+            raise TypeError(f"tree{jax.tree_util.keystr(path)} must be an array with the member axis first, shape "
+                            f"(K, ...), or a 0-d number, got {type(leaf).__name__} {leaf!r:.60}.")
+    if not any(getattr(leaf, "ndim", 0) for _, leaf in leaves):
+        got = "no arrays" if not leaves else f"only 0-d leaves ({len(leaves)})"
+        raise ValueError(f"tree must hold arrays with the member axis first, shape (K, ...) (an Ensemble, a "
+                         f"TrainState), got {got}; pass arrays, e.g. jnp.asarray(...) of a list of numbers.")
+    return _place(tree, mesh, MEMBER_AXIS, "state")
 
 
 def shard_batch(tree: PyTree, mesh: Mesh) -> PyTree:
