@@ -1,4 +1,5 @@
-"""Bad input to keyfan.ensemble's metrics, losses, dropout keys and checkpoint paths: each case
+"""Bad input to keyfan.ensemble's metrics, losses, dropout keys, bootstrap weights, the Trainer's
+constructor, batch placement and checkpoint paths: each case
 asserts the exception type, that the message names the argument and what was expected, and that
 it is keyfan's own message (no JAX trace, no tracer repr). The valid neighbours of each rule are
 checked against the plain formula, so the checks reject nothing the functions are documented to
@@ -10,6 +11,7 @@ import math
 import os
 import pathlib
 import re
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -25,6 +28,8 @@ from keyfan.ensemble import (
     FunctionalModel,
     LinenModel,
     NNXModel,
+    Trainer,
+    bootstrap_weights,
     classification_metrics,
     cross_entropy,
     dropout_keys,
@@ -32,11 +37,14 @@ from keyfan.ensemble import (
     gaussian_nll,
     gaussian_variance,
     latest_step,
+    make_mesh,
     mse,
     regression_metrics,
     report_table,
     restore,
     save,
+    shard_batch,
+    shard_members,
     shared_vmap,
     summarize,
 )
@@ -46,6 +54,8 @@ F = jnp.float32
 PROBS = jnp.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]], F)
 LABELS = jnp.array([0, 1, 1])
 MEMBER_KEYS = jax.vmap(lambda m: kf.at(kf.key(0), m))(jnp.arange(3))
+SGD = optax.sgd(0.1)
+LR_SGD = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
 
 
 def _ensemble() -> kf.Ensemble:
@@ -223,6 +233,86 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], tuple[str, ...]]] = [
      TypeError, ("in_axes", "int, None", "float")),
     ("shared-vmap-in-axes-str", lambda: shared_vmap(nn.Dense, in_axes=("0",)), TypeError, ("in_axes", "str")),
     ("shared-vmap-out-axes-bool", lambda: shared_vmap(nn.Dense, out_axes=True), TypeError, ("out_axes", "bool")),
+    # bootstrap_weights: the real parameter names, shapes and dtypes instead of a tracer or vmap's rank error
+    ("bw-not-keys", lambda: bootstrap_weights(jnp.zeros(3), 5), TypeError, ("member_keys", "key", "float32", "(3,)")),
+    ("bw-single-key", lambda: bootstrap_weights(kf.key(0), 5), ValueError, ("member_keys", "(K,)", "single key")),
+    ("bw-single-raw-key", lambda: bootstrap_weights(jax.random.PRNGKey(0), 5),
+     ValueError, ("member_keys", "(K,)", "single key")),
+    ("bw-grid-of-keys", lambda: bootstrap_weights(kf.fan_out(kf.key(0), (2, 3)), 5),
+     ValueError, ("member_keys", "(K,)", "(2, 3)")),
+    ("bw-list", lambda: bootstrap_weights([1, 2], 5), TypeError, ("member_keys", "key", "list")),  # type: ignore[arg-type]
+    ("bw-n-half", lambda: bootstrap_weights(MEMBER_KEYS, 2.5), ValueError, ("n must be", "whole", "2.5")),  # type: ignore[arg-type]
+    ("bw-n-2.7", lambda: bootstrap_weights(MEMBER_KEYS, 2.7), ValueError, ("n must be", "whole", "2.7")),  # type: ignore[arg-type]
+    ("bw-n-zero", lambda: bootstrap_weights(MEMBER_KEYS, 0), ValueError, ("n must be", "at least 1")),
+    ("bw-n-str", lambda: bootstrap_weights(MEMBER_KEYS, "5"), TypeError, ("n must be", "integer", "str")),  # type: ignore[arg-type]
+    ("bw-n-bool", lambda: bootstrap_weights(MEMBER_KEYS, True), TypeError, ("n must be", "integer", "bool")),
+    ("init-bootstrap-half", lambda: Trainer(SGD).init(_ensemble(), bootstrap=2.5),
+     ValueError, ("bootstrap", "whole", "2.5")),
+    ("init-bootstrap-zero", lambda: Trainer(SGD).init(_ensemble(), bootstrap=0),
+     ValueError, ("bootstrap", "at least 1")),
+    ("init-learning-rates-str", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates="fast"),
+     TypeError, ("learning_rates", "2 finite positive numbers", "str")),
+    ("init-learning-rates-bool", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=np.array([True, True])),
+     TypeError, ("learning_rates", "2 finite positive numbers", "dtype bool")),
+    ("init-learning-rates-keys", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=kf.fan_out(kf.key(0), 2)),
+     TypeError, ("learning_rates", "2 finite positive numbers", "key<", "(2,)")),
+    ("init-learning-rates-ragged", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=[0.1, [0.2]]),
+     TypeError, ("learning_rates", "2 finite positive numbers", "list")),
+    ("init-learning-rates-count", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=[0.1, 0.2, 0.3]),
+     ValueError, ("learning_rates", "2 finite positive numbers", "one per member")),
+    ("init-learning-rates-negative", lambda: Trainer(LR_SGD).init(_ensemble(), learning_rates=[0.1, -0.2]),
+     ValueError, ("learning_rates", "positive", "-0.2")),
+    # the Trainer's constructor: flags, sizes, options and model_kwargs
+    ("trainer-dropout-str", lambda: Trainer(SGD, dropout="no"),  # type: ignore[arg-type]
+     TypeError, ("dropout", "True or False", "str", "'no'")),
+    ("trainer-dropout-int", lambda: Trainer(SGD, dropout=1), TypeError, ("dropout", "True or False", "int")),  # type: ignore[arg-type]
+    ("trainer-dropout-none", lambda: Trainer(SGD, dropout=None),  # type: ignore[arg-type]
+     TypeError, ("dropout", "True or False", "None")),
+    ("trainer-layout-invariant-str", lambda: Trainer(SGD, layout_invariant="no"),  # type: ignore[arg-type]
+     TypeError, ("layout_invariant", "True or False", "str")),
+    ("trainer-donate-int", lambda: Trainer(SGD, donate=0), TypeError, ("donate", "True or False", "int")),  # type: ignore[arg-type]
+    ("trainer-model-kwargs-list", lambda: Trainer(SGD, model_kwargs=[1]),  # type: ignore[arg-type]
+     TypeError, ("model_kwargs", "mapping", "str", "list")),
+    ("trainer-model-kwargs-int-keys", lambda: Trainer(SGD, model_kwargs={1: True}),  # type: ignore[dict-item]
+     TypeError, ("model_kwargs", "mapping", "str", "[1]")),
+    ("trainer-model-kwargs-none", lambda: Trainer(SGD, model_kwargs=None),  # type: ignore[arg-type]
+     TypeError, ("model_kwargs", "mapping", "None")),
+    ("trainer-chunks-zero", lambda: Trainer(SGD, chunks=0), ValueError, ("chunks", "at least 1")),
+    ("trainer-chunks-negative", lambda: Trainer(SGD, chunks=-2), ValueError, ("chunks", "at least 1", "-2")),
+    ("trainer-chunks-half", lambda: Trainer(SGD, chunks=2.5), ValueError, ("chunks", "whole", "2.5")),  # type: ignore[arg-type]
+    ("trainer-chunks-bool", lambda: Trainer(SGD, chunks=True), TypeError, ("chunks", "integer", "bool")),
+    ("trainer-block-size-zero", lambda: Trainer(SGD, block_size=0), ValueError, ("block_size", "at least 1")),
+    ("trainer-block-size-half", lambda: Trainer(SGD, block_size=1.5),  # type: ignore[arg-type]
+     ValueError, ("block_size", "whole", "1.5")),
+    ("trainer-member-group-negative", lambda: Trainer(SGD, member_group=-1),
+     ValueError, ("member_group", "at least 1")),
+    ("trainer-member-group-str", lambda: Trainer(SGD, member_group="2"),  # type: ignore[arg-type]
+     TypeError, ("member_group", "integer", "str")),
+    ("trainer-products-unknown", lambda: Trainer(SGD, products="fast"),
+     ValueError, ("products", "'auto', 'elementwise', 'gemm'", "'fast'")),
+    ("trainer-products-none", lambda: Trainer(SGD, products=None),  # type: ignore[arg-type]
+     TypeError, ("products", "a string", "None")),
+    ("trainer-loss-unknown", lambda: Trainer(SGD, loss="hinge"), ValueError, ("loss", "'mse'", "callable", "'hinge'")),
+    ("trainer-loss-int", lambda: Trainer(SGD, loss=3), TypeError, ("loss", "'mse'", "callable", "int")),
+    ("trainer-mesh-str", lambda: Trainer(SGD, mesh="data"), TypeError, ("mesh", "jax.sharding.Mesh", "'data'")),
+    ("trainer-optimizer-str", lambda: Trainer("adam"), TypeError, ("optimizer", "optax.GradientTransformation", "str")),  # type: ignore[arg-type]
+    # shard_batch: a batch is arrays with the example axis first
+    ("shard-batch-python-scalar", lambda: shard_batch(3.0, make_mesh(1, 1)),
+     TypeError, ("tree", "array", "(B, ...)", "float", "jnp.asarray")),
+    ("shard-batch-python-list", lambda: shard_batch([1.0, 2.0], make_mesh(1, 1)),
+     TypeError, ("tree[0]", "array", "(B, ...)", "list of numbers", "jnp.asarray")),
+    ("shard-batch-list-in-dict", lambda: shard_batch({"x": jnp.ones((2, 3)), "ids": [0, 1]}, make_mesh(1, 1)),
+     TypeError, ("tree['ids'][0]", "(B, ...)", "int")),
+    ("shard-batch-str", lambda: shard_batch("abc", make_mesh(1, 1)), TypeError, ("tree", "array", "str")),
+    ("shard-batch-0d-array", lambda: shard_batch(jnp.float32(1), make_mesh(1, 1)),
+     ValueError, ("tree", "(B, ...)", "only 0-d")),
+    ("shard-batch-none", lambda: shard_batch(None, make_mesh(1, 1)), ValueError, ("tree", "(B, ...)", "no arrays")),
+    ("shard-batch-mesh", lambda: shard_batch(jnp.ones((2, 3)), None),  # type: ignore[arg-type]
+     TypeError, ("mesh", "jax.sharding.Mesh")),
+    ("shard-members-python-list", lambda: shard_members([1.0, 2.0], make_mesh(1, 1)),
+     ValueError, ("tree", "member axis", "(K, ...)", "only 0-d", "jnp.asarray")),
+    ("shard-members-str-leaf", lambda: shard_members({"w": jnp.ones((2, 3)), "name": "a"}, make_mesh(1, 1)),
+     TypeError, ("tree['name']", "(K, ...)", "str")),
     # checkpoint paths
     ("latest-step-int", lambda: latest_step(5), TypeError, ("directory", "os.PathLike", "int")),  # type: ignore[arg-type]
     ("latest-step-bytes", lambda: latest_step(b"/tmp"), TypeError, ("directory", "bytes")),  # type: ignore[arg-type]
@@ -295,6 +385,60 @@ def test_predict_and_summarize_accept_what_they_document() -> None:
     assert float(gaussian_variance(0)) == float(gaussian_variance(jnp.float32(0)))
     layer = shared_vmap(nn.Dense, in_axes=(0,), out_axes=0)(features=3)
     assert layer.apply(layer.init(kf.key(0), x), x).shape == (5, 3)
+
+
+@pytest.mark.bitwise
+def test_bootstrap_weights_accept_what_they_document_with_the_bits_of_the_plain_formula() -> None:
+    def plain(keys: jax.Array, n: int) -> jax.Array:
+        def one(key: jax.Array) -> jax.Array:
+            draws = jax.random.randint(kf.named(key, "bootstrap"), (n,), 0, n)
+            return jnp.zeros((n,), jnp.float32).at[draws].add(1.0)
+        return jax.vmap(one)(keys)
+
+    raw = jax.random.split(jax.random.PRNGKey(0), 3)
+    for keys in (MEMBER_KEYS, raw, np.asarray(raw)):
+        want = np.asarray(plain(jnp.asarray(keys), 7))
+        for n in (7, 7.0, np.int64(7), jnp.int32(7)):
+            got = bootstrap_weights(keys, n)  # type: ignore[arg-type]
+            assert got.dtype == jnp.float32 and np.array_equal(np.asarray(got), want)
+    jitted = jax.jit(bootstrap_weights, static_argnums=1)(MEMBER_KEYS, 7)  # traced keys pass the check
+    assert np.array_equal(np.asarray(jitted), np.asarray(plain(MEMBER_KEYS, 7)))
+    state = Trainer(SGD).init(_ensemble(), bootstrap=np.int32(6))
+    assert state.weights is not None and np.array_equal(np.asarray(state.weights),
+                                                         np.asarray(plain(_ensemble().keys, 6)))
+
+
+def test_trainer_accepts_numpy_flags_and_whole_sizes_as_python_values() -> None:
+    trainer = Trainer(SGD, dropout=np.bool_(False), layout_invariant=np.True_, donate=np.False_,
+                      chunks=np.int64(2), block_size=4.0, member_group=jnp.int32(1),  # type: ignore[arg-type]
+                      model_kwargs=types.MappingProxyType({"train": False}))
+    assert (trainer.dropout, trainer.layout_invariant, trainer.donate) == (False, True, False)
+    assert all(type(v) is bool for v in (trainer.dropout, trainer.layout_invariant, trainer.donate))
+    assert (trainer.chunks, trainer.block_size, trainer.member_group) == (2, 4, 1)
+    assert Trainer(SGD, loss=lambda out, y: jnp.sum(out)).loss is not None
+
+
+@pytest.mark.bitwise
+def test_learning_rates_as_a_list_numpy_or_jax_array_set_the_same_state() -> None:
+    want = Trainer(LR_SGD).init(_ensemble(), learning_rates=np.array([0.5, 0.25])).opt_state
+    for rates in ([0.5, 0.25], jnp.array([0.5, 0.25]), np.array([0.5, 0.25], np.float32), (0.5, 0.25)):
+        assert_trees_bitwise_equal(Trainer(LR_SGD).init(_ensemble(), learning_rates=rates).opt_state, want)
+    got = Trainer(LR_SGD).init(_ensemble(), learning_rates=[1, 2]).opt_state  # integers are rates too
+    assert_trees_bitwise_equal(got, Trainer(LR_SGD).init(_ensemble(), learning_rates=[1.0, 2.0]).opt_state)
+
+
+@pytest.mark.bitwise
+def test_shard_batch_and_members_keep_documented_trees_and_replicate_0d_leaves_beside_them() -> None:
+    mesh = make_mesh(1, 1)
+    x, ids, step = np.arange(12.0, dtype=np.float32).reshape(4, 3), jnp.arange(4), jnp.int32(3)
+    placed = shard_batch({"x": x, "ids": ids, "step": step, "keys": kf.fan_out(kf.key(0), 4)}, mesh)
+    assert np.array_equal(np.asarray(placed["x"]), x) and tuple(placed["x"].sharding.spec) == ("data",)
+    assert int(placed["step"]) == 3 and tuple(placed["step"].sharding.spec) == ()
+    assert shard_batch([jnp.ones(2), jnp.zeros(2)], mesh)[1].shape == (2,)  # a list of arrays is a pytree of batches
+    _, state = _small_state()
+    assert_trees_bitwise_equal(shard_members(state, mesh), state)  # a TrainState: 0-d step replicated
+    placed_members = shard_members({"w": jnp.ones((2, 3)), "lr": 0.5}, mesh)  # a number beside arrays: replicated
+    assert float(placed_members["lr"]) == 0.5 and tuple(placed_members["w"].sharding.spec) == ("member",)
 
 
 def test_report_table_of_a_whole_report_is_unchanged() -> None:

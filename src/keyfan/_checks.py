@@ -18,8 +18,8 @@ import numpy as np
 
 from keyfan._jaxinternals.core import is_tracer
 
-__all__ = ["as_float", "as_int", "as_shape", "as_size", "check_fits_memory", "check_not_a_key", "check_traced",
-           "check_writable_dir", "is_traced", "is_typed_key", "x64_enabled"]
+__all__ = ["as_bool", "as_float", "as_int", "as_shape", "as_size", "check_fits_memory", "check_not_a_key",
+           "check_traced", "check_writable_dir", "is_traced", "is_typed_key", "x64_enabled"]
 
 
 def is_traced(value: Any) -> bool:
@@ -92,6 +92,20 @@ def as_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = Non
     if hi is not None and result >= hi:
         raise ValueError(f"{name} must be less than {hi}, got {result}.")
     return result
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """Returns ``value`` as a Python bool, or raises.
+
+    Accepts ``True``/``False`` and NumPy booleans only: a string (``"no"`` is truthy), a number
+    or None is refused rather than read by its truthiness.
+
+    Raises:
+      TypeError: ``value`` is not a bool.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}; pass {name}=True or {name}=False.")
+    return bool(value)
 
 
 def as_size(name: str, value: Any, *, hi: int | None = None) -> int:

@@ -1,10 +1,11 @@
-"""The array arguments of the ensemble's metrics and losses: one check of kind, dtype and rank.
+"""The array arguments of the ensemble: one check of kind, dtype and rank, one of member keys.
 
 Each public metric and loss reads its arrays through :func:`array_arg` before any arithmetic, so
 a Python list, a float label, a key or a wrong rank fails with a ``TypeError``/``ValueError``
 that names the argument, what it expected and what it got, never with a JAX trace dump or a
 silently broadcast result. Only shapes and dtypes are read: the checks are free under ``jit``
-and ``vmap`` (a traced array has both).
+and ``vmap`` (a traced array has both). :func:`member_keys_arg` is the one check of a
+``(K,)`` array of member keys (``dropout_keys``, ``bootstrap_weights``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from keyfan._checks import is_traced
+from keyfan._keyarg import KeyArg, check_key
 
-__all__ = ["Kind", "array_arg", "check_labels_in_range", "describe"]
+__all__ = ["Kind", "array_arg", "check_labels_in_range", "describe", "member_keys_arg"]
 
 Kind = Literal["float", "int", "real"]
 
@@ -78,3 +80,21 @@ def check_labels_in_range(name: str, labels: Any, classes: int) -> None:
     if low < 0 or high >= classes:
         raise ValueError(f"{name} must hold class labels in [0, {classes}) ({classes} classes), got labels in "
                          f"[{low}, {high}]; a label outside counts as a wrong prediction with probability 0.")
+
+
+def member_keys_arg(name: str, keys: Any) -> KeyArg:
+    """``keys`` checked as one key per member, shape ``(K,)`` (raw: ``uint32[K, 2]``), or raises.
+
+    Only the shape and dtype are read (free under ``jit`` and ``vmap``); the message shows them,
+    never a tracer.
+
+    Raises:
+      TypeError: ``keys`` is not keys (typed keys or raw ``uint32[..., 2]`` key data).
+      ValueError: ``keys`` is a single key or a grid of keys rather than ``(K,)`` keys.
+    """
+    arg = check_key(name, keys, batched=True)
+    if len(arg.shape) != 1:
+        kind = "a single key" if arg.shape == () else f"keys of shape {arg.shape}"
+        raise ValueError(f"{name} must be one key per member, shape (K,) (raw: uint32[K, 2]), got {kind}; "
+                         f"pass the ensemble's keys (ens.keys) or kf.fan_out(key, K).")
+    return arg

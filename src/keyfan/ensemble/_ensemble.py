@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from keyfan._checks import as_int
+from keyfan._checks import as_bool, as_int
 from keyfan._keyarg import check_key
 from keyfan.ensemble._inputs import InputSpec, check_input, input_spec
 from keyfan.ensemble._models import Model, NNXModel, as_model
@@ -267,8 +267,7 @@ class Ensemble:
           The stacked outputs, leading axis K.
         """
         k = self.members
-        if not isinstance(per_member, (bool, np.bool_)):
-            raise TypeError(f"per_member must be True or False, got {type(per_member).__name__} {per_member!r:.40}.")
+        per_member = as_bool("per_member", per_member)
         if self.spec is not None:
             check_input("x", x, self.spec, members=k if per_member else None)
         x_axis = 0 if per_member else None

@@ -177,5 +177,6 @@ def get_loss(loss: Any) -> Loss:
         return loss
     if isinstance(loss, str) and loss in LOSSES:
         return LOSSES[loss]
-    raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} or a callable "
-                     f"loss(output, target) -> scalar for one example; got {loss!r}.")
+    error = ValueError if isinstance(loss, str) else TypeError  # an unknown name, or neither a name nor a callable
+    raise error(f"loss must be one of {', '.join(map(repr, LOSSES))} or a callable "
+                f"loss(output, target) -> scalar for one example; got {type(loss).__name__} {loss!r:.60}.")

@@ -16,6 +16,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from keyfan._keyarg import check_key
+from keyfan.ensemble._arrays import member_keys_arg
 from keyfan.ensemble._models import Model
 from keyfan.keys import example_keys, named
 from keyfan.typing import KeyLike
@@ -64,11 +65,7 @@ def dropout_keys(member_keys: KeyLike, ids: ArrayLike, step: ArrayLike | None = 
       >>> dropout_keys(jax.random.split(jax.random.PRNGKey(0), 3), jnp.arange(4)).dtype   # raw in, raw out
       dtype('uint32')
     """
-    arg = check_key("member_keys", member_keys, batched=True)
-    if len(arg.shape) != 1:
-        kind = "a single key" if arg.shape == () else f"keys of shape {arg.shape}"
-        raise ValueError(f"member_keys must be one key per member, shape (K,) (raw: uint32[K, 2]), got {kind}; "
-                         f"pass the ensemble's keys (ens.keys) or kf.fan_out(key, K).")
+    member_keys_arg("member_keys", member_keys)
     ids = ids if isinstance(ids, jax.Array) else np.asarray(ids)
     return jax.vmap(lambda k: member_dropout_keys(k, ids, step))(member_keys)
 

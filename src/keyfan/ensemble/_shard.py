@@ -23,6 +23,7 @@ members, one member per device included.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,9 +130,11 @@ def shard_members(tree: PyTree, mesh: Mesh) -> PyTree:
         ``PartitionSpec("member")`` on ``mesh`` (0-d leaves replicated).
 
     Raises:
-      TypeError: ``mesh`` is not a ``jax.sharding.Mesh`` with axes ``("member", "data")``.
-      ValueError: a leaf's leading axis is not divisible by the member axis's device count
-        (the message names the leaf's path).
+      TypeError: ``mesh`` is not a ``jax.sharding.Mesh`` with axes ``("member", "data")``, or a
+        leaf is neither an array nor a number (the message names the leaf's path).
+      ValueError: ``tree`` holds no array with a member axis (no leaves, or only 0-d ones: a
+        Python scalar or list of numbers), or a leaf's leading axis is not divisible by the
+        member axis's device count (the message names the leaf's path).
 
     Examples:
       >>> import flax.linen as nn, jax, jax.numpy as jnp, keyfan as kf
@@ -142,7 +145,17 @@ def shard_members(tree: PyTree, mesh: Mesh) -> PyTree:
       >>> jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), placed, ens))
       True
     """
-    return _place(tree, _check_mesh(mesh), MEMBER_AXIS, "state")
+    mesh = _check_mesh(mesh)
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    for path, leaf in leaves:
+        if not isinstance(leaf, (jax.Array, np.ndarray, numbers.Number, np.generic)):
+            raise TypeError(f"tree{jax.tree_util.keystr(path)} must be an array with the member axis first, shape "
+                            f"(K, ...), or a 0-d number, got {type(leaf).__name__} {leaf!r:.60}.")
+    if not any(getattr(leaf, "ndim", 0) for _, leaf in leaves):
+        got = "no arrays" if not leaves else f"only 0-d leaves ({len(leaves)})"
+        raise ValueError(f"tree must hold arrays with the member axis first, shape (K, ...) (an Ensemble, a "
+                         f"TrainState), got {got}; pass arrays, e.g. jnp.asarray(...) of a list of numbers.")
+    return _place(tree, mesh, MEMBER_AXIS, "state")
 
 
 def shard_batch(tree: PyTree, mesh: Mesh) -> PyTree:
@@ -161,9 +174,12 @@ def shard_batch(tree: PyTree, mesh: Mesh) -> PyTree:
         ``PartitionSpec("data")`` on ``mesh`` (0-d leaves replicated).
 
     Raises:
-      TypeError: ``mesh`` is not a ``jax.sharding.Mesh`` with axes ``("member", "data")``.
-      ValueError: a leaf's leading axis is not divisible by the data axis's device count (the
-        message names the leaf's path).
+      TypeError: ``mesh`` is not a ``jax.sharding.Mesh`` with axes ``("member", "data")``, or a
+        leaf of ``tree`` is not a JAX or NumPy array (a Python number or list: the message names
+        the leaf's path and says ``jnp.asarray``).
+      ValueError: ``tree`` holds no array with an example axis (no leaves, or only 0-d ones), or
+        a leaf's leading axis is not divisible by the data axis's device count (the message
+        names the leaf's path).
 
     Examples:
       >>> import jax.numpy as jnp, numpy as np, keyfan as kf
@@ -172,7 +188,21 @@ def shard_batch(tree: PyTree, mesh: Mesh) -> PyTree:
       >>> tuple(batch["x"].sharding.spec), bool((np.asarray(batch["x"]) == np.asarray(x)).all())
       (('data',), True)
     """
-    return _place(tree, _check_mesh(mesh), DATA_AXIS, "batch")
+    mesh = _check_mesh(mesh)
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    for path, leaf in leaves:
+        if not isinstance(leaf, (jax.Array, np.ndarray)):
+            where = f"tree{jax.tree_util.keystr(path)}"
+            fix = ("pass arrays: jnp.asarray(...) of the examples (a Python list of numbers is a pytree of "
+                   "separate scalar leaves, not a batch)" if isinstance(leaf, (numbers.Number, np.generic))
+                   else "pass a JAX or NumPy array")
+            raise TypeError(f"{where} must be an array with the example axis first, shape (B, ...), got "
+                            f"{type(leaf).__name__} {leaf!r:.60}; {fix}.")
+    if not any(leaf.ndim for _, leaf in leaves):
+        got = "no arrays" if not leaves else f"only 0-d arrays ({len(leaves)})"
+        raise ValueError(f"tree must hold a batch: arrays with the example axis first, shape (B, ...), got {got}; "
+                         f"0-d leaves are only replicated alongside a batch.")
+    return _place(tree, mesh, DATA_AXIS, "batch")
 
 
 def device_blocks(tree: PyTree, mesh: Mesh) -> dict[tuple[int, int], PyTree]:

@@ -53,7 +53,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from keyfan._checks import as_int
+from keyfan._checks import as_bool, as_int
+from keyfan.ensemble._arrays import member_keys_arg
 from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._exact import assess, exact
 from keyfan.ensemble._losses import LOSS_TASKS, get_loss
@@ -127,7 +128,10 @@ def bootstrap_weights(member_keys: jax.Array, n: int) -> jax.Array:
         example id (each row sums to ``n`` and depends on member ``m``'s key only).
 
     Raises:
-      ValueError: ``n`` is not a positive integer.
+      TypeError: ``member_keys`` is not keys (the message names ``member_keys`` and shows its
+        shape and dtype), or ``n`` is not an integer (a bool, a string, an array with axes).
+      ValueError: ``member_keys`` is a single key or a grid of keys rather than ``(K,)`` keys, or
+        ``n`` is not a positive whole number (``2.5`` is refused, never rounded).
 
     Examples:
       >>> import keyfan as kf
@@ -135,7 +139,8 @@ def bootstrap_weights(member_keys: jax.Array, n: int) -> jax.Array:
       >>> w.shape, [float(r) for r in w.sum(axis=1)]
       ((3, 5), [5.0, 5.0, 5.0])
     """
-    n = as_int("bootstrap", n, lo=1)
+    member_keys_arg("member_keys", member_keys)
+    n = as_int("n", n, lo=1)
 
     def one(key: jax.Array) -> jax.Array:
         draws = jax.random.randint(named(key, "bootstrap"), (n,), 0, n)
@@ -153,9 +158,11 @@ class Trainer:
         per-member learning rates build it with ``optax.inject_hyperparams``.
       loss: ``"cross_entropy"`` (integer labels), ``"mse"``, ``"gaussian_nll"`` or a callable
         ``loss(output, target) -> scalar`` for ONE example.
-      model_kwargs: keyword arguments for the model during training, e.g. ``{"train": True}``
+      model_kwargs: keyword arguments for the model during training (a mapping of str names to
+        values), e.g. ``{"train": True}``
         for a linen module whose dropout depends on a ``train`` flag.
-      dropout: give each (member, step, example) its own dropout key (default True).
+      dropout: True (default) gives each (member, step, example) its own dropout key; False
+        passes no dropout key (a bool: a string such as ``"no"`` is refused).
       chunks: split each batch into this many equal chunks (a multiple of the mesh's data axis).
       mesh: a ``(member, data)`` mesh from :func:`~keyfan.ensemble.make_mesh`, or None.
       layout_invariant: reduce the gradient in fixed blocks summed in a fixed tree (default): the
@@ -194,6 +201,16 @@ class Trainer:
         devices or groups), so every arrangement of a run gets the same choice and the same
         bits. The two forms round differently.
 
+    Raises:
+      TypeError: ``optimizer`` is not an ``optax.GradientTransformation``; ``loss`` is neither a
+        name nor a callable; ``model_kwargs`` is not a mapping with str keys; ``dropout``,
+        ``layout_invariant`` or ``donate`` is not True or False (a string such as ``"no"`` is
+        refused, not read as truthy); ``chunks``, ``block_size`` or ``member_group`` is not an
+        integer; ``products`` is not a string; ``mesh`` is not a ``(member, data)`` mesh.
+      ValueError: ``loss`` or ``products`` is an unknown name; ``chunks``, ``block_size`` or
+        ``member_group`` is not a positive whole number (``2.5`` is refused, never rounded); or
+        ``chunks`` is not a multiple of the mesh's data axis.
+
     Examples:
       >>> import flax.linen as nn, jax.numpy as jnp, optax, keyfan as kf
       >>> x, y = jnp.ones((8, 2)), jnp.zeros((8,), jnp.int32)
@@ -224,11 +241,22 @@ class Trainer:
             raise TypeError(f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
                             f"got {type(self.optimizer).__name__}.")
         get_loss(self.loss)
+        if not isinstance(self.model_kwargs, Mapping) or not all(isinstance(k, str) for k in self.model_kwargs):
+            got = (f"keys {[k for k in self.model_kwargs if not isinstance(k, str)]!r:.60}"
+                   if isinstance(self.model_kwargs, Mapping) else f"{type(self.model_kwargs).__name__} "
+                   f"{self.model_kwargs!r:.60}")
+            raise TypeError(f"model_kwargs must be a mapping of str keyword names to values (e.g. {{'train': True}}), "
+                            f"got {got}.")
+        for flag in ("dropout", "layout_invariant", "donate"):
+            object.__setattr__(self, flag, as_bool(flag, getattr(self, flag)))
         object.__setattr__(self, "chunks", as_int("chunks", self.chunks, lo=1))
         if self.block_size is not None:
             object.__setattr__(self, "block_size", as_int("block_size", self.block_size, lo=1))
         if self.member_group is not None:
             object.__setattr__(self, "member_group", as_int("member_group", self.member_group, lo=1))
+        if not isinstance(self.products, str):
+            raise TypeError(f"products must be one of {', '.join(map(repr, PRODUCTS))} (a string), "
+                            f"got {type(self.products).__name__} {self.products!r:.60}.")
         if self.products not in PRODUCTS:
             raise ValueError(f"products must be one of {', '.join(map(repr, PRODUCTS))}, got {self.products!r}.")
         if self.mesh is not None:
@@ -256,10 +284,17 @@ class Trainer:
           ``state.ensemble.predict(x)`` summarises the outputs as what they are.
 
         Raises:
-          ValueError: the ensemble records a different task than the loss implies.
+          TypeError: ``ensemble`` is not a :class:`~keyfan.Ensemble`, ``bootstrap`` is not an
+            integer, or ``learning_rates`` is not numbers (a string, booleans, keys).
+          ValueError: the ensemble records a different task than the loss implies, it has no
+            member keys while ``dropout`` or ``bootstrap`` needs them, ``bootstrap`` is not a
+            positive whole number, ``learning_rates`` is not ``K`` finite positive numbers, or
+            the optimizer does not hold its learning rate in its state.
         """
         if not isinstance(ensemble, Ensemble):
             raise TypeError(f"ensemble must be a kf.Ensemble, got {type(ensemble).__name__}.")
+        if bootstrap is not None:
+            bootstrap = as_int("bootstrap", bootstrap, lo=1)
         ensemble = _with_loss_task(ensemble, self.loss)
         if ensemble.keys is None and (self.dropout or bootstrap is not None):
             raise ValueError("this ensemble has no member keys; pass keys= to Ensemble.stack, or use "
@@ -818,7 +853,17 @@ def _set_learning_rates(opt_state: PyTree, learning_rates: Any, k: int) -> PyTre
     if not found:
         raise ValueError("learning_rates needs an optimizer whose learning rate is in its state: build it with "
                          "optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3).")
-    rates = np.asarray(learning_rates, dtype=np.float64)
+    rule = f"learning_rates must be {k} finite positive numbers, one per member (a (K,) float array or list)"
+    shape, dtype = getattr(learning_rates, "shape", None), getattr(learning_rates, "dtype", None)
+    got = f"dtype {dtype} and shape {tuple(shape)}" if shape is not None else f"{learning_rates!r:.60}"
+    try:
+        rates = np.asarray(learning_rates)
+    except (TypeError, ValueError) as err:  # a typed key array, a ragged list
+        raise TypeError(f"{rule}, got {type(learning_rates).__name__} {got}.") from err
+    if not (np.issubdtype(rates.dtype, np.integer) or np.issubdtype(rates.dtype, np.floating)):  # bool, str, complex
+        got = got if shape is not None else f"{got}, read as dtype {rates.dtype}"
+        raise TypeError(f"{rule}, got {type(learning_rates).__name__} {got}.")
+    rates = rates.astype(np.float64)
     if rates.shape != (k,) or not np.all(np.isfinite(rates)) or not np.all(rates > 0):
         raise ValueError(f"learning_rates must be {k} finite positive numbers, one per member; got {learning_rates!r}.")
     dtype = found[0][1].dtype
