@@ -24,6 +24,7 @@ import numpy as np
 from jax import Array, lax
 
 from keyfan import _portable
+from keyfan._checks import as_bool
 from keyfan._kernel import BitsFn
 
 __all__ = ["PORTABLE_DTYPES", "Bernoulli", "Bits", "Gumbel", "Normal", "RandInt", "TruncatedNormal", "Uniform",
@@ -39,15 +40,14 @@ _SPLIT = ((0, 2),), ((1, 2),)
 def check_portable(portable: object, dtype: np.dtype | None = None, *, complex_ok: bool = False) -> bool:
     """``portable`` as a bool; ``TypeError`` unless it is one, ``ValueError`` for a float
     ``dtype`` that has no portable step."""
-    if not isinstance(portable, (bool, np.bool_)):
-        raise TypeError(f"portable must be True or False, got {type(portable).__name__} {portable!r}.")
+    portable = as_bool("portable", portable)
     allowed = [d for d in PORTABLE_DTYPES if complex_ok or d.kind != "c"]
     if portable and dtype is not None and dtype not in allowed:
         raise ValueError(
             f"portable=True draws {', '.join(map(str, allowed))} only (float32 arithmetic, the same on "
             f"every CPU and GPU); got dtype={dtype}. Draw float32 and convert, or use portable=False "
             f"(JAX's values, which depend on the CPU's instruction set).")
-    return bool(portable)
+    return portable
 
 
 def _portable_words(bits: BitsFn, **draw) -> Array:
