@@ -72,8 +72,10 @@ batches and events, the same paths again) in the slow tier."""
 def _canonical_cases():
     """Every sampler on both streams. The default tier, on ``"threefry"``: ``EVERY_COMBO`` on every
     combo, the other core samplers on the first combo and one of each kind, the variants on one
-    of each kind (``VARIANT_COMBOS``); on the legacy stream: the core samplers on one combo of
-    each kind. The slow tier: the rest (the same kernel paths again)."""
+    of each kind (``VARIANT_COMBOS``); on the legacy stream: ``EVERY_COMBO`` (a float and the raw
+    bits) on one combo of each kind, since the legacy stream differs only in how raw bits come from
+    a key and every sampler reads them through the same kernel paths. The slow tier: the rest (the
+    same kernel paths again)."""
     slow = [pytest.mark.slow]
     rest = [c for c in COMBOS if c not in VARIANT_COMBOS]
     for stream in STREAMS:
@@ -86,7 +88,8 @@ def _canonical_cases():
             elif stream == "threefry":
                 yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}")
             elif name in CORE:
-                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}")
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}",
+                                   marks=[] if name in EVERY_COMBO else slow)
                 yield pytest.param(stream, name, ours, theirs, rest, marks=slow, id=f"{stream}-{name}-other-combos")
             else:
                 yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, marks=slow, id=f"{stream}-{name}")
@@ -112,8 +115,9 @@ _BY_NAME = {name: (ours, theirs) for name, ours, theirs in CASES}
 @pytest.mark.bitwise
 @pytest.mark.parametrize(("stream", "name"), [
     ("threefry", "normal"), ("threefry", "bits32"), ("threefry", "uniform"), ("threefry", "randint"),
-    ("threefry-legacy", "normal"), ("threefry-legacy", "bits32"),
+    ("threefry-legacy", "bits32"),
     # the same paired kernel over the legacy stream's bits again:
+    pytest.param("threefry-legacy", "normal", marks=pytest.mark.slow),
     pytest.param("threefry-legacy", "uniform", marks=pytest.mark.slow),
     pytest.param("threefry-legacy", "randint", marks=pytest.mark.slow)], indirect=["stream"])
 def test_paired_draws_equal_canonical(stream, name):
@@ -226,6 +230,7 @@ def test_categorical_equals_canonical(stream, batch, axis, shape):
 
 
 @pytest.mark.bitwise
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy bits: test_sampler_equals_canonical
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
 def test_categorical_with_half_precision_logits(stream, dtype):
     key = kf.key(13, stream)
@@ -259,6 +264,7 @@ def test_per_example_parameters_equal_mapping_them_with_the_keys():
 
 
 @pytest.mark.bitwise
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy 64-bit bits: tests/streams/test_streams.py
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.complex128])
 def test_64_bit_dtypes_under_x64(stream, dtype):
     with jax.enable_x64(True):
@@ -310,6 +316,7 @@ def test_row_i_is_the_unbatched_draw_with_at(stream):
 
 
 @pytest.mark.bitwise
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # chunking reads no raw bits of its own
 @pytest.mark.parametrize("chunk_size", [pytest.param(1, marks=pytest.mark.slow), 7,
                                         pytest.param(1000, marks=pytest.mark.slow)])
 def test_chunked_equals_unchunked(stream, chunk_size):

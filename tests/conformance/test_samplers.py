@@ -71,22 +71,29 @@ default dtype (``test_sampler_equals_jax``) and at every dtype (``test_sampler_d
 in the slow tier and the compatibility subset."""
 
 
+LEGACY_DEFAULT = {"bits", "normal"}
+"""The core samplers the default tier checks on the legacy stream: every raw bits width and a float.
+The legacy stream differs from "threefry" only in how raw bits come from a key; the other core
+samplers read them through the same bits-to-value paths (checked on "threefry"), and on the
+legacy stream in the slow tier and in ``tests/test_sample.py::test_many_seeds_equal_canonical``."""
+
+
 BUILT_ON_A_DEFAULT_CASE = (GAMMA_FAMILY - {"gamma"}) | {"multinomial"}
 """JAX's samplers that are JAX's own arithmetic over another sampler checked in the default tier
 (``gamma``; ``binomial`` for ``multinomial``), at seconds of compile each: the slow tier."""
 
 
 def _cases():
-    """Every sampler on both streams. The default tier keeps the core samplers on both streams
-    (they read every bits width through every bits-to-value path the others use) and, on
-    ``"threefry"``, the samplers with a loop or decomposition of their own (``EXPENSIVE``, but
-    those built on a default case); JAX's other samplers (JAX's arithmetic over the same
-    uniform bits) and the legacy stream's non-core samplers run in the slow tier and in the
-    compatibility subset."""
+    """Every sampler on both streams. The default tier keeps the core samplers on ``"threefry"``
+    (they read every bits width through every bits-to-value path the others use), ``LEGACY_DEFAULT``
+    on the legacy stream and, on ``"threefry"``, the samplers with a loop or decomposition of their
+    own (``EXPENSIVE``, but those built on a default case); JAX's other samplers (JAX's arithmetic
+    over the same uniform bits) and the legacy stream's other samplers run in the slow tier and in
+    the compatibility subset."""
     for name in sorted(set(SAMPLERS) - JAX_ONLY):
         for stream in STREAMS:
             slow = (name in BUILT_ON_A_DEFAULT_CASE or name in SWEPT_LATER
-                    or (stream != "threefry" and name not in CORE))
+                    or (stream != "threefry" and name not in LEGACY_DEFAULT))
             yield pytest.param(name, stream, marks=[pytest.mark.slow] if slow else [], id=f"{name}-{stream}")
 
 
