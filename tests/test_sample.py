@@ -230,8 +230,8 @@ def test_categorical_equals_canonical(stream, batch, axis, shape):
 
 
 @pytest.mark.bitwise
-@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy bits: test_sampler_equals_canonical
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy bits: test_sampler_equals_canonical
 def test_categorical_with_half_precision_logits(stream, dtype):
     key = kf.key(13, stream)
     logits = LOGITS.astype(dtype)
@@ -264,8 +264,8 @@ def test_per_example_parameters_equal_mapping_them_with_the_keys():
 
 
 @pytest.mark.bitwise
-@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy 64-bit bits: tests/streams/test_streams.py
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.complex128])
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy 64-bit bits: tests/streams/test_streams.py
 def test_64_bit_dtypes_under_x64(stream, dtype):
     with jax.enable_x64(True):
         key = kf.key(5, stream)
@@ -316,9 +316,9 @@ def test_row_i_is_the_unbatched_draw_with_at(stream):
 
 
 @pytest.mark.bitwise
-@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # chunking reads no raw bits of its own
 @pytest.mark.parametrize("chunk_size", [pytest.param(1, marks=pytest.mark.slow), 7,
                                         pytest.param(1000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # chunking reads no raw bits of its own
 def test_chunked_equals_unchunked(stream, chunk_size):
     """Chunks of 7 rows (ragged) in the default tier; one row per chunk and one chunk in the slow tier."""
     key = kf.key(2, stream)

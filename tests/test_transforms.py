@@ -44,8 +44,8 @@ CASES = {
 
 
 @pytest.mark.bitwise
-@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # transforms read keys through the samplers
 @pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # transforms read keys through the samplers
 def test_batched_row_i_equals_single_call(name, stream):
     transform, make = CASES[name]
     key, x = kf.key(SEED, stream=stream), make()
