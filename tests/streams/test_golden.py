@@ -103,7 +103,7 @@ def _jitted(name: str):
 def _portable_entries(key) -> dict:
     """keyfan's portable draws: small ones value by value, large ones (every branch of the
     arithmetic, tails included) by digest."""
-    small, big = {"batch": (2,), "shape": (3,)}, {"batch": (4096,), "shape": (8,)}
+    small = {"batch": (2,), "shape": (3,)}
     logits = jnp.log(jnp.array([0.1, 0.2, 0.3, 0.4]))
     p = PORTABLE_PREFIX
     return {
@@ -116,6 +116,15 @@ def _portable_entries(key) -> dict:
         f"{p}categorical": _bits_of(kf.categorical(key, batch=(8,), logits=logits, portable=True)),
         f"{p}poisson": _bits_of(kf.poisson(key, batch=(2,), lam=np.array([0.5, 4.0, 30.0, 1e3, 1e5]),
                                            shape=(5,), portable=True)),
+        **_large_portable_entries(key),
+    }
+
+
+def _large_portable_entries(key) -> dict:
+    """The large portable draws (every branch of the arithmetic, tails included), by digest."""
+    big = {"batch": (4096,), "shape": (8,)}
+    p = PORTABLE_PREFIX
+    return {
         f"{p}normal(4096 x 8)": _digest(kf.normal(key, **big, portable=True)),
         f"{p}gumbel(4096 x 8)": _digest(kf.gumbel(key, **big, portable=True)),
         f"{p}uniform(-2, 3, 4096 x 8)": _digest(kf.uniform(key, **big, minval=-2.0, maxval=3.0, portable=True)),
@@ -143,7 +152,7 @@ def compute(keyfan_only: bool = False) -> dict:
                            f"{PORTABLE_PREFIX}normal(batch=2, shape=3)": _bits_of(
                                kf.normal(key, batch=(2,), shape=(3,), portable=True))}
                 if seed == SAMPLER_SEED and stream == "threefry":  # the draws are stream-agnostic arithmetic
-                    entries.update({k: v for k, v in _portable_entries(key).items() if "4096" in k})
+                    entries.update(_large_portable_entries(key))
                 out[stream][str(seed)] = entries
                 continue
             entries = {
