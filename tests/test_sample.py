@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 import keyfan as kf
 from keyfan import _kernel
-from tests.conftest import LEGACY_SLOW, PARTITIONABLE, STREAMS, assert_bitwise_equal, canonical_draw, half_floats
+from tests.conftest import (
+    LEGACY_SLOW,
+    PARTITIONABLE,
+    STREAMS,
+    assert_bitwise_equal,
+    canonical_draw,
+    examples,
+    half_floats,
+)
 
 LOGITS = jnp.log(jnp.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]))
 
@@ -204,7 +212,7 @@ _CANONICAL_CATEGORICAL = jax.jit(jax.vmap(lambda k: jax.random.categorical(k, LO
 
 
 @pytest.mark.bitwise
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(seed=st.integers(-(2**63), 2**64 - 1))
 def test_many_seeds_equal_canonical(seed):
     for stream in ("threefry", "threefry-legacy"):
@@ -290,7 +298,7 @@ def test_values_do_not_depend_on_global_flags():
 # -- Invariances ----------------------------------------------------------------------------------
 
 @pytest.mark.bitwise
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6), deadline=None)
 @given(n_small=st.integers(1, 20), n_large=st.integers(20, 60), m=st.integers(1, 5), extra=st.integers(0, 40))
 def test_rows_do_not_depend_on_batch_size_and_prefixes_are_stable(n_small, n_large, m, extra):
     key = kf.key(12)
