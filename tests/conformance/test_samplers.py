@@ -81,7 +81,9 @@ legacy stream in the slow tier and in ``tests/test_sample.py::test_many_seeds_eq
 
 BUILT_ON_A_DEFAULT_CASE = (GAMMA_FAMILY - {"gamma"}) | {"multinomial"}
 """JAX's samplers that are JAX's own arithmetic over another sampler checked in the default tier
-(``gamma``; ``binomial`` for ``multinomial``), at seconds of compile each: the slow tier."""
+(``gamma``; ``binomial`` for ``multinomial``), at seconds of compile each: the slow tier, on
+``"threefry"`` only. On the legacy stream they would repeat the same JAX code over legacy
+``gamma``/``binomial`` draws (checked there, slow tier) at about 10 CPU-s each."""
 
 
 def _cases():
@@ -93,6 +95,8 @@ def _cases():
     arithmetic over the same uniform bits) in ``test_sampler_dtypes_equal_jax`` there."""
     for name in sorted(set(SAMPLERS) - JAX_ONLY - set(SWEPT_LATER)):
         for stream in STREAMS:
+            if stream != "threefry" and name in BUILT_ON_A_DEFAULT_CASE:
+                continue  # JAX's arithmetic over legacy gamma/binomial draws, both checked (slow tier)
             slow = name in BUILT_ON_A_DEFAULT_CASE or (stream != "threefry" and name not in LEGACY_DEFAULT)
             yield pytest.param(name, stream, marks=[pytest.mark.slow] if slow else [], id=f"{name}-{stream}")
 
