@@ -224,13 +224,14 @@ def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: i
 
 
 @contextmanager
-def _disk_errors_reported_once(settle_s: float = 5.0) -> Iterator[None]:
+def _disk_errors_reported_once(settle_s: float = 30.0) -> Iterator[None]:
     """While orbax saves: a full disk or a read-only directory fails orbax's writer threads too,
     which log the traceback (``absl``) or let Python print it, possibly after :func:`save` has
     reported the error in one line (the original stays chained to it). A thread's disk error is
     left to that line (any other log record or thread exception goes through as usual); on
     failure, the threads the save started get up to ``settle_s`` seconds to end before the error
-    is raised, so nothing is printed after it."""
+    is raised, so nothing is printed after it (they end within a second on an idle machine; 5 s
+    was once too short under a load of 5-7 on two cores, and waiting costs nothing but on failure)."""
     before = set(threading.enumerate())
     previous = threading.excepthook
 
