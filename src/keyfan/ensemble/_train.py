@@ -57,6 +57,7 @@ from keyfan._checks import as_bool, as_int
 from keyfan.ensemble._arrays import member_keys_arg
 from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._exact import assess, exact
+from keyfan.ensemble._in_place import written_in_place
 from keyfan.ensemble._losses import LOSS_TASKS, get_loss
 from keyfan.ensemble._per_example import apply_one, member_dropout_keys, stream_keys
 from keyfan.ensemble._shard import (
@@ -526,13 +527,12 @@ class Trainer:
             trainable, opt_state, losses = _grouped_vmap(member, ops, self._member_group(members, vmapped=True))
             return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
         member_grads = self._member_grads(model, state.step, fence, x, y, ids, chunks)
+        finish = self._finish_in_place(batch, _opaque_zero(state.step))
 
         def one_member(m: Any, carry: Any) -> Any:
             tr_all, opt_all, losses = carry
             values, grads = member_grads((tr_all, frozen, keys, state.weights), m)
-            loss, (tr, opt) = _apart(fence, functools.partial(self._finish_one, batch=batch), tr_all, opt_all,
-                                     values, grads, m)
-            tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
+            loss, (tr_all, opt_all) = finish((tr_all, opt_all), m, values, grads)
             return tr_all, opt_all, losses.at[m].set(loss)
 
         carry = (trainable, state.opt_state, jnp.zeros((members,), jnp.float32))
@@ -590,15 +590,16 @@ class Trainer:
             trainable, opt_state, losses = _grouped_vmap(member, ops, self._member_group(ens.members, vmapped=True))
             return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
 
+        in_place = self._finish_in_place(batch, _opaque_zero(step))
+
         def one_member(m: Any, carry: Any) -> Any:
             tr_all, opt_all, losses = carry
             v, g = _take((values, grads), m)
-            finish = functools.partial(self._finish_one, batch=batch)
             if self.layout_invariant:
-                loss, (tr, opt) = _apart(fence, finish, tr_all, opt_all, v, g, m)
+                loss, (tr_all, opt_all) = in_place((tr_all, opt_all), m, v, g)
             else:
-                loss, (tr, opt) = finish(tr_all, opt_all, v, g, m)
-            tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
+                loss, (tr, opt) = self._finish_one(tr_all, opt_all, v, g, m, batch=batch)
+                tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
             return tr_all, opt_all, losses.at[m].set(loss)
 
         carry = (trainable, opt_state, jnp.zeros((ens.members,), jnp.float32))
@@ -689,6 +690,20 @@ class Trainer:
         updated with its mean gradient, from its chunk sums ``(chunks,)`` and ``(chunks, ...)``."""
         loss, g = _mean_of_chunks(values, grads, batch=batch)
         return loss, self._update_one(tr_all, opt_all, g, m)
+
+    def _finish_in_place(self, batch: int, zero: jax.Array) -> Any:
+        """Parts C and U for member ``m``, written into the stacked state as they are computed
+        (:func:`~keyfan.ensemble._in_place.written_in_place`: no member-sized buffer of the new
+        state): ``f((tr_all, opt_all), m, values, grads) -> (loss, (tr_all, opt_all))`` from the
+        member's chunk sums ``(chunks,)`` and ``(chunks, ...)``."""
+
+        def one(member: tuple[PyTree, PyTree], values: jax.Array, grads: PyTree) -> Any:
+            tr, opt = member
+            loss, g = _mean_of_chunks(values, grads, batch=batch)
+            updates, opt = self.optimizer.update(g, opt, tr)
+            return loss, (optax.apply_updates(tr, updates), opt)
+
+        return written_in_place(one, zero)
 
     def _update_one(self, tr_all: PyTree, opt_all: PyTree, g: PyTree, m: Any) -> tuple[PyTree, PyTree]:
         """Part U for member ``m``: the optimizer's update of its trainable parameters and state
