@@ -120,19 +120,30 @@ def test_stages(full: bool, pytest_args: list[str]) -> list[tuple[str, list[str 
 
 
 def test(args: list[str]) -> int:
-    """Runs the stages in order and stops at the first that fails (``--compat``: the compatibility subset)."""
+    """Runs the test stages (``--compat``: the compatibility subset instead); see :func:`run_stages`."""
     which, args = compat_args(args)
     if which is not None:
         return compat(which, args)
     full = "--full" in args
     pytest_args = [a for a in args if a != "--full"]
-    for name, cmd in test_stages(full, pytest_args):
+    return run_stages(test_stages(full, pytest_args))
+
+
+def run_stages(stages: list[tuple[str, list[str | Path]]]) -> int:
+    """Runs every stage in order, a failed one included, so one run shows every stage's failures
+    (a run that stopped at its first failure once hid a failing compat stage behind a slow-tier
+    failure), then prints each stage's outcome. Returns the first failing stage's exit code, or 0."""
+    outcomes: list[tuple[str, int]] = []
+    for name, cmd in stages:
         print(f"[dev] {name}: {' '.join(str(c) for c in cmd)}", flush=True)
-        code = _run(cmd)
-        if code:
-            print(f"[dev] {name} failed with exit code {code}.", file=sys.stderr)
-            return code
-    return 0
+        outcomes.append((name, _run(cmd)))
+        if outcomes[-1][1]:
+            print(f"[dev] {name} failed with exit code {outcomes[-1][1]}.", file=sys.stderr, flush=True)
+    failed = [(name, code) for name, code in outcomes if code]
+    summary = ", ".join(f"{name}: {'exit code ' + str(code) if code else 'passed'}" for name, code in outcomes)
+    print(f"[dev] {'FAILED' if failed else 'passed'}: {summary}", file=sys.stderr if failed else sys.stdout,
+          flush=True)
+    return failed[0][1] if failed else 0
 
 
 # -- the compatibility subset on the lowest and the newest JAX (python3 dev.py test --compat) ------

@@ -10,7 +10,8 @@ own file join it too (tests/test_jaxinternals.py).
 On a JAX older than the sanitizer's minimum, the sanitizer and audit tests are skipped with the
 reason, and ``test_jaxinternals.py::test_the_sanitizer_runs_or_refuses_on_this_jax`` checks the
 clear error instead. Below the ``flax`` extra's Flax (which needs JAX >= 0.8.1) the ensemble
-round trip is skipped with the reason.
+round trip's module is skipped (``pytest.importorskip`` with keyfan's declared floor, in
+tests/test_ensemble_train.py: keyfan.ensemble refuses such a Flax on import).
 """
 
 from __future__ import annotations
@@ -80,31 +81,8 @@ def in_subset(path: str, function: str) -> bool:
 OLD_RANDINT_8BIT = ("threefry-randint_i8]", "threefry-legacy-randint_i8]", "threefry-legacy-randint_u8_full]")
 """Canonical comparisons that differ on JAX 0.5 (measured on 0.5.3): JAX's own 8-bit randint."""
 
-NEEDS_FLAX_EXTRA = ("tests/test_ensemble_train.py",)
-"""Files whose subset needs keyfan's ``flax`` extra at its declared versions."""
-
-
-def _flax_extra_missing() -> str:
-    """Why the installed Flax is below keyfan's ``flax`` extra (pyproject.toml), or ``""``."""
-    import importlib.metadata
-    import pathlib
-    import tomllib
-
-    from packaging.requirements import Requirement
-
-    pyproject = tomllib.loads((pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
-    flax = next(Requirement(r) for r in pyproject["project"]["optional-dependencies"]["flax"]
-                if Requirement(r).name == "flax")
-    installed = importlib.metadata.version("flax")
-    if installed in flax.specifier:
-        return ""
-    floor = ",".join(str(s) for s in flax.specifier if s.operator == ">=")
-    return f"keyfan's flax extra needs flax {floor} (which needs JAX >= 0.8.1); this is flax {installed}"
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     unavailable = None
-    no_flax_extra = None
     for item in items:
         path = item.nodeid.split("::", 1)[0]
         function = getattr(item, "originalname", item.name)
@@ -128,8 +106,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xfail(strict=True, reason=(
                 "JAX 0.5 draws 8-bit randint differently (measured on 0.5.3); kf.randint keeps the newer "
                 "JAX's values, which never move (docs/compatibility.md)")))
-        if path in NEEDS_FLAX_EXTRA:
-            if no_flax_extra is None:
-                no_flax_extra = _flax_extra_missing()
-            if no_flax_extra:
-                item.add_marker(pytest.mark.skip(reason=no_flax_extra))

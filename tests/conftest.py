@@ -26,6 +26,20 @@ LEGACY_SLOW = [pytest.param("threefry", id="threefry"),
 stream in the slow tier, for a test whose legacy path other default-tier tests already cover."""
 
 
+_QUICK_EXAMPLES = {"on": False}
+
+
+def examples(n: int) -> int:
+    """Hypothesis examples for a test whose every example compiles new programs (new sizes): ``n``
+    in a run that includes the slow tier (``--full``, CI), a third of it (at least 3) in the default
+    tier (``-m "not slow"``), so the property is still drawn at random sizes there."""
+    return max(3, n // 3) if _QUICK_EXAMPLES["on"] else n
+
+
+def pytest_configure(config):
+    _QUICK_EXAMPLES["on"] = " ".join((config.getoption("markexpr", "") or "").split()) == "not slow"
+
+
 @functools.cache
 def float16_compiles() -> bool:
     """Whether XLA can compile float16 arithmetic in this process. Under the ISA matrix's

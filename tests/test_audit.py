@@ -29,6 +29,7 @@ from keyfan._cli_specs import parse_arg, parse_in_axes
 from keyfan.cli import app
 from keyfan.testing import assert_independent, assert_no_key_misuse
 from tests.audit_corpus import CASES, Case
+from tests.conftest import LEGACY_SLOW
 
 README = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "guides" / "audit.md").read_text()  # the audit guide
 
@@ -180,7 +181,7 @@ def _keyfan_uses(stream):
     return [(n, f, 0) for n, f in per_example.items()] + [(n, f, None) for n, f in batched.items()]
 
 
-@pytest.mark.parametrize("stream", ["threefry", "threefry-legacy"])
+@pytest.mark.parametrize("stream", LEGACY_SLOW)  # the audit reads the jaxpr, not the stream's bits
 def test_no_false_positive_on_samplers_and_transforms(stream):
     key = kf.key(SEED, stream=stream)
     flagged = {name: str(r) for name, f, in_axes in _keyfan_uses(None)

@@ -96,6 +96,7 @@ def test_cli_bench_rejects_too_few_runs(tmp_path):
     assert result.exit_code != 0 and "runs" in result.output
 
 
+@pytest.mark.slow  # the benchmark's fairness, not a library promise (the samplers' bits: tests/test_sample.py)
 @pytest.mark.bitwise
 def test_sampler_cases_time_the_same_bits():
     """Each sampler group of the suite (JAX's own split + vmap, the same on keyfan keys, keyfan)
@@ -127,6 +128,7 @@ def test_ensemble_targets_are_read_at_350_members_and_k32_only():
     assert targets["ensemble.train_step.vmap.K32: speed-up over the Python loop"]["value"] == pytest.approx(8.0)
 
 
+@pytest.mark.slow  # the benchmark's fairness, not a library promise (portable bits: tests/test_portable.py)
 @pytest.mark.bitwise
 def test_portable_group_times_canonical_default_and_portable_and_states_the_cost():
     """Each portable group: canonical split + vmap, keyfan's default, keyfan portable=True, the

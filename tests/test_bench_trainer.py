@@ -64,6 +64,8 @@ def test_cli_rejects_an_unknown_group():
     assert result.exit_code == 2 and "group must be 'all', 'ensemble-trainer' or 'portable', got 'gpu'" in shown
 
 
+@pytest.mark.slow  # the benchmark's contenders (14 CPU-s); member groups' bits in the default tier:
+# tests/test_ensemble_blocks.py::test_step_equals_the_numpy_tree_of_block_gradients (groups None, 1, 2)
 @pytest.mark.bitwise
 def test_the_trainer_arrangements_give_the_same_losses_bit_for_bit():
     """The rule's choice (elementwise products, all members in one vmap, at this size), two

@@ -4,6 +4,7 @@ tier, every run prints the slowest tests, and .ci/run and the README name the sa
 from __future__ import annotations
 
 import pathlib
+import sys
 
 import dev
 
@@ -38,3 +39,15 @@ def test_ci_runs_the_full_command_the_readme_names():
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert ci[-1] == "python3 dev.py test --full"
     assert "`python3 dev.py test --full` is the CI command" in (ROOT / "README.md").read_text()
+
+
+def test_every_stage_runs_after_a_failure_and_the_first_failure_is_the_exit_code(capfd):
+    stages = [("first", [sys.executable, "-c", "raise SystemExit(3)"]),
+              ("second", [sys.executable, "-c", "print('second ran')"]),
+              ("third", [sys.executable, "-c", "raise SystemExit(5)"])]
+    assert dev.run_stages(stages) == 3
+    out, err = capfd.readouterr()
+    assert "second ran" in out
+    assert "[dev] FAILED: first: exit code 3, second: passed, third: exit code 5" in err
+    assert dev.run_stages(stages[1:2]) == 0
+    assert "[dev] passed: second: passed" in capfd.readouterr().out

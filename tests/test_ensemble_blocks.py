@@ -203,7 +203,7 @@ def test_block_and_group_errors():
 
 
 @pytest.mark.slow  # 25 CPU-s. Default tier: the numpy-tree test (groups None, 1, 2 against one
-# group-independent reference, both products) and test_bench_trainer's member_group=2 bits.
+# group-independent reference, both products); slow tier also test_bench_trainer's member_group=2 bits.
 @pytest.mark.parametrize("products", ["gemm", "elementwise"])
 @pytest.mark.bitwise
 def test_member_groups_keep_the_bits(products):

@@ -5,12 +5,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import pytest
+
+from keyfan._extras import declared_floor
+
+# keyfan.ensemble refuses a flax older than its extra's floor; the compat stage's lowest JAX has one.
+pytest.importorskip("flax", minversion=declared_floor("flax"))
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
 from flax import nnx
 
 import keyfan as kf

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import keyfan as kf
-from tests.conftest import assert_bitwise_equal, key_bits
+from tests.conftest import assert_bitwise_equal, examples, key_bits
 
 # -- kf.key -------------------------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ def test_nested_fan_out_is_hierarchical(stream):
 
 
 @pytest.mark.bitwise
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(a=st.integers(1, 6), b=st.integers(1, 6), a2=st.integers(1, 6), b2=st.integers(1, 6))
 def test_threefry_coordinates_do_not_depend_on_batch_sizes(a, b, a2, b2):
     key = kf.key(3)

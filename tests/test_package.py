@@ -88,6 +88,15 @@ def test_without_the_flax_extra_the_core_works_and_the_rest_names_the_extra():
     assert "core ok" in proc.stdout and "extras ok" in proc.stdout
 
 
+def test_without_the_cli_extra_the_keyfan_command_prints_one_line_naming_it():
+    """What the ``keyfan`` script (``keyfan.__main__:main``) does without typer: exit 1, one line,
+    no traceback (installed for real, without the extras: the slow tier's bare-core install test)."""
+    proc = _run(BLOCK + "import sys; sys.argv = ['keyfan', '--help']\nfrom keyfan.__main__ import main\nmain()\n")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "keyfan: the command line needs the 'cli' extra (typer is not installed): pip install 'keyfan[cli]'"]
+
+
 def test_lazy_names_are_the_ensemble_packages_own():
     from keyfan import ensemble
 
@@ -113,6 +122,8 @@ def test_one_version_everywhere():
     assert re.search(rf"^## \[{re.escape(keyfan.__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M)
 
 
+@pytest.mark.slow  # ~30 CPU-s of pip (a venv, wheels, two metadata builds). Default tier: the core
+# without the extras (test_without_the_flax_extra_..., test_import_keyfan_loads_no_optional_dependency)
 def test_bare_core_installs_from_the_local_path_and_runs(tmp_path):
     """``pip install <path>`` (no extras) into a fresh venv: only jax, jaxlib, numpy and their own
     dependencies arrive, and the quick start, kf.vmap, transforms and kf.audit run. About 20 s with

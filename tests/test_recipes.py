@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from keyfan import recipes
 from keyfan._pitfalls import distinct_rows
-from tests.conftest import assert_bitwise_equal
+from tests.conftest import assert_bitwise_equal, examples
 
 SEEDS = st.integers(min_value=-(2**31), max_value=2**32 - 1)
 
@@ -21,7 +21,7 @@ SEEDS = st.integers(min_value=-(2**31), max_value=2**32 - 1)
 # -- deterministic_batch ----------------------------------------------------------------------
 
 @pytest.mark.bitwise
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(seed=SEEDS, batch_size=st.integers(0, 9), n=st.integers(0, 6), as_float=st.booleans())
 def test_deterministic_batch_equals_split_then_vmap(seed, batch_size, n, as_float):
     args = (float(seed), float(batch_size), float(n)) if as_float else (seed, batch_size, n)
@@ -55,7 +55,7 @@ def test_one_big_draw_is_not_the_per_example_batch():
 # -- batched_init_param_count -----------------------------------------------------------------
 
 @pytest.mark.bitwise
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(seed=SEEDS, num_inits=st.integers(1, 6), features=st.integers(1, 5), as_float=st.booleans())
 def test_batched_init_param_count(seed, num_inits, features, as_float):
     if as_float:
@@ -75,7 +75,7 @@ def test_batched_init_param_count(seed, num_inits, features, as_float):
 # -- nn_vmap_forward --------------------------------------------------------------------------
 
 @pytest.mark.bitwise
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(seed=SEEDS, batch=st.integers(1, 6), in_dim=st.integers(1, 5), features=st.integers(1, 8))
 def test_nn_vmap_forward_equals_inline_and_plain_dense(seed, batch, in_dim, features):
     x = jax.random.normal(jax.random.PRNGKey(99), (batch, in_dim))
@@ -148,7 +148,7 @@ def test_add_noise_rejects_a_batch_of_keys():
 # -- forward_single ---------------------------------------------------------------------------
 
 @pytest.mark.bitwise
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(seed=SEEDS, batch=st.integers(1, 6))
 def test_forward_batch_equals_inline_split_vmap(seed, batch):
     key = jax.random.PRNGKey(seed)
@@ -246,7 +246,7 @@ def test_augment_image_rejects_small_or_wrong_images():
 # -- Monte Carlo and nested batches -----------------------------------------------------------
 
 @pytest.mark.bitwise
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(seed=SEEDS)
 def test_sample_many_equals_split_vmap(seed):
     key = jax.random.PRNGKey(seed)
@@ -258,7 +258,7 @@ def test_sample_many_equals_split_vmap(seed):
 
 
 @pytest.mark.bitwise
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(seed=SEEDS, n_chains=st.integers(1, 4), batch=st.integers(1, 8), n=st.integers(1, 4))
 def test_key_grid_and_nested_vmap(seed, n_chains, batch, n):
     key = jax.random.PRNGKey(seed)

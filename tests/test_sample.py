@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 import keyfan as kf
 from keyfan import _kernel
-from tests.conftest import LEGACY_SLOW, PARTITIONABLE, STREAMS, assert_bitwise_equal, canonical_draw, half_floats
+from tests.conftest import (
+    LEGACY_SLOW,
+    PARTITIONABLE,
+    STREAMS,
+    assert_bitwise_equal,
+    canonical_draw,
+    examples,
+    half_floats,
+)
 
 LOGITS = jnp.log(jnp.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]))
 
@@ -65,15 +73,19 @@ kernel paths) on one combo of each kind: nested, no batch, gathered keys, N = 0,
 VARIANT_COMBOS = [COMBOS[i] for i in (1, 2, 6, 7, 3)]
 EVERY_COMBO = {"normal", "bits32"}
 """Core samplers checked on every combo in the default tier (a float and a raw-bits path); the
-other core samplers there on the first combo and one of each kind, their other combos (empty
-batches and events, the same paths again) in the slow tier."""
+other core samplers there on ``CORE_COMBOS`` (a plain batch, a nested one, broadcast row keys),
+their other combos (the same kernel paths again, which ``EVERY_COMBO`` and the variants take on
+every kind of combo) in the slow tier."""
+CORE_COMBOS = [COMBOS[0], COMBOS[1], COMBOS[3]]
 
 
 def _canonical_cases():
     """Every sampler on both streams. The default tier, on ``"threefry"``: ``EVERY_COMBO`` on every
-    combo, the other core samplers on the first combo and one of each kind, the variants on one
-    of each kind (``VARIANT_COMBOS``); on the legacy stream: the core samplers on one combo of
-    each kind. The slow tier: the rest (the same kernel paths again)."""
+    combo, the other core samplers on ``CORE_COMBOS``, the variants on one of each kind
+    (``VARIANT_COMBOS``); on the legacy stream: ``EVERY_COMBO`` (a float and the raw
+    bits) on one combo of each kind, since the legacy stream differs only in how raw bits come from
+    a key and every sampler reads them through the same kernel paths. The slow tier: the rest (the
+    same kernel paths again)."""
     slow = [pytest.mark.slow]
     rest = [c for c in COMBOS if c not in VARIANT_COMBOS]
     for stream in STREAMS:
@@ -81,12 +93,14 @@ def _canonical_cases():
             if stream == "threefry" and name in EVERY_COMBO:
                 yield pytest.param(stream, name, ours, theirs, COMBOS, id=f"{stream}-{name}")
             elif stream == "threefry" and name in CORE:
-                yield pytest.param(stream, name, ours, theirs, [COMBOS[0], *VARIANT_COMBOS], id=f"{stream}-{name}")
-                yield pytest.param(stream, name, ours, theirs, rest[1:], marks=slow, id=f"{stream}-{name}-other-combos")
+                yield pytest.param(stream, name, ours, theirs, CORE_COMBOS, id=f"{stream}-{name}")
+                yield pytest.param(stream, name, ours, theirs, [c for c in COMBOS if c not in CORE_COMBOS], marks=slow,
+                                   id=f"{stream}-{name}-other-combos")
             elif stream == "threefry":
                 yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}")
             elif name in CORE:
-                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}")
+                yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, id=f"{stream}-{name}",
+                                   marks=[] if name in EVERY_COMBO else slow)
                 yield pytest.param(stream, name, ours, theirs, rest, marks=slow, id=f"{stream}-{name}-other-combos")
             else:
                 yield pytest.param(stream, name, ours, theirs, VARIANT_COMBOS, marks=slow, id=f"{stream}-{name}")
@@ -112,14 +126,17 @@ _BY_NAME = {name: (ours, theirs) for name, ours, theirs in CASES}
 @pytest.mark.bitwise
 @pytest.mark.parametrize(("stream", "name"), [
     ("threefry", "normal"), ("threefry", "bits32"), ("threefry", "uniform"), ("threefry", "randint"),
-    ("threefry-legacy", "normal"), ("threefry-legacy", "bits32"),
+    ("threefry-legacy", "bits32"),
     # the same paired kernel over the legacy stream's bits again:
+    pytest.param("threefry-legacy", "normal", marks=pytest.mark.slow),
     pytest.param("threefry-legacy", "uniform", marks=pytest.mark.slow),
     pytest.param("threefry-legacy", "randint", marks=pytest.mark.slow)], indirect=["stream"])
 def test_paired_draws_equal_canonical(stream, name):
     ours, theirs = _BY_NAME[name]
     key = kf.key(17, stream)
-    for batch, shape in PAIRED_COMBOS if name in ("normal", "bits32") else PAIRED_COMBOS[1::2]:
+    # every combo for "threefry"'s normal and bits32; two (values and rows loops) for the others
+    every = name in ("normal", "bits32") and stream == "threefry"
+    for batch, shape in PAIRED_COMBOS if every else PAIRED_COMBOS[1::2]:
         assert_bitwise_equal(ours(key, batch, shape), canonical_draw(theirs(shape), key, batch))
 
 
@@ -200,7 +217,7 @@ _CANONICAL_CATEGORICAL = jax.jit(jax.vmap(lambda k: jax.random.categorical(k, LO
 
 
 @pytest.mark.bitwise
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(seed=st.integers(-(2**63), 2**64 - 1))
 def test_many_seeds_equal_canonical(seed):
     for stream in ("threefry", "threefry-legacy"):
@@ -227,6 +244,7 @@ def test_categorical_equals_canonical(stream, batch, axis, shape):
 
 @pytest.mark.bitwise
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy bits: test_sampler_equals_canonical
 def test_categorical_with_half_precision_logits(stream, dtype):
     key = kf.key(13, stream)
     logits = LOGITS.astype(dtype)
@@ -260,6 +278,7 @@ def test_per_example_parameters_equal_mapping_them_with_the_keys():
 
 @pytest.mark.bitwise
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.complex128])
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # legacy 64-bit bits: tests/streams/test_streams.py
 def test_64_bit_dtypes_under_x64(stream, dtype):
     with jax.enable_x64(True):
         key = kf.key(5, stream)
@@ -284,7 +303,7 @@ def test_values_do_not_depend_on_global_flags():
 # -- Invariances ----------------------------------------------------------------------------------
 
 @pytest.mark.bitwise
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6), deadline=None)
 @given(n_small=st.integers(1, 20), n_large=st.integers(20, 60), m=st.integers(1, 5), extra=st.integers(0, 40))
 def test_rows_do_not_depend_on_batch_size_and_prefixes_are_stable(n_small, n_large, m, extra):
     key = kf.key(12)
@@ -312,6 +331,7 @@ def test_row_i_is_the_unbatched_draw_with_at(stream):
 @pytest.mark.bitwise
 @pytest.mark.parametrize("chunk_size", [pytest.param(1, marks=pytest.mark.slow), 7,
                                         pytest.param(1000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # chunking reads no raw bits of its own
 def test_chunked_equals_unchunked(stream, chunk_size):
     """Chunks of 7 rows (ragged) in the default tier; one row per chunk and one chunk in the slow tier."""
     key = kf.key(2, stream)

@@ -158,18 +158,36 @@ def _pytest(tmp_path, source, *flags, env=None):
                           env={**os.environ, **(env or {})})
 
 
+_MARKED_TESTS = '''
+import pytest
+
+@pytest.mark.keyfan_sanitize
+def test_marked():
+    test_noise()
+
+@pytest.mark.keyfan_sanitize('off')
+def test_exempt():
+    test_noise()
+'''
+
+
+def _outcomes(proc) -> dict[str, str]:
+    """``{test name: PASSED | FAILED}`` from a ``pytest -rA`` summary."""
+    found = re.findall(r"^(PASSED|FAILED) test_bug\.py::(\w+)", proc.stdout, flags=re.M)
+    return {name: status for status, name in found}
+
+
 def test_pytest_plugin_fails_the_buggy_test_only_with_the_flag(tmp_path):
-    plain = _pytest(tmp_path, _BUGGY_TEST)
-    assert plain.returncode == 0, plain.stdout + plain.stderr
-    flagged = _pytest(tmp_path, _BUGGY_TEST, "--keyfan-sanitize")
-    assert flagged.returncode == 1, flagged.stdout + flagged.stderr
+    """Two pytest processes (without and with the flag) over the buggy test, the same test marked
+    ``keyfan_sanitize`` and marked ``keyfan_sanitize('off')``."""
+    plain = _pytest(tmp_path, _BUGGY_TEST + _MARKED_TESTS, "-rA")
+    assert _outcomes(plain) == {"test_noise": "PASSED", "test_marked": "FAILED", "test_exempt": "PASSED"}, \
+        plain.stdout + plain.stderr
+    assert "SharedRandomnessError" in plain.stdout, plain.stdout  # the one failure: the marked test's
+    flagged = _pytest(tmp_path, _BUGGY_TEST + _MARKED_TESTS, "-rA", "--keyfan-sanitize")
+    assert _outcomes(flagged) == {"test_noise": "FAILED", "test_marked": "FAILED", "test_exempt": "PASSED"}, \
+        flagged.stdout + flagged.stderr
     assert "SharedRandomnessError" in flagged.stdout and "test_bug.py:5" in flagged.stdout
-    marked = _pytest(tmp_path, "import pytest\n" + _BUGGY_TEST.replace(
-        "def test_noise", "@pytest.mark.keyfan_sanitize\ndef test_noise"))
-    assert marked.returncode == 1 and "SharedRandomnessError" in marked.stdout, marked.stdout
-    exempt = _pytest(tmp_path, "import pytest\n" + _BUGGY_TEST.replace(
-        "def test_noise", "@pytest.mark.keyfan_sanitize('off')\ndef test_noise"), "--keyfan-sanitize")
-    assert exempt.returncode == 0, exempt.stdout
 
 
 def test_plugin_names_the_users_frames_only(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 import keyfan as kf
 from keyfan import transforms as T
-from tests.conftest import assert_bitwise_equal
+from tests.conftest import LEGACY_SLOW, assert_bitwise_equal
 
 SEED = 715
 B = 6
@@ -45,6 +45,7 @@ CASES = {
 
 @pytest.mark.bitwise
 @pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("stream", LEGACY_SLOW, indirect=True)  # transforms read keys through the samplers
 def test_batched_row_i_equals_single_call(name, stream):
     transform, make = CASES[name]
     key, x = kf.key(SEED, stream=stream), make()

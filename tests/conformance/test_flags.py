@@ -4,9 +4,10 @@ JAX runs its PRNG tests once per value of ``jax_threefry_partitionable`` and
 ``jax_enable_x64``; so does keyfan: the rest of ``tests/conformance`` runs in-process under the
 defaults, and here once more per other combination (and with
 ``jax_explicit_x64_dtypes="allow"``), each in a fresh process because the flags are read when
-JAX starts. Of the sampler sweep, the subprocesses rerun ``test_samplers.CORE`` (every bits
-width and bits-to-value path); the rest run under the defaults only, to keep the matrix to
-minutes.
+JAX starts. Of the sampler sweep, the subprocesses rerun the default tier's part: ``test_samplers.CORE``
+(every bits width and bits-to-value path) on ``"threefry"`` and ``test_samplers.LEGACY_DEFAULT``
+(every raw bits width and a float) on the legacy stream; the rest run under the defaults only, to
+keep the matrix to minutes.
 """
 
 from __future__ import annotations

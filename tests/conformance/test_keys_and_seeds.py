@@ -20,6 +20,7 @@ import keyfan as kf
 from keyfan.streams import STREAMS as STREAM_IMPLS
 from tests.conformance import known_answers as ka
 from tests.conformance._support import STREAMS, assert_same_outcome, flags, jax_key, keyfan_key, outcome, reference, x64
+from tests.conftest import LEGACY_SLOW
 
 pytestmark = pytest.mark.bitwise
 
@@ -86,7 +87,7 @@ def test_every_integer_seed_dtype(dtype):
             assert _data(kf.key(s)) == _data(jax.random.key(s)), (dtype, s)
 
 
-@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("stream", LEGACY_SLOW)  # legacy split and fold_in: tests/streams/test_streams.py
 def test_split_and_fold_in_equal_jax(stream):
     def program(key):
         return {

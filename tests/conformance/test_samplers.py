@@ -66,27 +66,38 @@ def _all_modes(draw, dtypes):
 
 
 SWEPT_LATER = sorted(set(SAMPLERS) - JAX_ONLY - EXPENSIVE - CORE)
-"""JAX's samplers that are arithmetic over the uniform bits a core sampler reads: checked at their
-default dtype (``test_sampler_equals_jax``) and at every dtype (``test_sampler_dtypes_equal_jax``)
-in the slow tier and the compatibility subset."""
+"""JAX's samplers that are arithmetic over the uniform bits a core sampler reads: checked at every
+dtype, their default (``None``) first, eager, jitted and vmapped (``test_sampler_dtypes_equal_jax``),
+in the slow tier and the compatibility subset. (``test_sampler_equals_jax`` leaves them out: its
+check at the default dtype alone is part of that one.)"""
+
+
+LEGACY_DEFAULT = {"bits", "normal"}
+"""The core samplers the default tier checks on the legacy stream: every raw bits width and a float.
+The legacy stream differs from "threefry" only in how raw bits come from a key; the other core
+samplers read them through the same bits-to-value paths (checked on "threefry"), and on the
+legacy stream in the slow tier and in ``tests/test_sample.py::test_many_seeds_equal_canonical``."""
 
 
 BUILT_ON_A_DEFAULT_CASE = (GAMMA_FAMILY - {"gamma"}) | {"multinomial"}
 """JAX's samplers that are JAX's own arithmetic over another sampler checked in the default tier
-(``gamma``; ``binomial`` for ``multinomial``), at seconds of compile each: the slow tier."""
+(``gamma``; ``binomial`` for ``multinomial``), at seconds of compile each: the slow tier, on
+``"threefry"`` only. On the legacy stream they would repeat the same JAX code over legacy
+``gamma``/``binomial`` draws (checked there, slow tier) at about 10 CPU-s each."""
 
 
 def _cases():
-    """Every sampler on both streams. The default tier keeps the core samplers on both streams
-    (they read every bits width through every bits-to-value path the others use) and, on
-    ``"threefry"``, the samplers with a loop or decomposition of their own (``EXPENSIVE``, but
-    those built on a default case); JAX's other samplers (JAX's arithmetic over the same
-    uniform bits) and the legacy stream's non-core samplers run in the slow tier and in the
-    compatibility subset."""
-    for name in sorted(set(SAMPLERS) - JAX_ONLY):
+    """Every sampler on both streams. The default tier keeps the core samplers on ``"threefry"``
+    (they read every bits width through every bits-to-value path the others use), ``LEGACY_DEFAULT``
+    on the legacy stream and, on ``"threefry"``, the samplers with a loop or decomposition of their
+    own (``EXPENSIVE``, but those built on a default case); the legacy stream's other samplers run in
+    the slow tier and in the compatibility subset, JAX's other samplers (``SWEPT_LATER``: JAX's
+    arithmetic over the same uniform bits) in ``test_sampler_dtypes_equal_jax`` there."""
+    for name in sorted(set(SAMPLERS) - JAX_ONLY - set(SWEPT_LATER)):
         for stream in STREAMS:
-            slow = (name in BUILT_ON_A_DEFAULT_CASE or name in SWEPT_LATER
-                    or (stream != "threefry" and name not in CORE))
+            if stream != "threefry" and name in BUILT_ON_A_DEFAULT_CASE:
+                continue  # JAX's arithmetic over legacy gamma/binomial draws, both checked (slow tier)
+            slow = name in BUILT_ON_A_DEFAULT_CASE or (stream != "threefry" and name not in LEGACY_DEFAULT)
             yield pytest.param(name, stream, marks=[pytest.mark.slow] if slow else [], id=f"{name}-{stream}")
 
 

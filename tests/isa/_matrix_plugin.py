@@ -21,7 +21,7 @@ LEGACY = "threefry-legacy"
 
 FILE_COST = {
     "tests/test_sample.py": 394, "tests/conformance/test_samplers.py": 233, "tests/test_ensemble_layout.py": 211,
-    "tests/test_transforms_identity.py": 129, "tests/test_public_programs.py": 113, "tests/streams/test_golden.py": 103,
+    "tests/test_transforms_identity.py": 129, "tests/test_public_programs.py": 113, "tests/streams/test_golden.py": 60,
     "tests/test_portable.py": 90, "tests/test_ensemble_blocks.py": 86, "tests/test_ensemble_kill.py": 84,
     "tests/test_recipes.py": 83, "tests/test_ensemble_train.py": 62, "tests/streams/test_streams.py": 55,
     "tests/streams/test_per_key.py": 44, "tests/test_bench.py": 36, "tests/test_ensemble.py": 35,
@@ -29,8 +29,9 @@ FILE_COST = {
     "tests/test_bench_trainer.py": 23, "tests/test_flat.py": 21, "tests/test_sanitize.py": 20,
 }
 """Seconds per file of its bitwise tests under ``--xla_cpu_max_isa=AVX2`` (both streams, a loaded
-2-core machine, 2026-12-07); a file not listed weighs one second per test. Only the balance of
-the shards depends on it, never which tests run."""
+2-core machine, 2026-12-07; test_golden.py: 103 less the legacy half of test_golden_values, which
+runs per stream since); a file not listed weighs one second per test. Only the balance of the
+shards depends on it, never which tests run."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

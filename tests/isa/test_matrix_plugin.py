@@ -32,6 +32,7 @@ def test_shards_partition_the_files_and_balance_their_cost():
     assert shard_of_files(dict(reversed(costs.items())), 3) == placed  # the order given does not matter
 
 
+@pytest.mark.slow  # five collection processes; the shards serve the slow tier's full matrix alone
 def test_the_shards_together_run_every_threefry_test_once_and_no_legacy_one():
     every = collected()
     one_stream = collected("--isa-one-stream")
