@@ -186,6 +186,18 @@ def test_temporary_memory_does_not_grow_with_batch_times_parameters():
     assert grown_per_example > 0.5 * per_example_growth, (grown_per_example, per_example_growth)
 
 
+def test_the_optimizer_update_is_written_in_place():
+    """With gemm products the members' Adam updates are written into the donated stacked state as
+    they are computed (ensemble/_in_place.py): the step's temporaries hold the member's gradient
+    and the gradient program's copy of its weights, under 2.5 member-sized buffers, not the new
+    parameters and both moments beside them (4.0 before: three member-sized update outputs)."""
+    hidden = 1024
+    member_bytes = (64 * hidden + hidden + hidden * 2 + 2) * 4
+    trainer = Trainer(optax.adam(1e-3), model_kwargs={"train": True}, products="gemm")
+    temps = temp_bytes(trainer, 32, members=4, hidden=hidden)
+    assert temps < 2.5 * member_bytes, (temps, member_bytes)
+
+
 def test_block_and_group_errors():
     ens = Ensemble.init(MLP(), kf.key(0), members=MEMBERS, sample_input=DATA.x[:2])
     with pytest.raises(ValueError, match="block_size"):

@@ -29,7 +29,10 @@ Each example runs alone (as a batch of one) with its own dropout key. With
   by level, whose shape depends only on the number of blocks: first over the blocks of each of
   ``chunks`` chunks (the data-parallel unit), then over the chunks, which gives the same tree
   when each chunk holds a power-of-two number of blocks;
-* the optimizer runs as a program of its own on the mean gradient, one member at a time too.
+* the mean and the optimizer update run one member at a time too, written into the stacked
+  state in place as they are computed (``_in_place.py``), every float product rounded on its own
+  (no FMA whose contraction would depend on the fusion around it; with ``"gemm"`` products; the
+  ``"elementwise"`` form runs the update as a branch of its own, its products rounded alike).
 
 So a step's bits depend on the state, the batch in its order and the block size, and on nothing
 else: member ``m`` trained in any ensemble equals it trained alone, with the same bits on 1 device
@@ -57,6 +60,7 @@ from keyfan._checks import as_bool, as_int
 from keyfan.ensemble._arrays import member_keys_arg
 from keyfan.ensemble._ensemble import Ensemble
 from keyfan.ensemble._exact import assess, exact
+from keyfan.ensemble._in_place import written_in_place
 from keyfan.ensemble._losses import LOSS_TASKS, get_loss
 from keyfan.ensemble._per_example import apply_one, member_dropout_keys, stream_keys
 from keyfan.ensemble._shard import (
@@ -434,14 +438,16 @@ class Trainer:
 
     # -- the programs ----------------------------------------------------------------------
     #
-    # One member's step is three parts, each a program of its own (a branch XLA compiles apart
-    # from what is around it, see :func:`_apart`): G, its gradient (each block of examples by the
-    # single-member block program, the blocks of each chunk summed by ``tree_sum``); C, the mean
-    # of its chunk sums; U, the optimizer update. On one device (or with the data on one device
-    # per member block) a loop over the members runs G, C, U for one member after the other and
-    # writes the member back in place (:meth:`_step`); with the data split over devices, G runs on
-    # each device (:meth:`_grads`) and C, U after the copies (:meth:`_finish`). Either way each
-    # part sees the same operands, so the rounding cannot depend on the arrangement.
+    # One member's step is three parts: G, its gradient (each block of examples by the
+    # single-member block program, the blocks of each chunk summed by ``tree_sum``), a program of
+    # its own (a branch XLA compiles apart from what is around it, see :func:`_apart`); C, the
+    # mean of its chunk sums; U, the optimizer update. C and U are elementwise and write the
+    # member's new state into the stacked state in place (``_in_place.written_in_place``), every
+    # product rounded on its own, so their bits do not depend on the fusion around them either.
+    # On one device (or with the data on one device per member block) a loop over the members
+    # runs G, C, U for one member after the other (:meth:`_step`); with the data split over
+    # devices, G runs on each device (:meth:`_grads`) and C, U after the copies (:meth:`_finish`).
+    # Either way each part sees the same operands, so the rounding cannot depend on the arrangement.
 
     def _step(self, state: TrainState, x: Any, y: Any, ids: jax.Array, *, chunks: int,
               batch: int, elementwise: bool) -> tuple[PyTree, PyTree, jax.Array, jax.Array]:
@@ -526,13 +532,12 @@ class Trainer:
             trainable, opt_state, losses = _grouped_vmap(member, ops, self._member_group(members, vmapped=True))
             return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, state.step + 1
         member_grads = self._member_grads(model, state.step, fence, x, y, ids, chunks)
+        finish = self._finish_in_place(batch, _opaque_zero(state.step))
 
         def one_member(m: Any, carry: Any) -> Any:
             tr_all, opt_all, losses = carry
             values, grads = member_grads((tr_all, frozen, keys, state.weights), m)
-            loss, (tr, opt) = _apart(fence, functools.partial(self._finish_one, batch=batch), tr_all, opt_all,
-                                     values, grads, m)
-            tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
+            loss, (tr_all, opt_all) = finish((tr_all, opt_all), m, values, grads)
             return tr_all, opt_all, losses.at[m].set(loss)
 
         carry = (trainable, state.opt_state, jnp.zeros((members,), jnp.float32))
@@ -590,15 +595,16 @@ class Trainer:
             trainable, opt_state, losses = _grouped_vmap(member, ops, self._member_group(ens.members, vmapped=True))
             return jax.vmap(model.merge_trainable)(trainable, frozen), opt_state, losses, step + 1
 
+        in_place = self._finish_in_place(batch, _opaque_zero(step))
+
         def one_member(m: Any, carry: Any) -> Any:
             tr_all, opt_all, losses = carry
             v, g = _take((values, grads), m)
-            finish = functools.partial(self._finish_one, batch=batch)
             if self.layout_invariant:
-                loss, (tr, opt) = _apart(fence, finish, tr_all, opt_all, v, g, m)
+                loss, (tr_all, opt_all) = in_place((tr_all, opt_all), m, v, g)
             else:
-                loss, (tr, opt) = finish(tr_all, opt_all, v, g, m)
-            tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
+                loss, (tr, opt) = self._finish_one(tr_all, opt_all, v, g, m, batch=batch)
+                tr_all, opt_all = _put((tr_all, opt_all), (tr, opt), m)
             return tr_all, opt_all, losses.at[m].set(loss)
 
         carry = (trainable, opt_state, jnp.zeros((ens.members,), jnp.float32))
@@ -689,6 +695,20 @@ class Trainer:
         updated with its mean gradient, from its chunk sums ``(chunks,)`` and ``(chunks, ...)``."""
         loss, g = _mean_of_chunks(values, grads, batch=batch)
         return loss, self._update_one(tr_all, opt_all, g, m)
+
+    def _finish_in_place(self, batch: int, zero: jax.Array) -> Any:
+        """Parts C and U for member ``m``, written into the stacked state as they are computed
+        (:func:`~keyfan.ensemble._in_place.written_in_place`: no member-sized buffer of the new
+        state): ``f((tr_all, opt_all), m, values, grads) -> (loss, (tr_all, opt_all))`` from the
+        member's chunk sums ``(chunks,)`` and ``(chunks, ...)``."""
+
+        def one(member: tuple[PyTree, PyTree], values: jax.Array, grads: PyTree) -> Any:
+            tr, opt = member
+            loss, g = _mean_of_chunks(values, grads, batch=batch)
+            updates, opt = self.optimizer.update(g, opt, tr)
+            return loss, (optax.apply_updates(tr, updates), opt)
+
+        return written_in_place(one, zero)
 
     def _update_one(self, tr_all: PyTree, opt_all: PyTree, g: PyTree, m: Any) -> tuple[PyTree, PyTree]:
         """Part U for member ``m``: the optimizer's update of its trainable parameters and state
@@ -803,10 +823,19 @@ def _mean_of_chunks(values: jax.Array, grads: PyTree, *, batch: int) -> tuple[ja
 
 def _loop(n: int, body: Any, carry: Any, unroll: int) -> Any:
     """``body(i, carry)`` for ``i`` in ``0 .. n - 1``, ``unroll`` iterations per step of the
-    loop; a plain call for ``n == 1``."""
+    loop; a plain call for ``n == 1``. ``i`` is a uint32: an index that cannot be negative, so
+    that a read ``a[i]`` and a write ``a.at[i].set(...)`` take ``i`` as it is (a signed index is
+    wrapped by a ``select`` per use), which lets XLA fuse the read into the in-place write."""
     if n == 1:
         return body(0, carry)
-    return jax.lax.fori_loop(0, n, body, carry, unroll=unroll)
+
+    def steps(c: Any) -> Any:
+        i, inner = c
+        for j in range(unroll):
+            inner = body(i + np.uint32(j) if j else i, inner)
+        return i + np.uint32(unroll), inner
+
+    return jax.lax.while_loop(lambda c: c[0] < np.uint32(n), steps, (np.uint32(0), carry))[1]
 
 
 def _unsigned(a: jax.Array) -> jax.Array:
