@@ -126,8 +126,30 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array, stored: set[int])
     already in memory (the function's arguments and constants, and data movement of them). An
     inner call's values are freed when it returns and their ids may be reused; a value taken for
     stored by mistake is only recomputed per product (materialising is an identity, never a
-    change of bits)."""
+    change of bits).
+
+    A computed value that a float product reads is materialised once (``shared``), and a float
+    ``reduce_sum`` of that same value reads the materialised buffer too. Backprop through a
+    dense layer gives its output's cotangent three readers: the kernel's and the input's
+    gradients (products) and the bias gradient (a sum over the examples). Summing the
+    cotangent's own expression instead made XLA fuse that expression (the layer's forward
+    products recomputed for the activation's derivative, the dropout mask) into a second
+    member-sized buffer of the same values, live next to the materialised one at the backward
+    pass's peak: 32 KiB of the 241 KiB of XLA temporaries at the ``small`` trainer-bench size
+    (2-16-16-2 MLP, blocks of 16, K=32), 1.22x the hand-written ``jit(vmap(step))``'s, 1.06x
+    with it shared. The sum reads the same values (a division by exactly 1.0), so its bits
+    are the same."""
     env: dict[Any, Any] = {}
+    shared: dict[Any, Any] = {}
+    dot_operands = {v for eqn in jaxpr.eqns if eqn.primitive.name == "dot_general"
+                    and _is_float(eqn.outvars[0].aval.dtype) for v in eqn.invars[:2]
+                    if not isinstance(v, Literal) and v.aval.dtype == _out_type(eqn)}
+
+    def materialised(v: Any) -> Any:
+        """``v``'s value in a buffer of its own, made once per value."""
+        if v not in shared:
+            shared[v] = _materialised(read(v), zero)
+        return shared[v]
 
     def read(v: Any) -> Any:
         return v.val if isinstance(v, Literal) else env[v]
@@ -145,9 +167,16 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array, stored: set[int])
             outs = _eval(inner.jaxpr, inner.consts, invals, zero, stored)
         else:
             if name == "dot_general" and _is_float(eqn.outvars[0].aval.dtype):
-                out = _dot(invals[0], invals[1], eqn.params, zero, [id(a) in stored for a in invals[:2]])
+                ops, done = [], []
+                for v, a in zip(eqn.invars[:2], invals[:2], strict=True):
+                    own = not isinstance(v, Literal) and v in dot_operands and id(a) not in stored
+                    ops.append(materialised(v) if own else a)
+                    done.append(own or id(a) in stored)
+                out = _dot(*ops, eqn.params, zero, done)
             elif name == "reduce_sum" and _is_float(eqn.outvars[0].aval.dtype):
-                out = _sum_axes(invals[0], eqn.params["axes"])
+                v = eqn.invars[0]
+                shares = not isinstance(v, Literal) and v in dot_operands and id(invals[0]) not in stored
+                out = _sum_axes(materialised(v) if shares else invals[0], eqn.params["axes"])
             else:
                 out = eqn.primitive.bind(*invals, **eqn.params)
                 if name in _PRODUCTS and _is_float(eqn.outvars[0].aval.dtype):
@@ -158,6 +187,11 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array, stored: set[int])
         for v, o in zip(eqn.outvars, outs, strict=True):
             env[v] = o
     return [read(v) for v in jaxpr.outvars]
+
+
+def _out_type(eqn: Any) -> Any:
+    """The dtype a ``dot_general`` equation multiplies in (its operands are cast to it)."""
+    return eqn.params.get("preferred_element_type") or eqn.outvars[0].aval.dtype
 
 
 def _is_float(dtype: Any) -> bool:
