@@ -173,7 +173,7 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array, stored: set[int])
                     ops.append(materialised(v) if own else a)
                     done.append(own or id(a) in stored)
                     inputs.append(id(a) in stored)
-                out = _dot(*ops, eqn.params, zero, done, inputs)
+                out = _dot(ops[0], ops[1], eqn.params, zero, done, inputs)
             elif name == "reduce_sum" and _is_float(eqn.outvars[0].aval.dtype):
                 v = eqn.invars[0]
                 shares = not isinstance(v, Literal) and v in dot_operands and id(invals[0]) not in stored
