@@ -348,7 +348,7 @@ class Trainer:
                                      "twice.")
         ids = ids if isinstance(ids, (np.ndarray, jax.Array)) else np.asarray(ids)
         # The checks of shapes, dtypes and the model run once per signature of the inputs (they cost
-        # about as much as a small model's whole step); the checks of values run every step.
+        # about as much as a small model's whole step); the checks of values below.
         signature = _input_signature(state, x, y, ids)
         checked = self._checked.get(signature)
         if checked is None or checked[0] is not state.ensemble.model:
