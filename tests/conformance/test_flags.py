@@ -45,7 +45,8 @@ def compilation_cache(tmp_path_factory) -> dict[str, str]:
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
-@pytest.mark.slow  # each run: 100-125 CPU-s without the shared compilation cache (slow tier, main 8374eff)
+@pytest.mark.slow  # 277 CPU-s for the four without the shared cache, 222 with it (65-77 per run, 22 and 46 for
+# the runs that find the programs of the earlier run with the same x64 setting), main 8374eff
 @pytest.mark.skipif(os.environ.get("KEYFAN_CONFORMANCE_QUICK") == "1", reason="already a flag-matrix run")
 @pytest.mark.parametrize("name", FLAGS)
 def test_conformance_under_flags(name, compilation_cache):
