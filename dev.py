@@ -27,7 +27,9 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -48,6 +50,10 @@ def _fingerprint() -> str:
 
 def _run(cmd: list[str], **kwargs) -> int:
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)
+
+
+_COMPAT_BUILD: threading.Thread | None = None
+"""The full run's background build of ``.venv-lowest`` (see :func:`build_compat_env_in_background`)."""
 
 
 def ensure_env() -> None:
@@ -75,6 +81,8 @@ def main(argv: list[str]) -> int:
     if command not in ("run", "test", "bench", "docs", "keyfan", "lock"):
         print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
         return 2
+    if command == "test" and "--full" in rest:
+        build_compat_env_in_background()
     ensure_env()
     if command == "run":
         return _run([BIN / "keyfan", *(rest or MAIN_JOB)])
@@ -115,7 +123,7 @@ def test_stages(full: bool, pytest_args: list[str]) -> list[tuple[str, list[str 
     ]
     # Later tiers of the full (CI) run append their stages here, after the main suite.
     if full:
-        stages.append(("compat subset on the lowest JAX", [sys.executable, ROOT / "dev.py", "test", "--compat"]))
+        stages.append((COMPAT_STAGE, [sys.executable, ROOT / "dev.py", "test", "--compat"]))
     return stages
 
 
@@ -126,15 +134,18 @@ def test(args: list[str]) -> int:
         return compat(which, args)
     full = "--full" in args
     pytest_args = [a for a in args if a != "--full"]
-    return run_stages(test_stages(full, pytest_args))
+    return run_stages(test_stages(full, pytest_args), before=_wait_for_compat_build)
 
 
-def run_stages(stages: list[tuple[str, list[str | Path]]]) -> int:
+def run_stages(stages: list[tuple[str, list[str | Path]]], before: Callable[[str], None] | None = None) -> int:
     """Runs every stage in order, a failed one included, so one run shows every stage's failures
     (a run that stopped at its first failure once hid a failing compat stage behind a slow-tier
-    failure), then prints each stage's outcome. Returns the first failing stage's exit code, or 0."""
+    failure), then prints each stage's outcome. ``before(name)`` runs before each stage. Returns
+    the first failing stage's exit code, or 0."""
     outcomes: list[tuple[str, int]] = []
     for name, cmd in stages:
+        if before is not None:
+            before(name)
         print(f"[dev] {name}: {' '.join(str(c) for c in cmd)}", flush=True)
         outcomes.append((name, _run(cmd)))
         if outcomes[-1][1]:
@@ -148,6 +159,34 @@ def run_stages(stages: list[tuple[str, list[str | Path]]]) -> int:
 
 # -- the compatibility subset on the lowest and the newest JAX (python3 dev.py test --compat) ------
 
+COMPAT_STAGE = "compat subset on the lowest JAX"
+COMPAT_BUILD_LOG = ROOT / ".venv-lowest.build.log"
+
+
+def build_compat_env_in_background() -> None:
+    """Starts building ``.venv-lowest`` in a thread, so the full run's downloads and installs (minutes
+    on a fresh machine, mostly network) overlap the main environment's install and the test tiers
+    instead of following them. Its output goes to ``.venv-lowest.build.log``; if it fails, the compat
+    stage builds the environment again in the foreground and shows why."""
+    global _COMPAT_BUILD
+
+    def build() -> None:
+        with open(COMPAT_BUILD_LOG, "w") as log:
+            try:
+                _compat_python("lowest", log=log)
+            except SystemExit as failure:  # the compat stage retries in the foreground and reports it
+                print(failure, file=log, flush=True)
+
+    print(f"[dev] building .venv-lowest in the background (log: {COMPAT_BUILD_LOG.name})", flush=True)
+    _COMPAT_BUILD = threading.Thread(target=build, name="build .venv-lowest", daemon=True)
+    _COMPAT_BUILD.start()
+
+
+def _wait_for_compat_build(stage: str) -> None:
+    """Before the compat stage: waits for the background build, so two builds never share a directory."""
+    if stage == COMPAT_STAGE and _COMPAT_BUILD is not None:
+        _COMPAT_BUILD.join()
+
 CONSTRAINTS_LOWEST = ROOT / "requirements" / "constraints-lowest.txt"
 COMPAT_ENVS = {"lowest": ROOT / ".venv-lowest", "newest": ROOT / ".venv-newest"}
 COMPAT_PACKAGES = ["jax", "jaxlib", "numpy", "flax", "optax", "orbax-checkpoint", "typer", "rich", "matplotlib",
@@ -155,14 +194,15 @@ COMPAT_PACKAGES = ["jax", "jaxlib", "numpy", "flax", "optax", "orbax-checkpoint"
 """What the compatibility subset needs: keyfan's core and extras, and the test tools."""
 
 
-def _compat_python(which: str) -> Path:
+def _compat_python(which: str, log=None) -> Path:
     """The Python of ``.venv-lowest`` or ``.venv-newest``, built (or refreshed) first.
 
     ``.venv-lowest`` installs keyfan and the lowest supported set pinned in
     ``requirements/constraints-lowest.txt``, and is re-created only when that file or
     ``pyproject.toml`` changes. ``.venv-newest`` is upgraded to the newest release of every
     package on each run (keyfan installed without its version caps), which is how a new JAX
-    release is checked before the declared range widens.
+    release is checked before the declared range widens. ``log``: a file for pip's output
+    (default: the terminal).
     """
     env = COMPAT_ENVS[which]
     python = env / ("Scripts" if os.name == "nt" else "bin") / "python"
@@ -172,7 +212,7 @@ def _compat_python(which: str) -> Path:
         digest = hashlib.sha256(b"".join(p.read_bytes() for p in (ROOT / "pyproject.toml", CONSTRAINTS_LOWEST)))
         if stamp.exists() and stamp.read_text() == digest.hexdigest() and python.exists():
             return python
-        print(f"[dev] building {env.name} from {CONSTRAINTS_LOWEST.relative_to(ROOT)}", flush=True)
+        print(f"[dev] building {env.name} from {CONSTRAINTS_LOWEST.relative_to(ROOT)}", file=log, flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(env)
         # keyfan's flax extra needs a newer JAX than the core's lowest: flax, optax and orbax come in
         # as the tests' tools at the versions pinned there (the ensemble test skips below the extra's floor).
@@ -184,7 +224,7 @@ def _compat_python(which: str) -> Path:
         steps = [[*pip, "--upgrade", "--upgrade-strategy", "eager", *COMPAT_PACKAGES],
                  [*pip, "--no-deps", "-e", "."]]
     for step in steps:
-        if _run(step):
+        if _run(step, stdout=log, stderr=log):
             sys.exit(f"[dev] building {env.name} failed: {' '.join(map(str, step))}")
     if which == "lowest":
         stamp.write_text(digest.hexdigest())

@@ -11,6 +11,7 @@ and 8 of the devices) one after the other.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -18,8 +19,8 @@ import sys
 
 def run(devices: int, member_axis: int, data_axis: int, chunks: int, *, hidden: int = 32,
         **trainer_kwargs) -> dict[str, str]:
-    """Digests of params, optimizer state, keys, losses and predictions after six steps."""
-    import flax.linen as nn
+    """Digests of params, optimizer state, keys, losses and predictions after six steps, and the
+    form of the step's products the trainer ran (``"elementwise"`` or ``"gemm"``)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -32,19 +33,13 @@ def run(devices: int, member_axis: int, data_axis: int, chunks: int, *, hidden: 
     if len(jax.devices()) != devices or member_axis * data_axis > devices:
         raise SystemExit(f"expected {devices} devices, got {jax.devices()}")
 
-    class MLP(nn.Module):
-        @nn.compact
-        def __call__(self, x, train: bool = False):
-            x = nn.relu(nn.Dense(hidden)(x))
-            x = nn.Dropout(0.2, deterministic=not train)(x)
-            return nn.Dense(2)(x)
-
     data = make_moons(kf.key(1), 64)
-    ens = Ensemble.init(MLP(), kf.key(0), members=8, sample_input=data.x[:2])
+    ens = Ensemble.init(mlp(hidden), kf.key(0), members=8, sample_input=data.x[:2])
     mesh = make_mesh(member_axis, data_axis) if member_axis * data_axis > 1 else None
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-2)
     trainer = Trainer(optimizer, model_kwargs={"train": True}, chunks=chunks, mesh=mesh, **trainer_kwargs)
     state = trainer.init(ens, bootstrap=64, learning_rates=np.linspace(1e-3, 2e-2, 8))
+    products = trainer._products(state, data.x[:32], data.y[:32], jnp.arange(32))
     if mesh is not None:
         state = shard_members(state, mesh)
     losses = []
@@ -68,7 +63,24 @@ def run(devices: int, member_axis: int, data_axis: int, chunks: int, *, hidden: 
 
     return {"params": digest(state.ensemble.params), "opt_state": digest(state.opt_state),
             "keys": digest(state.ensemble.keys), "step": digest(state.step), "losses": digest(losses),
-            "predict": digest(prediction)}
+            "predict": digest(prediction), "products": products}
+
+
+@functools.cache
+def mlp(hidden: int):
+    """The member model: Dense(hidden), relu, dropout 0.2, Dense(2). One instance per width, so
+    that the runs of a process share the programs that do not depend on the arrangement (the
+    ensemble's init, and prediction on the same devices and blocks) instead of compiling them again."""
+    import flax.linen as nn
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            x = nn.relu(nn.Dense(hidden)(x))
+            x = nn.Dropout(0.2, deterministic=not train)(x)
+            return nn.Dense(2)(x)
+
+    return MLP()
 
 
 def refused_with_unequal_member_blocks() -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pathlib
 import sys
+import threading
+import time
 
 import dev
 
@@ -51,3 +53,18 @@ def test_every_stage_runs_after_a_failure_and_the_first_failure_is_the_exit_code
     assert "[dev] FAILED: first: exit code 3, second: passed, third: exit code 5" in err
     assert dev.run_stages(stages[1:2]) == 0
     assert "[dev] passed: second: passed" in capfd.readouterr().out
+
+
+def test_the_compat_stage_waits_for_the_background_build_of_its_environment(monkeypatch):
+    """The full run builds .venv-lowest in a thread from the start; the compat stage (which would
+    otherwise build the same directory itself) starts only once that thread has ended."""
+    finished = threading.Event()
+    build = threading.Thread(target=lambda: (time.sleep(0.3), finished.set()))
+    monkeypatch.setattr(dev, "_COMPAT_BUILD", build)
+    build.start()
+    seen = []
+    stages = [("every tier", [sys.executable, "-c", "pass"]), (dev.COMPAT_STAGE, [sys.executable, "-c", "pass"])]
+    assert dev.run_stages(stages, before=lambda name: (dev._wait_for_compat_build(name),
+                                                       seen.append((name, finished.is_set())))) == 0
+    assert seen == [("every tier", False), (dev.COMPAT_STAGE, True)]
+    assert dict(dev.test_stages(True, []))[dev.COMPAT_STAGE][-2:] == ["test", "--compat"]

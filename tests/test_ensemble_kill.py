@@ -26,6 +26,24 @@ ARGS = ["--members", "4", "--epochs", "4", "--seed", "3"]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "JAX_PLATFORMS": "cpu"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shared_compilation_cache(tmp_path_factory):
+    """JAX's persistent compilation cache for this module's CLI processes (about ten, each
+    compiling the same training and evaluation programs): a later process loads what an earlier
+    one compiled. An entry's key hashes the program's HLO, the compile options, the XLA flags
+    (the ISA matrix's included) and the jaxlib version, so a resumed run whose program differed
+    from the uninterrupted one would compile its own and show other bits; what the tests check
+    (the checkpoints, what a resumed run restores, its final bits) is the run's, not the
+    compiler's. A process killed while writing an entry leaves a file JAX reports and compiles
+    past; the kills here come after the first epoch."""
+    settings = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla_cache")),
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    ENV.update(settings)
+    yield
+    for name in settings:
+        del ENV[name]
+
+
 def cli(out: pathlib.Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "keyfan", "ensemble", *ARGS, "-o", str(out), *extra], cwd=ROOT,
                           env=ENV, capture_output=True, text=True, timeout=600)

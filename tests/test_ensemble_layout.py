@@ -43,4 +43,7 @@ def test_training_and_prediction_are_bitwise_equal_on_1_2_4_and_8_devices_and_an
     assert set(eight) == {"2x1", "1x2", "4x1", "2x2", "1x4", "8x1", "4x2", "2x4"}
     for layout, digests in eight.items():
         assert digests == one, f"layout {layout} (member x data devices) differs from one device"
+    # the rule runs elementwise products at width 32: test_ensemble_arrangements leaves its mesh
+    # arrangements at that width and form to this test (tests._ensemble_isa.ON_THE_LAYOUT_TEST)
+    assert one.pop("products") == "elementwise"
     assert len(set(one.values())) == len(one), "distinct results must have distinct digests"

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.isa import MATRIX, effective_isa, isa_env
+from tests.isa._matrix_plugin import shard_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,6 +127,5 @@ def test_every_bitwise_test_under_isa(isa, shard):
     that run: rerunning it would repeat it."""
     if effective_isa() == isa:
         pytest.skip(f"this run already compiles for {isa}: its own bitwise tests are the {isa} run")
-    skipped = [f"--ignore={path}" for path in OWN_MATRIX + OWN_MATRIX_TESTS]
-    plugin = ["-p", "tests.isa._matrix_plugin", f"--isa-shard={shard}/{SHARDS}", "--isa-one-stream"]
-    check(isa, run_bitwise(isa, [*plugin, "tests", *skipped]))
+    files = shard_files(shard, SHARDS, exclude=OWN_MATRIX + OWN_MATRIX_TESTS)
+    check(isa, run_bitwise(isa, ["-p", "tests.isa._matrix_plugin", "--isa-one-stream", *files]))
