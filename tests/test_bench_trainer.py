@@ -40,6 +40,9 @@ def test_group_runs_every_contender_and_writes_json(tmp_path):
     table = trainer.table(doc)
     assert rows["Python loop over K jitted steps"]["time_vs_loop"] == 1.0
     assert all(row["cpu_median_ms"] > 0 and row["rss_mb"] > 0 for row in rows.values())
+    for name in ("keyfan Trainer (default)", "hand-written jit(vmap(train_step))"):  # cold, alternated
+        runs = rows[name]["first_call_runs_s"]
+        assert len(runs) == trainer.FIRST_CALL_REPEATS and rows[name]["first_call_s"] == sorted(runs)[1]
     assert len(table) == 9 and table[0][2] == trainer.ELEMENTWISE + " *"
 
 

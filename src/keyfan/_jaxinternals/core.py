@@ -21,8 +21,8 @@ from jax.extend.core import Var as Var
 
 from keyfan._jaxinternals import JAX_VERSION, lookup
 
-__all__ = ["ClosedJaxpr", "Jaxpr", "JaxprEqn", "Literal", "Tracer", "Var", "is_tracer", "jaxprs_in_params",
-           "jit_static_argnums", "one_equation"]
+__all__ = ["ClosedJaxpr", "Jaxpr", "JaxprEqn", "Literal", "Tracer", "Var", "is_tracer", "jaxpr_as_fun",
+           "jaxprs_in_params", "jit_static_argnums", "one_equation"]
 
 Tracer = jax.core.Tracer
 
@@ -30,6 +30,10 @@ jaxprs_in_params: Any = lookup("jaxprs_in_params", ("jax.extend.core", "jaxprs_i
                                ("jax._src.core", "jaxprs_in_params", (0, 5), (0, 9)))
 """``jaxprs_in_params(params)``: the jaxprs among an equation's params (``jax.extend.core`` from
 0.10, ``jax._src.core`` from 0.5 to 0.9)."""
+jaxpr_as_fun: Any = lookup("jaxpr_as_fun", ("jax.extend.core", "jaxpr_as_fun", (0, 5), None))
+"""``jaxpr_as_fun(closed_jaxpr)(*args)``: binds the closed jaxpr's equations again in the
+current trace (``jax.extend.core`` on every JAX from 0.5; the ensemble trainer replays a
+branch it traced once)."""
 _new_jaxpr_eqn: Any = lookup("new_jaxpr_eqn", ("jax.extend.core", "new_jaxpr_eqn", (0, 10), None),
                              ("jax._src.core", "new_jaxpr_eqn", (0, 5), (0, 9)))
 """``new_jaxpr_eqn(invars, outvars, primitive, params, effects, source_info)``: ``jax.extend.core``
