@@ -63,10 +63,36 @@ _FLOAT16_ID = re.compile(r"(?<!b)f(loat)?16")
 
 
 def pytest_collection_modifyitems(config, items):
-    """The compatibility subset is marked (tests/_compat.py), and float16 cases are skipped where
-    XLA cannot compile float16."""
+    """The compatibility subset is marked (tests/_compat.py), float16 cases are skipped where
+    XLA cannot compile float16, and the longest tests run first (:data:`LONGEST_FIRST`)."""
     mark_compat_subset(config, items)
     _skip_float16_where_it_cannot_compile(items)
+    items[:] = longest_first(items)
+
+
+LONGEST_FIRST = (
+    "tests/isa/test_isa_matrix.py::test_every_bitwise_test_under_isa",  # six processes, 400-650 CPU-s each
+    "tests/test_ensemble_arrangements.py::",  # three processes, ~160 CPU-s each
+    "tests/test_ensemble_layout.py::test_training_and_prediction_are_bitwise_equal",  # ~140
+    "tests/isa/test_across_isas.py::",  # ~120
+    "tests/test_package.py::test_bare_core_installs_from_the_local_path_and_runs",  # ~110 s, mostly pip's downloads
+    "tests/conformance/test_flags.py::",  # four processes, 20-80 CPU-s each
+    "tests/isa/test_isa_matrix.py::test_representative_bitwise_tests_under_isa",  # 30-45 (default tier)
+)
+"""Node-id prefixes of the tests that take minutes, longest first: they start first. xdist hands
+out the first quarter of the tests round-robin and the rest as workers free up, so with these in
+front the two workers share them and the short tests fill in the end; in collection order, a
+matrix process could start last and run alone for minutes while the other worker sat idle (seen
+in a full run on 2026-12-07)."""
+
+
+def longest_first(items: list) -> list:
+    """``items`` with those matching :data:`LONGEST_FIRST` moved to the front in its order, every
+    other item after them in collection order (deterministic: every xdist worker gets the same)."""
+    def rank(item) -> int:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(LONGEST_FIRST))
+    return sorted(items, key=rank)  # stable: collection order within each rank
 
 
 def _skip_float16_where_it_cannot_compile(items) -> None:
