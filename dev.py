@@ -114,7 +114,10 @@ def test_stages(full: bool, pytest_args: list[str]) -> list[tuple[str, list[str 
     Every pytest stage prints the 15 slowest tests (``--durations=15``) and the CPU time per
     test (``tests/_cpu_time.py``), so regressions show in every run.
     """
-    workers = [] if any(a.startswith("-n") for a in pytest_args) else ["-n", "2"]
+    # Two workers, handed one test at a time as they free up (--maxschedchunk=1): xdist's default
+    # gives each worker a contiguous quarter of the tests up front, so the minutes-long tests, which
+    # start first (tests/conftest.py LONGEST_FIRST), would all land on one worker.
+    workers = [] if any(a.startswith("-n") for a in pytest_args) else ["-n", "2", "--maxschedchunk=1"]
     tier = [] if full or any(a.startswith("-m") for a in pytest_args) else ["-m", DEFAULT_TIER]
     stages: list[tuple[str, list[str | Path]]] = [
         ("ruff", [BIN / "ruff", "check", "src", "tests", "benchmarks", "examples", "dev.py"]),

@@ -30,6 +30,8 @@ def test_default_run_is_the_not_slow_tier_with_durations():
 def test_full_run_selects_every_tier():
     args = _pytest_args(True, [])
     assert "-m" not in args and "--durations=15" in args
+    # one test at a time to each worker, so the longest tests (started first) are shared
+    assert args[args.index("-n") + 1] == "2" and "--maxschedchunk=1" in args
 
 
 def test_a_marker_expression_replaces_the_default_tier():
