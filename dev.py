@@ -31,6 +31,7 @@ import threading
 import venv
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -197,7 +198,7 @@ COMPAT_PACKAGES = ["jax", "jaxlib", "numpy", "flax", "optax", "orbax-checkpoint"
 """What the compatibility subset needs: keyfan's core and extras, and the test tools."""
 
 
-def _compat_python(which: str, log=None) -> Path:
+def _compat_python(which: str, log: IO[str] | None = None) -> Path:
     """The Python of ``.venv-lowest`` or ``.venv-newest``, built (or refreshed) first.
 
     ``.venv-lowest`` installs keyfan and the lowest supported set pinned in

@@ -35,3 +35,13 @@ def env_with(env: Mapping[str, str] | None = None, **updates: str | int | None) 
 def device_count_env(devices: int, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``env`` with ``devices`` host CPU devices and every other XLA flag (the ISA) kept."""
     return env_with(env, xla_force_host_platform_device_count=devices)
+
+
+def compilation_cache_env(directory: str | os.PathLike[str]) -> dict[str, str]:
+    """Environment variables that make a JAX process read and write its persistent compilation
+    cache in ``directory``, every program included (no minimum compile time or size). An entry's
+    key hashes the program's HLO, the compile options, the XLA flags and the jaxlib version, so
+    only an identical program is loaded; entries are written without a lock, so processes that
+    run at the same time should not share one directory."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(directory), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}

@@ -20,6 +20,8 @@ import jax
 import numpy as np
 import pytest
 
+from tests._xla_flags import compilation_cache_env
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ARGS = ["--members", "4", "--epochs", "4", "--seed", "3"]
 """4 members, 4 epochs of 8 steps (512 examples, batch 64): checkpoints at steps 8, 16, 24, 32."""
@@ -36,8 +38,7 @@ def shared_compilation_cache(tmp_path_factory):
     (the checkpoints, what a resumed run restores, its final bits) is the run's, not the
     compiler's. A process killed while writing an entry leaves a file JAX reports and compiles
     past; the kills here come after the first epoch."""
-    settings = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla_cache")),
-                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    settings = compilation_cache_env(tmp_path_factory.mktemp("xla_cache"))
     ENV.update(settings)
     yield
     for name in settings:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._xla_flags import compilation_cache_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 FLAGS = {
@@ -41,8 +43,7 @@ def compilation_cache(tmp_path_factory) -> dict[str, str]:
     the compile options, the XLA flags and the jaxlib version: a program that a flag set changes
     misses and is compiled. Each pytest worker has its own directory (entries are written
     without a lock)."""
-    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla_cache")),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    return compilation_cache_env(tmp_path_factory.mktemp("xla_cache"))
 
 
 @pytest.mark.slow  # 277 CPU-s for the four without the shared cache, 222 with it (65-77 per run, 22 and 46 for
