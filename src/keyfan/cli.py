@@ -253,6 +253,9 @@ def ensemble(
         except ValueError as err:
             raise _fail(f"keyfan ensemble: {err}") from None
         except OSError as err:
+            from keyfan.ensemble._disk_errors import silence_echoes_for_the_process
+
+            silence_echoes_for_the_process()  # the line below is the run's last word on the error
             Console(stderr=True, soft_wrap=True).print(f"keyfan ensemble: {err}", markup=False, style="red")
             raise typer.Exit(code=1) from None
     if result.resumed_from is not None:

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import pathlib
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import jax
 
 from keyfan._checks import as_int, check_writable_dir, is_typed_key
+from keyfan.ensemble._disk_errors import os_error, reported_once
 from keyfan.ensemble._train import TrainState
 
 __all__ = ["latest_step", "restore", "save"]
@@ -209,11 +205,11 @@ def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: i
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     before = latest_step(path)  # complete checkpoints only, as resuming counts them
     try:
-        with _disk_errors_reported_once(), ocp.CheckpointManager(path, options=options) as manager:
+        with reported_once(), ocp.CheckpointManager(path, options=options) as manager:
             manager.save(step, args=ocp.args.StandardSave(_payload(state)), force=True)
             manager.wait_until_finished()
     except Exception as err:  # orbax and tensorstore wrap a full disk or a read-only directory variously
-        cause = _os_error(err)
+        cause = os_error(err)
         if cause is None:
             raise
         kept = "no earlier checkpoint" if before is None else f"the checkpoint of step {before} is intact"
@@ -221,62 +217,6 @@ def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: i
                                    f"({cause.strerror or cause}); {kept}. Free space or make the directory "
                                    f"writable, then resume.") from err
     return path / str(step)
-
-
-@contextmanager
-def _disk_errors_reported_once(settle_s: float = 30.0) -> Iterator[None]:
-    """While orbax saves: a full disk or a read-only directory fails orbax's writer threads too,
-    which log the traceback (``absl``) or let Python print it, possibly after :func:`save` has
-    reported the error in one line (the original stays chained to it). A thread's disk error is
-    left to that line (any other log record or thread exception goes through as usual); on
-    failure, the threads the save started get up to ``settle_s`` seconds to end before the error
-    is raised, so nothing is printed after it (they end within a second on an idle machine; 5 s
-    was once too short under a load of 5-7 on two cores, and waiting costs nothing but on failure)."""
-    before = set(threading.enumerate())
-    previous = threading.excepthook
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_value is None or _os_error(args.exc_value) is None:
-            previous(args)
-
-    def not_a_disk_error(record: logging.LogRecord) -> bool:
-        err = record.exc_info[1] if record.exc_info else None
-        return _os_error(err if err is not None else Exception(record.getMessage())) is None
-
-    absl = logging.getLogger("absl")
-    threading.excepthook = hook
-    absl.addFilter(not_a_disk_error)
-    try:
-        yield
-    except BaseException:
-        deadline = time.monotonic() + settle_s
-        for thread in set(threading.enumerate()) - before:
-            if thread is not threading.current_thread():
-                thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        raise
-    finally:
-        threading.excepthook = previous
-        absl.removeFilter(not_a_disk_error)
-
-
-def _os_error(err: BaseException) -> OSError | None:
-    """The ``OSError`` behind ``err`` (itself, its cause or context, or a message naming errno's
-    ENOSPC/EROFS/EACCES), or None."""
-    import errno as errnos
-
-    cause: BaseException | None = err
-    seen = set()
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, OSError):
-            return cause
-        text = str(cause)
-        for code in (errnos.ENOSPC, errnos.EROFS, errnos.EACCES, errnos.EDQUOT):
-            name = errnos.errorcode[code]
-            if name in text or os.strerror(code) in text:
-                return OSError(code, os.strerror(code))
-        cause = cause.__cause__ or cause.__context__
-    return None
 
 
 def latest_step(directory: str | os.PathLike[str]) -> int | None:
