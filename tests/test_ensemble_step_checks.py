@@ -3,6 +3,9 @@ checks only for the very jax.Arrays (immutable) that passed them on the step bef
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
@@ -43,3 +46,23 @@ def test_a_consumed_state_is_refused_by_its_first_leaf():
     trainer.step(state, x, y, ids)
     with pytest.raises(ValueError, match=r"consumed by an earlier Trainer\.step"):
         trainer.step(state, x, y, ids)
+
+
+def test_the_checks_are_skipped_for_the_same_arrays_and_no_batch_is_kept_alive(monkeypatch):
+    from keyfan.ensemble import _train_checks
+
+    calls = []
+    check = _train_checks.check_step_values
+    monkeypatch.setattr(_train_checks, "check_step_values", lambda *args: (calls.append(1), check(*args))[1])
+    trainer = Trainer(optax.sgd(0.1))
+    state, x = _state(trainer)
+    y, ids = jnp.array([0, 1, 2, 0]), jnp.arange(4)
+    for _ in range(3):
+        state, _ = trainer.step(state, x, y, ids)
+    assert len(calls) == 1
+    kept = weakref.ref(y), weakref.ref(ids)
+    del y, ids
+    gc.collect()
+    assert [ref() for ref in kept] == [None, None]  # the trainer holds the last checked arrays weakly
+    state, _ = trainer.step(state, x, jnp.array([0, 1, 2, 0]), jnp.arange(4))
+    assert len(calls) == 2

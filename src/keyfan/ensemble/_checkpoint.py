@@ -168,7 +168,8 @@ def save(directory: str | os.PathLike[str], state: TrainState, *, max_to_keep: i
       OSError: writing failed part way (a full disk, a directory made read-only): the message
         names the step and the directory; the checkpoints saved before are intact (orbax writes
         into a temporary directory and renames it only when complete, so a partial checkpoint
-        is never read as one).
+        is never read as one). It is the error's only report: the copies that orbax's writer
+        threads, tasks and callbacks would print are silenced (``keyfan.ensemble._disk_errors``).
       TypeError: ``state`` is not a :class:`TrainState`, or ``directory`` is not a ``str`` or
         ``os.PathLike``, or ``max_to_keep`` is not an integer.
       ValueError: ``max_to_keep`` is below 1.

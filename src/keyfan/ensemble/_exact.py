@@ -31,9 +31,9 @@ import numpy as np
 from keyfan._jaxinternals.core import Literal
 from keyfan.ensemble._shard import fixed_sum
 
-__all__ = ["assess", "exact"]
+__all__ = ["CALLS", "PRODUCTS", "assess", "exact", "rounded"]
 
-_CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr", "core_call": "call_jaxpr",
+CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr", "core_call": "call_jaxpr",
           "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr"}
 """Primitives that call an inner (closed) jaxpr, and its parameter: evaluated (and rewritten)
 inline. The program :func:`exact` builds is run, not differentiated, so a custom derivative's
@@ -41,8 +41,8 @@ rule is not needed."""
 
 _REWRITTEN = frozenset({"dot_general", "reduce_sum"})
 
-_PRODUCTS = frozenset({"mul", "integer_pow", "square"})
-"""Elementwise products, each rounded on its own (:func:`_rounded`) before anything adds it."""
+PRODUCTS = frozenset({"mul", "integer_pow", "square"})
+"""Elementwise products, each rounded on its own (:func:`rounded`) before anything adds it."""
 
 _BATCH_SAFE = frozenset({
     # elementwise arithmetic, comparisons, casts, transcendental functions (one element at a time)
@@ -109,8 +109,8 @@ def assess(fn: Callable[..., Any], *args: Any) -> tuple[set[str], int]:
 def _equations(jaxpr: Any) -> Iterator[tuple[str, Any]]:
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
-        if name in _CALLS:
-            yield from _equations(eqn.params[_CALLS[name]].jaxpr)
+        if name in CALLS:
+            yield from _equations(eqn.params[CALLS[name]].jaxpr)
         else:
             yield name, eqn
 
@@ -161,8 +161,8 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array, stored: set[int])
     for eqn in jaxpr.eqns:
         invals = [read(v) for v in eqn.invars]
         name = eqn.primitive.name
-        if name in _CALLS:
-            inner = eqn.params[_CALLS[name]]
+        if name in CALLS:
+            inner = eqn.params[CALLS[name]]
             stored |= {id(c) for c in inner.consts}
             outs = _eval(inner.jaxpr, inner.consts, invals, zero, stored)
         else:
@@ -180,8 +180,8 @@ def _eval(jaxpr: Any, consts: Any, args: Any, zero: jax.Array, stored: set[int])
                 out = _sum_axes(materialised(v) if shares else invals[0], eqn.params["axes"])
             else:
                 out = eqn.primitive.bind(*invals, **eqn.params)
-                if name in _PRODUCTS and _is_float(eqn.outvars[0].aval.dtype):
-                    out = _rounded(out, zero)
+                if name in PRODUCTS and _is_float(eqn.outvars[0].aval.dtype):
+                    out = rounded(out, zero)
             outs = list(out) if eqn.primitive.multiple_results else [out]
             if name in _MOVES and all(id(a) in stored for a in invals if not isinstance(a, (int, float))):
                 stored |= {id(o) for o in outs}
@@ -251,17 +251,17 @@ def _zero_after(a: jax.Array, zero: jax.Array) -> jax.Array:
 
 
 def _product_sum(a: jax.Array, b: jax.Array, zero: jax.Array) -> jax.Array:
-    """``fixed_sum(_rounded(a * b, zero))`` over axis 0 (``a``, ``b`` broadcasting), the same
+    """``fixed_sum(rounded(a * b, zero))`` over axis 0 (``a``, ``b`` broadcasting), the same
     operations in the same order, but the first level of the tree multiplies slices of ``a`` and
     ``b`` itself, so that no product has more than one reader and XLA computes each output's
     products and their tree in one loop, never writing the products to memory."""
     n = a.shape[0]
     if n < 2:
-        return fixed_sum(_rounded(a * b, zero))
+        return fixed_sum(rounded(a * b, zero))
     half = n // 2
 
     def products(lo: int, hi: int) -> jax.Array:
-        return _rounded(a[lo:hi] * b[lo:hi], zero)
+        return rounded(a[lo:hi] * b[lo:hi], zero)
 
     head = products(0, half) + products(half, 2 * half)
     return fixed_sum(jnp.concatenate([head, products(2 * half, n)]) if n % 2 else head)
@@ -287,7 +287,7 @@ def _materialised(a: jax.Array, zero: jax.Array) -> jax.Array:
     return a / ones
 
 
-def _rounded(p: jax.Array, zero: jax.Array) -> jax.Array:
+def rounded(p: jax.Array, zero: jax.Array) -> jax.Array:
     """``p`` (bit for bit), but no longer the result of a multiply as far as the compiler can
     tell: its bits xor an opaque zero."""
     width = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}.get(p.dtype.itemsize)

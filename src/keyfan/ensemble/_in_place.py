@@ -17,7 +17,7 @@ jaxpr itself so that XLA computes each output leaf inside its in-place write:
   equations read it back at ``m + zero`` (``zero`` an opaque 0): XLA can neither recompute it
   inside a later consumer (which would read the OLD stacked moment while it is overwritten, and
   XLA then copies the whole stacked array, every member) nor fold the read into the write;
-* every float product is rounded on its own before anything adds it (``_exact._rounded``): which
+* every float product is rounded on its own before anything adds it (``_exact.rounded``): which
   multiply XLA's LLVM backend contracts with an add into an FMA depends on the fusion around it
   (measured: Adam's first moment came out one ulp apart when its read moved into the write's
   fusion), so without this the update's bits would depend on the arrangement of the loop (one
@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from keyfan._jaxinternals.core import Literal
-from keyfan.ensemble._exact import _CALLS, _PRODUCTS, _rounded
+from keyfan.ensemble._exact import CALLS, PRODUCTS, rounded
 
 __all__ = ["written_in_place"]
 
@@ -112,15 +112,15 @@ def written_in_place(fn: Callable[..., Any], zero: jax.Array) -> Callable[..., A
 
 
 def _bind(eqn: Any, invals: list[Any], zero: jax.Array) -> list[Any]:
-    """The outputs of one equation, a float product rounded on its own (``_exact._rounded``);
+    """The outputs of one equation, a float product rounded on its own (``_exact.rounded``);
     an inner call is evaluated inline."""
     name = eqn.primitive.name
-    if name in _CALLS:
-        inner = eqn.params[_CALLS[name]]
+    if name in CALLS:
+        inner = eqn.params[CALLS[name]]
         return _eval(inner.jaxpr, inner.consts, invals, zero)
     out = eqn.primitive.bind(*invals, **eqn.params)
-    if name in _PRODUCTS and jnp.issubdtype(eqn.outvars[0].aval.dtype, jnp.inexact):
-        out = _rounded(out, zero)
+    if name in PRODUCTS and jnp.issubdtype(eqn.outvars[0].aval.dtype, jnp.inexact):
+        out = rounded(out, zero)
     return list(out) if eqn.primitive.multiple_results else [out]
 
 
