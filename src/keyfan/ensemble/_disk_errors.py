@@ -6,7 +6,7 @@ own copy of the error on stderr, before or after the save's one-line error:
 
 - a writer thread's exception (``threading.excepthook``) or its ``absl`` log record;
 - tensorstore's callbacks into orbax's event loop, which has closed by then: ``RuntimeError:
-  Event loop is closed`` through ``sys.unraisablehook`` (15-20 of them per failed save);
+  Event loop is closed`` through ``sys.unraisablehook`` (14-18 of them per failed save);
 - a task whose exception nobody retrieved: asyncio's ``Task exception was never retrieved``
   log record, written when the task is collected (at interpreter exit when the save's
   exception keeps its frames alive).
@@ -43,23 +43,27 @@ def os_error(err: BaseException | None) -> OSError | None:
     first one in its ``__cause__``/``__context__`` chain, else an ``OSError`` built from the first
     message in the chain that names ENOSPC, EROFS, EACCES or EDQUOT (orbax and tensorstore wrap
     a full disk in a ``ValueError`` whose message carries the errno); None if there is none."""
-    cause, seen = err, set()
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
+    for cause in _chain(err):
         if isinstance(cause, OSError):
             return cause
         text = str(cause)
         for code in _DISK_ERRNOS:
             if errno.errorcode[code] in text or os.strerror(code) in text:
                 return OSError(code, os.strerror(code))
-        cause = cause.__cause__ or cause.__context__
     return None
+
+
+def _chain(err: BaseException | None) -> Iterator[BaseException]:
+    """``err``, then its ``__cause__`` (else ``__context__``), and so on, each once."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
 
 
 def _is_echo(exc: BaseException | None) -> bool:
     """``exc`` is a disk error or a callback's wake-up of orbax's closed event loop."""
-    if exc is None:
-        return False
     if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
         return True
     return os_error(exc) is not None
@@ -112,12 +116,8 @@ def reported_once(settle_s: float = 30.0) -> Iterator[None]:
         for thread in set(threading.enumerate()) - before:
             if thread is not threading.current_thread():
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        cause: BaseException | None = exc
-        seen = set()
-        while cause is not None and id(cause) not in seen:
-            seen.add(id(cause))
+        for cause in _chain(exc):
             traceback.clear_frames(cause.__traceback__)
-            cause = cause.__cause__ or cause.__context__
         gc.collect()
         raise
     finally:

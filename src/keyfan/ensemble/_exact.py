@@ -34,7 +34,7 @@ from keyfan.ensemble._shard import fixed_sum
 __all__ = ["CALLS", "PRODUCTS", "assess", "exact", "rounded"]
 
 CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr", "core_call": "call_jaxpr",
-          "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr"}
+         "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr"}
 """Primitives that call an inner (closed) jaxpr, and its parameter: evaluated (and rewritten)
 inline. The program :func:`exact` builds is run, not differentiated, so a custom derivative's
 rule is not needed."""
